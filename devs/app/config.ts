@@ -1,0 +1,96 @@
+import * as ds from "@devicescript/core"
+import { digest } from "@devicescript/crypto"
+import { kvGet } from "../flash/kv"
+
+/**
+ * Provisioning and configuration, from the settings store (written over USB by `coldtrace provision`).
+ *   devid    8 bytes     device identity
+ *   devkey   32 bytes    per-device secret; never logged
+ *   endpoint utf-8 URL   ingest server, e.g. https://ingest.example/v1/batch
+ *   cfg      JSON        LoggerConfig (< 192 bytes)
+ * There are no defaults for identity, key or endpoint: an unprovisioned logger waits and says so.
+ */
+export interface LoggerConfig {
+    /** sampling interval, seconds */
+    interval: number
+    /** upload period, seconds */
+    upload: number
+    /** alarm band, degrees C */
+    low: number
+    high: number
+    /** thermocouple type letter */
+    tc: string
+    /** MAX31856 averaging (1, 2, 4, 8, 16) */
+    avg: number
+    /** mains notch, 50 or 60 Hz */
+    notch: number
+}
+
+export const DEFAULT_CONFIG: LoggerConfig = {
+    interval: 300,
+    upload: 3600,
+    low: -80,
+    high: -60,
+    tc: "T",
+    avg: 1,
+    notch: 50,
+}
+
+export interface Provisioning {
+    devid: Buffer
+    devkey: Buffer
+    endpoint: string
+    config: LoggerConfig
+    /** the first 16 bytes of SHA-256 over the configuration text, for the config record */
+    configHash: Buffer
+}
+
+function validConfig(c: LoggerConfig): string {
+    if (!(c.interval >= 1 && c.interval <= 86400)) return "interval must be 1..86400 s"
+    if (!(c.upload >= 10 && c.upload <= 7 * 86400)) return "upload must be 10..604800 s"
+    if (!(c.low < c.high)) return "alarm band: low must be below high"
+    if ("BEJKNRST".indexOf(c.tc) < 0 || c.tc.length !== 1) return "tc must be one of B E J K N R S T"
+    if ([1, 2, 4, 8, 16].indexOf(c.avg) < 0) return "avg must be 1, 2, 4, 8 or 16"
+    if (c.notch !== 50 && c.notch !== 60) return "notch must be 50 or 60"
+    return undefined
+}
+
+/** Reads provisioning once; undefined (with the reason logged) when incomplete or invalid. */
+export async function readProvisioning(): Promise<Provisioning> {
+    const devid = await kvGet("devid")
+    const devkey = await kvGet("devkey")
+    const ep = await kvGet("endpoint")
+    if (!devid || devid.length !== 8 || !devkey || devkey.length !== 32 || !ep) {
+        console.log("ct:unprovisioned need devid (8 B), devkey (32 B) and endpoint")
+        return undefined
+    }
+    const cfgBuf = await kvGet("cfg")
+    const cfgText = cfgBuf ? cfgBuf.toString("utf-8") : ""
+    const config: LoggerConfig = Object.assign({}, DEFAULT_CONFIG)
+    if (cfgText) {
+        let parsed: any
+        try {
+            parsed = JSON.parse(cfgText)
+        } catch (e) {
+            console.log("ct:config-error cfg is not JSON; using defaults")
+        }
+        if (parsed) {
+            const merged = Object.assign(Object.assign({}, DEFAULT_CONFIG), parsed)
+            const why = validConfig(merged)
+            if (why) console.log("ct:config-error " + why + "; using defaults")
+            else Object.assign(config, merged)
+        }
+    }
+    const endpoint = ep.toString("utf-8")
+    const configHash = digest("sha256", Buffer.from(JSON.stringify(config)), Buffer.from(endpoint)).slice(0, 16)
+    return { devid, devkey, endpoint, config, configHash }
+}
+
+/** A factory-new logger waits here until a technician provisions it. */
+export async function waitForProvisioning(): Promise<Provisioning> {
+    for (;;) {
+        const p = await readProvisioning()
+        if (p) return p
+        await ds.sleep(500)
+    }
+}

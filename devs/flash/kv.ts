@@ -1,0 +1,51 @@
+import * as ds from "@devicescript/core"
+import { settings } from "@devicescript/settings"
+
+/**
+ * Raw Buffer access to the settings store, the only flash API (platform notes). Values must stay
+ * under ~200 bytes: longer ones can be written but not read back.
+ */
+export const MAX_VALUE = 192
+
+export async function kvGet(key: string): Promise<Buffer> {
+    const pkt = await ds.actionReport(
+        settings,
+        "get",
+        async () => await settings.get(key),
+        (p: ds.Packet) => p.decode()[0] === key
+    )
+    const b: Buffer = pkt.decode()[1]
+    return b && b.length ? b : undefined
+}
+
+export async function kvSet(key: string, value: Buffer): Promise<void> {
+    if (value.length > MAX_VALUE) throw new RangeError(`${key}: ${value.length} bytes > ${MAX_VALUE}`)
+    await settings.set(key, value)
+}
+
+export async function kvDelete(key: string): Promise<void> {
+    await settings.delete(key)
+}
+
+/** Serializes async sections (appends, acks, reads) so no fiber sees a half-updated store. */
+export class Mutex {
+    private busy = false
+    private waiters: (() => void)[] = []
+
+    async run<T>(fn: () => Promise<T>): Promise<T> {
+        while (this.busy) {
+            const fib = ds.Fiber.self()
+            this.waiters.push(() => fib.resume(null))
+            await ds.suspend<void>()
+        }
+        this.busy = true
+        try {
+            return await fn()
+        } finally {
+            // released on every path, exceptions included
+            this.busy = false
+            const w = this.waiters.shift()
+            if (w) w()
+        }
+    }
+}

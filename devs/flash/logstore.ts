@@ -1,0 +1,237 @@
+import { genesisHead, nextHead, bufEq } from "../chain/chain"
+import { recordLengthAt, recordSeq } from "../record/record"
+import { kvGet, kvSet, kvDelete, MAX_VALUE, Mutex } from "./kv"
+
+/**
+ * The record log in flash (docs/format.md section 4): blocks of consecutive canonical records in the
+ * settings store, each block carrying the chain head before its first record, so the head can always
+ * be recomputed from flash alone after a power cut.
+ */
+const BLOCK_HDR = 36
+const META_KEY = "lgmeta"
+const ACK_KEY = "lgack"
+const NONE = 0xffffffff
+
+function blockKey(n: number) {
+    let h = (n >>> 0).toString(16)
+    while (h.length < 8) h = "0" + h
+    return "lg" + h
+}
+
+export interface Batch {
+    firstSeq: number
+    prevHead: Buffer
+    records: Buffer[]
+}
+
+export interface StoreStatus {
+    nextSeq: number
+    ackSeq: number
+    blocks: number
+    evicted: number
+}
+
+export class LogStore {
+    private lock = new Mutex()
+    // block numbers start at 1; lastBlock = firstBlock - 1 means no block yet
+    private firstBlock = 1
+    private lastBlock = 0
+    private blockFirstSeq: number[] = [] // index: block number - firstBlock
+    private open: Buffer // the last block's current bytes
+    head: Buffer
+    nextSeq = 0
+    ackSeq = NONE
+    boot = 0
+    evicted = 0
+
+    /** `maxBlocks`: live blocks allowed before the oldest unacknowledged one is evicted */
+    constructor(readonly devid: Buffer, readonly maxBlocks: number) {
+        this.head = genesisHead(devid)
+    }
+
+    /** Find the head after a restart and count this boot. */
+    async start(): Promise<void> {
+        await this.lock.run(async () => {
+            const meta = await kvGet(META_KEY)
+            if (meta && meta.length >= 12) {
+                this.firstBlock = meta.getAt(0, "u32")
+                this.lastBlock = meta.getAt(4, "u32")
+                this.boot = meta.getAt(8, "u32")
+                // a block written just before a cut, before its meta update
+                if (await kvGet(blockKey(this.lastBlock + 1))) this.lastBlock++
+            }
+            const ack = await kvGet(ACK_KEY)
+            if (ack && ack.length >= 4) this.ackSeq = ack.getAt(0, "u32")
+            this.blockFirstSeq = []
+            for (let n = this.firstBlock; n <= this.lastBlock; ++n) {
+                const b = await kvGet(blockKey(n))
+                this.blockFirstSeq.push(b ? b.getAt(0, "u32") : NONE)
+                if (n === this.lastBlock) this.open = b
+            }
+            if (!this.open) {
+                this.blockFirstSeq = []
+                this.lastBlock = this.firstBlock - 1
+            } else {
+                const r = this.rehash(this.open, NONE)
+                this.head = r.head
+                this.nextSeq = r.lastSeq + 1
+            }
+            // a cut between the meta update and the delete of an acknowledged block leaves it behind
+            if (this.firstBlock > 1 && (await kvGet(blockKey(this.firstBlock - 1)))) await kvDelete(blockKey(this.firstBlock - 1))
+            this.boot++
+            await this.writeMeta()
+        })
+    }
+
+    status(): StoreStatus {
+        return {
+            nextSeq: this.nextSeq,
+            ackSeq: this.ackSeq,
+            blocks: this.lastBlock - this.firstBlock + 1,
+            evicted: this.evicted,
+        }
+    }
+
+    /** Append one record built for `seq = nextSeq`. Resolves once it is in flash. */
+    async append(build: (seq: number) => Buffer): Promise<number> {
+        return await this.lock.run(async () => {
+            const seq = this.nextSeq
+            const rec = build(seq)
+            if (recordSeq(rec) !== seq) throw new Error("record seq mismatch")
+            if (this.open && this.open.length + rec.length <= MAX_VALUE) {
+                const nb = this.open.concat(rec)
+                await kvSet(blockKey(this.lastBlock), nb)
+                this.open = nb
+            } else {
+                const nb = Buffer.alloc(BLOCK_HDR)
+                nb.setAt(0, "u32", seq)
+                nb.blitAt(4, this.head, 0, 32)
+                const block = nb.concat(rec)
+                const n = this.lastBlock + 1
+                await kvSet(blockKey(n), block)
+                this.lastBlock = n
+                this.blockFirstSeq.push(seq)
+                this.open = block
+                await this.writeMeta()
+            }
+            this.head = nextHead(this.head, rec)
+            this.nextSeq = seq + 1
+            return seq
+        })
+    }
+
+    /** Whether the store is over its block budget (the caller then evicts with a gap record). */
+    overBudget(): boolean {
+        return this.lastBlock - this.firstBlock + 1 > this.maxBlocks
+    }
+
+    /** Drop the oldest block even if unacknowledged; returns [first, last] seq dropped. */
+    async evictOldest(): Promise<number[]> {
+        return await this.lock.run(async () => {
+            if (this.lastBlock <= this.firstBlock) return undefined
+            const first = this.blockFirstSeq[0]
+            const last = this.blockFirstSeq[1] - 1
+            await this.dropFirstBlock()
+            this.evicted += last - first + 1
+            return [first, last]
+        })
+    }
+
+    /** Records from `fromSeq` on, at most `maxBytes` of records, with the head before them. */
+    async readFrom(fromSeq: number, maxBytes: number): Promise<Batch> {
+        return await this.lock.run(async () => {
+            if (fromSeq >= this.nextSeq) return undefined
+            let i = this.blockFirstSeq.length - 1
+            while (i > 0 && this.blockFirstSeq[i] > fromSeq) i--
+            if (this.blockFirstSeq[i] > fromSeq) fromSeq = this.blockFirstSeq[i] // evicted before
+            const out: Buffer[] = []
+            let prevHead: Buffer
+            let bytes = 0
+            for (; i < this.blockFirstSeq.length; ++i) {
+                const blk = i === this.blockFirstSeq.length - 1 ? this.open : await kvGet(blockKey(this.firstBlock + i))
+                if (!blk) break
+                let h = blk.slice(4, BLOCK_HDR)
+                let off = BLOCK_HDR
+                for (;;) {
+                    const n = recordLengthAt(blk, off)
+                    if (!n) break
+                    const rec = blk.slice(off, off + n)
+                    const seq = recordSeq(rec)
+                    if (seq >= fromSeq) {
+                        if (!prevHead) prevHead = h
+                        if (bytes + n > maxBytes) return { firstSeq: fromSeq, prevHead, records: out }
+                        out.push(rec)
+                        bytes += n
+                    }
+                    h = nextHead(h, rec)
+                    off += n
+                }
+            }
+            if (!out.length) return undefined
+            return { firstSeq: fromSeq, prevHead, records: out }
+        })
+    }
+
+    /**
+     * The server durably holds everything up to `seq` with chain head `head`. Frees those blocks,
+     * but only if `head` is our own head at `seq` (a server holding other bytes frees nothing).
+     */
+    async acknowledge(seq: number, head: Buffer): Promise<boolean> {
+        return await this.lock.run(async () => {
+            if (seq >= this.nextSeq) return false
+            if (this.ackSeq !== NONE && seq <= this.ackSeq) return true
+            const own = await this.headAt(seq)
+            if (!own || !bufEq(own, head)) return false
+            const a = Buffer.alloc(36)
+            a.setAt(0, "u32", seq)
+            a.blitAt(4, head, 0, 32)
+            await kvSet(ACK_KEY, a)
+            this.ackSeq = seq
+            // free whole blocks that are acknowledged; the last block stays (it holds the head)
+            while (this.blockFirstSeq.length > 1 && this.blockFirstSeq[1] - 1 <= seq) await this.dropFirstBlock()
+            return true
+        })
+    }
+
+    private async headAt(seq: number): Promise<Buffer> {
+        let i = this.blockFirstSeq.length - 1
+        while (i > 0 && this.blockFirstSeq[i] > seq) i--
+        const blk = i === this.blockFirstSeq.length - 1 ? this.open : await kvGet(blockKey(this.firstBlock + i))
+        if (!blk) return undefined
+        const r = this.rehash(blk, seq)
+        return r.lastSeq === seq ? r.head : undefined
+    }
+
+    /** Re-hash a block from its stored prev_head, up to `stopSeq` (NONE = to the end). */
+    private rehash(blk: Buffer, stopSeq: number) {
+        let h = blk.slice(4, BLOCK_HDR)
+        let lastSeq = blk.getAt(0, "u32") - 1
+        let off = BLOCK_HDR
+        for (;;) {
+            const n = recordLengthAt(blk, off)
+            if (!n) break
+            const rec = blk.slice(off, off + n)
+            h = nextHead(h, rec)
+            lastSeq = recordSeq(rec)
+            off += n
+            if (lastSeq === stopSeq) break
+        }
+        return { head: h, lastSeq }
+    }
+
+    private async dropFirstBlock() {
+        const n = this.firstBlock
+        this.firstBlock++
+        this.blockFirstSeq.shift()
+        await this.writeMeta() // meta first: a cut between the two leaves an orphan, never a hole
+        await kvDelete(blockKey(n))
+    }
+
+    private async writeMeta() {
+        const m = Buffer.alloc(12)
+        m.setAt(0, "u32", this.firstBlock)
+        m.setAt(4, "u32", this.lastBlock)
+        m.setAt(8, "u32", this.boot)
+        await kvSet(META_KEY, m)
+    }
+}

@@ -1,0 +1,92 @@
+import * as ds from "@devicescript/core"
+import { Clock } from "../hal/clock"
+
+/**
+ * The simulated world as the harness publishes it on the Sim World service (docs/simulator.md):
+ * one snapshot = one instant of world time with every physical input the chip models need.
+ */
+export const FAULT_NONE = 0
+export const FAULT_OPEN = 1
+export const FAULT_SHORT_VCC = 2
+export const FAULT_SHORT_GND = 3
+export const FAULT_DEAD = 4
+export const FAULT_STUCK0 = 5
+
+export class WorldSnapshot {
+    utcMs = 0
+    probeC = 0
+    boardC = 0
+    tcFault = 0
+    netFlags = 0
+    speed = 1
+    lat = 0
+    lon = 0
+    groundSpeed = 0
+    gpsFlags = 0
+}
+
+export function decodeWorld(b: Buffer, out: WorldSnapshot): boolean {
+    if (!b || b.length < 32) return false
+    out.utcMs = b.getAt(0, "u32") + b.getAt(4, "u32") * 4294967296
+    out.probeC = b.getAt(8, "i32") / 1000
+    out.boardC = b.getAt(12, "i32") / 1000
+    out.tcFault = b.getAt(16, "u8")
+    out.netFlags = b.getAt(17, "u8")
+    out.speed = b.getAt(18, "u16") || 1
+    out.lat = b.getAt(20, "i32")
+    out.lon = b.getAt(24, "i32")
+    out.groundSpeed = b.getAt(28, "u16")
+    out.gpsFlags = b.getAt(30, "u8")
+    return true
+}
+
+/** Subscribes to the world and keeps the latest snapshot. */
+export class WorldLink {
+    readonly now = new WorldSnapshot()
+    private seen = false
+    private listeners: ((w: WorldSnapshot) => void)[] = []
+
+    constructor() {
+        const role = new ds.SimWorld()
+        role.reading.subscribe((b: Buffer) => {
+            if (!decodeWorld(b, this.now)) return
+            this.seen = true
+            for (const l of this.listeners) l(this.now)
+        })
+    }
+
+    onChange(fn: (w: WorldSnapshot) => void) {
+        this.listeners.push(fn)
+    }
+
+    async waitFirst(): Promise<void> {
+        while (!this.seen) await ds.sleep(5)
+    }
+}
+
+/**
+ * Device time in the simulator: world time since this boot, taken from the world snapshots. So a
+ * record's time and the physical inputs the chips saw for it come from the same world instant.
+ */
+export class WorldClock extends Clock {
+    private bootUtc: number
+
+    constructor(private world: WorldLink) {
+        super(1)
+        this.bootUtc = world.now.utcMs
+    }
+
+    now(): number {
+        return this.world.now.utcMs - this.bootUtc
+    }
+
+    async sleep(ms: number): Promise<void> {
+        const target = this.now() + ms
+        for (;;) {
+            const left = target - this.now()
+            if (left <= 0) return
+            const wall = left / this.world.now.speed
+            await ds.sleep(wall < 2 ? 2 : wall > 20 ? 20 : wall)
+        }
+    }
+}
