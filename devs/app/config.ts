@@ -56,12 +56,12 @@ function validConfig(c: LoggerConfig): string {
 }
 
 /** Reads provisioning once; undefined (with the reason logged) when incomplete or invalid. */
-export async function readProvisioning(): Promise<Provisioning> {
+export async function readProvisioning(quiet = false): Promise<Provisioning> {
     const devid = await kvGet("devid")
     const devkey = await kvGet("devkey")
     const ep = await kvGet("endpoint")
     if (!devid || devid.length !== 8 || !devkey || devkey.length !== 32 || !ep) {
-        console.log("ct:unprovisioned need devid (8 B), devkey (32 B) and endpoint")
+        if (!quiet) console.log("ct:unprovisioned need devid (8 B), devkey (32 B) and endpoint")
         return undefined
     }
     const cfgBuf = await kvGet("cfg")
@@ -88,9 +88,11 @@ export async function readProvisioning(): Promise<Provisioning> {
 
 /** A factory-new logger waits here until a technician provisions it. */
 export async function waitForProvisioning(): Promise<Provisioning> {
+    let quiet = false
     for (;;) {
-        const p = await readProvisioning()
+        const p = await readProvisioning(quiet)
         if (p) return p
+        quiet = true
         await ds.sleep(500)
     }
 }

@@ -60,13 +60,14 @@ export class Logger {
     async start(): Promise<void> {
         const clock = this.board.clock
         await this.store.start()
-        await this.store.append(seq => bootRecord(seq, clock.now(), this.store.boot, 0))
+        const store = this.store
+        await store.append(bootRecord(store.nextSeq, clock.now(), store.boot, 0))
         // the configuration in force is part of the chain from every boot on
-        await this.store.append(seq => configRecord(seq, clock.now(), this.prov.configHash))
+        await store.append(configRecord(store.nextSeq, clock.now(), this.prov.configHash))
         const st = this.store.status()
         console.log(`ct:boot boot=${this.store.boot} next=${st.nextSeq} ack=${st.ackSeq === ACK_NONE ? -1 : st.ackSeq}`)
-        this.sampling()
-        this.uploading()
+        runSampling.start(this)
+        runUploads.start(this)
     }
 
     private async appendTimeAnchor() {
@@ -77,10 +78,10 @@ export class Logger {
         const now = b.clock.now()
         if (this.lastAnchor >= 0 && now - this.lastAnchor < TIME_ANCHOR_EVERY) return
         this.lastAnchor = now
-        await this.store.append(seq => timeRecord(seq, now, utc, b.utcSource))
+        await this.store.append(timeRecord(this.store.nextSeq, now, utc, b.utcSource))
     }
 
-    private async sampling() {
+    async sampling() {
         const clock = this.board.clock
         const interval = this.prov.config.interval * 1000
         let next = clock.now()
@@ -110,13 +111,13 @@ export class Logger {
         } catch (e) {
             r = { tc: 0, cj: 0, sr: 0, sflags: SFLAG_NO_READING }
         }
-        const seq = await this.store.append(s => sampleRecord(s, uptime, r.tc, r.cj, r.sr, r.sflags))
+        const seq = await this.store.append(sampleRecord(this.store.nextSeq, uptime, r.tc, r.cj, r.sr, r.sflags))
         console.log(`ct:sample seq=${seq} up=${uptime} tc=${r.tc} cj=${r.cj} sr=${r.sr} fl=${r.sflags}`)
         if (!r.sr && !r.sflags) await this.checkAlarm(r.tc, uptime)
         while (this.store.overBudget()) {
             const gone = await this.store.evictOldest()
             if (!gone) break
-            await this.store.append(s => gapRecord(s, clock.now(), gone[0], gone[1]))
+            await this.store.append(gapRecord(this.store.nextSeq, clock.now(), gone[0], gone[1]))
             console.log(`ct:evicted first=${gone[0]} last=${gone[1]}`)
         }
     }
@@ -128,12 +129,12 @@ export class Logger {
         const inBand = type === 3
         if (inBand === this.inBand) return
         this.inBand = inBand
-        await this.store.append(s => alarmRecord(s, uptime, type, tc))
+        await this.store.append(alarmRecord(this.store.nextSeq, uptime, type, tc))
         console.log(`ct:alarm type=${type} tc=${tc}`)
         this.uploadNow = true // an excursion is reported at once, not at the next upload slot
     }
 
-    private async uploading() {
+    async uploading() {
         const clock = this.board.clock
         const period = this.prov.config.upload * 1000
         let backoff = BACKOFF_MIN
@@ -176,4 +177,12 @@ export class Logger {
             if (status !== 200 || this.store.status().ackSeq !== last) return false
         }
     }
+}
+
+// fibers: Function.start() runs a function in the background (methods lose `this`, so wrap them)
+async function runSampling(lg: Logger) {
+    await lg.sampling()
+}
+async function runUploads(lg: Logger) {
+    await lg.uploading()
 }

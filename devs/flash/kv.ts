@@ -27,25 +27,25 @@ export async function kvDelete(key: string): Promise<void> {
     await settings.delete(key)
 }
 
-/** Serializes async sections (appends, acks, reads) so no fiber sees a half-updated store. */
+/**
+ * Serializes async sections (appends, acks, reads) so no fiber sees a half-updated store.
+ * Use as `await m.acquire(); try { ... } finally { m.release() }` so every path releases it.
+ */
 export class Mutex {
     private busy = false
-    private waiters: (() => void)[] = []
+    private waiters: ds.Fiber[] = []
 
-    async run<T>(fn: () => Promise<T>): Promise<T> {
+    async acquire(): Promise<void> {
         while (this.busy) {
-            const fib = ds.Fiber.self()
-            this.waiters.push(() => fib.resume(null))
+            this.waiters.push(ds.Fiber.self())
             await ds.suspend<void>()
         }
         this.busy = true
-        try {
-            return await fn()
-        } finally {
-            // released on every path, exceptions included
-            this.busy = false
-            const w = this.waiters.shift()
-            if (w) w()
-        }
+    }
+
+    release(): void {
+        this.busy = false
+        const w = this.waiters.shift()
+        if (w) w.resume(undefined)
     }
 }

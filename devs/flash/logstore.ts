@@ -13,9 +13,10 @@ const ACK_KEY = "lgack"
 const NONE = 0xffffffff
 
 function blockKey(n: number) {
-    let h = (n >>> 0).toString(16)
-    while (h.length < 8) h = "0" + h
-    return "lg" + h
+    const b = Buffer.alloc(4)
+    b.setAt(0, "u32", n)
+    // big-endian hex so keys sort like the numbers
+    return "lg" + b.slice(3, 4).toString("hex") + b.slice(2, 3).toString("hex") + b.slice(1, 2).toString("hex") + b.slice(0, 1).toString("hex")
 }
 
 export interface Batch {
@@ -51,7 +52,8 @@ export class LogStore {
 
     /** Find the head after a restart and count this boot. */
     async start(): Promise<void> {
-        await this.lock.run(async () => {
+        await this.lock.acquire()
+        try {
             const meta = await kvGet(META_KEY)
             if (meta && meta.length >= 12) {
                 this.firstBlock = meta.getAt(0, "u32")
@@ -80,7 +82,9 @@ export class LogStore {
             if (this.firstBlock > 1 && (await kvGet(blockKey(this.firstBlock - 1)))) await kvDelete(blockKey(this.firstBlock - 1))
             this.boot++
             await this.writeMeta()
-        })
+        } finally {
+            this.lock.release()
+        }
     }
 
     status(): StoreStatus {
@@ -92,12 +96,15 @@ export class LogStore {
         }
     }
 
-    /** Append one record built for `seq = nextSeq`. Resolves once it is in flash. */
-    async append(build: (seq: number) => Buffer): Promise<number> {
-        return await this.lock.run(async () => {
+    /**
+     * Append one record, built with `seq = nextSeq` (one fiber appends; others only read and ack).
+     * Resolves once it is in flash.
+     */
+    async append(rec: Buffer): Promise<number> {
+        await this.lock.acquire()
+        try {
             const seq = this.nextSeq
-            const rec = build(seq)
-            if (recordSeq(rec) !== seq) throw new Error("record seq mismatch")
+            if (recordSeq(rec) !== seq) throw new Error(`record seq ${recordSeq(rec)}, expected ${seq}`)
             if (this.open && this.open.length + rec.length <= MAX_VALUE) {
                 const nb = this.open.concat(rec)
                 await kvSet(blockKey(this.lastBlock), nb)
@@ -117,7 +124,9 @@ export class LogStore {
             this.head = nextHead(this.head, rec)
             this.nextSeq = seq + 1
             return seq
-        })
+        } finally {
+            this.lock.release()
+        }
     }
 
     /** Whether the store is over its block budget (the caller then evicts with a gap record). */
@@ -127,19 +136,23 @@ export class LogStore {
 
     /** Drop the oldest block even if unacknowledged; returns [first, last] seq dropped. */
     async evictOldest(): Promise<number[]> {
-        return await this.lock.run(async () => {
+        await this.lock.acquire()
+        try {
             if (this.lastBlock <= this.firstBlock) return undefined
             const first = this.blockFirstSeq[0]
             const last = this.blockFirstSeq[1] - 1
             await this.dropFirstBlock()
             this.evicted += last - first + 1
             return [first, last]
-        })
+        } finally {
+            this.lock.release()
+        }
     }
 
     /** Records from `fromSeq` on, at most `maxBytes` of records, with the head before them. */
     async readFrom(fromSeq: number, maxBytes: number): Promise<Batch> {
-        return await this.lock.run(async () => {
+        await this.lock.acquire()
+        try {
             if (fromSeq >= this.nextSeq) return undefined
             let i = this.blockFirstSeq.length - 1
             while (i > 0 && this.blockFirstSeq[i] > fromSeq) i--
@@ -169,7 +182,9 @@ export class LogStore {
             }
             if (!out.length) return undefined
             return { firstSeq: fromSeq, prevHead, records: out }
-        })
+        } finally {
+            this.lock.release()
+        }
     }
 
     /**
@@ -177,7 +192,8 @@ export class LogStore {
      * but only if `head` is our own head at `seq` (a server holding other bytes frees nothing).
      */
     async acknowledge(seq: number, head: Buffer): Promise<boolean> {
-        return await this.lock.run(async () => {
+        await this.lock.acquire()
+        try {
             if (seq >= this.nextSeq) return false
             if (this.ackSeq !== NONE && seq <= this.ackSeq) return true
             const own = await this.headAt(seq)
@@ -190,7 +206,9 @@ export class LogStore {
             // free whole blocks that are acknowledged; the last block stays (it holds the head)
             while (this.blockFirstSeq.length > 1 && this.blockFirstSeq[1] - 1 <= seq) await this.dropFirstBlock()
             return true
-        })
+        } finally {
+            this.lock.release()
+        }
     }
 
     private async headAt(seq: number): Promise<Buffer> {

@@ -48,10 +48,11 @@ export class WorldLink {
 
     constructor() {
         const role = new ds.SimWorld()
+        const self = this // DeviceScript closures cannot capture `this`
         role.reading.subscribe((b: Buffer) => {
-            if (!decodeWorld(b, this.now)) return
-            this.seen = true
-            for (const l of this.listeners) l(this.now)
+            if (!decodeWorld(b, self.now)) return
+            self.seen = true
+            for (const l of self.listeners) l(self.now)
         })
     }
 
@@ -76,11 +77,11 @@ export class WorldClock extends Clock {
         this.bootUtc = world.now.utcMs
     }
 
-    now(): number {
+    override now(): number {
         return this.world.now.utcMs - this.bootUtc
     }
 
-    async sleep(ms: number): Promise<void> {
+    override async sleep(ms: number): Promise<void> {
         const target = this.now() + ms
         for (;;) {
             const left = target - this.now()

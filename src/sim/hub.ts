@@ -1,3 +1,4 @@
+/// <reference path="../../node_modules/jacdac-ts/dist/types/jacdac-spec/spectool/jdspec.d.ts" />
 import net from "node:net"
 import { readFileSync } from "node:fs"
 import {
@@ -24,9 +25,9 @@ export function loadSimWorldSpec(specPath: string): jdspec.ServiceSpec {
     const includes: Record<string, jdspec.ServiceSpec> = {}
     for (const s of serviceSpecifications()) includes[s.shortId] = s
     const spec = parseServiceSpecificationMarkdownToJSON(md, includes, specPath)
-    if (spec.errors?.length) throw new Error(`simworld spec: ${spec.errors.map(e => e.message).join("; ")}`)
+    if (spec.errors?.length) throw new Error(`simworld spec: ${spec.errors.map((e: { message: string }) => e.message).join("; ")}`)
     const { errors } = loadServiceSpecifications([...serviceSpecifications(), spec])
-    if (errors.length) throw new Error(`simworld spec: ${errors.map(e => e.message).join("; ")}`)
+    if (errors.length) throw new Error(`simworld spec: ${errors.map((e: { message: string }) => e.message).join("; ")}`)
     specLoaded = spec
     return spec
 }

@@ -1,0 +1,230 @@
+import { mkdirSync, rmSync, writeFileSync } from "node:fs"
+import { randomBytes } from "node:crypto"
+import path from "node:path"
+import { JacdacHub } from "./hub.js"
+import { VmProcess, buildFirmware, DEVS_DIR } from "./vm.js"
+import { NetGate } from "./netgate.js"
+import { Scenario } from "./scenario.js"
+import { encodeSnapshot, WorldTime } from "./world.js"
+import { startIngestServer } from "../ingest/server.js"
+import { registerDevice, recordsFor } from "../ingest/db.js"
+import { findLogger } from "../provision/settings.js"
+import { exportDeviceLog } from "./export.js"
+import { provisionValues, writeProvisioning } from "../provision/provision.js"
+import { verifyChain, mergeLogs, type ChainEntry } from "../verify/chain.js"
+import { summarize } from "./summarize.js"
+import { renderReportHtml } from "../report/html.js"
+
+export interface RunOptions {
+    scenario: Scenario
+    outDir: string
+    /** progress lines for a person; silent when absent */
+    progress?: (line: string) => void
+    /** every console line of the VM (for tests and --verbose) */
+    vmLine?: (line: string) => void
+    /** world-hours between progress lines */
+    progressEvery?: number
+}
+
+export interface RunResult {
+    summaryPath: string
+    reportPath: string
+    dbPath: string
+    summary: ReturnType<typeof summarize>
+    /** what the run observed, for tests */
+    observed: { boots: number; sampleLines: Map<number, { tc: number; sr: number; fl: number; up: number }>; vmLines: string[] }
+    wallMs: number
+}
+
+const TICK_MS = 20
+
+const sleep = (ms: number) => new Promise(r => setTimeout(r, ms))
+
+/** Wait until `cond()` holds, checking every 10 ms; rejects with `what` after `ms`. */
+async function until(cond: () => boolean, ms: number, what: string) {
+    const t0 = Date.now()
+    while (!cond()) {
+        if (Date.now() - t0 > ms) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
+        await sleep(10)
+    }
+}
+
+function fmtWorld(s: Scenario, worldMs: number) {
+    const h = worldMs / 3_600_000
+    const d = Math.floor(h / 24)
+    const hh = Math.floor(h % 24)
+    const mm = Math.floor((h * 60) % 60)
+    return `day ${d + 1} ${String(hh).padStart(2, "0")}:${String(mm).padStart(2, "0")}`
+}
+
+/**
+ * One simulated shipment end to end: build the firmware, start the ingest server behind a cuttable
+ * network, run the real firmware in the DeviceScript VM against the world, provision it over Jacdac,
+ * cut its power with SIGKILL where the scenario says, then read what the device still holds, verify
+ * the chain and write summary.json and report.html.
+ */
+export async function runScenario(opts: RunOptions): Promise<RunResult> {
+    const wall0 = performance.now()
+    const s = opts.scenario
+    const say = opts.progress ?? (() => {})
+    const out = path.resolve(opts.outDir)
+    rmSync(out, { recursive: true, force: true })
+    mkdirSync(out, { recursive: true })
+
+    say(`building firmware (devs/src/sim.ts) ...`)
+    const fw = await buildFirmware("src/sim.ts", path.join(out, "firmware-sim.devs"))
+    say(`firmware: ${fw.bytes} bytes of bytecode`)
+
+    const dbPath = path.join(out, "ingest.sqlite")
+    const ingestLog: string[] = []
+    const ingest = await startIngestServer({ dbPath, log: l => ingestLog.push(l) })
+    const gate = new NetGate(ingest.port)
+    const gatePort = await gate.listen()
+    const devid = randomBytes(8)
+    const devkey = randomBytes(32)
+    const devidHex = devid.toString("hex")
+    registerDevice(ingest.db, devid, devkey, s.name)
+    // the key stays out of every log; it is kept for `coldtrace verify` with owner-only access
+    writeFileSync(path.join(out, "device-secret.json"), JSON.stringify({ devid: devidHex, devkey: devkey.toString("hex") }), { mode: 0o600 })
+
+    const hub = new JacdacHub(path.join(DEVS_DIR, "services/simworld.md"))
+    await hub.listen()
+    const world = new WorldTime(s.speed)
+    const vm = new VmProcess(path.join(out, "device"), fw.bytecode)
+    const vmLines: string[] = []
+    const sampleLines = new Map<number, { tc: number; sr: number; fl: number; up: number }>()
+    const uploads = { attempts: 0, ok: 0, failed: 0 }
+    let booted = 0
+    let lastAck = -1
+    vm.on("line", (line: string) => {
+        vmLines.push(line)
+        opts.vmLine?.(line)
+        const m = /^ct:(\S+)\s*(.*)$/.exec(line)
+        if (!m) return
+        const kv = Object.fromEntries(m[2].split(/\s+/).map(p => p.split("=")))
+        if (m[1] === "sample") sampleLines.set(+kv.seq, { tc: +kv.tc, sr: +kv.sr, fl: +kv.fl, up: +kv.up })
+        else if (m[1] === "boot") booted++
+        else if (m[1] === "upload") {
+            uploads.attempts++
+            if (kv.status === "200") uploads.ok++
+            else uploads.failed++
+            if (kv.ack !== "none") lastAck = +kv.ack
+        } else if (m[1] === "upload-error") {
+            uploads.attempts++
+            uploads.failed++
+        } else if (m[1] === "alarm") say(`  ${fmtWorld(s, world.now())}  ALARM ${kv.type === "3" ? "back in band" : "out of band"} at ${(+kv.tc / 128).toFixed(2)} C`)
+        else if (m[1] === "evicted") say(`  ${fmtWorld(s, world.now())}  store full: evicted unsent seq ${kv.first}..${kv.last}`)
+    })
+
+    const powerCuts: { at: number; until?: number }[] = []
+    const endMs = s.hours * 3_600_000
+    const startUtc = Date.parse(s.start)
+    const cuts = [...(s.powerCuts ?? [])].sort((a, b) => a.at - b.at)
+    let result: RunResult | undefined
+    try {
+        const publish = () => {
+            const now = Math.min(world.now(), endMs)
+            hub.setWorld(encodeSnapshot(s, now))
+            gate.setUp(!(s.outages ?? []).some(o => now >= o.from * 3_600_000 && now < o.to * 3_600_000))
+        }
+        publish()
+        const ticker = setInterval(publish, TICK_MS)
+        try {
+            say(`world: ${s.name}`)
+            say(`  ${s.hours} world-hours at ${s.speed}x; sample every ${s.device.interval} s; out folder ${out}`)
+            vm.start()
+            const logger = await findLogger(hub.bus, 20_000)
+            const values = provisionValues({ devid, devkey, endpoint: `http://127.0.0.1:${gatePort}/v1/batch`, config: s.device })
+            await writeProvisioning(logger, values)
+            say(`  provisioned device ${devidHex} over Jacdac (key not shown)`)
+            await until(() => booted > 0, 20_000, "the logger to boot")
+            world.resume() // the shipment starts once the logger runs
+
+            const every = (opts.progressEvery ?? 6) * 3_600_000
+            let nextProgress = every
+            let cutIdx = 0
+            while (world.now() < endMs) {
+                const now = world.now()
+                if (cutIdx < cuts.length && now >= cuts[cutIdx].at * 3_600_000) {
+                    const cut = cuts[cutIdx++]
+                    await vm.powerCut()
+                    const at = startUtc + now
+                    say(`  ${fmtWorld(s, now)}  POWER CUT (SIGKILL), device off for ${cut.off} h`)
+                    const back = (cut.at + cut.off) * 3_600_000
+                    await until(() => world.now() >= Math.min(back, endMs), 600_000, "power to come back")
+                    if (world.now() >= endMs) break
+                    const before = booted
+                    powerCuts.push({ at, until: startUtc + world.now() })
+                    world.freeze() // a real logger boots in about a second; the VM needs ~1.5 s wall
+                    vm.start()
+                    await until(() => booted > before, 30_000, "the logger to reboot")
+                    world.resume()
+                    say(`  ${fmtWorld(s, world.now())}  power back: boot ${vm.boots}, resumed at seq ${Math.max(...sampleLines.keys()) + 1}`)
+                }
+                if (now >= nextProgress) {
+                    nextProgress += every
+                    const taken = sampleLines.size
+                    say(`  ${fmtWorld(s, now)}  samples ${taken}  acknowledged up to seq ${lastAck}  uploads ${uploads.ok} ok / ${uploads.failed} failed${gate.up ? "" : "  [network down]"}`)
+                }
+                await sleep(TICK_MS)
+            }
+            // end of the shipment: stop the world (the device's clock stops with it) and read it out
+            world.freeze()
+            publish()
+            await sleep(300)
+        } finally {
+            clearInterval(ticker)
+        }
+
+        say(`reading the device's flash over Jacdac ...`)
+        let deviceEntries: ChainEntry[] = []
+        let deviceAck: number | null = null
+        if (vm.running) {
+            const exp = await exportDeviceLog(await findLogger(hub.bus, 10_000))
+            deviceEntries = exp.entries
+            deviceAck = exp.ackSeq
+        }
+        await vm.powerCut()
+
+        const serverEntries: ChainEntry[] = recordsFor(ingest.db, devidHex).map(r => ({ seq: r.seq, bytes: r.bytes, head: r.head }))
+        const { merged, conflicts } = mergeLogs(serverEntries, deviceEntries)
+        const verdict = verifyChain(devid, merged)
+        if (conflicts.length && verdict.ok) Object.assign(verdict, { ok: false, firstBad: conflicts[0], reason: "server and device hold different bytes" })
+        const notes: string[] = []
+        if (deviceAck === null && lastAck >= 0) notes.push("device acknowledgement state could not be read")
+        const summary = summarize({
+            scenario: s.name,
+            deviceId: devidHex,
+            band: { low: s.device.low, high: s.device.high },
+            merged,
+            stored: new Set(serverEntries.map(e => e.seq)),
+            ackSeq: deviceAck,
+            onDevice: new Set(deviceEntries.map(e => e.seq)),
+            reportedSamples: new Set(sampleLines.keys()),
+            verdict,
+            powerCuts,
+            uploads,
+            notes,
+        })
+        const summaryPath = path.join(out, "summary.json")
+        const reportPath = path.join(out, "report.html")
+        writeFileSync(summaryPath, JSON.stringify({ ...summary, firmwareBytes: fw.bytes, wallSeconds: (performance.now() - wall0) / 1000 }, null, 2))
+        writeFileSync(reportPath, renderReportHtml(summary))
+        writeFileSync(path.join(out, "device-console.log"), vmLines.join("\n") + "\n")
+        writeFileSync(path.join(out, "ingest.log"), ingestLog.join("\n") + "\n")
+        result = {
+            summaryPath,
+            reportPath,
+            dbPath,
+            summary,
+            observed: { boots: vm.boots, sampleLines, vmLines },
+            wallMs: performance.now() - wall0,
+        }
+    } finally {
+        await vm.powerCut()
+        await hub.close()
+        await gate.close()
+        await ingest.close()
+    }
+    return result!
+}

@@ -1,0 +1,135 @@
+import { readFileSync } from "node:fs"
+
+/**
+ * A scenario is the simulated world of one shipment (docs/scenario.md). Times are hours from `start`.
+ */
+export interface Scenario {
+    name: string
+    /** world start, ISO 8601 UTC */
+    start: string
+    /** world length, hours */
+    hours: number
+    /** world milliseconds per wall millisecond */
+    speed: number
+    /** device configuration written at provisioning (the firmware's LoggerConfig) */
+    device: { interval: number; upload: number; low: number; high: number; tc?: string; avg?: number; notch?: number }
+    /** piecewise-linear temperatures, [hour, degrees C] keyframes */
+    probe: [number, number][]
+    board: [number, number][]
+    /** deterministic measurement noise on the probe, peak degrees C (0 = none) */
+    noise?: number
+    faults?: { from: number; to: number; kind: FaultKind }[]
+    /** network outages: uploads fail inside them */
+    outages?: { from: number; to: number }[]
+    /** power cuts: the VM is killed with SIGKILL at `at` and powered again `off` hours later */
+    powerCuts?: { at: number; off: number }[]
+    /** route waypoints [hour, lat, lon] (position is interpolated) */
+    route?: [number, number, number][]
+    /** legs and places for the report */
+    legs?: { from: number; label: string }[]
+}
+
+export type FaultKind = "open" | "short_vcc" | "short_gnd" | "dead" | "stuck0"
+export const FAULT_CODES: Record<FaultKind, number> = { open: 1, short_vcc: 2, short_gnd: 3, dead: 4, stuck0: 5 }
+
+export class ScenarioError extends Error {}
+
+function check(cond: unknown, msg: string): asserts cond {
+    if (!cond) throw new ScenarioError(msg)
+}
+
+function checkKeyframes(name: string, k: unknown, hours: number) {
+    check(Array.isArray(k) && k.length > 0, `${name}: needs at least one [hour, value] keyframe`)
+    let prev = -Infinity
+    for (const f of k as unknown[]) {
+        check(Array.isArray(f) && f.length >= 2 && f.every(x => typeof x === "number" && Number.isFinite(x)), `${name}: keyframe ${JSON.stringify(f)} is not [hour, value...]`)
+        const t = (f as number[])[0]
+        check(t >= prev, `${name}: keyframes must be in time order (${t} after ${prev})`)
+        check(t >= 0 && t <= hours, `${name}: keyframe hour ${t} is outside 0..${hours}`)
+        prev = t
+    }
+}
+
+function checkWindows(name: string, w: unknown, hours: number) {
+    if (w === undefined) return
+    check(Array.isArray(w), `${name}: must be a list`)
+    for (const x of w as { from: number; to: number }[]) {
+        check(typeof x.from === "number" && typeof x.to === "number" && x.from < x.to, `${name}: ${JSON.stringify(x)} needs from < to`)
+        check(x.from >= 0 && x.to <= hours, `${name}: ${JSON.stringify(x)} is outside 0..${hours}`)
+    }
+}
+
+/** Parse and validate; every problem is reported with the field it concerns. */
+export function parseScenario(json: unknown): Scenario {
+    const s = json as Scenario
+    check(s && typeof s === "object", "scenario: not a JSON object")
+    check(typeof s.name === "string" && s.name.length > 0, "name: required")
+    check(typeof s.start === "string" && !Number.isNaN(Date.parse(s.start)), "start: must be an ISO 8601 date")
+    check(typeof s.hours === "number" && s.hours > 0 && s.hours <= 24 * 90, "hours: must be 0 < hours <= 2160")
+    check(typeof s.speed === "number" && s.speed >= 1 && s.speed <= 20000, "speed: must be 1..20000")
+    check(s.device && typeof s.device.interval === "number" && s.device.interval >= 1, "device.interval: seconds >= 1")
+    check(typeof s.device.upload === "number" && s.device.upload >= 10, "device.upload: seconds >= 10")
+    check(typeof s.device.low === "number" && typeof s.device.high === "number" && s.device.low < s.device.high, "device.low/high: low < high")
+    checkKeyframes("probe", s.probe, s.hours)
+    checkKeyframes("board", s.board, s.hours)
+    checkWindows("faults", s.faults, s.hours)
+    for (const f of s.faults ?? []) check(f.kind in FAULT_CODES, `faults: unknown kind ${f.kind} (${Object.keys(FAULT_CODES).join(", ")})`)
+    checkWindows("outages", s.outages, s.hours)
+    for (const p of s.powerCuts ?? [])
+        check(typeof p.at === "number" && p.at > 0 && p.at < s.hours && typeof p.off === "number" && p.off >= 0, `powerCuts: ${JSON.stringify(p)} needs 0 < at < hours and off >= 0`)
+    if (s.route) checkKeyframes("route", s.route, s.hours)
+    return s
+}
+
+export function loadScenario(file: string): Scenario {
+    let json: unknown
+    try {
+        json = JSON.parse(readFileSync(file, "utf8"))
+    } catch (e) {
+        throw new ScenarioError(`${file}: ${(e as Error).message}`)
+    }
+    try {
+        return parseScenario(json)
+    } catch (e) {
+        throw new ScenarioError(`${file}: ${(e as Error).message}`)
+    }
+}
+
+/** Linear interpolation in [hour, ...values] keyframes; held constant outside them. */
+export function interpolate(k: number[][], h: number, col = 1): number {
+    if (h <= k[0][0]) return k[0][col]
+    for (let i = 1; i < k.length; i++) {
+        if (h <= k[i][0]) {
+            const [t0, t1] = [k[i - 1][0], k[i][0]]
+            const a = t1 === t0 ? 1 : (h - t0) / (t1 - t0)
+            return k[i - 1][col] + a * (k[i][col] - k[i - 1][col])
+        }
+    }
+    return k[k.length - 1][col]
+}
+
+export function inWindow<W extends { from: number; to: number }>(w: W[] | undefined, h: number): W | undefined {
+    return (w ?? []).find(x => h >= x.from && h < x.to)
+}
+
+/** Deterministic noise: a hash of the hour bucket, so reruns see the same world. */
+function noiseAt(h: number, peak: number): number {
+    if (!peak) return 0
+    let x = Math.floor(h * 60) * 2654435761
+    x = (x ^ (x >>> 16)) >>> 0
+    x = Math.imul(x, 0x45d9f3b) >>> 0
+    return ((x % 2001) / 1000 - 1) * peak
+}
+
+/** The physical world at hour `h`. */
+export function worldAt(s: Scenario, h: number) {
+    const fault = inWindow(s.faults, h)
+    return {
+        probeC: interpolate(s.probe, h) + noiseAt(h, s.noise ?? 0),
+        boardC: interpolate(s.board, h),
+        fault: fault ? fault.kind : undefined,
+        networkUp: !inWindow(s.outages, h),
+        lat: s.route ? interpolate(s.route, h, 1) : 0,
+        lon: s.route ? interpolate(s.route, h, 2) : 0,
+    }
+}

@@ -1,0 +1,87 @@
+import { spawn, ChildProcess, execFile } from "node:child_process"
+import { copyFileSync, mkdirSync, statSync } from "node:fs"
+import { createRequire } from "node:module"
+import path from "node:path"
+import { EventEmitter } from "node:events"
+import { fileURLToPath } from "node:url"
+
+const require = createRequire(import.meta.url)
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..")
+export const DEVS_DIR = path.join(ROOT, "devs")
+export const DEVS_CLI = path.join(path.dirname(require.resolve("@devicescript/cli/package.json")), "built/devicescript-cli.cjs")
+
+export interface BuildResult {
+    bytecode: string
+    bytes: number
+    ms: number
+}
+
+/**
+ * `devs build` of one firmware entry point, copied to `outFile` at once (devs always writes the same
+ * .devicescript/bin path). Rejects with the compiler's diagnostics on failure.
+ */
+export function buildFirmware(entry: string, outFile: string, extraArgs: string[] = []): Promise<BuildResult> {
+    const t0 = performance.now()
+    return new Promise((resolve, reject) => {
+        execFile(process.execPath, [DEVS_CLI, "build", entry, ...extraArgs], { cwd: DEVS_DIR, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
+            if (err) return reject(new Error(`devs build ${entry} failed:\n${stdout}${stderr}`))
+            mkdirSync(path.dirname(outFile), { recursive: true })
+            const bin = path.join(DEVS_DIR, ".devicescript/bin/bytecode.devs")
+            copyFileSync(bin, outFile)
+            resolve({ bytecode: outFile, bytes: statSync(outFile).size, ms: performance.now() - t0 })
+        })
+    })
+}
+
+const ANSI = /\x1b\[[0-9;]*m/g
+
+/**
+ * One simulated device: the DeviceScript VM running our bytecode, connected to the hub on 8082,
+ * its flash in `<dir>/.devicescript/flash`. `powerCut()` is a SIGKILL: nothing gets to clean up.
+ * Emits "line" for every console line (without colours and the "WASM> " prefix) and "exit".
+ */
+export class VmProcess extends EventEmitter {
+    private proc?: ChildProcess
+    boots = 0
+
+    constructor(readonly dir: string, readonly bytecode: string) {
+        super()
+        mkdirSync(dir, { recursive: true })
+    }
+
+    get running() {
+        return !!this.proc && this.proc.exitCode === null && this.proc.signalCode === null
+    }
+
+    start() {
+        if (this.running) throw new Error("VM already running")
+        const p = spawn(process.execPath, [DEVS_CLI, "run", this.bytecode, "--tcp"], {
+            cwd: this.dir,
+            stdio: ["ignore", "pipe", "pipe"],
+        })
+        this.proc = p
+        this.boots++
+        let buf = ""
+        const onData = (d: Buffer) => {
+            buf += d.toString("utf8")
+            let i: number
+            while ((i = buf.indexOf("\n")) >= 0) {
+                const line = buf.slice(0, i).replace(ANSI, "").replace(/^WASM> /, "").trimEnd()
+                buf = buf.slice(i + 1)
+                this.emit("line", line)
+            }
+        }
+        p.stdout!.on("data", onData)
+        p.stderr!.on("data", onData)
+        p.on("exit", (code, signal) => this.emit("exit", code, signal))
+    }
+
+    /** SIGKILL, like pulling the battery; resolves once the process is gone. */
+    async powerCut(): Promise<void> {
+        const p = this.proc
+        if (!p || !this.running) return
+        const gone = new Promise<void>(resolve => p.once("exit", () => resolve()))
+        p.kill("SIGKILL")
+        await gone
+    }
+}
