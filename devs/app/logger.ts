@@ -94,10 +94,11 @@ export class Logger {
                 // the schedule survives anything a sample can throw; the error is on the console
                 console.log("ct:sample-error " + e)
             }
+            // absolute schedule: no drift. A cycle that ran late (store compaction, slow bus) is
+            // followed at once by the next sample; only slots missed entirely (power off) are skipped
             next += interval
-            // a late cycle (store compaction, slow bus) skips missed slots instead of bunching samples
             const now = clock.now()
-            if (next <= now) next += Math.ceil((now - next + 1) / interval) * interval
+            if (next + interval <= now) next += Math.floor((now - next) / interval) * interval
         }
     }
 

@@ -37,8 +37,9 @@ export class LogStore {
     // block numbers start at 1; lastBlock = firstBlock - 1 means no block yet
     private firstBlock = 1
     private lastBlock = 0
-    private blockFirstSeq: number[] = [] // index: block number - firstBlock
-    private open: Buffer // the last block's current bytes
+    // RAM mirror of the live blocks (index i = block firstBlock + i): reads for uploads never touch
+    // flash or hold the lock long, so sampling keeps its schedule while a backlog is being sent
+    private blocks: Buffer[] = []
     head: Buffer
     nextSeq = 0
     ackSeq = NONE
@@ -64,21 +65,20 @@ export class LogStore {
             }
             const ack = await kvGet(ACK_KEY)
             if (ack && ack.length >= 4) this.ackSeq = ack.getAt(0, "u32")
-            this.blockFirstSeq = []
+            this.blocks = []
             for (let n = this.firstBlock; n <= this.lastBlock; ++n) {
                 const b = await kvGet(blockKey(n))
-                this.blockFirstSeq.push(b ? b.getAt(0, "u32") : NONE)
-                if (n === this.lastBlock) this.open = b
+                if (b) this.blocks.push(b)
+                else if (this.blocks.length) throw new Error(`log block ${n} missing`)
+                else this.firstBlock = n + 1 // leading blocks already freed
             }
-            if (!this.open) {
-                this.blockFirstSeq = []
-                this.lastBlock = this.firstBlock - 1
-            } else {
-                const r = this.rehash(this.open, NONE)
+            this.lastBlock = this.firstBlock + this.blocks.length - 1
+            if (this.blocks.length) {
+                const r = rehash(this.blocks[this.blocks.length - 1], NONE)
                 this.head = r.head
                 this.nextSeq = r.lastSeq + 1
             }
-            // a cut between the meta update and the delete of an acknowledged block leaves it behind
+            // a cut between the meta update and the delete of a freed block leaves it behind
             if (this.firstBlock > 1 && (await kvGet(blockKey(this.firstBlock - 1)))) await kvDelete(blockKey(this.firstBlock - 1))
             this.boot++
             await this.writeMeta()
@@ -91,7 +91,7 @@ export class LogStore {
         return {
             nextSeq: this.nextSeq,
             ackSeq: this.ackSeq,
-            blocks: this.lastBlock - this.firstBlock + 1,
+            blocks: this.blocks.length,
             evicted: this.evicted,
         }
     }
@@ -105,20 +105,20 @@ export class LogStore {
         try {
             const seq = this.nextSeq
             if (recordSeq(rec) !== seq) throw new Error(`record seq ${recordSeq(rec)}, expected ${seq}`)
-            if (this.open && this.open.length + rec.length <= MAX_VALUE) {
-                const nb = this.open.concat(rec)
+            const last = this.blocks.length ? this.blocks[this.blocks.length - 1] : undefined
+            if (last && last.length + rec.length <= MAX_VALUE) {
+                const nb = last.concat(rec)
                 await kvSet(blockKey(this.lastBlock), nb)
-                this.open = nb
+                this.blocks[this.blocks.length - 1] = nb
             } else {
-                const nb = Buffer.alloc(BLOCK_HDR)
-                nb.setAt(0, "u32", seq)
-                nb.blitAt(4, this.head, 0, 32)
-                const block = nb.concat(rec)
-                const n = this.lastBlock + 1
-                await kvSet(blockKey(n), block)
-                this.lastBlock = n
-                this.blockFirstSeq.push(seq)
-                this.open = block
+                const hdr = Buffer.alloc(BLOCK_HDR)
+                hdr.setAt(0, "u32", seq)
+                hdr.blitAt(4, this.head, 0, 32)
+                const nb = hdr.concat(rec)
+                // block first, meta second: a cut in between leaves a block that start() finds
+                await kvSet(blockKey(this.lastBlock + 1), nb)
+                this.lastBlock++
+                this.blocks.push(nb)
                 await this.writeMeta()
             }
             this.head = nextHead(this.head, rec)
@@ -131,16 +131,16 @@ export class LogStore {
 
     /** Whether the store is over its block budget (the caller then evicts with a gap record). */
     overBudget(): boolean {
-        return this.lastBlock - this.firstBlock + 1 > this.maxBlocks
+        return this.blocks.length > this.maxBlocks
     }
 
     /** Drop the oldest block even if unacknowledged; returns [first, last] seq dropped. */
     async evictOldest(): Promise<number[]> {
         await this.lock.acquire()
         try {
-            if (this.lastBlock <= this.firstBlock) return undefined
-            const first = this.blockFirstSeq[0]
-            const last = this.blockFirstSeq[1] - 1
+            if (this.blocks.length < 2) return undefined
+            const first = firstSeqOf(this.blocks[0])
+            const last = firstSeqOf(this.blocks[1]) - 1
             await this.dropFirstBlock()
             this.evicted += last - first + 1
             return [first, last]
@@ -153,24 +153,21 @@ export class LogStore {
     async readFrom(fromSeq: number, maxBytes: number): Promise<Batch> {
         await this.lock.acquire()
         try {
-            if (fromSeq >= this.nextSeq) return undefined
-            let i = this.blockFirstSeq.length - 1
-            while (i > 0 && this.blockFirstSeq[i] > fromSeq) i--
-            if (this.blockFirstSeq[i] > fromSeq) fromSeq = this.blockFirstSeq[i] // evicted before
+            if (fromSeq >= this.nextSeq || !this.blocks.length) return undefined
+            let i = this.indexOf(fromSeq)
+            if (firstSeqOf(this.blocks[i]) > fromSeq) fromSeq = firstSeqOf(this.blocks[i]) // evicted before
             const out: Buffer[] = []
             let prevHead: Buffer
             let bytes = 0
-            for (; i < this.blockFirstSeq.length; ++i) {
-                const blk = i === this.blockFirstSeq.length - 1 ? this.open : await kvGet(blockKey(this.firstBlock + i))
-                if (!blk) break
+            for (; i < this.blocks.length; ++i) {
+                const blk = this.blocks[i]
                 let h = blk.slice(4, BLOCK_HDR)
                 let off = BLOCK_HDR
                 for (;;) {
                     const n = recordLengthAt(blk, off)
                     if (!n) break
                     const rec = blk.slice(off, off + n)
-                    const seq = recordSeq(rec)
-                    if (seq >= fromSeq) {
+                    if (recordSeq(rec) >= fromSeq) {
                         if (!prevHead) prevHead = h
                         if (bytes + n > maxBytes) return { firstSeq: fromSeq, prevHead, records: out }
                         out.push(rec)
@@ -194,53 +191,34 @@ export class LogStore {
     async acknowledge(seq: number, head: Buffer): Promise<boolean> {
         await this.lock.acquire()
         try {
-            if (seq >= this.nextSeq) return false
+            if (seq >= this.nextSeq || !this.blocks.length) return false
             if (this.ackSeq !== NONE && seq <= this.ackSeq) return true
-            const own = await this.headAt(seq)
-            if (!own || !bufEq(own, head)) return false
+            const r = rehash(this.blocks[this.indexOf(seq)], seq)
+            if (r.lastSeq !== seq || !bufEq(r.head, head)) return false
             const a = Buffer.alloc(36)
             a.setAt(0, "u32", seq)
             a.blitAt(4, head, 0, 32)
             await kvSet(ACK_KEY, a)
             this.ackSeq = seq
             // free whole blocks that are acknowledged; the last block stays (it holds the head)
-            while (this.blockFirstSeq.length > 1 && this.blockFirstSeq[1] - 1 <= seq) await this.dropFirstBlock()
+            while (this.blocks.length > 1 && firstSeqOf(this.blocks[1]) - 1 <= seq) await this.dropFirstBlock()
             return true
         } finally {
             this.lock.release()
         }
     }
 
-    private async headAt(seq: number): Promise<Buffer> {
-        let i = this.blockFirstSeq.length - 1
-        while (i > 0 && this.blockFirstSeq[i] > seq) i--
-        const blk = i === this.blockFirstSeq.length - 1 ? this.open : await kvGet(blockKey(this.firstBlock + i))
-        if (!blk) return undefined
-        const r = this.rehash(blk, seq)
-        return r.lastSeq === seq ? r.head : undefined
-    }
-
-    /** Re-hash a block from its stored prev_head, up to `stopSeq` (NONE = to the end). */
-    private rehash(blk: Buffer, stopSeq: number) {
-        let h = blk.slice(4, BLOCK_HDR)
-        let lastSeq = blk.getAt(0, "u32") - 1
-        let off = BLOCK_HDR
-        for (;;) {
-            const n = recordLengthAt(blk, off)
-            if (!n) break
-            const rec = blk.slice(off, off + n)
-            h = nextHead(h, rec)
-            lastSeq = recordSeq(rec)
-            off += n
-            if (lastSeq === stopSeq) break
-        }
-        return { head: h, lastSeq }
+    /** index of the block holding `seq` (or the first block when `seq` was evicted) */
+    private indexOf(seq: number): number {
+        let i = this.blocks.length - 1
+        while (i > 0 && firstSeqOf(this.blocks[i]) > seq) i--
+        return i
     }
 
     private async dropFirstBlock() {
         const n = this.firstBlock
         this.firstBlock++
-        this.blockFirstSeq.shift()
+        this.blocks.shift()
         await this.writeMeta() // meta first: a cut between the two leaves an orphan, never a hole
         await kvDelete(blockKey(n))
     }
@@ -252,4 +230,25 @@ export class LogStore {
         m.setAt(8, "u32", this.boot)
         await kvSet(META_KEY, m)
     }
+}
+
+function firstSeqOf(blk: Buffer): number {
+    return blk.getAt(0, "u32")
+}
+
+/** Re-hash a block from its stored prev_head, up to `stopSeq` (NONE = to the end). */
+function rehash(blk: Buffer, stopSeq: number) {
+    let h = blk.slice(4, BLOCK_HDR)
+    let lastSeq = firstSeqOf(blk) - 1
+    let off = BLOCK_HDR
+    for (;;) {
+        const n = recordLengthAt(blk, off)
+        if (!n) break
+        const rec = blk.slice(off, off + n)
+        h = nextHead(h, rec)
+        lastSeq = recordSeq(rec)
+        off += n
+        if (lastSeq === stopSeq) break
+    }
+    return { head: h, lastSeq }
 }
