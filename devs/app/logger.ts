@@ -104,6 +104,7 @@ export class Logger {
 
     private async takeSample() {
         const clock = this.board.clock
+        const t0 = ds.millis()
         await this.appendTimeAnchor()
         const uptime = clock.now()
         let r: ThermoReading
@@ -113,7 +114,8 @@ export class Logger {
             r = { tc: 0, cj: 0, sr: 0, sflags: SFLAG_NO_READING }
         }
         const seq = await this.store.append(sampleRecord(this.store.nextSeq, uptime, r.tc, r.cj, r.sr, r.sflags))
-        console.log(`ct:sample seq=${seq} up=${uptime} tc=${r.tc} cj=${r.cj} sr=${r.sr} fl=${r.sflags}`)
+        // ms = wall (VM) milliseconds this cycle took: driver read + flash append
+        console.log(`ct:sample seq=${seq} up=${uptime} tc=${r.tc} cj=${r.cj} sr=${r.sr} fl=${r.sflags} ms=${ds.millis() - t0}`)
         if (!r.sr && !r.sflags) await this.checkAlarm(r.tc, uptime)
         while (this.store.overBudget()) {
             const gone = await this.store.evictOldest()

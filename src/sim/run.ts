@@ -32,11 +32,22 @@ export interface RunResult {
     dbPath: string
     summary: ReturnType<typeof summarize>
     /** what the run observed, for tests */
-    observed: { boots: number; sampleLines: Map<number, { tc: number; sr: number; fl: number; up: number }>; vmLines: string[] }
+    observed: { boots: number; sampleLines: Map<number, SampleLine>; vmLines: string[] }
     wallMs: number
 }
 
 const TICK_MS = 20
+
+/** What the firmware printed for one stored sample (`ct:sample ...`). */
+export interface SampleLine {
+    tc: number
+    cj: number
+    sr: number
+    fl: number
+    up: number
+    /** VM wall milliseconds the sample cycle took */
+    ms: number
+}
 
 const sleep = (ms: number) => new Promise(r => setTimeout(r, ms))
 
@@ -92,7 +103,7 @@ export async function runScenario(opts: RunOptions): Promise<RunResult> {
     const world = new WorldTime(s.speed)
     const vm = new VmProcess(path.join(out, "device"), fw.bytecode)
     const vmLines: string[] = []
-    const sampleLines = new Map<number, { tc: number; sr: number; fl: number; up: number }>()
+    const sampleLines = new Map<number, SampleLine>()
     const uploads = { attempts: 0, ok: 0, failed: 0 }
     let booted = 0
     let lastAck = -1
@@ -102,7 +113,7 @@ export async function runScenario(opts: RunOptions): Promise<RunResult> {
         const m = /^ct:(\S+)\s*(.*)$/.exec(line)
         if (!m) return
         const kv = Object.fromEntries(m[2].split(/\s+/).map(p => p.split("=")))
-        if (m[1] === "sample") sampleLines.set(+kv.seq, { tc: +kv.tc, sr: +kv.sr, fl: +kv.fl, up: +kv.up })
+        if (m[1] === "sample") sampleLines.set(+kv.seq, { tc: +kv.tc, cj: +kv.cj, sr: +kv.sr, fl: +kv.fl, up: +kv.up, ms: +kv.ms })
         else if (m[1] === "boot") booted++
         else if (m[1] === "upload") {
             uploads.attempts++
