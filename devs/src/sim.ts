@@ -1,27 +1,29 @@
-import * as ds from "@devicescript/core"
-import { WorldLink, WorldClock } from "../sim/world"
-import { waitForProvisioning } from "../app/config"
-import { Logger, Thermometer } from "../app/logger"
+import { WorldLink, WorldClock, WorldSnapshot } from "../sim/world"
+import { Max31856Model, Max31856Fault } from "../sim/max31856-model"
+import { startColdtrace } from "../app/start"
 import { TIME_SOURCE_SIM } from "../record/record"
 
 /**
- * Simulator entry point: the same logger as src/main.ts, wired to chip models fed by the simulated
- * world instead of real buses (SPI/I2C do not run in the VM).
+ * Simulator entry point: the same logger as src/main.ts, wired to register-level chip models fed by
+ * the simulated world instead of real buses (SPI/I2C do not run in the VM).
  */
-async function main() {
-    const world = new WorldLink()
-    await world.waitFirst()
-    const clock = new WorldClock(world)
-    // TEMPORARY until the MAX31856 model lands: reads the world probe directly
-    const thermo: Thermometer = {
-        read: async () => ({ tc: Math.round(world.now.probeC * 128), cj: Math.round(world.now.boardC * 64), sr: 0, sflags: 0 }),
-    }
-    console.log("ct:waiting-provisioning")
-    const prov = await waitForProvisioning()
-    const logger = new Logger(
-        { clock, thermo, utcNow: () => world.now.utcMs, utcSource: TIME_SOURCE_SIM, maxBlocks: 30 },
-        prov
-    )
-    await logger.start()
+const FAULTS: Max31856Fault[] = ["none", "open", "short_vcc", "short_gnd", "dead", "stuck0"]
+
+const world = new WorldLink()
+await world.waitFirst()
+const clock = new WorldClock(world)
+const tc = new Max31856Model(clock)
+function feed(w: WorldSnapshot) {
+    tc.setInputs({ probeC: w.probeC, boardC: w.boardC, fault: FAULTS[w.tcFault] || "none" })
 }
-await main()
+feed(world.now)
+world.onChange(feed)
+await startColdtrace({
+    clock,
+    spi: tc,
+    ready: tc,
+    utcNow: () => world.now.utcMs,
+    utcSource: TIME_SOURCE_SIM,
+    // the simulator's settings store has an 8 KB header area (platform notes): ~30 blocks of 192 B
+    maxBlocks: 30,
+})

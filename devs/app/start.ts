@@ -1,0 +1,61 @@
+import { Clock } from "../hal/clock"
+import { SpiDevice, ReadyLine } from "../hal/spi"
+import { startMax31856, Max31856 } from "../sensor/max31856"
+import { waitForProvisioning, LoggerConfig } from "./config"
+import { Logger, Thermometer, ThermoReading } from "./logger"
+
+/**
+ * The thermocouple front end the logger samples: the MAX31856 driver, re-configured with back-off
+ * while the chip is missing or has lost its configuration. Faulted readings pass through with
+ * their flags; nothing here ever substitutes a value.
+ */
+export class ThermocoupleFrontEnd implements Thermometer {
+    constructor(readonly driver: Max31856) {}
+
+    async read(): Promise<ThermoReading> {
+        const d = this.driver
+        if (!d.ok && (await d.retryConfigure())) console.log("ct:sensor-ok configured")
+        const wasOk = d.ok
+        const r = await d.read()
+        if (wasOk && !d.ok) console.log("ct:sensor-fault " + d.lastError)
+        return r
+    }
+}
+
+export interface BoardParts {
+    clock: Clock
+    spi: SpiDevice
+    ready?: ReadyLine
+    utcNow?: () => number
+    utcSource?: number
+    /** flash blocks the log may hold before evicting unsent records (store size / ~220 B) */
+    maxBlocks: number
+}
+
+function driverConfig(c: LoggerConfig) {
+    return { tcType: c.tc as any, averaging: c.avg, notch: c.notch }
+}
+
+/** Everything after the hardware wiring: provisioning, the sensor role, the logger. */
+export async function startColdtrace(parts: BoardParts): Promise<Logger> {
+    console.log("ct:waiting-provisioning")
+    const prov = await waitForProvisioning()
+    const { driver } = await startMax31856(parts.spi, {
+        ...driverConfig(prov.config),
+        clock: parts.clock,
+        ready: parts.ready,
+    })
+    if (!driver.ok) console.log("ct:sensor-fault " + driver.lastError)
+    const logger = new Logger(
+        {
+            clock: parts.clock,
+            thermo: new ThermocoupleFrontEnd(driver),
+            utcNow: parts.utcNow,
+            utcSource: parts.utcSource,
+            maxBlocks: parts.maxBlocks,
+        },
+        prov
+    )
+    await logger.start()
+    return logger
+}
