@@ -50,7 +50,7 @@ async function ingestThroughput(records: Buffer[], devid: Buffer, devkey: Buffer
     for (let i = 0; i < records.length; i += per) {
         const recs = records.slice(i, i + per)
         const body = encodeBatch({ devid, devkey, firstSeq: i, prevHead: prev, records: recs })
-        const res = await fetch(`${srv.url}/v1/batch`, { method: "POST", body })
+        const res = await fetch(`${srv.url}/v1/batch`, { method: "POST", body: new Uint8Array(body) })
         if (res.status !== 200) throw new Error(`ingest bench: HTTP ${res.status} ${await res.text()}`)
         await res.arrayBuffer()
         prev = chainHeads(prev, recs).at(-1)!

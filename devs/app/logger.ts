@@ -106,13 +106,14 @@ export class Logger {
         const clock = this.board.clock
         const t0 = ds.millis()
         await this.appendTimeAnchor()
-        const uptime = clock.now()
         let r: ThermoReading
         try {
             r = await this.board.thermo.read()
         } catch (e) {
             r = { tc: 0, cj: 0, sr: 0, sflags: SFLAG_NO_READING }
         }
+        // the sample is stamped when its conversion ended, the instant the chip measured
+        const uptime = clock.now()
         const seq = await this.store.append(sampleRecord(this.store.nextSeq, uptime, r.tc, r.cj, r.sr, r.sflags))
         // ms = wall (VM) milliseconds this cycle took: driver read + flash append
         console.log(`ct:sample seq=${seq} up=${uptime} tc=${r.tc} cj=${r.cj} sr=${r.sr} fl=${r.sflags} ms=${ds.millis() - t0}`)

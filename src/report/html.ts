@@ -775,6 +775,24 @@ export function renderReportHtml(summary: ShipmentSummary): string {
     }
     h.push(`</section>`)
 
+    // sensor faults: readings stored with their fault flags, never shown as temperatures
+    const faults = Array.isArray(s.faults) ? s.faults : []
+    h.push(`<section><h2>Sensor faults</h2>`)
+    if (!faults.length) h.push(`<p class="muted">None.</p>`)
+    else {
+        const { shown, more } = limited(faults)
+        h.push(`<table><thead><tr><th class="num">#</th><th>Fault</th><th>First faulted reading</th><th>Last faulted reading</th><th class="num">Readings</th></tr></thead><tbody>`)
+        shown.forEach((f, i) =>
+            h.push(
+                `<tr><td class="num">${i + 1}</td><td>${esc(f?.fault ?? "—")}</td><td>${esc(fmtTime(f?.start))}</td>` +
+                    `<td>${esc(fmtTime(f?.end))}</td><td class="num">${esc(String(f?.samples ?? "—"))}</td></tr>`,
+            )
+        )
+        h.push(`</tbody></table>`)
+        if (more) h.push(`<p class="muted">${esc(`… and ${more} more.`)}</p>`)
+    }
+    h.push(`</section>`)
+
     // power cuts
     h.push(`<section><h2>Power cuts</h2>`)
     if (!powerCuts.length) h.push(`<p class="muted">None.</p>`)

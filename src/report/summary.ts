@@ -53,6 +53,16 @@ export interface Stop {
     lon?: number
 }
 
+/** A run of consecutive faulted readings with the same fault. */
+export interface FaultWindow {
+    /** time of the first and of the last faulted reading in the run */
+    start: TimeValue
+    end: TimeValue
+    /** fault name(s), e.g. "OPEN" or "NO_READING" */
+    fault: string
+    samples: number
+}
+
 export interface SeriesPoint {
     t: TimeValue
     /** temperature; `null` when there is no reading */
@@ -87,6 +97,8 @@ export interface ShipmentSummary {
     /** the temperature series in time order (the renderer sorts it anyway) */
     series: SeriesPoint[]
     stops?: Stop[]
+    /** sensor fault windows, in time order */
+    faults?: FaultWindow[]
     notes: string[]
 }
 

@@ -1,5 +1,5 @@
 import { decodeRecord, isFaulted, KIND, type LogRecord, type SampleRecord } from "../format/index.js"
-import type { ShipmentSummary, SeriesPoint, Excursion } from "../report/summary.js"
+import type { ShipmentSummary, SeriesPoint, Excursion, FaultWindow } from "../report/summary.js"
 import { placeRecords } from "../verify/timeline.js"
 import type { ChainEntry, ChainVerdict } from "../verify/chain.js"
 
@@ -41,14 +41,24 @@ export function summarize(inp: SummaryInput): ShipmentSummary & { records: numbe
     const excursions: Excursion[] = []
     let open: Excursion | null = null
     let faulted = 0
+    const faults: FaultWindow[] = []
+    let lastWasFault = false
     for (const s of samples) {
         const t = placed.get(s.seq)?.utc
         if (t == null) continue
         if (isFaulted(s)) {
             faulted++
-            series.push({ t, c: null, faulted: true, fault: faultName(s) })
+            const fault = faultName(s)
+            series.push({ t, c: null, faulted: true, fault })
+            const w = faults.at(-1)
+            if (w && w.fault === fault && lastWasFault) {
+                w.end = t
+                w.samples++
+            } else faults.push({ start: t, end: t, fault, samples: 1 })
+            lastWasFault = true
             continue
         }
+        lastWasFault = false
         const c = s.tc / 128
         series.push({ t, c, faulted: false })
         minC = minC === null ? c : Math.min(minC, c)
@@ -96,6 +106,7 @@ export function summarize(inp: SummaryInput): ShipmentSummary & { records: numbe
                 : `first bad seq ${inp.verdict.firstBad}: ${inp.verdict.reason}`,
         },
         series,
+        faults,
         notes: inp.notes,
         records: records.length,
     }
