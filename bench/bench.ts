@@ -81,6 +81,8 @@ export async function bench(args: string[]): Promise<number> {
     const ms = [...r.observed.sampleLines.values()].map(s => s.ms).filter(Number.isFinite)
     add("simulator: world samples per wall second", r.summary.samples.taken / (r.wallMs / 1000), "samples/s", `${r.summary.samples.taken} samples, ${(r.wallMs / 1000).toFixed(1)} s wall incl. build and boots`)
     add("simulator: world speed-up", scenario.speed, "x")
+    const rd = [...r.observed.sampleLines.values()].map(s => s.rd).filter(Number.isFinite)
+    add("VM ms per sample, driver step (median)", quantile(rd, 0.5), "ms", "MAX31856 one-shot + burst read against the model; includes waiting one world tick")
     add("VM ms per sample cycle (median)", quantile(ms, 0.5), "ms", "driver read + flash append, VM wall clock")
     add("VM ms per sample cycle (p95)", quantile(ms, 0.95), "ms")
 

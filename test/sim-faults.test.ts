@@ -5,6 +5,7 @@ import { mkdtempSync, readFileSync } from "node:fs"
 import { runScenario, type RunResult } from "../src/sim/run.js"
 import { loadScenario } from "../src/sim/scenario.js"
 import { ROOT } from "../src/sim/vm.js"
+import { expectFaultWindowsExact, expectNoDrift } from "./helpers/world-checks.js"
 
 // The real MAX31856 driver against the register-level chip model in the VM, fed by the world:
 // dry ice, an open thermocouple for 30 minutes, a chip that stops answering, a short to ground.
@@ -49,9 +50,10 @@ describe("sensor faults in the simulator (sensor-faults scenario)", () => {
         expect(r.observed.vmLines.some(l => l.startsWith("ct:sensor-ok"))).toBe(true)
     })
 
-    it("flags a short to ground as OV/UV", () => {
+    it("flags a short to ground as OV/UV; every sample carries exactly the faults of its moment", () => {
         const s = r.summary.series
         for (const p of s) expect(p.fault?.includes("OVUV") ?? false).toBe(inWin(p.t as number, 6.0, 6.25))
+        expectFaultWindowsExact(scenario, r.summary)
     })
 
     it("lists the fault windows in the summary and the report, and keeps every faulted sample", () => {
@@ -64,9 +66,6 @@ describe("sensor faults in the simulator (sensor-faults scenario)", () => {
     })
 
     it("keeps the sampling schedule while faults come and go: no drift beyond one interval", () => {
-        const t = r.summary.series.map(p => p.t as number)
-        const interval = scenario.device.interval * 1000
-        expect(t.length).toBeGreaterThanOrEqual(8 * 12 - 1)
-        t.forEach((x, k) => expect(Math.abs(x - (t[0] + k * interval))).toBeLessThan(interval))
+        expectNoDrift(scenario, r.summary)
     })
 })

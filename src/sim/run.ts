@@ -45,7 +45,8 @@ export interface SampleLine {
     sr: number
     fl: number
     up: number
-    /** VM wall milliseconds the sample cycle took */
+    /** VM wall milliseconds of the driver read (conversion wait included) and of the whole cycle */
+    rd: number
     ms: number
 }
 
@@ -113,7 +114,7 @@ export async function runScenario(opts: RunOptions): Promise<RunResult> {
         const m = /^ct:(\S+)\s*(.*)$/.exec(line)
         if (!m) return
         const kv = Object.fromEntries(m[2].split(/\s+/).map(p => p.split("=")))
-        if (m[1] === "sample") sampleLines.set(+kv.seq, { tc: +kv.tc, cj: +kv.cj, sr: +kv.sr, fl: +kv.fl, up: +kv.up, ms: +kv.ms })
+        if (m[1] === "sample") sampleLines.set(+kv.seq, { tc: +kv.tc, cj: +kv.cj, sr: +kv.sr, fl: +kv.fl, up: +kv.up, rd: +kv.rd, ms: +kv.ms })
         else if (m[1] === "boot") booted++
         else if (m[1] === "upload") {
             uploads.attempts++

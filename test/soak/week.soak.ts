@@ -1,0 +1,44 @@
+import { describe, it, expect, beforeAll } from "vitest"
+import path from "node:path"
+import os from "node:os"
+import { mkdtempSync } from "node:fs"
+import { runScenario, type RunResult } from "../../src/sim/run.js"
+import { loadScenario } from "../../src/sim/scenario.js"
+import { ROOT } from "../../src/sim/vm.js"
+import { expectFaultWindowsExact, expectNoDrift } from "../helpers/world-checks.js"
+
+// Long runs: `npm run soak`. The short versions are in test/sim-faults.test.ts and test/sim-e2e.test.ts.
+describe("soak: a simulated week with faults, an outage and a power cut", () => {
+    const scenario = loadScenario(path.join(ROOT, "src/sim/scenarios/week-faults.json"))
+    let r: RunResult
+    beforeAll(async () => {
+        r = await runScenario({ scenario, outDir: mkdtempSync(path.join(os.tmpdir(), "coldtrace-week-")) })
+    }, 900_000)
+
+    it("flags every fault window exactly and nothing else", () => expectFaultWindowsExact(scenario, r.summary))
+    it("keeps its schedule over the week (no drift beyond one interval)", () => {
+        // the power cut leaves a hole: check each boot's run of samples on its own grid
+        const cut = Date.parse(scenario.start) + scenario.powerCuts![0].at * 3_600_000
+        const before = { ...r.summary, series: r.summary.series.filter(p => (p.t as number) < cut) }
+        const after = { ...r.summary, series: r.summary.series.filter(p => (p.t as number) > cut) }
+        expectNoDrift({ ...scenario, hours: scenario.powerCuts![0].at }, before)
+        expectNoDrift({ ...scenario, hours: scenario.hours - scenario.powerCuts![0].at - scenario.powerCuts![0].off - 0.2 }, after)
+    })
+    it("loses nothing and keeps one chain", () => {
+        expect(r.summary.samples.lost).toBe(0)
+        expect(r.summary.chain.status).toBe("ok")
+        expect(r.summary.samples.taken).toBe(r.summary.samples.acknowledged + r.summary.samples.onDevice)
+    })
+})
+
+describe("soak: the default scenario (what npm start runs)", () => {
+    it("stores at least 800 samples and accounts for every one", async () => {
+        const scenario = loadScenario(path.join(ROOT, "src/sim/scenarios/puurs-to-nursing-home.json"))
+        const r = await runScenario({ scenario, outDir: mkdtempSync(path.join(os.tmpdir(), "coldtrace-default-")) })
+        expect(r.summary.samples.stored).toBeGreaterThanOrEqual(800)
+        expect(r.summary.samples.lost).toBe(0)
+        expect(r.summary.samples.taken).toBe(r.summary.samples.acknowledged + r.summary.samples.onDevice)
+        expect(r.summary.chain.status).toBe("ok")
+        expect(r.summary.excursions.length).toBe(1)
+    }, 600_000)
+})
