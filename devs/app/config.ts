@@ -5,10 +5,12 @@ import { kvGet } from "../flash/kv"
 /**
  * Provisioning and configuration, from the settings store (written over USB by `coldtrace provision`).
  *   devid    8 bytes     device identity
- *   devkey   32 bytes    per-device secret; never logged
+ *   devkey   32 bytes    initial MAC key k0; moved to `ekey` and erased at the first boot; never logged
+ *   ackkey   32 bytes    authenticates the server's acknowledgements
+ *   lockey   32 bytes    AES-256-CCM key for positions
  *   endpoint utf-8 URL   ingest server, e.g. https://ingest.example/v1/batch
  *   cfg      JSON        LoggerConfig (< 192 bytes)
- * There are no defaults for identity, key or endpoint: an unprovisioned logger waits and says so.
+ * There are no defaults for identity, keys or endpoint: an unprovisioned logger waits and says so.
  */
 export interface LoggerConfig {
     /** sampling interval, seconds */
@@ -24,6 +26,10 @@ export interface LoggerConfig {
     avg: number
     /** mains notch, 50 or 60 Hz */
     notch: number
+    /** open-circuit detection mode (MAX31856 OCFAULT, 0..3) */
+    oc: number
+    /** key epoch, seconds of device time (docs/format.md 3.2) */
+    epoch: number
 }
 
 export const DEFAULT_CONFIG: LoggerConfig = {
@@ -34,11 +40,14 @@ export const DEFAULT_CONFIG: LoggerConfig = {
     tc: "T",
     avg: 1,
     notch: 50,
+    oc: 1,
+    epoch: 21600,
 }
 
 export interface Provisioning {
     devid: Buffer
-    devkey: Buffer
+    ackkey: Buffer
+    lockey: Buffer
     endpoint: string
     config: LoggerConfig
     /** the first 16 bytes of SHA-256 over the configuration text, for the config record */
@@ -52,16 +61,20 @@ function validConfig(c: LoggerConfig): string {
     if ("BEJKNRST".indexOf(c.tc) < 0 || c.tc.length !== 1) return "tc must be one of B E J K N R S T"
     if ([1, 2, 4, 8, 16].indexOf(c.avg) < 0) return "avg must be 1, 2, 4, 8 or 16"
     if (c.notch !== 50 && c.notch !== 60) return "notch must be 50 or 60"
+    if ([0, 1, 2, 3].indexOf(c.oc) < 0) return "oc must be 0..3"
+    if (!(c.epoch >= 60 && c.epoch <= 7 * 86400)) return "epoch must be 60..604800 s"
     return undefined
 }
 
 /** Reads provisioning once; undefined (with the reason logged) when incomplete or invalid. */
 export async function readProvisioning(quiet = false): Promise<Provisioning> {
     const devid = await kvGet("devid")
-    const devkey = await kvGet("devkey")
+    const haveKey = (await kvGet("ekey")) || (await kvGet("devkey"))
+    const ackkey = await kvGet("ackkey")
+    const lockey = await kvGet("lockey")
     const ep = await kvGet("endpoint")
-    if (!devid || devid.length !== 8 || !devkey || devkey.length !== 32 || !ep) {
-        if (!quiet) console.log("ct:unprovisioned need devid (8 B), devkey (32 B) and endpoint")
+    if (!devid || devid.length !== 8 || !haveKey || !ackkey || ackkey.length !== 32 || !lockey || lockey.length !== 32 || !ep) {
+        if (!quiet) console.log("ct:unprovisioned need devid (8 B), devkey, ackkey, lockey (32 B) and endpoint")
         return undefined
     }
     const cfgBuf = await kvGet("cfg")
@@ -83,7 +96,7 @@ export async function readProvisioning(quiet = false): Promise<Provisioning> {
     }
     const endpoint = ep.toString("utf-8")
     const configHash = digest("sha256", Buffer.from(JSON.stringify(config)), Buffer.from(endpoint)).slice(0, 16)
-    return { devid, devkey, endpoint, config, configHash }
+    return { devid, ackkey, lockey, endpoint, config, configHash }
 }
 
 /** A factory-new logger waits here until a technician provisions it. */

@@ -1,6 +1,7 @@
 import * as ds from "@devicescript/core"
 import { Clock } from "../hal/clock"
-import { LogStore } from "../flash/logstore"
+import { LogStore, NONE } from "../flash/logstore"
+import { EpochKeys } from "../chain/keys"
 import { Provisioning } from "./config"
 import {
     sampleRecord,
@@ -8,10 +9,17 @@ import {
     configRecord,
     timeRecord,
     alarmRecord,
-    gapRecord,
+    evictedRecord,
+    sealRecord,
+    EvictedSummary,
+    recordKind,
+    recordSeq,
+    recordUptime,
+    KIND_SAMPLE,
+    KIND_SEAL,
     SFLAG_NO_READING,
 } from "../record/record"
-import { encodeBatch, ackKey, parseAck, ACK_NONE } from "../batch/batch"
+import { encodeBatch, parseAck } from "../batch/batch"
 import { postBatch } from "../uplink/http"
 
 /** What the logger needs from a temperature front end (the MAX31856 driver). Never throws from read(). */
@@ -36,38 +44,60 @@ export interface Board {
     maxBlocks: number
 }
 
-const MAX_BATCH_BYTES = 2000
+const MAX_BATCH_RECORDS = 400
 const BACKOFF_MIN = 30_000
 const BACKOFF_MAX = 3_600_000
 const TIME_ANCHOR_EVERY = 6 * 3_600_000
 
 /**
  * The logger: sample on an absolute schedule, append every record to flash before it counts as
- * taken, and upload in batches, freeing flash only on an authenticated acknowledgement.
+ * taken, seal every epoch with a forward-secure key, and upload in batches, freeing flash only on
+ * an authenticated acknowledgement.
  */
 export class Logger {
     readonly store: LogStore
-    private ackkey: Buffer
-    private uploadNow = false
+    readonly keys = new EpochKeys()
+    uploadNow = false
     private lastAnchor = -1
+    private anchorUptime = -1
+    private anchorUtc = 0
+    private bootSeq = 0
+    private epochStart = 0
     private inBand = true
 
     constructor(readonly board: Board, readonly prov: Provisioning) {
         this.store = new LogStore(prov.devid, board.maxBlocks)
-        this.ackkey = ackKey(prov.devkey)
     }
 
     async start(): Promise<void> {
         const clock = this.board.clock
-        await this.store.start()
         const store = this.store
-        await store.append(bootRecord(store.nextSeq, clock.now(), store.boot, 0))
+        await store.start()
+        if (!(await this.keys.load())) throw new Error("no epoch key: provisioning incomplete")
+        // the epoch left open by the previous boot: finish an interrupted evolution, or seal it now
+        const last = store.last
+        if (last && recordKind(last) === KIND_SEAL && last.getAt(10, "u32") === this.keys.epoch) await this.keys.evolve(recordSeq(last))
+        else if (store.nextSeq > 0) await this.seal()
+        this.bootSeq = store.nextSeq
+        await store.append(bootRecord(store.nextSeq, clock.now(), store.boot, 0, store.head))
         // the configuration in force is part of the chain from every boot on
         await store.append(configRecord(store.nextSeq, clock.now(), this.prov.configHash))
-        const st = this.store.status()
-        console.log(`ct:boot boot=${this.store.boot} next=${st.nextSeq} ack=${st.ackSeq === ACK_NONE ? -1 : st.ackSeq}`)
+        this.epochStart = clock.now()
+        const st = store.status()
+        console.log(`ct:boot boot=${store.boot} next=${st.nextSeq} ack=${st.ackSeq === NONE ? -1 : st.ackSeq} epoch=${this.keys.epoch}`)
         runSampling.start(this)
         runUploads.start(this)
+    }
+
+    /** Seal the current epoch (section 3.2), then evolve the key; the old key is overwritten. */
+    async seal() {
+        const store = this.store
+        const seq = store.nextSeq
+        const count = this.keys.countAt(seq)
+        const mac = this.keys.seal(this.prov.devid, seq, store.head, count)
+        await store.append(sealRecord(seq, this.board.clock.now(), this.keys.epoch, count, mac))
+        await this.keys.evolve(seq)
+        console.log(`ct:seal epoch=${this.keys.epoch - 1} seq=${seq} count=${count}`)
     }
 
     private async appendTimeAnchor() {
@@ -78,20 +108,29 @@ export class Logger {
         const now = b.clock.now()
         if (this.lastAnchor >= 0 && now - this.lastAnchor < TIME_ANCHOR_EVERY) return
         this.lastAnchor = now
+        this.anchorUptime = now
+        this.anchorUtc = utc
         await this.store.append(timeRecord(this.store.nextSeq, now, utc, b.utcSource))
     }
 
     async sampling() {
         const clock = this.board.clock
         const interval = this.prov.config.interval * 1000
+        const epochLen = this.prov.config.epoch * 1000
         let next = clock.now()
         for (;;) {
             const wait = next - clock.now()
             if (wait > 0) await clock.sleep(wait)
             try {
                 await this.takeSample()
+                // every epoch is sealed, empty ones included
+                while (clock.now() - this.epochStart >= epochLen) {
+                    await this.seal()
+                    this.epochStart += epochLen
+                }
+                await this.makeRoom()
             } catch (e) {
-                // the schedule survives anything a sample can throw; the error is on the console
+                // the schedule survives anything a cycle can throw; the error is on the console
                 console.log("ct:sample-error " + e)
             }
             // absolute schedule: no drift. A cycle that ran late (store compaction, slow bus) is
@@ -113,8 +152,8 @@ export class Logger {
         } catch (e) {
             r = { tc: 0, cj: 0, sr: 0, sflags: SFLAG_NO_READING }
         }
-        // the sample is stamped when its conversion ended, the instant the chip measured
-        const uptime = clock.now()
+        // stamped when the conversion ended, in whole seconds (docs/format.md 2.1)
+        const uptime = Math.round(clock.now() / 1000) * 1000
         const readMs = ds.millis() - tr
         const seq = await this.store.append(sampleRecord(this.store.nextSeq, uptime, r.tc, r.cj, r.sr, r.sflags))
         // rd = VM wall ms of the driver read, ms = of the whole cycle (read + flash append)
@@ -122,12 +161,54 @@ export class Logger {
         const timing = `rd=${readMs} ms=${ds.millis() - t0}`
         console.log(`ct:sample seq=${seq} up=${uptime} tc=${r.tc} cj=${r.cj} sr=${r.sr} fl=${r.sflags} ` + timing)
         if (!r.sr && !r.sflags) await this.checkAlarm(r.tc, uptime)
-        while (this.store.overBudget()) {
-            const gone = await this.store.evictOldest()
-            if (!gone) break
-            await this.store.append(gapRecord(this.store.nextSeq, clock.now(), gone[0], gone[1]))
-            console.log(`ct:evicted first=${gone[0]} last=${gone[1]}`)
+    }
+
+    /**
+     * Store full of unsent records: summarise the oldest block in an `evicted` record, seal it (so
+     * the summary is authenticated before the records go), then evict (docs/format.md 5.3).
+     */
+    private async makeRoom() {
+        const store = this.store
+        while (store.overBudget()) {
+            const recs = await store.oldestRecords()
+            if (!recs) return
+            const s = this.summarize(recs)
+            await store.append(evictedRecord(store.nextSeq, this.board.clock.now(), s))
+            await this.seal()
+            this.epochStart = this.board.clock.now()
+            await store.evictOldest()
+            console.log(`ct:evicted first=${s.first} last=${s.last} samples=${s.samples}`)
         }
+    }
+
+    private summarize(recs: Buffer[]): EvictedSummary {
+        const s = new EvictedSummary()
+        const cfg = this.prov.config
+        s.first = recordSeq(recs[0])
+        s.last = recordSeq(recs[recs.length - 1])
+        let any = false
+        for (const r of recs) {
+            if (recordKind(r) !== KIND_SAMPLE) continue
+            s.samples++
+            const sr = r[16]
+            const fl = r[17]
+            s.srOr |= sr
+            s.sflagsOr |= fl
+            // UTC only for records of this boot, placed from this boot's anchor
+            if (this.anchorUptime >= 0 && recordSeq(r) > this.bootSeq) {
+                const t = Math.floor((this.anchorUtc + recordUptime(r) - this.anchorUptime) / 1000)
+                if (!s.tFirst) s.tFirst = t
+                s.tLast = t
+            }
+            if (sr || fl) continue
+            const tc = r.getAt(10, "i32")
+            if (!any || tc < s.minTc) s.minTc = tc
+            if (!any || tc > s.maxTc) s.maxTc = tc
+            any = true
+            const c = tc / 128
+            if (c > cfg.high || c < cfg.low) s.outMin += Math.round(cfg.interval / 60)
+        }
+        return s
     }
 
     private async checkAlarm(tc: number, uptime: number) {
@@ -148,7 +229,7 @@ export class Logger {
         let backoff = BACKOFF_MIN
         let next = clock.now() + 10_000
         for (;;) {
-            while (!this.uploadNow && clock.now() < next) await clock.sleep(1000)
+            while (!this.uploadNow && clock.now() < next) await clock.nap(1000)
             this.uploadNow = false
             const ok = await this.uploadPending()
             if (ok) {
@@ -163,26 +244,29 @@ export class Logger {
     }
 
     /** Send everything not yet acknowledged; true when the server has acknowledged all of it. */
-    private async uploadPending(): Promise<boolean> {
+    async uploadPending(): Promise<boolean> {
+        const store = this.store
         for (;;) {
-            const st = this.store.status()
-            const from = st.ackSeq === ACK_NONE ? 0 : st.ackSeq + 1
-            const batch = await this.store.readFrom(from, MAX_BATCH_BYTES)
+            const expected = store.ackSeq === NONE ? 0 : store.ackSeq + 1
+            const batch = await store.readFrom(expected, MAX_BATCH_RECORDS)
             if (!batch) return true
-            const body = encodeBatch(this.prov.devid, this.prov.devkey, batch.firstSeq, batch.prevHead, batch.records)
+            // evicted records: the batch starts a new segment at its stated prev_head
+            const prev = batch.firstSeq !== expected ? batch.prevHead : undefined
+            const body = encodeBatch(this.prov.devid, this.keys.current(), store.boot, this.keys.epoch, batch.firstSeq, prev, batch.records)
             const last = batch.firstSeq + batch.records.length - 1
             let status = 0
             try {
                 const reply = await postBatch(this.prov.endpoint, body)
                 status = reply.status
-                const ack = parseAck(reply.body, this.prov.devid, this.ackkey)
-                if (ack && ack.ackSeq !== ACK_NONE) await this.store.acknowledge(ack.ackSeq, ack.head)
-                console.log(`ct:upload first=${batch.firstSeq} last=${last} bytes=${body.length} status=${status} ack=${ack ? ack.ackSeq : "none"}`)
+                const ack = parseAck(reply.body, this.prov.devid, this.prov.ackkey)
+                if (ack && ack.seq !== NONE) await store.acknowledge(ack.seq, ack.head, ack.boot)
+                const what = `n=${batch.records.length} bytes=${body.length} status=${status}`
+                console.log(`ct:upload first=${batch.firstSeq} last=${last} ` + what + ` ack=${ack ? ack.seq : "none"}`)
             } catch (e) {
                 console.log(`ct:upload-error first=${batch.firstSeq} last=${last} ${e}`)
                 return false
             }
-            if (status !== 200 || this.store.status().ackSeq !== last) return false
+            if (status !== 200 || store.ackSeq !== last) return false
         }
     }
 }

@@ -33,7 +33,7 @@ export interface BoardParts {
 }
 
 function driverConfig(c: LoggerConfig) {
-    return { tcType: c.tc as any, averaging: c.avg, notch: c.notch }
+    return { tcType: c.tc as any, averaging: c.avg, notch: c.notch, ocMode: c.oc }
 }
 
 /** Everything after the hardware wiring: provisioning, the sensor role, the logger. */

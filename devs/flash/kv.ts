@@ -18,9 +18,16 @@ export async function kvGet(key: string): Promise<Buffer> {
     return b && b.length ? b : undefined
 }
 
+/**
+ * Write and read back. The settings store drops a write silently when even a compaction cannot make
+ * room (platform notes), so a value counts as written only once it reads back.
+ */
 export async function kvSet(key: string, value: Buffer): Promise<void> {
     if (value.length > MAX_VALUE) throw new RangeError(`${key}: ${value.length} bytes > ${MAX_VALUE}`)
     await settings.set(key, value)
+    const back = await kvGet(key)
+    if (!back || back.length !== value.length) throw new Error(`flash: ${key} did not stick (store full?)`)
+    for (let i = 0; i < value.length; ++i) if (back[i] !== value[i]) throw new Error(`flash: ${key} read back different`)
 }
 
 export async function kvDelete(key: string): Promise<void> {

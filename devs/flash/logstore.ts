@@ -1,18 +1,19 @@
 import { genesisHead, nextHead, bufEq } from "../chain/chain"
-import { recordLengthAt, recordSeq } from "../record/record"
+import { recordSeq } from "../record/record"
+import { ItemDecoder, ItemEncoder } from "../record/items"
 import { kvGet, kvSet, kvDelete, MAX_VALUE, Mutex } from "./kv"
 
 /**
- * The record log in flash (docs/format.md section 4): blocks of consecutive canonical records in the
- * settings store, each block carrying the chain head before its first record, so the head can always
- * be recomputed from flash alone after a power cut.
+ * The record log in flash (docs/format.md section 5): blocks of compactly encoded records in the
+ * settings store, each block carrying the chain head before its first record, so the head can
+ * always be recomputed from flash alone after a power cut.
  */
 const BLOCK_HDR = 36
 const META_KEY = "lgmeta"
 const ACK_KEY = "lgack"
-const NONE = 0xffffffff
+export const NONE = 0xffffffff
 
-function blockKey(n: number) {
+export function blockKey(n: number) {
     const b = Buffer.alloc(4)
     b.setAt(0, "u32", n)
     // big-endian hex so keys sort like the numbers
@@ -29,7 +30,20 @@ export interface StoreStatus {
     nextSeq: number
     ackSeq: number
     blocks: number
+    bytes: number
     evicted: number
+}
+
+function firstSeqOf(blk: Buffer): number {
+    return blk.getAt(0, "u32")
+}
+
+/** Canonical records of a block (throws on a malformed block: flash we wrote ourselves). */
+export function blockRecords(blk: Buffer): Buffer[] {
+    const out: Buffer[] = []
+    const d = new ItemDecoder(firstSeqOf(blk))
+    if (!d.decode(blk, BLOCK_HDR, blk.length, out)) throw new Error("log block: " + d.error)
+    return out
 }
 
 export class LogStore {
@@ -40,11 +54,15 @@ export class LogStore {
     // RAM mirror of the live blocks (index i = block firstBlock + i): reads for uploads never touch
     // flash or hold the lock long, so sampling keeps its schedule while a backlog is being sent
     private blocks: Buffer[] = []
+    private enc = new ItemEncoder()
     head: Buffer
     nextSeq = 0
     ackSeq = NONE
+    ackBoot = 0
     boot = 0
     evicted = 0
+    /** the last record appended (or found at start), canonical */
+    last: Buffer = undefined
 
     /** `maxBlocks`: live blocks allowed before the oldest unacknowledged one is evicted */
     constructor(readonly devid: Buffer, readonly maxBlocks: number) {
@@ -64,7 +82,10 @@ export class LogStore {
                 if (await kvGet(blockKey(this.lastBlock + 1))) this.lastBlock++
             }
             const ack = await kvGet(ACK_KEY)
-            if (ack && ack.length >= 4) this.ackSeq = ack.getAt(0, "u32")
+            if (ack && ack.length >= 40) {
+                this.ackSeq = ack.getAt(0, "u32")
+                this.ackBoot = ack.getAt(36, "u32")
+            }
             this.blocks = []
             for (let n = this.firstBlock; n <= this.lastBlock; ++n) {
                 const b = await kvGet(blockKey(n))
@@ -74,9 +95,16 @@ export class LogStore {
             }
             this.lastBlock = this.firstBlock + this.blocks.length - 1
             if (this.blocks.length) {
-                const r = rehash(this.blocks[this.blocks.length - 1], NONE)
-                this.head = r.head
-                this.nextSeq = r.lastSeq + 1
+                const blk = this.blocks[this.blocks.length - 1]
+                const d = new ItemDecoder(firstSeqOf(blk))
+                const recs: Buffer[] = []
+                if (!d.decode(blk, BLOCK_HDR, blk.length, recs)) throw new Error("log block: " + d.error)
+                let h = blk.slice(4, BLOCK_HDR)
+                for (const r of recs) h = nextHead(h, r)
+                this.head = h
+                this.nextSeq = d.seq
+                this.last = recs[recs.length - 1]
+                this.enc.resume(d)
             }
             // a cut between the meta update and the delete of a freed block leaves it behind
             if (this.firstBlock > 1 && (await kvGet(blockKey(this.firstBlock - 1)))) await kvDelete(blockKey(this.firstBlock - 1))
@@ -88,12 +116,9 @@ export class LogStore {
     }
 
     status(): StoreStatus {
-        return {
-            nextSeq: this.nextSeq,
-            ackSeq: this.ackSeq,
-            blocks: this.blocks.length,
-            evicted: this.evicted,
-        }
+        let bytes = 0
+        for (const b of this.blocks) bytes += b.length
+        return { nextSeq: this.nextSeq, ackSeq: this.ackSeq, blocks: this.blocks.length, bytes, evicted: this.evicted }
     }
 
     /**
@@ -105,33 +130,53 @@ export class LogStore {
         try {
             const seq = this.nextSeq
             if (recordSeq(rec) !== seq) throw new Error(`record seq ${recordSeq(rec)}, expected ${seq}`)
-            const last = this.blocks.length ? this.blocks[this.blocks.length - 1] : undefined
-            if (last && last.length + rec.length <= MAX_VALUE) {
-                const nb = last.concat(rec)
-                await kvSet(blockKey(this.lastBlock), nb)
-                this.blocks[this.blocks.length - 1] = nb
+            const open = this.blocks.length ? this.blocks[this.blocks.length - 1] : undefined
+            // try the open block with a scratch encoder; keep its state only once flash has it
+            const trial = new ItemEncoder()
+            trial.ref = this.enc.ref
+            trial.runAt = this.enc.runAt
+            trial.runN = this.enc.runN
+            trial.runStep = this.enc.runStep
+            const grown = open ? trial.append(open, rec) : undefined
+            if (grown && grown.length <= MAX_VALUE) {
+                await kvSet(blockKey(this.lastBlock), grown)
+                this.blocks[this.blocks.length - 1] = grown
+                this.enc = trial
             } else {
                 const hdr = Buffer.alloc(BLOCK_HDR)
                 hdr.setAt(0, "u32", seq)
                 hdr.blitAt(4, this.head, 0, 32)
-                const nb = hdr.concat(rec)
+                const fresh = new ItemEncoder() // a block decodes on its own: no reference from before
+                const nb = fresh.append(hdr, rec)
                 // block first, meta second: a cut in between leaves a block that start() finds
                 await kvSet(blockKey(this.lastBlock + 1), nb)
                 this.lastBlock++
                 this.blocks.push(nb)
+                this.enc = fresh
                 await this.writeMeta()
             }
             this.head = nextHead(this.head, rec)
             this.nextSeq = seq + 1
+            this.last = rec
             return seq
         } finally {
             this.lock.release()
         }
     }
 
-    /** Whether the store is over its block budget (the caller then evicts with a gap record). */
+    /** Whether the store is over its block budget (the caller then evicts with a summary). */
     overBudget(): boolean {
         return this.blocks.length > this.maxBlocks
+    }
+
+    /** Canonical records of the oldest block, if it is not the only one (for the eviction summary). */
+    async oldestRecords(): Promise<Buffer[]> {
+        await this.lock.acquire()
+        try {
+            return this.blocks.length < 2 ? undefined : blockRecords(this.blocks[0])
+        } finally {
+            this.lock.release()
+        }
     }
 
     /** Drop the oldest block even if unacknowledged; returns [first, last] seq dropped. */
@@ -149,36 +194,27 @@ export class LogStore {
         }
     }
 
-    /** Records from `fromSeq` on, at most `maxBytes` of records, with the head before them. */
-    async readFrom(fromSeq: number, maxBytes: number): Promise<Batch> {
+    /** Up to `max` records from `fromSeq` on (or the oldest held, if evicted), with the head before them. */
+    async readFrom(fromSeq: number, max: number): Promise<Batch> {
         await this.lock.acquire()
         try {
             if (fromSeq >= this.nextSeq || !this.blocks.length) return undefined
             let i = this.indexOf(fromSeq)
-            if (firstSeqOf(this.blocks[i]) > fromSeq) fromSeq = firstSeqOf(this.blocks[i]) // evicted before
             const out: Buffer[] = []
             let prevHead: Buffer
-            let bytes = 0
-            for (; i < this.blocks.length; ++i) {
+            for (; i < this.blocks.length && out.length < max; ++i) {
                 const blk = this.blocks[i]
                 let h = blk.slice(4, BLOCK_HDR)
-                let off = BLOCK_HDR
-                for (;;) {
-                    const n = recordLengthAt(blk, off)
-                    if (!n) break
-                    const rec = blk.slice(off, off + n)
-                    if (recordSeq(rec) >= fromSeq) {
+                for (const rec of blockRecords(blk)) {
+                    if (recordSeq(rec) >= fromSeq && out.length < max) {
                         if (!prevHead) prevHead = h
-                        if (bytes + n > maxBytes) return { firstSeq: fromSeq, prevHead, records: out }
                         out.push(rec)
-                        bytes += n
                     }
                     h = nextHead(h, rec)
-                    off += n
                 }
             }
             if (!out.length) return undefined
-            return { firstSeq: fromSeq, prevHead, records: out }
+            return { firstSeq: recordSeq(out[0]), prevHead, records: out }
         } finally {
             this.lock.release()
         }
@@ -188,24 +224,40 @@ export class LogStore {
      * The server durably holds everything up to `seq` with chain head `head`. Frees those blocks,
      * but only if `head` is our own head at `seq` (a server holding other bytes frees nothing).
      */
-    async acknowledge(seq: number, head: Buffer): Promise<boolean> {
+    async acknowledge(seq: number, head: Buffer, boot: number): Promise<boolean> {
         await this.lock.acquire()
         try {
             if (seq >= this.nextSeq || !this.blocks.length) return false
             if (this.ackSeq !== NONE && seq <= this.ackSeq) return true
-            const r = rehash(this.blocks[this.indexOf(seq)], seq)
-            if (r.lastSeq !== seq || !bufEq(r.head, head)) return false
-            const a = Buffer.alloc(36)
+            const blk = this.blocks[this.indexOf(seq)]
+            let h = blk.slice(4, BLOCK_HDR)
+            let found = false
+            for (const rec of blockRecords(blk)) {
+                h = nextHead(h, rec)
+                if (recordSeq(rec) === seq) {
+                    found = true
+                    break
+                }
+            }
+            if (!found || !bufEq(h, head)) return false
+            const a = Buffer.alloc(40)
             a.setAt(0, "u32", seq)
             a.blitAt(4, head, 0, 32)
+            a.setAt(36, "u32", boot)
             await kvSet(ACK_KEY, a)
             this.ackSeq = seq
+            this.ackBoot = boot
             // free whole blocks that are acknowledged; the last block stays (it holds the head)
             while (this.blocks.length > 1 && firstSeqOf(this.blocks[1]) - 1 <= seq) await this.dropFirstBlock()
             return true
         } finally {
             this.lock.release()
         }
+    }
+
+    /** first seq still held in flash */
+    firstHeld(): number {
+        return this.blocks.length ? firstSeqOf(this.blocks[0]) : this.nextSeq
     }
 
     /** index of the block holding `seq` (or the first block when `seq` was evicted) */
@@ -230,25 +282,4 @@ export class LogStore {
         m.setAt(8, "u32", this.boot)
         await kvSet(META_KEY, m)
     }
-}
-
-function firstSeqOf(blk: Buffer): number {
-    return blk.getAt(0, "u32")
-}
-
-/** Re-hash a block from its stored prev_head, up to `stopSeq` (NONE = to the end). */
-function rehash(blk: Buffer, stopSeq: number) {
-    let h = blk.slice(4, BLOCK_HDR)
-    let lastSeq = firstSeqOf(blk) - 1
-    let off = BLOCK_HDR
-    for (;;) {
-        const n = recordLengthAt(blk, off)
-        if (!n) break
-        const rec = blk.slice(off, off + n)
-        h = nextHead(h, rec)
-        lastSeq = recordSeq(rec)
-        off += n
-        if (lastSeq === stopSeq) break
-    }
-    return { head: h, lastSeq }
 }

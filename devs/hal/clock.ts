@@ -16,4 +16,8 @@ export class Clock {
         const wall = ms / this.scale
         await ds.sleep(wall < 1 ? 1 : wall)
     }
+    /** wait about `ms`: for polling loops whose exact wake-up time does not matter */
+    async nap(ms: number): Promise<void> {
+        await this.sleep(ms)
+    }
 }

@@ -45,9 +45,11 @@ export class WorldLink {
     readonly now = new WorldSnapshot()
     private seen = false
     private listeners: ((w: WorldSnapshot) => void)[] = []
+    private role: ds.SimWorld
 
     constructor() {
         const role = new ds.SimWorld()
+        this.role = role
         const self = this // DeviceScript closures cannot capture `this`
         role.reading.subscribe((b: Buffer) => {
             if (!decodeWorld(b, self.now)) return
@@ -63,14 +65,26 @@ export class WorldLink {
     async waitFirst(): Promise<void> {
         while (!this.seen) await ds.sleep(5)
     }
+
+    /** Ask the world for a snapshot at exactly `utcMs` (the Sim World `wake` register). */
+    async requestWake(utcMs: number): Promise<void> {
+        const b = Buffer.alloc(8)
+        const hi = Math.floor(utcMs / 4294967296)
+        b.setAt(0, "u32", utcMs - hi * 4294967296)
+        b.setAt(4, "u32", hi)
+        await this.role.wake.write(b)
+    }
 }
 
 /**
  * Device time in the simulator: world time since this boot, taken from the world snapshots. So a
  * record's time and the physical inputs the chips saw for it come from the same world instant.
+ * `sleep` asks the world to publish a snapshot at the wake-up instant, so it ends on time to the
+ * millisecond like a hardware timer; `nap` just polls (the world moves on in ticks).
  */
 export class WorldClock extends Clock {
     private bootUtc: number
+    private wakes: number[] = []
 
     constructor(private world: WorldLink) {
         super(1)
@@ -83,6 +97,27 @@ export class WorldClock extends Clock {
 
     override async sleep(ms: number): Promise<void> {
         const target = this.now() + ms
+        this.wakes.push(target)
+        await this.requestEarliest()
+        try {
+            await this.pollUntil(target)
+        } finally {
+            this.wakes.insert(this.wakes.indexOf(target), -1) // DeviceScript: negative count removes
+        }
+        if (this.wakes.length) await this.requestEarliest()
+    }
+
+    override async nap(ms: number): Promise<void> {
+        await this.pollUntil(this.now() + ms)
+    }
+
+    private async requestEarliest() {
+        let min = this.wakes[0]
+        for (const w of this.wakes) if (w < min) min = w
+        await this.world.requestWake(this.bootUtc + min)
+    }
+
+    private async pollUntil(target: number) {
         for (;;) {
             const left = target - this.now()
             if (left <= 0) return

@@ -39,6 +39,7 @@ await startColdtrace({
     clock: new Clock(),
     spi: new BoardSpi(pins.TC_CS),
     ready: new DrdyLine(pins.TC_DRDY),
-    // 16 KB settings header on the ESP32 (platform notes): ~64 blocks of 192 B + entry overhead
-    maxBlocks: 60,
+    // 16 KB settings header on the ESP32 (platform notes): 56 blocks of at most 216 B in flash
+    // (24 B entry + 192 B value) plus keys and config leave room for compaction
+    maxBlocks: 56,
 })

@@ -24,6 +24,7 @@ await startColdtrace({
     ready: tc,
     utcNow: () => world.now.utcMs,
     utcSource: TIME_SOURCE_SIM,
-    // the simulator's settings store has an 8 KB header area (platform notes): ~30 blocks of 192 B
-    maxBlocks: 30,
+    // the simulator's settings store has an 8 KB header area (platform notes); a block costs at most
+    // 216 B there (24 B entry + 192 B value): 24 blocks plus keys and config leave room to compact
+    maxBlocks: 24,
 })

@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto"
 import type { SettingsClient } from "jacdac-ts"
 
 /**
@@ -13,13 +14,28 @@ export interface DeviceConfig {
     tc?: string
     avg?: number
     notch?: number
+    /** MAX31856 open-circuit detection mode 0..3 */
+    oc?: number
+    /** key epoch, seconds */
+    epoch?: number
 }
 
-export interface ProvisionInput {
+/** Per-device secrets (docs/format.md section 1); generate with `newDeviceKeys()`. */
+export interface DeviceKeys {
     devid: Buffer
-    devkey: Buffer
+    /** initial MAC key k0: to the device (erased there at its first boot) and to the server */
+    k0: Buffer
+    ackkey: Buffer
+    lockey: Buffer
+}
+
+export interface ProvisionInput extends DeviceKeys {
     endpoint: string
     config: DeviceConfig
+}
+
+export function newDeviceKeys(devid: Buffer = randomBytes(8)): DeviceKeys {
+    return { devid, k0: randomBytes(32), ackkey: randomBytes(32), lockey: randomBytes(32) }
 }
 
 export class ProvisionError extends Error {}
@@ -28,8 +44,11 @@ export class ProvisionError extends Error {}
 export function provisionValues(p: ProvisionInput): Map<string, Buffer> {
     const errs: string[] = []
     if (p.devid.length !== 8) errs.push(`devid must be 8 bytes, got ${p.devid.length}`)
-    if (p.devkey.length !== 32) errs.push(`devkey must be 32 bytes, got ${p.devkey.length}`)
-    else if (p.devkey.every(b => b === p.devkey[0])) errs.push("devkey is a constant pattern; generate a random key")
+    for (const [name, k] of [["k0", p.k0], ["ackkey", p.ackkey], ["lockey", p.lockey]] as const) {
+        if (k.length !== 32) errs.push(`${name} must be 32 bytes, got ${k.length}`)
+        else if (k.every(b => b === k[0])) errs.push(`${name} is a constant pattern; generate a random key`)
+    }
+    if (p.k0.equals(p.ackkey) || p.k0.equals(p.lockey) || p.ackkey.equals(p.lockey)) errs.push("keys must differ from each other")
     let url: URL | undefined
     try {
         url = new URL(p.endpoint)
@@ -47,6 +66,8 @@ export function provisionValues(p: ProvisionInput): Map<string, Buffer> {
         tc: c.tc ?? "T",
         avg: c.avg ?? 1,
         notch: c.notch ?? 50,
+        oc: c.oc ?? 1,
+        epoch: c.epoch ?? 21600,
     }
     if (!(Number.isInteger(c.interval) && c.interval >= 1 && c.interval <= 86400)) errs.push("config.interval must be 1..86400 s")
     if (!(Number.isInteger(c.upload) && c.upload >= 10 && c.upload <= 604800)) errs.push("config.upload must be 10..604800 s")
@@ -54,24 +75,33 @@ export function provisionValues(p: ProvisionInput): Map<string, Buffer> {
     if (!/^[BEJKNRST]$/.test(String(cfg.tc))) errs.push("config.tc must be one of B E J K N R S T")
     if (![1, 2, 4, 8, 16].includes(Number(cfg.avg))) errs.push("config.avg must be 1, 2, 4, 8 or 16")
     if (cfg.notch !== 50 && cfg.notch !== 60) errs.push("config.notch must be 50 or 60")
+    if (![0, 1, 2, 3].includes(Number(cfg.oc))) errs.push("config.oc must be 0..3")
+    if (!(Number.isInteger(cfg.epoch) && Number(cfg.epoch) >= 60 && Number(cfg.epoch) <= 604800)) errs.push("config.epoch must be 60..604800 s")
     const cfgText = Buffer.from(JSON.stringify(cfg))
     if (cfgText.length > 192) errs.push(`config is ${cfgText.length} bytes; the settings store reads back at most 192`)
     const ep = Buffer.from(p.endpoint)
     if (ep.length > 192) errs.push(`endpoint is ${ep.length} bytes; at most 192`)
     if (errs.length) throw new ProvisionError(errs.join("; "))
+    // identity and keys first, endpoint and config last
     return new Map([
         ["devid", p.devid],
-        ["devkey", p.devkey],
-        ["endpoint", ep],
+        ["devkey", p.k0],
+        ["ackkey", p.ackkey],
+        ["lockey", p.lockey],
         ["cfg", cfgText],
+        ["endpoint", ep],
     ])
 }
 
-/** Write every value and read each back; throws naming the key that did not stick. */
+/**
+ * Write every value and read each back; throws naming the key that did not stick. The logger starts
+ * once it sees the endpoint, written last, so it never starts half-provisioned.
+ */
 export async function writeProvisioning(client: SettingsClient, values: Map<string, Buffer>): Promise<void> {
-    // identity and key first, config last: the logger starts once devid, devkey and endpoint are all there
-    for (const [k, v] of values) await client.setValue(k, v)
+    // each value is checked before the next is written: once the endpoint lands the logger starts
+    // and moves devkey away, so nothing is read back after that
     for (const [k, v] of values) {
+        await client.setValue(k, v)
         const back = Buffer.from((await client.getValue(k)) ?? new Uint8Array(0))
         if (!back.equals(v)) throw new ProvisionError(`setting ${k} did not read back as written (store full or link error)`)
     }

@@ -2,7 +2,9 @@
 import net from "node:net"
 import { readFileSync } from "node:fs"
 import {
+    CHANGE,
     JDBus,
+    JDRegisterServer,
     FRAME_PROCESS,
     FRAME_PROCESS_LARGE,
     JDServerServiceProvider,
@@ -15,6 +17,8 @@ import {
 /** The VM's fixed Jacdac proxy port (platform notes: one simulated device per machine). */
 export const HUB_PORT = 8082
 const VM_SENDER = "coldtrace-vm"
+/** `rw wake: bytes @ 0x80` in devs/services/simworld.md */
+const WAKE_REGISTER = 0x80
 
 let specLoaded: jdspec.ServiceSpec | undefined
 
@@ -39,6 +43,10 @@ export function loadSimWorldSpec(specPath: string): jdspec.ServiceSpec {
 export class JacdacHub {
     readonly bus: JDBus
     readonly world: SensorServer<[Uint8Array]>
+    /** the device's next requested wake-up, world UTC ms (the `wake` register) */
+    private readonly wake: JDRegisterServer<[Uint8Array]>
+    /** called when the device asks to wake at a world instant (UTC ms) */
+    onWake?: (utcMs: number) => void
     private server?: net.Server
     private socket?: net.Socket
     private rx?: Buffer
@@ -50,6 +58,11 @@ export class JacdacHub {
         this.world = new SensorServer<[Uint8Array]>(spec.classIdentifier, {
             readingValues: [new Uint8Array(0)],
             streamingInterval: 50,
+        })
+        this.wake = this.world.addRegister<[Uint8Array]>(WAKE_REGISTER, [new Uint8Array(8)])
+        this.wake.on(CHANGE, () => {
+            const b = Buffer.from(this.wake.values()[0] ?? new Uint8Array(0))
+            if (b.length >= 8) this.onWake?.(b.readUInt32LE(0) + b.readUInt32LE(4) * 2 ** 32)
         })
         this.bus.addServiceProvider(new JDServerServiceProvider("coldtrace-world", [this.world]))
         // every frame on the bus that did not come from the VM goes to the VM

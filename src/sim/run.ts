@@ -134,9 +134,26 @@ export async function runScenario(opts: RunOptions): Promise<RunResult> {
     const cuts = [...(s.powerCuts ?? [])].sort((a, b) => a.at - b.at)
     let result: RunResult | undefined
     try {
+        // world snapshots as the device sees them: monotonic, and exactly at the instants it asked
+        // to wake (a sleeping device is woken on time however fast the world runs)
+        let lastPublished = -1
+        let pendingWake: number | undefined
+        const publishAt = (t: number) => {
+            if (t <= lastPublished) return
+            lastPublished = t
+            hub.setWorld(encodeSnapshot(s, t))
+        }
+        hub.onWake = utc => {
+            const t = Math.min(utc - startUtc, endMs)
+            if (t <= world.now()) publishAt(t)
+            else pendingWake = t
+        }
         const publish = () => {
             const now = Math.min(world.now(), endMs)
-            hub.setWorld(encodeSnapshot(s, now))
+            if (pendingWake !== undefined && pendingWake <= now) {
+                publishAt(pendingWake)
+                pendingWake = undefined
+            } else publishAt(now)
             gate.setUp(!(s.outages ?? []).some(o => now >= o.from * 3_600_000 && now < o.to * 3_600_000))
         }
         publish()
