@@ -252,7 +252,7 @@ export class Logger {
             if (!batch) return true
             // evicted records: the batch starts a new segment at its stated prev_head
             const prev = batch.firstSeq !== expected ? batch.prevHead : undefined
-            const body = encodeBatch(this.prov.devid, this.keys.current(), store.boot, this.keys.epoch, batch.firstSeq, prev, batch.records)
+            const body = await encodeBatch(this.prov.devid, this.keys.current(), store.boot, this.keys.epoch, batch.firstSeq, prev, batch.records)
             const last = batch.firstSeq + batch.records.length - 1
             let status = 0
             try {

@@ -1,3 +1,4 @@
+import * as ds from "@devicescript/core"
 import { hmac } from "@devicescript/crypto"
 import { bufEq } from "../chain/chain"
 import { ItemEncoder } from "../record/items"
@@ -7,7 +8,7 @@ export const ACK_NONE = 0xffffffff
 const FLAG_PREV = 0x01
 
 /** `prevHead` is included (flag PREV) only when the batch does not continue the last checkpoint. */
-export function encodeBatch(
+export async function encodeBatch(
     devid: Buffer,
     key: Buffer,
     boot: number,
@@ -15,10 +16,14 @@ export function encodeBatch(
     firstSeq: number,
     prevHead: Buffer,
     records: Buffer[]
-): Buffer {
+): Promise<Buffer> {
     const enc = new ItemEncoder()
     let body = Buffer.alloc(0)
-    for (const r of records) body = enc.append(body, r)
+    for (let i = 0; i < records.length; ++i) {
+        body = enc.append(body, records[i])
+        // the VM panics after ~100k instructions without a pause
+        if ((i & 31) === 31) await ds.sleep(0)
+    }
     const hdrLen = prevHead ? 61 : 29
     const hdr = Buffer.alloc(hdrLen)
     hdr.blitAt(0, "CTB2", 0, 4)

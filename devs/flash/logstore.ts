@@ -1,3 +1,4 @@
+import * as ds from "@devicescript/core"
 import { genesisHead, nextHead, bufEq } from "../chain/chain"
 import { recordSeq } from "../record/record"
 import { ItemDecoder, ItemEncoder } from "../record/items"
@@ -203,6 +204,8 @@ export class LogStore {
             const out: Buffer[] = []
             let prevHead: Buffer
             for (; i < this.blocks.length && out.length < max; ++i) {
+                // the VM panics after ~100k instructions without a pause: yield between blocks
+                await ds.sleep(0)
                 const blk = this.blocks[i]
                 let h = blk.slice(4, BLOCK_HDR)
                 for (const rec of blockRecords(blk)) {
