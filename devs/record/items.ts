@@ -108,7 +108,8 @@ export class ItemEncoder {
         const d = rec.getAt(10, "i32") - ref.getAt(10, "i32")
         if (d < -8 || d > 7) return 0
         const dt = rec.getAt(6, "u32") - ref.getAt(6, "u32")
-        if (dt <= 0 || dt % 1000 || dt > 65535000) return 0
+        // range first: `%` is inexact in the VM beyond 2^31
+        if (dt <= 0 || dt > 65535000 || dt % 1000) return 0
         if (this.runAt >= 0 && this.runN < 255 && this.runStep * 1000 === dt) return 1
         return 2
     }
