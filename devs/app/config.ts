@@ -30,6 +30,11 @@ export interface LoggerConfig {
     oc: number
     /** key epoch, seconds of device time (docs/format.md 3.2) */
     epoch: number
+    /** GNSS: seconds between fixes stationary / moving; stop = below stopv m/s for stopt s */
+    fix: number
+    fixmv: number
+    stopv: number
+    stopt: number
 }
 
 export const DEFAULT_CONFIG: LoggerConfig = {
@@ -42,6 +47,10 @@ export const DEFAULT_CONFIG: LoggerConfig = {
     notch: 50,
     oc: 1,
     epoch: 21600,
+    fix: 900,
+    fixmv: 300,
+    stopv: 1,
+    stopt: 900,
 }
 
 export interface Provisioning {
@@ -63,6 +72,8 @@ function validConfig(c: LoggerConfig): string {
     if (c.notch !== 50 && c.notch !== 60) return "notch must be 50 or 60"
     if ([0, 1, 2, 3].indexOf(c.oc) < 0) return "oc must be 0..3"
     if (!(c.epoch >= 60 && c.epoch <= 7 * 86400)) return "epoch must be 60..604800 s"
+    if (!(c.fixmv >= 10 && c.fix >= c.fixmv && c.fix <= 86400)) return "fix/fixmv must be 10 <= fixmv <= fix <= 86400 s"
+    if (!(c.stopv > 0 && c.stopv < 50 && c.stopt >= 60 && c.stopt <= 86400)) return "stopv must be 0..50 m/s, stopt 60..86400 s"
     return undefined
 }
 

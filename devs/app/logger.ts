@@ -11,6 +11,8 @@ import {
     alarmRecord,
     evictedRecord,
     sealRecord,
+    fixRecord,
+    stopRecord,
     EvictedSummary,
     recordKind,
     recordSeq,
@@ -18,9 +20,12 @@ import {
     KIND_SAMPLE,
     KIND_SEAL,
     SFLAG_NO_READING,
+    TIME_SOURCE_GPS,
 } from "../record/record"
 import { encodeBatch, parseAck } from "../batch/batch"
 import { postBatch } from "../uplink/http"
+import { Mutex } from "../flash/kv"
+import { GnssTracker, GnssEvents, encryptLoc } from "./gnss"
 
 /** What the logger needs from a temperature front end (the MAX31856 driver). Never throws from read(). */
 export interface Thermometer {
@@ -37,9 +42,11 @@ export interface ThermoReading {
 export interface Board {
     clock: Clock
     thermo: Thermometer
-    /** UTC in ms now, when a trustworthy source has it (GPS, network, simulator world) */
+    /** UTC in ms now, when a trustworthy source has it (network, simulator world) */
     utcNow?: () => number
     utcSource?: number
+    /** the GNSS receiver: position, stops, and UTC (preferred over utcNow) */
+    gnss?: GnssTracker
     /** live blocks in flash before the oldest unsent one is evicted */
     maxBlocks: number
 }
@@ -64,6 +71,9 @@ export class Logger {
     private bootSeq = 0
     private epochStart = 0
     private inBand = true
+    // several fibers record (sampling, GNSS): each record is built and appended under this lock,
+    // so its seq and the head it may state are the ones it really gets
+    private appending = new Mutex()
 
     constructor(readonly board: Board, readonly prov: Provisioning) {
         this.store = new LogStore(prov.devid, board.maxBlocks)
@@ -79,38 +89,96 @@ export class Logger {
         if (last && recordKind(last) === KIND_SEAL && last.getAt(10, "u32") === this.keys.epoch) await this.keys.evolve(recordSeq(last))
         else if (store.nextSeq > 0) await this.seal()
         this.bootSeq = store.nextSeq
-        await store.append(bootRecord(store.nextSeq, clock.now(), store.boot, 0, store.head))
+        const now = clock.now()
+        const hash = this.prov.configHash
+        await this.add(seq => bootRecord(seq, now, store.boot, 0, store.head))
         // the configuration in force is part of the chain from every boot on
-        await store.append(configRecord(store.nextSeq, clock.now(), this.prov.configHash))
+        await this.add(seq => configRecord(seq, now, hash))
         this.epochStart = clock.now()
         const st = store.status()
         console.log(`ct:boot boot=${store.boot} next=${st.nextSeq} ack=${st.ackSeq === NONE ? -1 : st.ackSeq} epoch=${this.keys.epoch}`)
         runSampling.start(this)
         runUploads.start(this)
+        if (this.board.gnss) runGnss.start(this)
+    }
+
+    /** Build a record for the next seq and append it; resolves with its seq once it is in flash. */
+    async add(make: (seq: number) => Buffer): Promise<number> {
+        await this.appending.acquire()
+        try {
+            return await this.store.append(make(this.store.nextSeq))
+        } finally {
+            this.appending.release()
+        }
     }
 
     /** Seal the current epoch (section 3.2), then evolve the key; the old key is overwritten. */
     async seal() {
-        const store = this.store
-        const seq = store.nextSeq
-        const count = this.keys.countAt(seq)
-        const mac = this.keys.seal(this.prov.devid, seq, store.head, count)
-        await store.append(sealRecord(seq, this.board.clock.now(), this.keys.epoch, count, mac))
-        await this.keys.evolve(seq)
-        console.log(`ct:seal epoch=${this.keys.epoch - 1} seq=${seq} count=${count}`)
+        await this.appending.acquire()
+        try {
+            const store = this.store
+            const seq = store.nextSeq
+            const count = this.keys.countAt(seq)
+            const mac = this.keys.seal(this.prov.devid, seq, store.head, count)
+            await store.append(sealRecord(seq, this.board.clock.now(), this.keys.epoch, count, mac))
+            await this.keys.evolve(seq)
+            console.log(`ct:seal epoch=${this.keys.epoch - 1} seq=${seq} count=${count}`)
+        } finally {
+            this.appending.release()
+        }
     }
 
+    private utcNow(): number {
+        const b = this.board
+        if (b.gnss) return b.gnss.utcNow()
+        return b.utcNow ? b.utcNow() : 0
+    }
+
+    /** A time record at the first valid UTC of a boot and every 6 hours after (docs/timebase.md). */
     private async appendTimeAnchor() {
         const b = this.board
-        if (!b.utcNow) return
-        const utc = b.utcNow()
+        const utc = this.utcNow()
         if (!(utc > 0)) return
         const now = b.clock.now()
         if (this.lastAnchor >= 0 && now - this.lastAnchor < TIME_ANCHOR_EVERY) return
         this.lastAnchor = now
         this.anchorUptime = now
         this.anchorUtc = utc
-        await this.store.append(timeRecord(this.store.nextSeq, now, utc, b.utcSource))
+        const source = b.gnss ? TIME_SOURCE_GPS : b.utcSource
+        await this.add(seq => timeRecord(seq, now, utc, source))
+    }
+
+    /** The GNSS fiber: fixes on their schedule, time anchors, encrypted positions, stops. */
+    async tracking() {
+        const g = this.board.gnss
+        for (;;) {
+            try {
+                await this.recordGnss(await g.step())
+            } catch (e) {
+                console.log("ct:gnss-error " + e)
+            }
+            await this.board.clock.sleep(g.nextIn())
+        }
+    }
+
+    // (a method of its own: DeviceScript closures cannot capture variables of a loop body)
+    private async recordGnss(ev: GnssEvents) {
+        await this.appendTimeAnchor()
+        const now = this.board.clock.now()
+        const devid = this.prov.devid
+        const lockey = this.prov.lockey
+        const fix = ev.fix
+        if (fix) {
+            await this.add(seq => fixRecord(seq, now, encryptLoc(lockey, devid, seq, fix.lat, fix.lon), fix.fixType, fix.numSV))
+            console.log(`ct:fix lat=${fix.lat} lon=${fix.lon} sv=${fix.numSV}`)
+        }
+        if (ev.stopStart >= 0) {
+            const start = ev.stopStart
+            const lat = ev.stopLat
+            const lon = ev.stopLon
+            await this.add(seq => stopRecord(seq, now, start, encryptLoc(lockey, devid, seq, lat, lon)))
+            console.log(`ct:stop start=${start} end=${now}`)
+        }
     }
 
     async sampling() {
@@ -155,7 +223,7 @@ export class Logger {
         // stamped when the conversion ended, in whole seconds (docs/format.md 2.1)
         const uptime = Math.round(clock.now() / 1000) * 1000
         const readMs = ds.millis() - tr
-        const seq = await this.store.append(sampleRecord(this.store.nextSeq, uptime, r.tc, r.cj, r.sr, r.sflags))
+        const seq = await this.add(s => sampleRecord(s, uptime, r.tc, r.cj, r.sr, r.sflags))
         // rd = VM wall ms of the driver read, ms = of the whole cycle (read + flash append)
         // (the compiler takes at most a handful of substitutions per template: two halves)
         const timing = `rd=${readMs} ms=${ds.millis() - t0}`
@@ -168,17 +236,21 @@ export class Logger {
      * the summary is authenticated before the records go), then evict (docs/format.md 5.3).
      */
     private async makeRoom() {
+        while (this.store.overBudget()) if (!(await this.evictOldest())) return
+    }
+
+    private async evictOldest(): Promise<boolean> {
         const store = this.store
-        while (store.overBudget()) {
-            const recs = await store.oldestRecords()
-            if (!recs) return
-            const s = this.summarize(recs)
-            await store.append(evictedRecord(store.nextSeq, this.board.clock.now(), s))
-            await this.seal()
-            this.epochStart = this.board.clock.now()
-            await store.evictOldest()
-            console.log(`ct:evicted first=${s.first} last=${s.last} samples=${s.samples}`)
-        }
+        const recs = await store.oldestRecords()
+        if (!recs) return false
+        const s = this.summarize(recs)
+        const now = this.board.clock.now()
+        await this.add(seq => evictedRecord(seq, now, s))
+        await this.seal()
+        this.epochStart = this.board.clock.now()
+        await store.evictOldest()
+        console.log(`ct:evicted first=${s.first} last=${s.last} samples=${s.samples}`)
+        return true
     }
 
     private summarize(recs: Buffer[]): EvictedSummary {
@@ -218,7 +290,7 @@ export class Logger {
         const inBand = type === 3
         if (inBand === this.inBand) return
         this.inBand = inBand
-        await this.store.append(alarmRecord(this.store.nextSeq, uptime, type, tc))
+        await this.add(seq => alarmRecord(seq, uptime, type, tc))
         console.log(`ct:alarm type=${type} tc=${tc}`)
         this.uploadNow = true // an excursion is reported at once, not at the next upload slot
     }
@@ -277,4 +349,7 @@ async function runSampling(lg: Logger) {
 }
 async function runUploads(lg: Logger) {
     await lg.uploading()
+}
+async function runGnss(lg: Logger) {
+    await lg.tracking()
 }

@@ -1,5 +1,8 @@
 import { Clock } from "../hal/clock"
 import { SpiDevice, ReadyLine } from "../hal/spi"
+import { I2cBus } from "../hal/i2c"
+import { Ublox } from "../sensor/ublox"
+import { GnssTracker } from "./gnss"
 import { startMax31856, Max31856 } from "../sensor/max31856"
 import { waitForProvisioning, LoggerConfig } from "./config"
 import { Logger, Thermometer, ThermoReading } from "./logger"
@@ -26,6 +29,8 @@ export interface BoardParts {
     clock: Clock
     spi: SpiDevice
     ready?: ReadyLine
+    /** the I2C bus with the GNSS receiver (0x42), when fitted */
+    i2c?: I2cBus
     utcNow?: () => number
     utcSource?: number
     /** flash blocks the log may hold before evicting unsent records (store size / ~220 B) */
@@ -46,12 +51,21 @@ export async function startColdtrace(parts: BoardParts): Promise<Logger> {
         ready: parts.ready,
     })
     if (!driver.ok) console.log("ct:sensor-fault " + driver.lastError)
+    let gnss: GnssTracker = undefined
+    if (parts.i2c) {
+        const gps = new Ublox(parts.i2c, { clock: parts.clock })
+        await gps.retryConfigure()
+        if (!gps.ok) console.log("ct:gnss-fault " + gps.lastError)
+        const c = prov.config
+        gnss = new GnssTracker(gps, parts.clock, { fix: c.fix, fixmv: c.fixmv, stopv: c.stopv, stopt: c.stopt })
+    }
     const logger = new Logger(
         {
             clock: parts.clock,
             thermo: new ThermocoupleFrontEnd(driver),
             utcNow: parts.utcNow,
             utcSource: parts.utcSource,
+            gnss,
             maxBlocks: parts.maxBlocks,
         },
         prov

@@ -1,15 +1,17 @@
 import * as ds from "@devicescript/core"
 import { pins } from "@dsboard/coldtrace_v1"
 import { spi } from "@devicescript/spi"
+import { i2c } from "@devicescript/i2c"
 import "@devicescript/gpio" // adds setMode/write/value to the board pins
 import { Clock } from "../hal/clock"
 import { SpiDevice, ReadyLine } from "../hal/spi"
+import { I2cBus } from "../hal/i2c"
 import { startColdtrace } from "../app/start"
 
 /**
  * Hardware entry point for the coldtrace v1 board (hardware/coldtrace_v1.board.json): the MAX31856
- * on the VSPI pins with its chip select and DRDY on GPIOs. No UTC source yet on the board: records
- * carry boot + uptime until the GNSS driver provides time.
+ * on the VSPI pins with its chip select and DRDY on GPIOs, the u-blox GNSS on the board's I2C bus
+ * (the runtime configures SDA/SCL from the board definition). UTC comes from the GNSS.
  */
 class BoardSpi implements SpiDevice {
     constructor(readonly cs: ds.OutputPin) {}
@@ -21,6 +23,13 @@ class BoardSpi implements SpiDevice {
         } finally {
             this.cs.write(1)
         }
+    }
+}
+
+/** The runtime's I2C controller as the drivers' injected bus (write, repeated start, read). */
+class BoardI2c implements I2cBus {
+    async xfer(address: number, tx: Buffer, rxLen: number): Promise<Buffer> {
+        return await i2c.xfer(address, tx, rxLen)
     }
 }
 
@@ -39,6 +48,7 @@ await startColdtrace({
     clock: new Clock(),
     spi: new BoardSpi(pins.TC_CS),
     ready: new DrdyLine(pins.TC_DRDY),
+    i2c: new BoardI2c(),
     // 16 KB settings header on the ESP32 (platform notes): 56 blocks of at most 216 B in flash
     // (24 B entry + 192 B value) plus keys and config leave room for compaction
     maxBlocks: 56,

@@ -1,5 +1,7 @@
 import { WorldLink, WorldClock, WorldSnapshot } from "../sim/world"
 import { Max31856Model, Max31856Fault } from "../sim/max31856-model"
+import { UbloxModel } from "../sim/ublox-model"
+import { SimI2cBus } from "../sim/i2c-bus"
 import { startColdtrace } from "../app/start"
 import { TIME_SOURCE_SIM } from "../record/record"
 
@@ -8,20 +10,36 @@ import { TIME_SOURCE_SIM } from "../record/record"
  * the simulated world instead of real buses (SPI/I2C do not run in the VM).
  */
 const FAULTS: Max31856Fault[] = ["none", "open", "short_vcc", "short_gnd", "dead", "stuck0"]
+const GPS_FIX = 0x01
+const GPS_PRESENT = 0x02
 
 const world = new WorldLink()
 await world.waitFirst()
 const clock = new WorldClock(world)
 const tc = new Max31856Model(clock)
+const gps = new UbloxModel(clock)
+const i2c = new SimI2cBus()
+i2c.attach(0x42, gps)
 function feed(w: WorldSnapshot) {
     tc.setInputs({ probeC: w.probeC, boardC: w.boardC, fault: FAULTS[w.tcFault] || "none" })
+    gps.setInputs({
+        utcMs: w.utcMs,
+        lat: w.lat / 1e7,
+        lon: w.lon / 1e7,
+        speedMps: w.groundSpeed / 100,
+        fix: (w.gpsFlags & GPS_FIX) !== 0,
+        numSV: (w.gpsFlags & GPS_FIX) !== 0 ? 9 : 0,
+    })
 }
 feed(world.now)
 world.onChange(feed)
+const withGps = (world.now.gpsFlags & GPS_PRESENT) !== 0
 await startColdtrace({
     clock,
     spi: tc,
     ready: tc,
+    i2c: withGps ? i2c : undefined,
+    // without a GNSS on the route, UTC comes from the simulator's world (a stand-in for network time)
     utcNow: () => world.now.utcMs,
     utcSource: TIME_SOURCE_SIM,
     // the simulator's settings store has an 8 KB header area (platform notes); a block costs at most

@@ -18,6 +18,11 @@ export interface DeviceConfig {
     oc?: number
     /** key epoch, seconds */
     epoch?: number
+    /** GNSS: seconds between fixes stationary / moving; a stop is below stopv m/s for stopt s */
+    fix?: number
+    fixmv?: number
+    stopv?: number
+    stopt?: number
 }
 
 /** Per-device secrets (docs/format.md section 1); generate with `newDeviceKeys()`. */
@@ -68,6 +73,10 @@ export function provisionValues(p: ProvisionInput): Map<string, Buffer> {
         notch: c.notch ?? 50,
         oc: c.oc ?? 1,
         epoch: c.epoch ?? 21600,
+        fix: c.fix ?? 900,
+        fixmv: c.fixmv ?? 300,
+        stopv: c.stopv ?? 1,
+        stopt: c.stopt ?? 900,
     }
     if (!(Number.isInteger(c.interval) && c.interval >= 1 && c.interval <= 86400)) errs.push("config.interval must be 1..86400 s")
     if (!(Number.isInteger(c.upload) && c.upload >= 10 && c.upload <= 604800)) errs.push("config.upload must be 10..604800 s")
@@ -77,6 +86,9 @@ export function provisionValues(p: ProvisionInput): Map<string, Buffer> {
     if (cfg.notch !== 50 && cfg.notch !== 60) errs.push("config.notch must be 50 or 60")
     if (![0, 1, 2, 3].includes(Number(cfg.oc))) errs.push("config.oc must be 0..3")
     if (!(Number.isInteger(cfg.epoch) && Number(cfg.epoch) >= 60 && Number(cfg.epoch) <= 604800)) errs.push("config.epoch must be 60..604800 s")
+    const [fix, fixmv, stopv, stopt] = [cfg.fix, cfg.fixmv, cfg.stopv, cfg.stopt].map(Number)
+    if (!(fixmv >= 10 && fix >= fixmv && fix <= 86400)) errs.push("config.fix/fixmv must be 10 <= fixmv <= fix <= 86400 s")
+    if (!(stopv > 0 && stopv < 50 && stopt >= 60 && stopt <= 86400)) errs.push("config.stopv must be 0..50 m/s and config.stopt 60..86400 s")
     const cfgText = Buffer.from(JSON.stringify(cfg))
     if (cfgText.length > 192) errs.push(`config is ${cfgText.length} bytes; the settings store reads back at most 192`)
     const ep = Buffer.from(p.endpoint)

@@ -23,8 +23,10 @@ export interface Scenario {
     outages?: { from: number; to: number }[]
     /** power cuts: the VM is killed with SIGKILL at `at` and powered again `off` hours later */
     powerCuts?: { at: number; off: number }[]
-    /** route waypoints [hour, lat, lon] (position is interpolated) */
+    /** route waypoints [hour, lat, lon] (position is interpolated; equal consecutive positions = stopped) */
     route?: [number, number, number][]
+    /** GNSS fix-loss windows (warehouse, tunnel, inside a container) */
+    gpsLoss?: { from: number; to: number }[]
     /** legs and places for the report */
     legs?: { from: number; label: string }[]
 }
@@ -78,6 +80,8 @@ export function parseScenario(json: unknown): Scenario {
     for (const p of s.powerCuts ?? [])
         check(typeof p.at === "number" && p.at > 0 && p.at < s.hours && typeof p.off === "number" && p.off >= 0, `powerCuts: ${JSON.stringify(p)} needs 0 < at < hours and off >= 0`)
     if (s.route) checkKeyframes("route", s.route, s.hours)
+    checkWindows("gpsLoss", s.gpsLoss, s.hours)
+    check(!s.gpsLoss || s.route, "gpsLoss: needs a route")
     return s
 }
 
@@ -121,6 +125,26 @@ function noiseAt(h: number, peak: number): number {
     return ((x % 2001) / 1000 - 1) * peak
 }
 
+/** Great-circle distance in metres (haversine, mean Earth radius). */
+export function distanceM(lat1: number, lon1: number, lat2: number, lon2: number): number {
+    const r = (d: number) => (d * Math.PI) / 180
+    const a = Math.sin(r(lat2 - lat1) / 2) ** 2 + Math.cos(r(lat1)) * Math.cos(r(lat2)) * Math.sin(r(lon2 - lon1) / 2) ** 2
+    return 2 * 6_371_000 * Math.asin(Math.min(1, Math.sqrt(a)))
+}
+
+/** Ground speed (m/s) on the route segment containing hour `h`: 0 where the waypoints coincide. */
+export function speedAt(route: number[][], h: number): number {
+    for (let i = 1; i < route.length; i++) {
+        if (h < route[i][0] || (h === route[i][0] && i === route.length - 1)) {
+            const [t0, la0, lo0] = route[i - 1]
+            const [t1, la1, lo1] = route[i]
+            if (h < t0 || t1 <= t0) return 0
+            return distanceM(la0, lo0, la1, lo1) / ((t1 - t0) * 3600)
+        }
+    }
+    return 0
+}
+
 /** The physical world at hour `h`. */
 export function worldAt(s: Scenario, h: number) {
     const fault = inWindow(s.faults, h)
@@ -129,7 +153,10 @@ export function worldAt(s: Scenario, h: number) {
         boardC: interpolate(s.board, h),
         fault: fault ? fault.kind : undefined,
         networkUp: !inWindow(s.outages, h),
+        gps: !!s.route,
+        gpsFix: !!s.route && !inWindow(s.gpsLoss, h),
         lat: s.route ? interpolate(s.route, h, 1) : 0,
         lon: s.route ? interpolate(s.route, h, 2) : 0,
+        speed: s.route ? speedAt(s.route, h) : 0,
     }
 }

@@ -4,6 +4,7 @@ import { FAULT_CODES, Scenario, worldAt } from "./scenario.js"
 export const SNAPSHOT_LEN = 32
 export const NET_UP = 0x01
 export const GPS_FIX = 0x01
+export const GPS_PRESENT = 0x02
 
 export function encodeSnapshot(s: Scenario, worldMs: number): Buffer {
     const startMs = Date.parse(s.start)
@@ -20,8 +21,8 @@ export function encodeSnapshot(s: Scenario, worldMs: number): Buffer {
     b.writeUInt16LE(Math.min(65535, Math.round(s.speed)), 18)
     b.writeInt32LE(Math.round(w.lat * 1e7), 20)
     b.writeInt32LE(Math.round(w.lon * 1e7), 24)
-    b.writeUInt16LE(0, 28)
-    b.writeUInt8(s.route ? GPS_FIX : 0, 30)
+    b.writeUInt16LE(Math.min(65535, Math.round(w.speed * 100)), 28)
+    b.writeUInt8((w.gps ? GPS_PRESENT : 0) | (w.gpsFix ? GPS_FIX : 0), 30)
     return b
 }
 
