@@ -315,12 +315,17 @@ export class Logger {
         }
     }
 
-    /** Send everything not yet acknowledged; true when the server has acknowledged all of it. */
+    /**
+     * Send what was recorded up to now; true when the server has acknowledged all of it. Records
+     * taken meanwhile wait for the next upload (else a slow link would send them one by one).
+     */
     async uploadPending(): Promise<boolean> {
         const store = this.store
+        const upTo = store.nextSeq - 1
         for (;;) {
             const expected = store.ackSeq === NONE ? 0 : store.ackSeq + 1
-            const batch = await store.readFrom(expected, MAX_BATCH_RECORDS)
+            if (expected > upTo) return true
+            const batch = await store.readFrom(expected, Math.min(MAX_BATCH_RECORDS, upTo - expected + 1))
             if (!batch) return true
             // evicted records: the batch starts a new segment at its stated prev_head
             const prev = batch.firstSeq !== expected ? batch.prevHead : undefined

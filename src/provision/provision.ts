@@ -43,6 +43,19 @@ export function newDeviceKeys(devid: Buffer = randomBytes(8)): DeviceKeys {
     return { devid, k0: randomBytes(32), ackkey: randomBytes(32), lockey: randomBytes(32) }
 }
 
+/** The keys file a verifier needs (`device-secret.json`, written with mode 0600; never logged). */
+export function deviceSecretJson(k: DeviceKeys) {
+    return { devid: k.devid.toString("hex"), k0: k.k0.toString("hex"), ackkey: k.ackkey.toString("hex"), lockey: k.lockey.toString("hex") }
+}
+
+export function parseDeviceSecret(json: { devid: string; k0: string; ackkey: string; lockey?: string }): DeviceKeys {
+    const hex = (v: string | undefined, n: number, name: string) => {
+        if (typeof v !== "string" || !new RegExp(`^[0-9a-f]{${2 * n}}$`).test(v)) throw new ProvisionError(`${name} must be ${2 * n} hex digits`)
+        return Buffer.from(v, "hex")
+    }
+    return { devid: hex(json.devid, 8, "devid"), k0: hex(json.k0, 32, "k0"), ackkey: hex(json.ackkey, 32, "ackkey"), lockey: json.lockey ? hex(json.lockey, 32, "lockey") : Buffer.alloc(0) }
+}
+
 export class ProvisionError extends Error {}
 
 /** Validate and encode; throws ProvisionError naming every wrong value. */

@@ -1,5 +1,4 @@
 import { mkdirSync, rmSync, writeFileSync } from "node:fs"
-import { randomBytes } from "node:crypto"
 import path from "node:path"
 import { JacdacHub } from "./hub.js"
 import { VmProcess, buildFirmware, DEVS_DIR } from "./vm.js"
@@ -10,7 +9,7 @@ import { startIngestServer } from "../ingest/server.js"
 import { registerDevice, recordsFor } from "../ingest/db.js"
 import { findLogger } from "../provision/settings.js"
 import { exportDeviceLog } from "./export.js"
-import { provisionValues, writeProvisioning } from "../provision/provision.js"
+import { provisionValues, writeProvisioning, newDeviceKeys, deviceSecretJson } from "../provision/provision.js"
 import { verifyChain, mergeLogs, type ChainEntry } from "../verify/chain.js"
 import { summarize } from "./summarize.js"
 import { renderReportHtml } from "../report/html.js"
@@ -92,12 +91,12 @@ export async function runScenario(opts: RunOptions): Promise<RunResult> {
     const ingest = await startIngestServer({ dbPath, log: l => ingestLog.push(l) })
     const gate = new NetGate(ingest.port)
     const gatePort = await gate.listen()
-    const devid = randomBytes(8)
-    const devkey = randomBytes(32)
+    const keys = newDeviceKeys()
+    const devid = keys.devid
     const devidHex = devid.toString("hex")
-    registerDevice(ingest.db, devid, devkey, s.name)
-    // the key stays out of every log; it is kept for `coldtrace verify` with owner-only access
-    writeFileSync(path.join(out, "device-secret.json"), JSON.stringify({ devid: devidHex, devkey: devkey.toString("hex") }), { mode: 0o600 })
+    registerDevice(ingest.db, { ...keys, label: s.name })
+    // keys stay out of every log; they are kept for `coldtrace verify` with owner-only access
+    writeFileSync(path.join(out, "device-secret.json"), JSON.stringify(deviceSecretJson(keys)), { mode: 0o600 })
 
     const hub = new JacdacHub(path.join(DEVS_DIR, "services/simworld.md"))
     await hub.listen()
@@ -163,7 +162,7 @@ export async function runScenario(opts: RunOptions): Promise<RunResult> {
             say(`  ${s.hours} world-hours at ${s.speed}x; sample every ${s.device.interval} s; out folder ${out}`)
             vm.start()
             const logger = await findLogger(hub.bus, 20_000)
-            const values = provisionValues({ devid, devkey, endpoint: `http://127.0.0.1:${gatePort}/v1/batch`, config: s.device })
+            const values = provisionValues({ ...keys, endpoint: `http://127.0.0.1:${gatePort}/v1/batch`, config: s.device })
             await writeProvisioning(logger, values)
             say(`  provisioned device ${devidHex} over Jacdac (key not shown)`)
             await until(() => booted > 0, 20_000, "the logger to boot")
