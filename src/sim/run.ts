@@ -12,6 +12,7 @@ import { exportDeviceLog } from "./export.js"
 import { provisionValues, writeProvisioning, newDeviceKeys, deviceSecretJson } from "../provision/provision.js"
 import { verifyChain, mergeLogs, type ChainEntry } from "../verify/chain.js"
 import { summarize } from "./summarize.js"
+import { acquireVmLock } from "./vm-lock.js"
 import { renderReportHtml } from "../report/html.js"
 
 export interface RunOptions {
@@ -86,6 +87,17 @@ export async function runScenario(opts: RunOptions): Promise<RunResult> {
     const fw = await buildFirmware("src/sim.ts", path.join(out, "firmware-sim.devs"))
     say(`firmware: ${fw.bytes} bytes of bytecode`)
 
+    const releaseVm = await acquireVmLock(undefined, say)
+    try {
+        return await runLocked(opts, out, fw, wall0)
+    } finally {
+        releaseVm()
+    }
+}
+
+async function runLocked(opts: RunOptions, out: string, fw: { bytecode: string; bytes: number }, wall0: number): Promise<RunResult> {
+    const s = opts.scenario
+    const say = opts.progress ?? (() => {})
     const dbPath = path.join(out, "ingest.sqlite")
     const ingestLog: string[] = []
     const ingest = await startIngestServer({ dbPath, log: l => ingestLog.push(l) })
@@ -208,9 +220,10 @@ export async function runScenario(opts: RunOptions): Promise<RunResult> {
         let deviceEntries: ChainEntry[] = []
         let deviceAck: number | null = null
         if (vm.running) {
-            const exp = await exportDeviceLog(await findLogger(hub.bus, 10_000))
+            const exp = await exportDeviceLog(await findLogger(hub.bus, 10_000), devidHex)
             deviceEntries = exp.entries
             deviceAck = exp.ackSeq
+            writeFileSync(path.join(out, "device-export.json"), JSON.stringify(exp.file, null, 1))
         }
         await vm.powerCut()
 

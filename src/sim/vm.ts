@@ -1,5 +1,6 @@
 import { spawn, ChildProcess, execFile } from "node:child_process"
-import { copyFileSync, mkdirSync, statSync } from "node:fs"
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs"
+import { createHash } from "node:crypto"
 import { createRequire } from "node:module"
 import path from "node:path"
 import { EventEmitter } from "node:events"
@@ -17,20 +18,34 @@ export interface BuildResult {
 }
 
 /**
- * `devs build` of one firmware entry point, copied to `outFile` at once (devs always writes the same
- * .devicescript/bin path). Rejects with the compiler's diagnostics on failure.
+ * `devs build` of one firmware entry point, copied to `outFile`. devs always writes the same
+ * .devicescript/bin path and other builds (tests, other entry points) may run meanwhile, so the
+ * output is taken only if its debug info names our entry and its hash matches; else it builds again.
+ * Rejects with the compiler's diagnostics on failure.
  */
-export function buildFirmware(entry: string, outFile: string, extraArgs: string[] = []): Promise<BuildResult> {
+export async function buildFirmware(entry: string, outFile: string, extraArgs: string[] = []): Promise<BuildResult> {
     const t0 = performance.now()
-    return new Promise((resolve, reject) => {
-        execFile(process.execPath, [DEVS_CLI, "build", entry, ...extraArgs], { cwd: DEVS_DIR, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
-            if (err) return reject(new Error(`devs build ${entry} failed:\n${stdout}${stderr}`))
-            mkdirSync(path.dirname(outFile), { recursive: true })
-            const bin = path.join(DEVS_DIR, ".devicescript/bin/bytecode.devs")
-            copyFileSync(bin, outFile)
-            resolve({ bytecode: outFile, bytes: statSync(outFile).size, ms: performance.now() - t0 })
-        })
-    })
+    const binDir = path.join(DEVS_DIR, ".devicescript/bin")
+    for (let attempt = 1; ; attempt++) {
+        await new Promise<void>((resolve, reject) =>
+            execFile(process.execPath, [DEVS_CLI, "build", entry, ...extraArgs], { cwd: DEVS_DIR, maxBuffer: 16 << 20 }, (err, stdout, stderr) =>
+                err ? reject(new Error(`devs build ${entry} failed:\n${stdout}${stderr}`)) : resolve(),
+            ),
+        )
+        try {
+            const bytes = readFileSync(path.join(binDir, "bytecode.devs"))
+            const dbg = JSON.parse(readFileSync(path.join(binDir, "bytecode-dbg.json"), "utf8"))
+            const sha = createHash("sha256").update(bytes).digest("hex")
+            if (dbg.sources?.[0]?.path === entry && dbg.binarySHA256 === sha) {
+                mkdirSync(path.dirname(outFile), { recursive: true })
+                writeFileSync(outFile, bytes)
+                return { bytecode: outFile, bytes: bytes.length, ms: performance.now() - t0 }
+            }
+        } catch {
+            /* half-written by a concurrent build: build again */
+        }
+        if (attempt >= 5) throw new Error(`devs build ${entry}: output kept being overwritten by concurrent builds`)
+    }
 }
 
 const ANSI = /\x1b\[[0-9;]*m/g
