@@ -71,9 +71,13 @@ describe("simulated shipment (short smoke scenario)", () => {
         expect(html).toContain("<svg")
         expect(html).not.toMatch(/<script[^>]+src=|<link[^>]+href=/)
         expect(existsSync(path.join(path.dirname(r.reportPath), "device-secret.json"))).toBe(true)
-        // the device key never reaches a log
-        const key = JSON.parse(readFileSync(path.join(path.dirname(r.reportPath), "device-secret.json"), "utf8")).devkey
-        for (const f of ["device-console.log", "ingest.log", "summary.json", "report.html"])
-            expect(readFileSync(path.join(path.dirname(r.reportPath), f), "utf8")).not.toContain(key)
+        // no key ever reaches a log, the report or the device export
+        const secret = JSON.parse(readFileSync(path.join(path.dirname(r.reportPath), "device-secret.json"), "utf8"))
+        const keys = [secret.k0, secret.ackkey, secret.lockey]
+        keys.forEach(k => expect(k).toMatch(/^[0-9a-f]{64}$/))
+        for (const f of ["device-console.log", "ingest.log", "summary.json", "report.html", "device-export.json"]) {
+            const text = readFileSync(path.join(path.dirname(r.reportPath), f), "utf8")
+            for (const k of keys) expect(text).not.toContain(k)
+        }
     })
 })
