@@ -30,6 +30,8 @@ export function encryptLoc(lockey: Buffer, devid: Buffer, seq: number, lat: numb
 
 /** What the GNSS step decided the logger should record. */
 export class GnssEvents {
+    /** device time the solution refers to */
+    at = -1
     /** a position worth recording (first of a boot, moved > 200 m, or 6 h since the last one) */
     fix: NavPvt = undefined
     /** a stop that just ended: [startUptime, lat, lon] */
@@ -66,7 +68,9 @@ export class GnssTracker {
         if (!this.gps.ok && !(await this.gps.retryConfigure())) return ev
         const pvt = await this.gps.poll()
         if (!pvt) return ev
-        const at = this.gps.lastAt
+        // the solution is of the poll request's instant (docs/timebase.md)
+        const at = this.gps.requestAt
+        ev.at = at
         if (timeValid(pvt)) {
             this.utc = pvt.utcMs
             this.utcAt = at

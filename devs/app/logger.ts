@@ -51,7 +51,8 @@ export interface Board {
     maxBlocks: number
 }
 
-const MAX_BATCH_RECORDS = 400
+// bounded by the VM heap: a canonical record costs ~44 bytes of heap while a batch is built
+const MAX_BATCH_RECORDS = 200
 const BACKOFF_MIN = 30_000
 const BACKOFF_MAX = 3_600_000
 const TIME_ANCHOR_EVERY = 6 * 3_600_000
@@ -169,7 +170,8 @@ export class Logger {
         const lockey = this.prov.lockey
         const fix = ev.fix
         if (fix) {
-            await this.add(seq => fixRecord(seq, now, encryptLoc(lockey, devid, seq, fix.lat, fix.lon), fix.fixType, fix.numSV))
+            const at = ev.at
+            await this.add(seq => fixRecord(seq, at, encryptLoc(lockey, devid, seq, fix.lat, fix.lon), fix.fixType, fix.numSV))
             console.log(`ct:fix lat=${fix.lat} lon=${fix.lon} sv=${fix.numSV}`)
         }
         if (ev.stopStart >= 0) {

@@ -22,6 +22,9 @@ export class EpochKeys {
             this.epoch = e.getAt(0, "u32")
             this.key = e.slice(4, 36)
             this.sealSeq = e.getAt(36, "u32")
+            // a power cut between writing ekey and deleting devkey (below) would leave k0 in
+            // flash for good: finish the move on every load
+            if (await kvGet("devkey")) await kvDelete("devkey")
             return true
         }
         const k0 = await kvGet("devkey")

@@ -154,7 +154,14 @@ export class LogStore {
                 this.lastBlock++
                 this.blocks.push(nb)
                 this.enc = fresh
+                // the record is in flash now (start() probes last_block + 1): count it before the
+                // meta write, so a failing meta write cannot leave the RAM state one record behind
+                // the block (the next append would then write this seq a second time)
+                this.head = nextHead(this.head, rec)
+                this.nextSeq = seq + 1
+                this.last = rec
                 await this.writeMeta()
+                return seq
             }
             this.head = nextHead(this.head, rec)
             this.nextSeq = seq + 1

@@ -133,6 +133,8 @@ export class Ublox {
     lastAt = -1
     /** device time of the last poll() attempt, -1 before the first */
     lastPollAt = -1
+    /** device time the last NAV-PVT poll request was written */
+    requestAt = -1
     /** number of NAV-PVT polls that got no answer */
     pollFailures = 0
 
@@ -323,6 +325,9 @@ export class Ublox {
     private async pollLocked(): Promise<NavPvt> {
         this.lastPollAt = this.clock.now()
         await this.discardStale()
+        // the solution the receiver answers with is the one of this instant (a 1 Hz receiver's is up
+        // to an epoch older; NAV-PVT's own UTC tells): taken right before the request, no await between
+        this.requestAt = this.clock.now()
         await this.bus.xfer(this.address, navPvtPollFrame(), 0)
         const m = await this.waitFrame((f: UbxMessage) => {
             return f.cls === CLS_NAV && f.id === ID_NAV_PVT && f.payload.length > 0

@@ -83,7 +83,8 @@ export class WorldLink {
  * millisecond like a hardware timer; `nap` just polls (the world moves on in ticks).
  */
 export class WorldClock extends Clock {
-    private bootUtc: number
+    /** world UTC at this boot: the simulator's ground truth for uptime -> UTC (tests only) */
+    readonly bootUtc: number
     private wakes: number[] = []
 
     constructor(private world: WorldLink) {

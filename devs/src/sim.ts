@@ -16,6 +16,8 @@ const GPS_PRESENT = 0x02
 const world = new WorldLink()
 await world.waitFirst()
 const clock = new WorldClock(world)
+// the simulator's ground truth (no real logger knows this): lets tests check the time base end to end
+console.log(`ct:world-boot utc=${clock.bootUtc}`)
 const tc = new Max31856Model(clock)
 const gps = new UbloxModel(clock)
 const i2c = new SimI2cBus()
