@@ -115,7 +115,10 @@ export async function waitForProvisioning(): Promise<Provisioning> {
     let quiet = false
     for (;;) {
         const p = await readProvisioning(quiet)
-        if (p) return p
+        if (p) {
+            console.log("ct:provisioned")
+            return p
+        }
         quiet = true
         await ds.sleep(500)
     }

@@ -118,6 +118,7 @@ async function runLocked(opts: RunOptions, out: string, fw: { bytecode: string; 
     const sampleLines = new Map<number, SampleLine>()
     const uploads = { attempts: 0, ok: 0, failed: 0 }
     let booted = 0
+    let provisioned = 0
     let lastAck = -1
     vm.on("line", (line: string) => {
         vmLines.push(line)
@@ -127,6 +128,7 @@ async function runLocked(opts: RunOptions, out: string, fw: { bytecode: string; 
         const kv = Object.fromEntries(m[2].split(/\s+/).map(p => p.split("=")))
         if (m[1] === "sample") sampleLines.set(+kv.seq, { tc: +kv.tc, cj: +kv.cj, sr: +kv.sr, fl: +kv.fl, up: +kv.up, rd: +kv.rd, ms: +kv.ms })
         else if (m[1] === "boot") booted++
+        else if (m[1] === "provisioned") provisioned++
         else if (m[1] === "upload") {
             uploads.attempts++
             if (kv.status === "200") uploads.ok++
@@ -177,8 +179,10 @@ async function runLocked(opts: RunOptions, out: string, fw: { bytecode: string; 
             const values = provisionValues({ ...keys, endpoint: `http://127.0.0.1:${gatePort}/v1/batch`, config: s.device })
             await writeProvisioning(logger, values)
             say(`  provisioned device ${devidHex} over Jacdac (key not shown)`)
+            // the shipment starts once the logger has its provisioning; it boots in world time
+            await until(() => provisioned > 0, 20_000, "the logger to read its provisioning")
+            world.resume()
             await until(() => booted > 0, 20_000, "the logger to boot")
-            world.resume() // the shipment starts once the logger runs
 
             const every = (opts.progressEvery ?? 6) * 3_600_000
             let nextProgress = every
@@ -193,12 +197,15 @@ async function runLocked(opts: RunOptions, out: string, fw: { bytecode: string; 
                     const back = (cut.at + cut.off) * 3_600_000
                     await until(() => world.now() >= Math.min(back, endMs), 600_000, "power to come back")
                     if (world.now() >= endMs) break
-                    const before = booted
+                    const [before, prov] = [booted, provisioned]
                     powerCuts.push({ at, until: startUtc + world.now() })
-                    world.freeze() // a real logger boots in about a second; the VM needs ~1.5 s wall
+                    // a real logger starts in about a second; the WASM VM needs ~1.5 s wall (an hour
+                    // of world time): the world waits until the firmware runs, then it boots in world time
+                    world.freeze()
                     vm.start()
-                    await until(() => booted > before, 30_000, "the logger to reboot")
+                    await until(() => provisioned > prov, 30_000, "the logger to restart")
                     world.resume()
+                    await until(() => booted > before, 30_000, "the logger to reboot")
                     say(`  ${fmtWorld(s, world.now())}  power back: boot ${vm.boots}, resumed at seq ${Math.max(...sampleLines.keys()) + 1}`)
                 }
                 if (now >= nextProgress) {
@@ -244,6 +251,7 @@ async function runLocked(opts: RunOptions, out: string, fw: { bytecode: string; 
             reportedSamples: new Set(sampleLines.keys()),
             verdict,
             powerCuts,
+            lockey: keys.lockey,
             uploads,
             notes,
         })

@@ -1,5 +1,5 @@
-import { decodeRecord, isFaulted, KIND, type LogRecord, type SampleRecord } from "../format/index.js"
-import type { ShipmentSummary, SeriesPoint, Excursion, FaultWindow } from "../report/summary.js"
+import { decodeRecord, decryptLoc, isFaulted, KIND, type LogRecord, type SampleRecord, type StopRecord } from "../format/index.js"
+import type { ShipmentSummary, SeriesPoint, Excursion, FaultWindow, Stop } from "../report/summary.js"
 import { placeRecords } from "../verify/timeline.js"
 import type { ChainEntry, ChainVerdict } from "../verify/chain.js"
 
@@ -27,6 +27,8 @@ export interface SummaryInput {
     reportedSamples: Set<number>
     verdict: ChainVerdict
     powerCuts: { at: number; until?: number }[]
+    /** location key: stop positions are shown only to whoever holds it */
+    lockey?: Buffer
     uploads: { attempts: number; ok: number; failed: number }
     notes: string[]
 }
@@ -75,6 +77,22 @@ export function summarize(inp: SummaryInput): ShipmentSummary & { records: numbe
         }
     }
     if (open) excursions.push(open)
+    const stops: Stop[] = []
+    for (const r of records.filter(r => r.kind === KIND.stop) as StopRecord[]) {
+        const end = placed.get(r.seq)?.utc
+        if (end == null) continue
+        const stop: Stop = { start: end - (r.uptime - r.start), end }
+        if (inp.lockey?.length) {
+            try {
+                const p = decryptLoc(inp.lockey, inp.deviceId, r.seq, r.loc)
+                stop.lat = p.lat / 1e7
+                stop.lon = p.lon / 1e7
+            } catch {
+                stop.label = "position does not decrypt"
+            }
+        }
+        stops.push(stop)
+    }
     const sampleSeqs = new Set(samples.map(s => s.seq))
     const ackd = samples.filter(s => inp.ackSeq !== null && s.seq <= inp.ackSeq).length
     const onDeviceOnly = samples.filter(s => inp.onDevice.has(s.seq) && !(inp.ackSeq !== null && s.seq <= inp.ackSeq)).length
@@ -107,6 +125,7 @@ export function summarize(inp: SummaryInput): ShipmentSummary & { records: numbe
         },
         series,
         faults,
+        stops,
         notes: inp.notes,
         records: records.length,
     }

@@ -54,12 +54,14 @@ const ANSI = /\x1b\[[0-9;]*m/g
  * One simulated device: the DeviceScript VM running our bytecode, connected to the hub on 8082,
  * its flash in `<dir>/.devicescript/flash`. `powerCut()` is a SIGKILL: nothing gets to clean up.
  * Emits "line" for every console line (without colours and the "WASM> " prefix) and "exit".
+ * `env` is merged over process.env for the VM's process (e.g. NODE_EXTRA_CA_CERTS, so the VM's
+ * TLS, which is Node's, trusts a test CA; Node reads it only at process start).
  */
 export class VmProcess extends EventEmitter {
     private proc?: ChildProcess
     boots = 0
 
-    constructor(readonly dir: string, readonly bytecode: string) {
+    constructor(readonly dir: string, readonly bytecode: string, readonly env: NodeJS.ProcessEnv = {}) {
         super()
         mkdirSync(dir, { recursive: true })
     }
@@ -72,6 +74,7 @@ export class VmProcess extends EventEmitter {
         if (this.running) throw new Error("VM already running")
         const p = spawn(process.execPath, [DEVS_CLI, "run", this.bytecode, "--tcp"], {
             cwd: this.dir,
+            env: { ...process.env, ...this.env },
             stdio: ["ignore", "pipe", "pipe"],
         })
         this.proc = p
