@@ -54,7 +54,7 @@ export interface FaultEvent extends RequestInfo {
     forwardedBytes: number
     /** the server's status, when it answered (pass, dropAck) */
     upstreamStatus?: number
-    /** what happened, e.g. "relayed 200", "ack dropped (server said 200)", "client gave up after 1200 ms" */
+    /** what happened, e.g. "relayed 200", "ack dropped (server said 200)", "client side closed after 1200 ms" */
     outcome: string
     /** wall ms since the injector started listening */
     at: number
@@ -404,7 +404,7 @@ export class HttpFaultInjector extends EventEmitter {
                 }
                 this.finish(req, fault, started, {
                     bodyBytes: Math.min(received, len), forwardedBytes: 0,
-                    outcome: gaveUp || t === undefined ? `client gave up after ${ms} ms` : `closed unanswered after ${this.hangMs} ms`,
+                    outcome: gaveUp || t === undefined ? `client side closed after ${ms} ms` : `closed unanswered after ${this.hangMs} ms`,
                 })
             })
         }

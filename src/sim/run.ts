@@ -3,7 +3,7 @@ import path from "node:path"
 import { JacdacHub } from "./hub.js"
 import { VmProcess, buildFirmware, DEVS_DIR } from "./vm.js"
 import { NetGate } from "./netgate.js"
-import { Scenario } from "./scenario.js"
+import { Scenario, allPowerCuts } from "./scenario.js"
 import { encodeSnapshot, WorldTime } from "./world.js"
 import { startIngestServer } from "../ingest/server.js"
 import { registerDevice, recordsFor } from "../ingest/db.js"
@@ -144,7 +144,7 @@ async function runLocked(opts: RunOptions, out: string, fw: { bytecode: string; 
     const powerCuts: { at: number; until?: number }[] = []
     const endMs = s.hours * 3_600_000
     const startUtc = Date.parse(s.start)
-    const cuts = [...(s.powerCuts ?? [])].sort((a, b) => a.at - b.at)
+    const cuts = allPowerCuts(s)
     let result: RunResult | undefined
     try {
         // world snapshots as the device sees them: monotonic, and exactly at the instants it asked

@@ -23,6 +23,8 @@ export interface Scenario {
     outages?: { from: number; to: number }[]
     /** power cuts: the VM is killed with SIGKILL at `at` and powered again `off` hours later */
     powerCuts?: { at: number; off: number }[]
+    /** crash consistency: `kills` extra SIGKILLs at random world moments (seeded), power back at once */
+    chaos?: { kills: number; seed: number }
     /** route waypoints [hour, lat, lon] (position is interpolated; equal consecutive positions = stopped) */
     route?: [number, number, number][]
     /** GNSS fix-loss windows (warehouse, tunnel, inside a container) */
@@ -79,6 +81,7 @@ export function parseScenario(json: unknown): Scenario {
     checkWindows("outages", s.outages, s.hours)
     for (const p of s.powerCuts ?? [])
         check(typeof p.at === "number" && p.at > 0 && p.at < s.hours && typeof p.off === "number" && p.off >= 0, `powerCuts: ${JSON.stringify(p)} needs 0 < at < hours and off >= 0`)
+    if (s.chaos) check(Number.isInteger(s.chaos.kills) && s.chaos.kills >= 0 && s.chaos.kills <= 10000 && Number.isInteger(s.chaos.seed), "chaos: needs integer kills (0..10000) and seed")
     if (s.route) checkKeyframes("route", s.route, s.hours)
     checkWindows("gpsLoss", s.gpsLoss, s.hours)
     check(!s.gpsLoss || s.route, "gpsLoss: needs a route")
@@ -159,4 +162,22 @@ export function worldAt(s: Scenario, h: number) {
         lon: s.route ? interpolate(s.route, h, 2) : 0,
         speed: s.route ? speedAt(s.route, h) : 0,
     }
+}
+
+/** Every power cut of the run, in time order: the scripted ones and the seeded random SIGKILLs. */
+export function allPowerCuts(s: Scenario): { at: number; off: number }[] {
+    const cuts = [...(s.powerCuts ?? [])]
+    if (s.chaos?.kills) {
+        // mulberry32: deterministic, so a failing crash run can be replayed
+        let a = s.chaos.seed >>> 0
+        const rnd = () => {
+            a = (a + 0x6d2b79f5) >>> 0
+            let t = a
+            t = Math.imul(t ^ (t >>> 15), t | 1)
+            t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+            return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+        }
+        for (let i = 0; i < s.chaos.kills; i++) cuts.push({ at: 0.05 + rnd() * (s.hours - 0.1), off: 0 })
+    }
+    return cuts.sort((x, y) => x.at - y.at)
 }
