@@ -80,7 +80,8 @@ export class WorldLink {
  * Device time in the simulator: world time since this boot, taken from the world snapshots. So a
  * record's time and the physical inputs the chips saw for it come from the same world instant.
  * `sleep` asks the world to publish a snapshot at the wake-up instant, so it ends on time to the
- * millisecond like a hardware timer; `nap` just polls (the world moves on in ticks).
+ * millisecond like a hardware timer, and the world does not pass that instant until the device
+ * sleeps again; `nap` just polls (the world moves on in ticks).
  */
 export class WorldClock extends Clock {
     /** world UTC at this boot: the simulator's ground truth for uptime -> UTC (tests only) */
@@ -105,7 +106,9 @@ export class WorldClock extends Clock {
         } finally {
             this.wakes.insert(this.wakes.indexOf(target), -1) // DeviceScript: negative count removes
         }
-        if (this.wakes.length) await this.requestEarliest()
+        // no new request here: the world holds at this instant while the woken fiber works, and
+        // moves on when a fiber next goes to sleep (lockstep: work takes no world time, and a busy
+        // or starved VM never has the world run past a wake-up it asked for)
     }
 
     override async nap(ms: number): Promise<void> {

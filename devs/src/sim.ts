@@ -16,6 +16,8 @@ const GPS_PRESENT = 0x02
 const world = new WorldLink()
 await world.waitFirst()
 const clock = new WorldClock(world)
+// hold the world at this boot instant: booting takes no world time, as on a real logger (~1 s)
+await world.requestWake(clock.bootUtc)
 // the simulator's ground truth (no real logger knows this): lets tests check the time base end to end
 console.log(`ct:world-boot utc=${clock.bootUtc}`)
 const tc = new Max31856Model(clock)

@@ -1,17 +1,67 @@
-import { fetch } from "@devicescript/net"
+import * as ds from "@devicescript/core"
+import { connect, URL } from "@devicescript/net"
 
 export interface UplinkReply {
     status: number
     body: Buffer
 }
 
-/** POST one batch over HTTP(S). Throws on network errors (refused, reset, TLS); the caller backs off. */
-export async function postBatch(url: string, body: Buffer): Promise<UplinkReply> {
-    const res = await fetch(url, {
-        method: "POST",
-        headers: { "content-type": "application/octet-stream" },
-        body,
-    })
-    const reply = await res.buffer()
-    return { status: res.status, body: reply }
+/**
+ * POST one batch over HTTP(S) and read the reply, with a deadline on every step. The runtime's
+ * fetch waits for a reply forever, so a server or middlebox that stops answering would stall the
+ * uploader until a reboot; this client gives up after `timeoutMs` of wall time (the network is real
+ * time, in the simulator too). Throws on network errors and timeouts; the caller backs off. The
+ * reply must carry Content-Length (the ingest server always sends it).
+ */
+export async function postBatch(url: string, body: Buffer, timeoutMs = 20_000): Promise<UplinkReply> {
+    const u = new URL(url)
+    const tls = u.protocol === "https:"
+    if (!tls && u.protocol !== "http:") throw new TypeError(`uplink: unsupported protocol ${u.protocol}`)
+    const port = u.port ? +u.port : tls ? 443 : 80
+    const deadline = ds.millis() + timeoutMs
+    const left = () => {
+        const ms = deadline - ds.millis()
+        if (ms <= 0) throw new Error("uplink: timed out")
+        return ms
+    }
+    const s = await connect({ host: u.hostname, port, proto: tls ? "tls" : "tcp", timeout: left() })
+    try {
+        const head = `POST ${u.path()} HTTP/1.1\r\nhost: ${u.host()}\r\ncontent-type: application/octet-stream\r\n`
+        await s.send(head + `content-length: ${body.length}\r\nconnection: close\r\n\r\n`)
+        await s.send(body)
+        // read until the end of the headers, then exactly Content-Length bytes
+        let acc = Buffer.alloc(0)
+        let hdrEnd = -1
+        let status = 0
+        let len = -1
+        for (;;) {
+            if (hdrEnd < 0) {
+                hdrEnd = headerEnd(acc)
+                if (hdrEnd >= 0) {
+                    const lines = acc.slice(0, hdrEnd).toString("utf-8").split("\r\n")
+                    const first = lines[0] || ""
+                    if (!first.startsWith("HTTP/1.")) throw new Error("uplink: not an HTTP reply")
+                    status = parseInt(first.slice(9, 12))
+                    for (const line of lines) {
+                        const c = line.indexOf(":")
+                        if (c > 0 && line.slice(0, c).toLowerCase() === "content-length") len = parseInt(line.slice(c + 1).trim())
+                    }
+                    if (!(len >= 0)) throw new Error("uplink: reply without Content-Length")
+                }
+            }
+            if (hdrEnd >= 0 && acc.length >= hdrEnd + 4 + len) return { status, body: acc.slice(hdrEnd + 4, hdrEnd + 4 + len) }
+            const chunk = await s.recv(left())
+            if (chunk === undefined) continue // this wait timed out; left() throws once the deadline passed
+            if (chunk === null) throw new Error("uplink: connection closed before the reply was complete")
+            acc = acc.concat(chunk)
+        }
+    } finally {
+        await s.close()
+    }
+}
+
+/** offset of "\r\n\r\n" in `b`, or -1 */
+function headerEnd(b: Buffer): number {
+    for (let i = 0; i + 3 < b.length; ++i) if (b[i] === 13 && b[i + 1] === 10 && b[i + 2] === 13 && b[i + 3] === 10) return i
+    return -1
 }

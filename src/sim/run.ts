@@ -3,6 +3,8 @@ import path from "node:path"
 import { JacdacHub } from "./hub.js"
 import { VmProcess, buildFirmware, DEVS_DIR } from "./vm.js"
 import { NetGate } from "./netgate.js"
+import { HttpFaultInjector } from "./httpfaults.js"
+import { makeTestPki } from "../ingest/tls.js"
 import { Scenario, allPowerCuts } from "./scenario.js"
 import { encodeSnapshot, WorldTime } from "./world.js"
 import { startIngestServer } from "../ingest/server.js"
@@ -101,7 +103,18 @@ async function runLocked(opts: RunOptions, out: string, fw: { bytecode: string; 
     const dbPath = path.join(out, "ingest.sqlite")
     const ingestLog: string[] = []
     const ingest = await startIngestServer({ dbPath, log: l => ingestLog.push(l) })
-    const gate = new NetGate(ingest.port)
+    // the device's HTTPS ends at a TLS-terminating front (as at a load balancer) that can also inject
+    // HTTP faults; the NetGate in front of it is the network that outages cut. A fresh test CA per
+    // run; the VM trusts it through Node's TLS (NODE_EXTRA_CA_CERTS), the CA's key never hits disk
+    const pki = makeTestPki(path.join(out, "pki"))
+    const hf = s.httpFaults
+    const faults = new HttpFaultInjector({
+        target: { port: ingest.port },
+        tls: { cert: pki.certPem, key: pki.keyPem },
+        schedule: hf ? { seed: hf.seed, rates: hf.rates } : undefined,
+        hangMs: hf?.hangMs ?? 5_000,
+    })
+    const gate = new NetGate(await faults.listen())
     const gatePort = await gate.listen()
     const keys = newDeviceKeys()
     const devid = keys.devid
@@ -113,12 +126,14 @@ async function runLocked(opts: RunOptions, out: string, fw: { bytecode: string; 
     const hub = new JacdacHub(path.join(DEVS_DIR, "services/simworld.md"))
     await hub.listen()
     const world = new WorldTime(s.speed)
-    const vm = new VmProcess(path.join(out, "device"), fw.bytecode)
+    const vm = new VmProcess(path.join(out, "device"), fw.bytecode, { NODE_EXTRA_CA_CERTS: pki.caFile })
     const vmLines: string[] = []
     const sampleLines = new Map<number, SampleLine>()
     const uploads = { attempts: 0, ok: 0, failed: 0 }
     let booted = 0
     let provisioned = 0
+    /** world time of the last snapshot the device was shown */
+    let lastPublished = -1
     let lastAck = -1
     vm.on("line", (line: string) => {
         vmLines.push(line)
@@ -137,8 +152,8 @@ async function runLocked(opts: RunOptions, out: string, fw: { bytecode: string; 
         } else if (m[1] === "upload-error") {
             uploads.attempts++
             uploads.failed++
-        } else if (m[1] === "alarm") say(`  ${fmtWorld(s, world.now())}  ALARM ${kv.type === "3" ? "back in band" : "out of band"} at ${(+kv.tc / 128).toFixed(2)} C`)
-        else if (m[1] === "evicted") say(`  ${fmtWorld(s, world.now())}  store full: evicted unsent seq ${kv.first}..${kv.last}`)
+        } else if (m[1] === "alarm") say(`  ${fmtWorld(s, lastPublished)}  ALARM ${kv.type === "3" ? "back in band" : "out of band"} at ${(+kv.tc / 128).toFixed(2)} C`)
+        else if (m[1] === "evicted") say(`  ${fmtWorld(s, lastPublished)}  store full: evicted unsent seq ${kv.first}..${kv.last}`)
     })
 
     const powerCuts: { at: number; until?: number }[] = []
@@ -147,27 +162,27 @@ async function runLocked(opts: RunOptions, out: string, fw: { bytecode: string; 
     const cuts = allPowerCuts(s)
     let result: RunResult | undefined
     try {
-        // world snapshots as the device sees them: monotonic, and exactly at the instants it asked
-        // to wake (a sleeping device is woken on time however fast the world runs)
-        let lastPublished = -1
-        let pendingWake: number | undefined
+        // World time as the device sees it (lockstep): free-running at `speed`, but never past the
+        // wake-up the device asked for last until it asks for the next one, so work in the VM takes
+        // no world time and a busy or CPU-starved VM never has the world run past its timers.
+        // Snapshots are monotonic and published exactly at requested wake-ups.
+        let deviceWake: number | undefined
+        const worldNow = () => Math.min(world.now(), endMs, deviceWake ?? Infinity)
+        // a VM that is gone (power cut, crash) holds nothing
+        vm.on("exit", () => (deviceWake = undefined))
         const publishAt = (t: number) => {
             if (t <= lastPublished) return
             lastPublished = t
             hub.setWorld(encodeSnapshot(s, t))
         }
         hub.onWake = utc => {
-            const t = Math.min(utc - startUtc, endMs)
-            if (t <= world.now()) publishAt(t)
-            else pendingWake = t
+            deviceWake = utc - startUtc
+            publishAt(worldNow())
         }
         const publish = () => {
-            const now = Math.min(world.now(), endMs)
-            if (pendingWake !== undefined && pendingWake <= now) {
-                publishAt(pendingWake)
-                pendingWake = undefined
-            } else publishAt(now)
-            gate.setUp(!(s.outages ?? []).some(o => now >= o.from * 3_600_000 && now < o.to * 3_600_000))
+            const t = worldNow()
+            publishAt(t)
+            gate.setUp(!(s.outages ?? []).some(o => t >= o.from * 3_600_000 && t < o.to * 3_600_000))
         }
         publish()
         const ticker = setInterval(publish, TICK_MS)
@@ -176,7 +191,7 @@ async function runLocked(opts: RunOptions, out: string, fw: { bytecode: string; 
             say(`  ${s.hours} world-hours at ${s.speed}x; sample every ${s.device.interval} s; out folder ${out}`)
             vm.start()
             const logger = await findLogger(hub.bus, 20_000)
-            const values = provisionValues({ ...keys, endpoint: `http://127.0.0.1:${gatePort}/v1/batch`, config: s.device })
+            const values = provisionValues({ ...keys, endpoint: `https://127.0.0.1:${gatePort}/v1/batch`, config: s.device })
             await writeProvisioning(logger, values)
             say(`  provisioned device ${devidHex} over Jacdac (key not shown)`)
             // the shipment starts once the logger has its provisioning; it boots in world time
@@ -187,18 +202,18 @@ async function runLocked(opts: RunOptions, out: string, fw: { bytecode: string; 
             const every = (opts.progressEvery ?? 6) * 3_600_000
             let nextProgress = every
             let cutIdx = 0
-            while (world.now() < endMs) {
-                const now = world.now()
+            while (worldNow() < endMs) {
+                const now = worldNow()
                 if (cutIdx < cuts.length && now >= cuts[cutIdx].at * 3_600_000) {
                     const cut = cuts[cutIdx++]
                     await vm.powerCut()
                     const at = startUtc + now
                     say(`  ${fmtWorld(s, now)}  POWER CUT (SIGKILL), device off for ${cut.off} h`)
                     const back = (cut.at + cut.off) * 3_600_000
-                    await until(() => world.now() >= Math.min(back, endMs), 600_000, "power to come back")
-                    if (world.now() >= endMs) break
+                    await until(() => worldNow() >= Math.min(back, endMs), 600_000, "power to come back")
+                    if (worldNow() >= endMs) break
                     const [before, prov] = [booted, provisioned]
-                    powerCuts.push({ at, until: startUtc + world.now() })
+                    powerCuts.push({ at, until: startUtc + worldNow() })
                     // a real logger starts in about a second; the WASM VM needs ~1.5 s wall (an hour
                     // of world time): the world waits until the firmware runs, then it boots in world time
                     world.freeze()
@@ -206,7 +221,7 @@ async function runLocked(opts: RunOptions, out: string, fw: { bytecode: string; 
                     await until(() => provisioned > prov, 30_000, "the logger to restart")
                     world.resume()
                     await until(() => booted > before, 30_000, "the logger to reboot")
-                    say(`  ${fmtWorld(s, world.now())}  power back: boot ${vm.boots}, resumed at seq ${Math.max(...sampleLines.keys()) + 1}`)
+                    say(`  ${fmtWorld(s, worldNow())}  power back: boot ${vm.boots}, resumed at seq ${Math.max(...sampleLines.keys()) + 1}`)
                 }
                 if (now >= nextProgress) {
                     nextProgress += every
@@ -261,6 +276,7 @@ async function runLocked(opts: RunOptions, out: string, fw: { bytecode: string; 
         writeFileSync(reportPath, renderReportHtml(summary))
         writeFileSync(path.join(out, "device-console.log"), vmLines.join("\n") + "\n")
         writeFileSync(path.join(out, "ingest.log"), ingestLog.join("\n") + "\n")
+        writeFileSync(path.join(out, "http-faults.json"), JSON.stringify({ counts: faults.counts, tlsErrors: faults.tlsErrors }, null, 1))
         result = {
             summaryPath,
             reportPath,
@@ -273,6 +289,7 @@ async function runLocked(opts: RunOptions, out: string, fw: { bytecode: string; 
         await vm.powerCut()
         await hub.close()
         await gate.close()
+        await faults.close()
         await ingest.close()
     }
     return result!

@@ -23,6 +23,8 @@ export interface Scenario {
     outages?: { from: number; to: number }[]
     /** power cuts: the VM is killed with SIGKILL at `at` and powered again `off` hours later */
     powerCuts?: { at: number; off: number }[]
+    /** HTTP faults between the device and the server (seeded): rates per request of each fault */
+    httpFaults?: { seed: number; rates: Partial<Record<"error500" | "hang" | "dropMidBody" | "dropAck", number>>; hangMs?: number }
     /** crash consistency: `kills` extra SIGKILLs at random world moments (seeded), power back at once */
     chaos?: { kills: number; seed: number }
     /** route waypoints [hour, lat, lon] (position is interpolated; equal consecutive positions = stopped) */
