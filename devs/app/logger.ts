@@ -23,7 +23,7 @@ import {
     TIME_SOURCE_GPS,
 } from "../record/record"
 import { encodeBatch, parseAck } from "../batch/batch"
-import { postBatch } from "../uplink/http"
+import { Uplink, HttpsUplink } from "../uplink/uplink"
 import { Mutex } from "../flash/kv"
 import { GnssTracker, GnssEvents, encryptLoc } from "./gnss"
 
@@ -47,6 +47,10 @@ export interface Board {
     utcSource?: number
     /** the GNSS receiver: position, stops, and UTC (preferred over utcNow) */
     gnss?: GnssTracker
+    /** uplinks in order of preference (default: HTTPS to the endpoint); the next is tried on failure */
+    uplinks?: Uplink[]
+    /** false inside radio-off windows (flights): nothing transmits, logging goes on */
+    radioAllowed?: () => boolean
     /** live blocks in flash before the oldest unsent one is evicted */
     maxBlocks: number
 }
@@ -76,8 +80,11 @@ export class Logger {
     // so its seq and the head it may state are the ones it really gets
     private appending = new Mutex()
 
+    private uplinks: Uplink[]
+
     constructor(readonly board: Board, readonly prov: Provisioning) {
         this.store = new LogStore(prov.devid, board.maxBlocks)
+        this.uplinks = board.uplinks || [new HttpsUplink(prov.endpoint)]
     }
 
     async start(): Promise<void> {
@@ -304,6 +311,11 @@ export class Logger {
         let next = clock.now() + 10_000
         for (;;) {
             while (!this.uploadNow && clock.now() < next) await clock.nap(1000)
+            if (this.board.radioAllowed && !this.board.radioAllowed()) {
+                // radio-off window: keep the upload (and any alarm) pending, look again in a minute
+                next = clock.now() + 60_000
+                continue
+            }
             this.uploadNow = false
             const ok = await this.uploadPending()
             if (ok) {
@@ -315,6 +327,19 @@ export class Logger {
                 backoff = Math.min(backoff * 2, BACKOFF_MAX)
             }
         }
+    }
+
+    /** Try each uplink in order; undefined when none got the batch through. */
+    private async sendVia(body: Buffer, first: number, last: number) {
+        for (const u of this.uplinks) {
+            try {
+                const r = await u.send(body)
+                return { status: r.status, body: r.body, via: u.name }
+            } catch (e) {
+                console.log(`ct:upload-error first=${first} last=${last} via=${u.name} ${e}`)
+            }
+        }
+        return undefined
     }
 
     /**
@@ -333,19 +358,13 @@ export class Logger {
             const prev = batch.firstSeq !== expected ? batch.prevHead : undefined
             const body = await encodeBatch(this.prov.devid, this.keys.current(), store.boot, this.keys.epoch, batch.firstSeq, prev, batch.records)
             const last = batch.firstSeq + batch.records.length - 1
-            let status = 0
-            try {
-                const reply = await postBatch(this.prov.endpoint, body)
-                status = reply.status
-                const ack = parseAck(reply.body, this.prov.devid, this.prov.ackkey)
-                if (ack && ack.seq !== NONE) await store.acknowledge(ack.seq, ack.head, ack.boot)
-                const what = `n=${batch.records.length} bytes=${body.length} status=${status}`
-                console.log(`ct:upload first=${batch.firstSeq} last=${last} ` + what + ` ack=${ack ? ack.seq : "none"}`)
-            } catch (e) {
-                console.log(`ct:upload-error first=${batch.firstSeq} last=${last} ${e}`)
-                return false
-            }
-            if (status !== 200 || store.ackSeq !== last) return false
+            const reply = await this.sendVia(body, batch.firstSeq, last)
+            if (!reply) return false
+            const ack = parseAck(reply.body, this.prov.devid, this.prov.ackkey)
+            if (ack && ack.seq !== NONE) await store.acknowledge(ack.seq, ack.head, ack.boot)
+            const what = `n=${batch.records.length} bytes=${body.length} status=${reply.status} via=${reply.via}`
+            console.log(`ct:upload first=${batch.firstSeq} last=${last} ` + what + ` ack=${ack ? ack.seq : "none"}`)
+            if (reply.status !== 200 || store.ackSeq !== last) return false
         }
     }
 }

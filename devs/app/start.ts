@@ -3,6 +3,7 @@ import { SpiDevice, ReadyLine } from "../hal/spi"
 import { I2cBus } from "../hal/i2c"
 import { Ublox } from "../sensor/ublox"
 import { GnssTracker } from "./gnss"
+import { Uplink } from "../uplink/uplink"
 import { startMax31856, Max31856 } from "../sensor/max31856"
 import { waitForProvisioning, LoggerConfig } from "./config"
 import { Logger, Thermometer, ThermoReading } from "./logger"
@@ -35,6 +36,10 @@ export interface BoardParts {
     utcSource?: number
     /** flash blocks the log may hold before evicting unsent records (store size / ~220 B) */
     maxBlocks: number
+    /** uplinks in order of preference (default: HTTPS to the provisioned endpoint) */
+    uplinks?: Uplink[]
+    /** false inside radio-off windows */
+    radioAllowed?: () => boolean
 }
 
 function driverConfig(c: LoggerConfig) {
@@ -66,6 +71,8 @@ export async function startColdtrace(parts: BoardParts): Promise<Logger> {
             utcNow: parts.utcNow,
             utcSource: parts.utcSource,
             gnss,
+            uplinks: parts.uplinks,
+            radioAllowed: parts.radioAllowed,
             maxBlocks: parts.maxBlocks,
         },
         prov

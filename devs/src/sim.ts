@@ -12,6 +12,7 @@ import { TIME_SOURCE_SIM } from "../record/record"
 const FAULTS: Max31856Fault[] = ["none", "open", "short_vcc", "short_gnd", "dead", "stuck0"]
 const GPS_FIX = 0x01
 const GPS_PRESENT = 0x02
+const RADIO_OFF = 0x02
 
 const world = new WorldLink()
 await world.waitFirst()
@@ -46,6 +47,7 @@ await startColdtrace({
     // without a GNSS on the route, UTC comes from the simulator's world (a stand-in for network time)
     utcNow: () => world.now.utcMs,
     utcSource: TIME_SOURCE_SIM,
+    radioAllowed: () => (world.now.netFlags & RADIO_OFF) === 0,
     // the simulator's settings store has an 8 KB header area (platform notes); a block costs at most
     // 216 B there (24 B entry + 192 B value): 24 blocks plus keys and config leave room to compact
     maxBlocks: 24,

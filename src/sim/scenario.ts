@@ -21,6 +21,8 @@ export interface Scenario {
     faults?: { from: number; to: number; kind: FaultKind }[]
     /** network outages: uploads fail inside them */
     outages?: { from: number; to: number }[]
+    /** radio-off windows (flights): the logger must not transmit inside them */
+    radioOff?: { from: number; to: number }[]
     /** power cuts: the VM is killed with SIGKILL at `at` and powered again `off` hours later */
     powerCuts?: { at: number; off: number }[]
     /** HTTP faults between the device and the server (seeded): rates per request of each fault */
@@ -81,6 +83,7 @@ export function parseScenario(json: unknown): Scenario {
     checkWindows("faults", s.faults, s.hours)
     for (const f of s.faults ?? []) check(f.kind in FAULT_CODES, `faults: unknown kind ${f.kind} (${Object.keys(FAULT_CODES).join(", ")})`)
     checkWindows("outages", s.outages, s.hours)
+    checkWindows("radioOff", s.radioOff, s.hours)
     for (const p of s.powerCuts ?? [])
         check(typeof p.at === "number" && p.at > 0 && p.at < s.hours && typeof p.off === "number" && p.off >= 0, `powerCuts: ${JSON.stringify(p)} needs 0 < at < hours and off >= 0`)
     if (s.chaos) check(Number.isInteger(s.chaos.kills) && s.chaos.kills >= 0 && s.chaos.kills <= 10000 && Number.isInteger(s.chaos.seed), "chaos: needs integer kills (0..10000) and seed")
@@ -158,6 +161,7 @@ export function worldAt(s: Scenario, h: number) {
         boardC: interpolate(s.board, h),
         fault: fault ? fault.kind : undefined,
         networkUp: !inWindow(s.outages, h),
+        radioOff: !!inWindow(s.radioOff, h),
         gps: !!s.route,
         gpsFix: !!s.route && !inWindow(s.gpsLoss, h),
         lat: s.route ? interpolate(s.route, h, 1) : 0,

@@ -3,6 +3,7 @@ import { FAULT_CODES, Scenario, worldAt } from "./scenario.js"
 /** Sim World snapshot bytes (docs/simulator.md); the firmware's devs/sim/world.ts decodes them. */
 export const SNAPSHOT_LEN = 32
 export const NET_UP = 0x01
+export const RADIO_OFF = 0x02
 export const GPS_FIX = 0x01
 export const GPS_PRESENT = 0x02
 
@@ -17,7 +18,7 @@ export function encodeSnapshot(s: Scenario, worldMs: number): Buffer {
     b.writeInt32LE(Math.round(w.probeC * 1000), 8)
     b.writeInt32LE(Math.round(w.boardC * 1000), 12)
     b.writeUInt8(w.fault ? FAULT_CODES[w.fault] : 0, 16)
-    b.writeUInt8(w.networkUp ? NET_UP : 0, 17)
+    b.writeUInt8((w.networkUp ? NET_UP : 0) | (w.radioOff ? RADIO_OFF : 0), 17)
     b.writeUInt16LE(Math.min(65535, Math.round(s.speed)), 18)
     b.writeInt32LE(Math.round(w.lat * 1e7), 20)
     b.writeInt32LE(Math.round(w.lon * 1e7), 24)
