@@ -9,6 +9,11 @@ Commands:
         Run a simulated shipment end to end: the real firmware in the DeviceScript VM, the ingest
         server, power cuts and outages from the scenario; writes summary.json and report.html.
         Default scenario: src/sim/scenarios/puurs-to-nursing-home.json, default out: out/sim
+  verify --db FILE [--device DEVID] [--json]
+  verify --export FILE --keys FILE [--checkpoints-from DB | --checkpoint SEQ:HEAD:BOOT ...] [--json]
+        Verify a device's log independently (docs/verify.md): chain, seals, sequence, boots,
+        checkpoints, eviction summaries. Prints the verdict with the first offending seq;
+        exit 0 verified, 1 not, 2 usage error.
   bench [--out FILE]
         Measure the simulator, the firmware and the host; print a table and write JSON.
   help  This text.
@@ -59,6 +64,10 @@ export async function main(argv: string[]): Promise<number> {
         switch (cmd) {
             case "sim":
                 return await sim(args)
+            case "verify": {
+                const { verifyCommand } = await import("./verify/cli.js")
+                return await verifyCommand(args)
+            }
             case "bench": {
                 const { bench } = await import("../bench/bench.js")
                 return await bench(args)

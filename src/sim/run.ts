@@ -166,18 +166,19 @@ async function runLocked(opts: RunOptions, out: string, fw: { bytecode: string; 
         // wake-up the device asked for last until it asks for the next one, so work in the VM takes
         // no world time and a busy or CPU-starved VM never has the world run past its timers.
         // Snapshots are monotonic and published exactly at requested wake-ups.
-        let deviceWake: number | undefined
-        const worldNow = () => Math.min(world.now(), endMs, deviceWake ?? Infinity)
+        const worldNow = () => Math.min(world.now(), endMs)
         // a VM that is gone (power cut, crash) holds nothing
-        vm.on("exit", () => (deviceWake = undefined))
+        vm.on("exit", () => world.setLimit(undefined))
         const publishAt = (t: number) => {
             if (t <= lastPublished) return
             lastPublished = t
             hub.setWorld(encodeSnapshot(s, t))
         }
         hub.onWake = utc => {
-            deviceWake = utc - startUtc
-            publishAt(worldNow())
+            const t = utc - startUtc
+            world.setLimit(t)
+            // show the device that instant as soon as the world reaches it, not at the next tick
+            setTimeout(() => publishAt(worldNow()), Math.max(0, (t - worldNow()) / s.speed))
         }
         const publish = () => {
             const t = worldNow()
@@ -196,7 +197,7 @@ async function runLocked(opts: RunOptions, out: string, fw: { bytecode: string; 
             say(`  provisioned device ${devidHex} over Jacdac (key not shown)`)
             // the shipment starts once the logger has its provisioning; it boots in world time
             await until(() => provisioned > 0, 20_000, "the logger to read its provisioning")
-            world.resume()
+            world.resume("start")
             await until(() => booted > 0, 20_000, "the logger to boot")
 
             const every = (opts.progressEvery ?? 6) * 3_600_000
@@ -216,10 +217,10 @@ async function runLocked(opts: RunOptions, out: string, fw: { bytecode: string; 
                     powerCuts.push({ at, until: startUtc + worldNow() })
                     // a real logger starts in about a second; the WASM VM needs ~1.5 s wall (an hour
                     // of world time): the world waits until the firmware runs, then it boots in world time
-                    world.freeze()
+                    world.pause("boot")
                     vm.start()
                     await until(() => provisioned > prov, 30_000, "the logger to restart")
-                    world.resume()
+                    world.resume("boot")
                     await until(() => booted > before, 30_000, "the logger to reboot")
                     say(`  ${fmtWorld(s, worldNow())}  power back: boot ${vm.boots}, resumed at seq ${Math.max(...sampleLines.keys()) + 1}`)
                 }
@@ -231,7 +232,7 @@ async function runLocked(opts: RunOptions, out: string, fw: { bytecode: string; 
                 await sleep(TICK_MS)
             }
             // end of the shipment: stop the world (the device's clock stops with it) and read it out
-            world.freeze()
+            world.pause("end")
             publish()
             await sleep(300)
         } finally {

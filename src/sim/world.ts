@@ -28,28 +28,45 @@ export function encodeSnapshot(s: Scenario, worldMs: number): Buffer {
 }
 
 /**
- * World time: advances `speed` times faster than the wall clock while running. It is frozen while the
- * VM boots (a real logger boots in about a second, the WASM VM in ~1.5 s wall = an hour of world time
- * at 2400x) and at the end of a run, so the device's clock stops and its state reads consistently.
+ * World time: advances `speed` times faster than the wall clock while running; paused for any of a
+ * set of reasons: while the VM boots (a real logger boots in about a second, the WASM VM in ~1.5 s
+ * wall = an hour of world time at 2400x), at the end of a run (the device's clock stops with it, so
+ * its state reads consistently), and in lockstep with the device: with a `limit` set (the device's
+ * pending wake-up), time stops exactly there until the device sets the next one. So work in the VM
+ * takes no world time, and a busy or CPU-starved VM never has the world run past its timers.
  */
 export class WorldTime {
+    private base = 0
     private wall0 = 0
-    private frozenAt: number | undefined = 0
+    private reasons = new Set<string>(["start"])
+    private limit: number | undefined
     constructor(readonly speed: number) {}
+
     /** world milliseconds since the scenario start */
     now(): number {
-        return this.frozenAt ?? (performance.now() - this.wall0) * this.speed
+        if (this.reasons.size) return this.base
+        const t = this.base + (performance.now() - this.wall0) * this.speed
+        if (this.limit !== undefined && t >= this.limit) {
+            this.base = this.limit
+            this.reasons.add("hold")
+            return this.base
+        }
+        return t
     }
     get running() {
-        return this.frozenAt === undefined
+        return this.reasons.size === 0
     }
-    /** Stop world time (starts frozen at 0): used while the VM boots and at the end of a run. */
-    freeze() {
-        this.frozenAt = this.now()
+    pause(reason: string) {
+        if (!this.reasons.size) this.base = this.now()
+        this.reasons.add(reason)
     }
-    resume() {
-        if (this.frozenAt === undefined) return
-        this.wall0 = performance.now() - this.frozenAt / this.speed
-        this.frozenAt = undefined
+    resume(reason: string) {
+        if (!this.reasons.delete(reason)) return
+        if (!this.reasons.size) this.wall0 = performance.now()
+    }
+    /** the device's next wake-up (world ms), or undefined when no device holds the world */
+    setLimit(t: number | undefined) {
+        this.limit = t
+        if (t === undefined || t > this.base) this.resume("hold")
     }
 }

@@ -1,0 +1,150 @@
+// `coldtrace verify`: the verdict for a person (first offending seq and reason first) or, with
+// --json, the Verdict object. Exit 0 only when the log verifies; 1 when it does not; 2 for usage
+// errors (unreadable files, wrong keys file, unknown device).
+import path from "node:path"
+import { verifyLog, type Checkpoint, type Verdict, type VerifyInput } from "./verify.js"
+import {
+    VerifyUsageError, dbInput, dbReference, exportInput, loadKeys, openIngestDb, parseCheckpointArg, pickDevice, readExportFile,
+    type OpenDb,
+} from "./inputs.js"
+
+export const VERIFY_USAGE = `coldtrace verify --db FILE [--device DEVID] [--json]
+coldtrace verify --export FILE [--keys FILE] [--checkpoints-from DB | --checkpoint SEQ:HEAD:BOOT ...] [--json]
+        Verify a device's log: sequence continuity, the hash chain from genesis, every epoch seal
+        under its forward-secure key, boot records, acknowledged checkpoints, eviction summaries and
+        (with the location key) encrypted positions. --db takes the server's copy and the device's
+        keys from an ingest database; --export takes a device flash export (device-export.json) and
+        its keys file (device-secret.json), checked against the server's checkpoints when given.
+        Prints the verdict and the first offending seq; exit 0 verified, 1 not, 2 usage error.`
+
+const VALUE_OPTS = ["--db", "--device", "--export", "--keys", "--checkpoints-from", "--checkpoint"]
+const FLAG_OPTS = ["--json"]
+
+interface Parsed {
+    values: Map<string, string[]>
+    flags: Set<string>
+}
+
+function parseArgs(args: string[]): Parsed {
+    const values = new Map<string, string[]>()
+    const flags = new Set<string>()
+    for (let i = 0; i < args.length; i++) {
+        const a = args[i]
+        if (FLAG_OPTS.includes(a)) flags.add(a)
+        else if (VALUE_OPTS.includes(a)) {
+            const v = args[i + 1]
+            if (v === undefined || v.startsWith("--")) throw new VerifyUsageError(`${a} needs a value`)
+            values.set(a, [...(values.get(a) ?? []), v])
+            i++
+        } else throw new VerifyUsageError(`unknown argument ${JSON.stringify(a)}`)
+    }
+    for (const [k, v] of values) if (v.length > 1 && k !== "--checkpoint") throw new VerifyUsageError(`${k} given twice`)
+    return { values, flags }
+}
+
+/** Build the verifier's input from the command line; the databases it opened are closed by `close`. */
+export function inputFromArgs(args: string[]): { input: VerifyInput; what: string; json: boolean; close: () => void } {
+    const { values, flags } = parseArgs(args)
+    const one = (k: string) => values.get(k)?.[0]
+    const dbFile = one("--db")
+    const exportFile = one("--export")
+    const opened: OpenDb[] = []
+    const close = () => opened.forEach(d => d.close())
+    try {
+        if (dbFile && exportFile) throw new VerifyUsageError("give --db or --export, not both (check an export against a database with --checkpoints-from)")
+        if (dbFile) {
+            for (const k of ["--keys", "--checkpoints-from", "--checkpoint"]) if (values.has(k)) throw new VerifyUsageError(`${k} goes with --export, not --db`)
+            const d = openIngestDb(dbFile)
+            opened.push(d)
+            const devid = pickDevice(d, one("--device"))
+            return { input: dbInput(d, devid), what: `server database ${path.basename(dbFile)}`, json: flags.has("--json"), close }
+        }
+        if (exportFile) {
+            if (values.has("--device")) throw new VerifyUsageError("--device goes with --db (an export names its device)")
+            const file = readExportFile(exportFile)
+            const dev = exportInput(file)
+            const keysFile = one("--keys")
+            const keys = keysFile ? loadKeys(keysFile) : null
+            if (keys && keys.devid !== file.devid) throw new VerifyUsageError(`${keysFile} holds the keys of device ${keys.devid}, but the export is from device ${file.devid}`)
+            const cpFrom = one("--checkpoints-from")
+            const manual: Checkpoint[] = (values.get("--checkpoint") ?? []).map(parseCheckpointArg)
+            if (cpFrom && manual.length) throw new VerifyUsageError("give --checkpoints-from or --checkpoint, not both")
+            let ref: ReturnType<typeof dbReference> | null = null
+            if (cpFrom) {
+                const d = openIngestDb(cpFrom)
+                opened.push(d)
+                ref = dbReference(d, pickDevice(d, file.devid))
+                if (keys && !keys.k0.equals(ref.k0)) throw new VerifyUsageError(`${keysFile} and ${cpFrom} hold different keys for device ${file.devid}`)
+            }
+            const k0 = keys?.k0 ?? ref?.k0
+            if (!k0) throw new VerifyUsageError("--export needs the device's keys: --keys device-secret.json (or --checkpoints-from a database that holds them)")
+            const input: VerifyInput = {
+                ...dev,
+                k0,
+                lockey: keys?.lockey ?? ref?.lockey ?? null,
+                checkpoints: ref ? ref.checkpoints : manual,
+                serverHeads: ref?.serverHeads,
+                others: ref?.others,
+            }
+            return { input, what: `device export ${path.basename(exportFile)}`, json: flags.has("--json"), close }
+        }
+        throw new VerifyUsageError("give --db FILE or --export FILE")
+    } catch (e) {
+        close()
+        throw e
+    }
+}
+
+/** The verdict as a few lines for a person: the outcome, the first offending seq and reason first. */
+export function formatVerdict(v: Verdict, what = "log"): string {
+    const lines: string[] = []
+    const span = v.firstSeq === null ? "no records" : `${v.records} records, seq ${v.firstSeq}..${v.lastSeq}`
+    if (v.ok) lines.push(`VERIFIED: device ${v.devid}, ${what}: ${span}`)
+    else lines.push(`${v.status.toUpperCase()}: first offending seq ${v.firstBad}: ${v.reason}`)
+    if (!v.ok) lines.push(`  device ${v.devid}, ${what}: ${span}`)
+    const start = v.start === "genesis" ? "chained from genesis" : v.start === "anchored" ? `chained from the head stated before seq ${v.firstSeq}` : "no chain start"
+    const sealed = v.sealedThrough === null ? "no seal verifies" : `sealed through seq ${v.sealedThrough} (${v.epochs} seal${v.epochs === 1 ? "" : "s"} verified, last epoch ${v.lastEpoch})`
+    lines.push(`  ${start}; ${sealed}; ${v.unsealed} unsealed after the last seal`)
+    const cp = v.checkpoints
+    lines.push(
+        `  boots ${v.boots.length ? v.boots.join(", ") : "-"}; checkpoints ${cp.given ? `${cp.matched} of ${cp.given} reproduced${cp.before ? ` (${cp.before} before the first record held)` : ""}, latest seq ${cp.latest}` : "none given"}` +
+            (v.positions && v.positions.decrypted + v.positions.failed ? `; positions ${v.positions.decrypted} authenticated, ${v.positions.failed} not` : ""),
+    )
+    for (const e of v.evictedRanges) {
+        lines.push(`  evicted seq ${e.first}..${e.last} (record ${e.seq}${e.sealed ? ", sealed" : ", NOT sealed"}): ${e.samples} samples, tc ${e.minTc / 128}..${e.maxTc / 128} C, ${e.outMin} min out of band${e.srOr || e.sflagsOr ? `, faults sr 0x${e.srOr.toString(16)} flags 0x${e.sflagsOr.toString(16)}` : ""}`)
+    }
+    if (v.problems.length) {
+        lines.push(`  problems:`)
+        for (const p of v.problems) lines.push(`    seq ${p.last !== undefined ? `${p.seq}..${p.last}` : p.seq}  ${p.kind}: ${p.detail}`)
+        if (v.problemsOmitted) lines.push(`    ... and ${v.problemsOmitted} more`)
+    }
+    for (const n of v.notes.slice(0, 20)) lines.push(`  note: ${n}`)
+    if (v.notes.length > 20) lines.push(`  note: ... and ${v.notes.length - 20} more`)
+    return lines.join("\n")
+}
+
+export async function verifyCommand(args: string[]): Promise<number> {
+    if (args.includes("--help") || args.includes("-h")) {
+        console.log(VERIFY_USAGE)
+        return 0
+    }
+    let built: ReturnType<typeof inputFromArgs>
+    try {
+        built = inputFromArgs(args)
+    } catch (e) {
+        if (e instanceof VerifyUsageError) {
+            console.error(`coldtrace verify: ${e.message}\n(coldtrace verify --help for usage)`)
+            return 2
+        }
+        throw e
+    }
+    let verdict: Verdict
+    try {
+        verdict = verifyLog(built.input)
+    } finally {
+        built.close()
+    }
+    if (built.json) console.log(JSON.stringify(verdict, null, 2))
+    else console.log(formatVerdict(verdict, built.what))
+    return verdict.ok ? 0 : 1
+}

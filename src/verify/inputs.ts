@@ -1,0 +1,240 @@
+// Where `coldtrace verify` gets a log from: the ingest server's SQLite database, or a device's
+// flash export (device-export.json) with the device's keys file (device-secret.json).
+import { readFileSync } from "node:fs"
+import Database from "better-sqlite3"
+import {
+    HEAD_LEN, KEY_LEN, LOG_ACK_KEY, LOG_META_KEY, blockKey, decodeBlock, decodeLogAck, decodeLogMeta,
+} from "../format/index.js"
+import type { DeviceExportFile } from "../sim/export.js"
+import type { Checkpoint, HeadClaim, LogEntry, OtherDevice, Problem, VerifyInput } from "./verify.js"
+
+/** A wrong argument, an unreadable file, an unknown device: the command exits with 2. */
+export class VerifyUsageError extends Error {}
+
+const DEVID_HEX = /^[0-9a-f]{16}$/
+
+/** The device's secrets as the verifier needs them. */
+export interface VerifyKeys {
+    devid: string
+    k0: Buffer
+    lockey: Buffer | null
+}
+
+function hexKey(v: unknown, bytes: number, name: string, file: string): Buffer {
+    if (typeof v !== "string" || !new RegExp(`^[0-9a-fA-F]{${2 * bytes}}$`).test(v)) {
+        throw new VerifyUsageError(`${file}: ${name} must be ${2 * bytes} hex digits`)
+    }
+    return Buffer.from(v, "hex")
+}
+
+function readJson(file: string, what: string): unknown {
+    let text: string
+    try {
+        text = readFileSync(file, "utf8")
+    } catch (e) {
+        throw new VerifyUsageError(`cannot read ${what} ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`)
+    }
+    try {
+        return JSON.parse(text)
+    } catch (e) {
+        throw new VerifyUsageError(`${file} is not JSON: ${(e as Error).message}`)
+    }
+}
+
+/** `device-secret.json`: {devid, k0, ackkey, lockey} in hex (only devid and k0 are required here). */
+export function loadKeys(file: string): VerifyKeys {
+    const j = readJson(file, "keys file") as Record<string, unknown> | null
+    if (!j || typeof j !== "object") throw new VerifyUsageError(`${file}: not a keys file (expected {devid, k0, ...})`)
+    if (typeof j.devid !== "string" || !DEVID_HEX.test(j.devid)) throw new VerifyUsageError(`${file}: devid must be 16 lower-case hex digits`)
+    return {
+        devid: j.devid,
+        k0: hexKey(j.k0, KEY_LEN, "k0", file),
+        lockey: j.lockey === undefined || j.lockey === null || j.lockey === "" ? null : hexKey(j.lockey, KEY_LEN, "lockey", file),
+    }
+}
+
+/** `--checkpoint seq:headhex:boot` */
+export function parseCheckpointArg(v: string): Checkpoint {
+    const m = /^(\d+):([0-9a-fA-F]{64}):(\d+)$/.exec(v)
+    if (!m) throw new VerifyUsageError(`--checkpoint ${JSON.stringify(v)}: expected seq:head:boot (head = 64 hex digits)`)
+    const seq = Number(m[1])
+    if (seq > 0xfffffffe) throw new VerifyUsageError(`--checkpoint: seq ${seq} out of range`)
+    return { seq, head: Buffer.from(m[2], "hex"), boot: Number(m[3]) }
+}
+
+// ---------------------------------------------------------------- ingest database
+
+export interface OpenDb {
+    db: Database.Database
+    file: string
+    devices: string[]
+    close(): void
+}
+
+export function openIngestDb(file: string): OpenDb {
+    let db: Database.Database
+    try {
+        db = new Database(file, { readonly: true, fileMustExist: true })
+    } catch (e) {
+        throw new VerifyUsageError(`cannot open database ${file}: ${(e as Error).message}`)
+    }
+    let devices: string[]
+    try {
+        devices = (db.prepare("SELECT devid FROM devices ORDER BY devid").all() as { devid: string }[]).map(r => r.devid)
+        db.prepare("SELECT seq, bytes, head FROM records LIMIT 0").all()
+        db.prepare("SELECT seq, head, boot, epoch FROM checkpoints LIMIT 0").all()
+    } catch (e) {
+        db.close()
+        throw new VerifyUsageError(`${file} is not a coldtrace ingest database: ${(e as Error).message}`)
+    }
+    return { db, file, devices, close: () => db.close() }
+}
+
+/** The device to verify: the one named, or the only one in the database. */
+export function pickDevice(d: OpenDb, devid?: string): string {
+    if (devid !== undefined) {
+        if (!DEVID_HEX.test(devid)) throw new VerifyUsageError(`--device ${JSON.stringify(devid)}: expected 16 lower-case hex digits`)
+        if (!d.devices.includes(devid)) throw new VerifyUsageError(`device ${devid} is not in ${d.file} (it holds ${d.devices.length ? d.devices.join(", ") : "no device"})`)
+        return devid
+    }
+    if (d.devices.length === 1) return d.devices[0]
+    if (!d.devices.length) throw new VerifyUsageError(`${d.file} holds no device`)
+    throw new VerifyUsageError(`${d.file} holds ${d.devices.length} devices (${d.devices.join(", ")}): name one with --device`)
+}
+
+interface DeviceRow {
+    k0: Buffer
+    lockey: Buffer | null
+}
+
+function deviceRow(d: OpenDb, devid: string): DeviceRow {
+    const row = d.db.prepare("SELECT k0, lockey FROM devices WHERE devid = ?").get(devid) as DeviceRow | undefined
+    if (!row) throw new VerifyUsageError(`device ${devid} is not in ${d.file}`)
+    return row
+}
+
+/** Every checkpoint the server acknowledged to the device ("none yet" acks left out). */
+export function dbCheckpoints(d: OpenDb, devid: string): Checkpoint[] {
+    const rows = d.db
+        .prepare("SELECT seq, head, boot, epoch FROM checkpoints WHERE devid = ? AND seq IS NOT NULL AND head IS NOT NULL ORDER BY id")
+        .all(devid) as { seq: number; head: Buffer; boot: number; epoch: number }[]
+    return rows.filter(r => Buffer.isBuffer(r.head) && r.head.length === HEAD_LEN)
+}
+
+function dbRecords(d: OpenDb, devid: string): LogEntry[] {
+    return (d.db.prepare("SELECT seq, bytes, head FROM records WHERE devid = ? ORDER BY seq").all(devid) as { seq: number; bytes: Buffer; head: Buffer | null }[]).map(r => ({
+        seq: r.seq,
+        bytes: Buffer.isBuffer(r.bytes) ? r.bytes : Buffer.alloc(0),
+        ...(Buffer.isBuffer(r.head) && r.head.length === HEAD_LEN ? { head: r.head } : {}),
+    }))
+}
+
+/** The other devices of the database, their records looked up on demand (to recognise a splice). */
+function dbOthers(d: OpenDb, devid: string): OtherDevice[] {
+    const get = d.db.prepare("SELECT seq, bytes, head FROM records WHERE devid = ? AND seq = ?")
+    return d.devices
+        .filter(x => x !== devid)
+        .map(x => {
+            const row = deviceRow(d, x)
+            return {
+                devid: x,
+                k0: row.k0,
+                lockey: row.lockey,
+                records: (seq: number) => get.get(x, seq) as LogEntry | undefined,
+            }
+        })
+}
+
+/** The server's copy of a device's log, with its keys, checkpoints and PREV segments. */
+export function dbInput(d: OpenDb, devid: string): VerifyInput {
+    const row = deviceRow(d, devid)
+    let segments: { startSeq: number; prevHead: Buffer }[] = []
+    try {
+        segments = d.db.prepare("SELECT start_seq AS startSeq, prev_head AS prevHead FROM segments WHERE devid = ?").all(devid) as typeof segments
+    } catch {
+        /* an older database without segments */
+    }
+    return {
+        devid,
+        k0: row.k0,
+        lockey: row.lockey,
+        source: "server",
+        records: dbRecords(d, devid),
+        segments,
+        checkpoints: dbCheckpoints(d, devid),
+        others: dbOthers(d, devid),
+    }
+}
+
+/** What the server holds that a device log is checked against. */
+export function dbReference(d: OpenDb, devid: string): Pick<VerifyInput, "checkpoints" | "serverHeads" | "others"> & { k0: Buffer; lockey: Buffer | null } {
+    const row = deviceRow(d, devid)
+    const serverHeads = dbRecords(d, devid).flatMap(r => (r.head ? [{ seq: r.seq, head: r.head }] : []))
+    return { k0: row.k0, lockey: row.lockey, checkpoints: dbCheckpoints(d, devid), serverHeads, others: dbOthers(d, devid) }
+}
+
+// ---------------------------------------------------------------- device export
+
+export function readExportFile(file: string): DeviceExportFile {
+    const j = readJson(file, "export") as DeviceExportFile | null
+    if (!j || typeof j !== "object" || j.format !== "coldtrace-export-v2") throw new VerifyUsageError(`${file}: not a coldtrace device export (format coldtrace-export-v2)`)
+    if (typeof j.devid !== "string" || !DEVID_HEX.test(j.devid)) throw new VerifyUsageError(`${file}: devid must be 16 lower-case hex digits`)
+    if (!j.settings || typeof j.settings !== "object") throw new VerifyUsageError(`${file}: no settings`)
+    for (const [k, v] of Object.entries(j.settings)) {
+        if (typeof v !== "string" || !/^([0-9a-fA-F]{2})*$/.test(v)) throw new VerifyUsageError(`${file}: setting ${k} is not hex`)
+    }
+    return j
+}
+
+/**
+ * A device's log from its flash export: the records of the blocks lgmeta names (and the one past it
+ * that a restart probes), in block order; each block's prev_head and the device's lgack as heads the
+ * device states; lgmeta's boot counter and lgack as the image's own state.
+ */
+export function exportInput(file: DeviceExportFile): Pick<VerifyInput, "devid" | "records" | "claims" | "image" | "problems" | "source"> {
+    const get = (k: string) => (file.settings[k] !== undefined ? Buffer.from(file.settings[k], "hex") : undefined)
+    const problems: Problem[] = []
+    const records: LogEntry[] = []
+    const claims: HeadClaim[] = []
+    const metaBuf = get(LOG_META_KEY)
+    const ackBuf = get(LOG_ACK_KEY)
+    let boot = 0
+    let ack: { seq: number; head: Buffer; boot: number } | null = null
+    if (ackBuf) {
+        try {
+            const a = decodeLogAck(ackBuf)
+            ack = { seq: a.ackSeq, head: a.head, boot: a.boot }
+            claims.push({ seq: a.ackSeq, head: a.head, what: "lgack head" })
+        } catch (e) {
+            problems.push({ seq: 0, kind: "malformed", detail: `lgack: ${(e as Error).message}` })
+        }
+    }
+    if (metaBuf) {
+        let meta: ReturnType<typeof decodeLogMeta> | null = null
+        try {
+            meta = decodeLogMeta(metaBuf)
+        } catch (e) {
+            problems.push({ seq: 0, kind: "malformed", detail: `lgmeta: ${(e as Error).message}` })
+        }
+        if (meta) {
+            boot = meta.boot
+            if (meta.lastBlock - meta.firstBlock > 1_000_000) problems.push({ seq: 0, kind: "malformed", detail: `lgmeta names ${meta.lastBlock - meta.firstBlock + 1} blocks` })
+            else {
+                for (let n = meta.firstBlock; n <= meta.lastBlock + 1; n++) {
+                    const key = blockKey(n)
+                    const v = get(key)
+                    if (!v) continue
+                    try {
+                        const blk = decodeBlock(v)
+                        claims.push({ seq: blk.firstSeq - 1, head: blk.prevHead, what: `prev_head of block ${key}` })
+                        blk.recordBytes.forEach((bytes, i) => records.push({ seq: blk.firstSeq + i, bytes }))
+                    } catch (e) {
+                        const seq = v.length >= 4 ? v.readUInt32LE(0) : 0
+                        problems.push({ seq, kind: "malformed", detail: `block ${key} does not decode: ${(e as Error).message}` })
+                    }
+                }
+            }
+        }
+    }
+    return { devid: file.devid, source: "device", records, claims, image: { boot, ack }, problems }
+}
