@@ -550,6 +550,7 @@ function renderChart(s: ShipmentSummary): ChartResult {
 type Level = "ok" | "warn" | "bad"
 
 const CSS = `
+pre.verify { white-space: pre-wrap; font-size: 12px; background: #f6f8fa; padding: 8px; border-radius: 4px; }
 :root { --ok: #1a7f37; --warn: #9a6700; --bad: #c62828; --ink: #1f2328; --muted: #59636e; --line: #d0d7de; }
 * { box-sizing: border-box; }
 body { margin: 0; padding: 24px; font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; color: var(--ink); background: #fff; }
@@ -635,7 +636,12 @@ export function renderReportHtml(summary: ShipmentSummary): string {
     const powerCuts = Array.isArray(s.powerCuts) ? s.powerCuts : []
     const notes = Array.isArray(s.notes) ? s.notes : []
     const chainStatus = s.chain?.status
-    const chainDetail = s.chain?.detail ?? ""
+    const chainFull = s.chain?.detail ?? ""
+    // the first line of each verifier verdict for the cards; the whole text in its own section
+    const chainDetail = chainFull
+        .split("\n")
+        .filter(l => l && !l.startsWith(" "))
+        .join("; ")
     const band = s.alarmBand ?? { low: NaN, high: NaN }
     const bandText = `${fmtNum(band.low, 1)} to ${fmtNum(band.high, 1)} °C`
 
@@ -774,6 +780,9 @@ export function renderReportHtml(summary: ShipmentSummary): string {
         if (more) h.push(`<p class="muted">${esc(`… and ${more} more.`)}</p>`)
     }
     h.push(`</section>`)
+
+    // the verifier's verdicts in full (coldtrace verify: chain, seals, boots, checkpoints, evictions)
+    if (chainFull.includes("\n")) h.push(`<section><h2>Verification</h2><pre class="verify">${esc(chainFull)}</pre></section>`)
 
     // sensor faults: readings stored with their fault flags, never shown as temperatures
     const faults = Array.isArray(s.faults) ? s.faults : []

@@ -1,4 +1,4 @@
-import { mkdirSync, rmSync, writeFileSync } from "node:fs"
+import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs"
 import path from "node:path"
 import { JacdacHub } from "./hub.js"
 import { VmProcess, buildFirmware, DEVS_DIR } from "./vm.js"
@@ -14,6 +14,8 @@ import { exportDeviceLog } from "./export.js"
 import { provisionValues, writeProvisioning, newDeviceKeys, deviceSecretJson } from "../provision/provision.js"
 import { verifyChain, mergeLogs, type ChainEntry } from "../verify/chain.js"
 import { summarize } from "./summarize.js"
+import { inputFromArgs, formatVerdict } from "../verify/cli.js"
+import { verifyLog } from "../verify/verify.js"
 import { acquireVmLock } from "./vm-lock.js"
 import { renderReportHtml } from "../report/html.js"
 
@@ -39,6 +41,8 @@ export interface RunResult {
 }
 
 const TICK_MS = 20
+/** wall time the world may stay held by a device before the run is declared stuck */
+const STALL_MS = 60_000
 
 /** What the firmware printed for one stored sample (`ct:sample ...`). */
 export interface SampleLine {
@@ -203,8 +207,14 @@ async function runLocked(opts: RunOptions, out: string, fw: { bytecode: string; 
             const every = (opts.progressEvery ?? 6) * 3_600_000
             let nextProgress = every
             let cutIdx = 0
+            let stalled = { at: -1, since: Date.now() }
             while (worldNow() < endMs) {
                 const now = worldNow()
+                // lockstep holds the world while the device works; a device that never sleeps again
+                // (hung on a socket, a crashed fiber) would hold it forever: fail loudly instead
+                if (now !== stalled.at) stalled = { at: now, since: Date.now() }
+                else if (Date.now() - stalled.since > STALL_MS)
+                    throw new Error(`world time stuck at ${fmtWorld(s, now)} for ${STALL_MS / 1000} s: the device stopped asking for wake-ups (see device-console.log)`)
                 if (cutIdx < cuts.length && now >= cuts[cutIdx].at * 3_600_000) {
                     const cut = cuts[cutIdx++]
                     await vm.powerCut()
@@ -254,6 +264,14 @@ async function runLocked(opts: RunOptions, out: string, fw: { bytecode: string; 
         const { merged, conflicts } = mergeLogs(serverEntries, deviceEntries)
         const verdict = verifyChain(devid, merged)
         if (conflicts.length && verdict.ok) Object.assign(verdict, { ok: false, firstBad: conflicts[0], reason: "server and device hold different bytes" })
+        // the independent verifier, as `coldtrace verify` runs it: the server's database, and the
+        // device's own flash against the checkpoints the server acknowledged
+        const verification = [
+            runVerifier(["--db", dbPath], "server database"),
+            existsSync(path.join(out, "device-export.json"))
+                ? runVerifier(["--export", path.join(out, "device-export.json"), "--keys", path.join(out, "device-secret.json"), "--checkpoints-from", dbPath], "device flash")
+                : undefined,
+        ].filter(v => v !== undefined)
         const notes: string[] = []
         if (deviceAck === null && lastAck >= 0) notes.push("device acknowledgement state could not be read")
         const summary = summarize({
@@ -271,12 +289,17 @@ async function runLocked(opts: RunOptions, out: string, fw: { bytecode: string; 
             uploads,
             notes,
         })
+        // the verdict shown is the verifier's; the harness's own merged-chain check must agree
+        const verified = verification.every(v => v.verdict.ok)
+        summary.chain = {
+            status: verified && verdict.ok ? "ok" : "broken",
+            detail: verification.map(v => v.text).join("\n") + (verdict.ok ? "" : `\nmerged log: first bad seq ${verdict.firstBad}: ${verdict.reason}`),
+        }
         const summaryPath = path.join(out, "summary.json")
         const reportPath = path.join(out, "report.html")
-        writeFileSync(summaryPath, JSON.stringify({ ...summary, firmwareBytes: fw.bytes, wallSeconds: (performance.now() - wall0) / 1000 }, null, 2))
+        const verifierJson = verification.map(v => ({ what: v.what, ok: v.verdict.ok, status: v.verdict.status, firstBad: v.verdict.firstBad, reason: v.verdict.reason, records: v.verdict.records, sealedThrough: v.verdict.sealedThrough, epochs: v.verdict.epochs, unsealed: v.verdict.unsealed, problems: v.verdict.problems }))
+        writeFileSync(summaryPath, JSON.stringify({ ...summary, verification: verifierJson, firmwareBytes: fw.bytes, wallSeconds: (performance.now() - wall0) / 1000 }, null, 2))
         writeFileSync(reportPath, renderReportHtml(summary))
-        writeFileSync(path.join(out, "device-console.log"), vmLines.join("\n") + "\n")
-        writeFileSync(path.join(out, "ingest.log"), ingestLog.join("\n") + "\n")
         writeFileSync(path.join(out, "http-faults.json"), JSON.stringify({ counts: faults.counts, tlsErrors: faults.tlsErrors }, null, 1))
         result = {
             summaryPath,
@@ -288,10 +311,24 @@ async function runLocked(opts: RunOptions, out: string, fw: { bytecode: string; 
         }
     } finally {
         await vm.powerCut()
+        // the logs are written whatever happened: they are what explains a failed run
+        writeFileSync(path.join(out, "device-console.log"), vmLines.join("\n") + "\n")
+        writeFileSync(path.join(out, "ingest.log"), ingestLog.join("\n") + "\n")
         await hub.close()
         await gate.close()
         await faults.close()
         await ingest.close()
     }
     return result!
+}
+
+/** Run the verifier exactly as `coldtrace verify ARGS` would, on this run's files. */
+function runVerifier(args: string[], what: string) {
+    const { input, close } = inputFromArgs(args)
+    try {
+        const verdict = verifyLog(input)
+        return { what, verdict, text: formatVerdict(verdict, what) }
+    } finally {
+        close()
+    }
 }
