@@ -42,3 +42,14 @@ describe("soak: the default scenario (what npm start runs)", () => {
         expect(r.summary.excursions.length).toBe(1)
     }, 600_000)
 })
+
+describe("soak: crash consistency, 200 SIGKILLs at random moments", () => {
+    it("keeps one verifiable chain and loses nothing stored", async () => {
+        const { expectCrashConsistent } = await import("../helpers/chaos-checks.js")
+        const scenario = loadScenario(path.join(ROOT, "src/sim/scenarios/chaos-long.json"))
+        const r = await runScenario({ scenario, outDir: mkdtempSync(path.join(os.tmpdir(), "coldtrace-chaos-long-")) })
+        const { kills, missing } = expectCrashConsistent(scenario, r)
+        expect(kills).toBeGreaterThanOrEqual(200)
+        console.log(`${kills} SIGKILLs: ${missing} sample slots not taken, 0 lost`)
+    }, 1_800_000)
+})
