@@ -12,7 +12,7 @@ describe("provisioning values", () => {
         const v = provisionValues(good())
         expect([...v.keys()]).toEqual(["devid", "devkey", "ackkey", "lockey", "cfg", "endpoint"])
         const cfg = JSON.parse(v.get("cfg")!.toString())
-        expect(cfg).toMatchObject({ interval: 300, avg: 4, oc: 1, epoch: 21600 })
+        expect(cfg).toMatchObject({ interval: 300, avg: 4, oc: 1, epoch: 43200 })
         expect(v.get("cfg")!.length).toBeLessThanOrEqual(192)
     })
 

@@ -46,7 +46,7 @@ export const DEFAULT_CONFIG: LoggerConfig = {
     avg: 1,
     notch: 50,
     oc: 1,
-    epoch: 21600,
+    epoch: 43200,
     fix: 900,
     fixmv: 300,
     stopv: 1,

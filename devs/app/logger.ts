@@ -59,7 +59,9 @@ export interface Board {
 const MAX_BATCH_RECORDS = 200
 const BACKOFF_MIN = 30_000
 const BACKOFF_MAX = 3_600_000
-const TIME_ANCHOR_EVERY = 6 * 3_600_000
+// 12 h: an ESP32 crystal drifts < 2 s in that time, and every anchor costs flash (docs/timebase.md)
+const TIME_ANCHOR_EVERY = 12 * 3_600_000
+const ALARM_HYSTERESIS_C = 0.5
 
 /**
  * The logger: sample on an absolute schedule, append every record to flash before it counts as
@@ -298,6 +300,9 @@ export class Logger {
         const type = c > cfg.high ? 1 : c < cfg.low ? 2 : 3
         const inBand = type === 3
         if (inBand === this.inBand) return
+        // hysteresis: back in band only once clearly inside, so a reading on the edge does not flap
+        // (the excursion itself is judged on every raw reading by whoever reads the log)
+        if (inBand && (c > cfg.high - ALARM_HYSTERESIS_C || c < cfg.low + ALARM_HYSTERESIS_C)) return
         this.inBand = inBand
         await this.add(seq => alarmRecord(seq, uptime, type, tc))
         console.log(`ct:alarm type=${type} tc=${tc}`)

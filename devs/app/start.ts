@@ -3,7 +3,10 @@ import { SpiDevice, ReadyLine } from "../hal/spi"
 import { I2cBus } from "../hal/i2c"
 import { Ublox } from "../sensor/ublox"
 import { GnssTracker } from "./gnss"
-import { Uplink } from "../uplink/uplink"
+import { Uplink, HttpsUplink } from "../uplink/uplink"
+import { Notecard } from "../uplink/notecard"
+import { CellularUplink } from "../uplink/cellular"
+import { kvGet } from "../flash/kv"
 import { startMax31856, Max31856 } from "../sensor/max31856"
 import { waitForProvisioning, LoggerConfig } from "./config"
 import { Logger, Thermometer, ThermoReading } from "./logger"
@@ -38,8 +41,30 @@ export interface BoardParts {
     maxBlocks: number
     /** uplinks in order of preference (default: HTTPS to the provisioned endpoint) */
     uplinks?: Uplink[]
+    /**
+     * the I2C bus with a Notecard (0x17), when fitted: a CellularUplink is tried after the others,
+     * provided the provisioning names a Notehub product (setting `ncproduct`)
+     */
+    cellular?: I2cBus
     /** false inside radio-off windows */
     radioAllowed?: () => boolean
+}
+
+/**
+ * The uplinks in order of preference: `parts.uplinks` (default: HTTPS to the provisioned endpoint,
+ * over Wi-Fi), then cellular through the Notecard when one is fitted and a product is provisioned.
+ */
+export async function buildUplinks(parts: BoardParts, devid: Buffer, endpoint: string): Promise<Uplink[]> {
+    const list: Uplink[] = parts.uplinks ? parts.uplinks.slice(0) : [new HttpsUplink(endpoint)]
+    if (parts.cellular) {
+        const product = await kvGet("ncproduct")
+        if (product) {
+            const card = new Notecard(parts.cellular, { clock: parts.clock })
+            list.push(new CellularUplink(card, { devid, product: product.toString(), clock: parts.clock }))
+            console.log("ct:uplinks " + list.map(u => u.name).join(","))
+        } else console.log("ct:cellular-off no ncproduct setting")
+    }
+    return list
 }
 
 function driverConfig(c: LoggerConfig) {
@@ -71,7 +96,7 @@ export async function startColdtrace(parts: BoardParts): Promise<Logger> {
             utcNow: parts.utcNow,
             utcSource: parts.utcSource,
             gnss,
-            uplinks: parts.uplinks,
+            uplinks: await buildUplinks(parts, prov.devid, prov.endpoint),
             radioAllowed: parts.radioAllowed,
             maxBlocks: parts.maxBlocks,
         },

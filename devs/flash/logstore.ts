@@ -14,9 +14,16 @@ const META_KEY = "lgmeta"
 const ACK_KEY = "lgack"
 export const NONE = 0xffffffff
 
+/**
+ * Block n lives under a key reused round a ring of 64 names (docs/format.md 5.1): the settings store
+ * keeps a small record of every deleted key for good, so one new name per block would fill it in
+ * months. At most maxBlocks + 1 (< 64) blocks are live.
+ */
+export const BLOCK_SLOTS = 64
+
 export function blockKey(n: number) {
     const b = Buffer.alloc(4)
-    b.setAt(0, "u32", n)
+    b.setAt(0, "u32", n & (BLOCK_SLOTS - 1))
     // big-endian hex so keys sort like the numbers
     return "lg" + b.slice(3, 4).toString("hex") + b.slice(2, 3).toString("hex") + b.slice(1, 2).toString("hex") + b.slice(0, 1).toString("hex")
 }
@@ -79,8 +86,6 @@ export class LogStore {
                 this.firstBlock = meta.getAt(0, "u32")
                 this.lastBlock = meta.getAt(4, "u32")
                 this.boot = meta.getAt(8, "u32")
-                // a block written just before a cut, before its meta update
-                if (await kvGet(blockKey(this.lastBlock + 1))) this.lastBlock++
             }
             const ack = await kvGet(ACK_KEY)
             if (ack && ack.length >= 40) {
@@ -95,6 +100,17 @@ export class LogStore {
                 else this.firstBlock = n + 1 // leading blocks already freed
             }
             this.lastBlock = this.firstBlock + this.blocks.length - 1
+            // a block written just before a cut, before its meta update: the next slot, if it holds
+            // the continuation (a stale block from a lap ago does not)
+            const after = await kvGet(blockKey(this.lastBlock + 1))
+            if (after && after.length > BLOCK_HDR) {
+                const expect = this.blocks.length ? new ItemDecoder(firstSeqOf(this.blocks[this.blocks.length - 1])) : undefined
+                if (expect) expect.decode(this.blocks[this.blocks.length - 1], BLOCK_HDR, this.blocks[this.blocks.length - 1].length, undefined)
+                if (!expect || firstSeqOf(after) === expect.seq) {
+                    this.blocks.push(after)
+                    this.lastBlock++
+                }
+            }
             if (this.blocks.length) {
                 const blk = this.blocks[this.blocks.length - 1]
                 const d = new ItemDecoder(firstSeqOf(blk))

@@ -17,10 +17,17 @@ export const EKEY_LEN = 40;
 /** `sealSeq` in epoch 0: no seal before it */
 export const SEAL_SEQ_NONE = 0xffffffff;
 
-/** Settings key of block `n`: "lg" + 8 lower-case hex digits. */
+/**
+ * Block keys are reused round a ring of BLOCK_SLOTS names: the settings store keeps a small record of
+ * every deleted key for good, so a log that deleted a new key name per freed block would fill the
+ * store in months (measured, bench). At most BLOCK_SLOTS - 2 blocks are ever live.
+ */
+export const BLOCK_SLOTS = 64;
+
+/** Settings key of block `n`: "lg" + 8 lower-case hex digits of n mod BLOCK_SLOTS. */
 export function blockKey(n: number): string {
   if (!Number.isInteger(n) || n < 0 || n > 0xffffffff) throw new RangeError(`block number out of range: ${n}`);
-  return "lg" + n.toString(16).padStart(8, "0");
+  return "lg" + (n % BLOCK_SLOTS).toString(16).padStart(8, "0");
 }
 
 export interface BlockInput {

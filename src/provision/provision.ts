@@ -85,7 +85,7 @@ export function provisionValues(p: ProvisionInput): Map<string, Buffer> {
         avg: c.avg ?? 1,
         notch: c.notch ?? 50,
         oc: c.oc ?? 1,
-        epoch: c.epoch ?? 21600,
+        epoch: c.epoch ?? 43200,
         fix: c.fix ?? 900,
         fixmv: c.fixmv ?? 300,
         stopv: c.stopv ?? 1,

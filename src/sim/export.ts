@@ -33,6 +33,8 @@ export function decodeExport(file: DeviceExportFile): Omit<DeviceExport, "file">
         const v = get(blockKey(n))
         if (!v) continue
         const blk = decodeBlock(v)
+        // the slot after last_block counts only if it continues the log (block keys are a ring)
+        if (n > meta.lastBlock && entries.length && blk.firstSeq !== entries[entries.length - 1].seq + 1) continue
         blk.recordBytes.forEach((bytes, i) => entries.push({ seq: blk.firstSeq + i, bytes }))
     }
     return { boot: meta.boot, ackSeq: ackBuf ? decodeLogAck(ackBuf).ackSeq : null, entries }

@@ -226,6 +226,8 @@ export function exportInput(file: DeviceExportFile): Pick<VerifyInput, "devid" |
                     if (!v) continue
                     try {
                         const blk = decodeBlock(v)
+                        // the slot after last_block counts only if it continues the log (block keys are a ring)
+                        if (n > meta.lastBlock && records.length && blk.firstSeq !== records[records.length - 1].seq + 1) continue
                         claims.push({ seq: blk.firstSeq - 1, head: blk.prevHead, what: `prev_head of block ${key}` })
                         blk.recordBytes.forEach((bytes, i) => records.push({ seq: blk.firstSeq + i, bytes }))
                     } catch (e) {
