@@ -55,8 +55,9 @@ export interface Board {
     maxBlocks: number
 }
 
-// bounded by the VM heap: a canonical record costs ~44 bytes of heap while a batch is built
-const MAX_BATCH_RECORDS = 200
+// bounded by the VM heap (~58 KB for firmware and, in the simulator, the chip models): a canonical
+// record costs ~44 bytes of heap while a batch is built; 64 also keeps a batch within one Notecard note
+const MAX_BATCH_RECORDS = 64
 const BACKOFF_MIN = 30_000
 const BACKOFF_MAX = 3_600_000
 // 12 h: an ESP32 crystal drifts < 2 s in that time, and every anchor costs flash (docs/timebase.md)

@@ -112,6 +112,9 @@ export class WorldClock extends Clock {
     }
 
     override async nap(ms: number): Promise<void> {
+        // a fiber going idle lets the world move on to the earliest wake-up still pending (the world
+        // holds at the instant of the last wake-up until some fiber waits again)
+        if (this.wakes.length > 0) await this.requestEarliest()
         await this.pollUntil(this.now() + ms)
     }
 

@@ -2,6 +2,7 @@ import { WorldLink, WorldClock, WorldSnapshot } from "../sim/world"
 import { Max31856Model, Max31856Fault } from "../sim/max31856-model"
 import { UbloxModel } from "../sim/ublox-model"
 import { SimI2cBus } from "../sim/i2c-bus"
+import { NotecardModel, SimHubCloud } from "../sim/notecard-model"
 import { startColdtrace } from "../app/start"
 import { TIME_SOURCE_SIM } from "../record/record"
 
@@ -12,6 +13,7 @@ import { TIME_SOURCE_SIM } from "../record/record"
 const FAULTS: Max31856Fault[] = ["none", "open", "short_vcc", "short_gnd", "dead", "stuck0"]
 const GPS_FIX = 0x01
 const GPS_PRESENT = 0x02
+const NET_UP = 0x01
 const RADIO_OFF = 0x02
 
 const world = new WorldLink()
@@ -25,6 +27,12 @@ const tc = new Max31856Model(clock)
 const gps = new UbloxModel(clock)
 const i2c = new SimI2cBus()
 i2c.attach(0x42, gps)
+// the Notecard (cellular): syncs go to the host's Notehub stand-in (setting `simhub`); the firmware
+// uses it only when the provisioning names a product (`ncproduct`), see devs/app/start.ts
+// (it keeps only the last few request lines: the VM heap is ~58 KB for firmware and models together)
+const notecard = new NotecardModel(clock, { keepLines: 8, keepLineChars: 160 })
+notecard.cloud = new SimHubCloud()
+i2c.attach(0x17, notecard)
 function feed(w: WorldSnapshot) {
     tc.setInputs({ probeC: w.probeC, boardC: w.boardC, fault: FAULTS[w.tcFault] || "none" })
     gps.setInputs({
@@ -35,6 +43,8 @@ function feed(w: WorldSnapshot) {
         fix: (w.gpsFlags & GPS_FIX) !== 0,
         numSV: (w.gpsFlags & GPS_FIX) !== 0 ? 9 : 0,
     })
+    // cellular coverage: the world's network flag (outages cut it too); the radio is off in flights
+    notecard.setInputs({ connected: (w.netFlags & NET_UP) !== 0 && (w.netFlags & RADIO_OFF) === 0, utcMs: w.utcMs })
 }
 feed(world.now)
 world.onChange(feed)
@@ -44,6 +54,7 @@ await startColdtrace({
     spi: tc,
     ready: tc,
     i2c: withGps ? i2c : undefined,
+    cellular: i2c,
     // without a GNSS on the route, UTC comes from the simulator's world (a stand-in for network time)
     utcNow: () => world.now.utcMs,
     utcSource: TIME_SOURCE_SIM,

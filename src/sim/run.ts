@@ -5,7 +5,8 @@ import { VmProcess, buildFirmware, DEVS_DIR } from "./vm.js"
 import { NetGate } from "./netgate.js"
 import { HttpFaultInjector } from "./httpfaults.js"
 import { makeTestPki } from "../ingest/tls.js"
-import { Scenario, allPowerCuts } from "./scenario.js"
+import { Scenario, allPowerCuts, inWindow } from "./scenario.js"
+import { startNotehub } from "../uplink/notehub.js"
 import { encodeSnapshot, WorldTime } from "./world.js"
 import { startIngestServer } from "../ingest/server.js"
 import { registerDevice, recordsFor } from "../ingest/db.js"
@@ -36,7 +37,8 @@ export interface RunResult {
     dbPath: string
     summary: ReturnType<typeof summarize>
     /** what the run observed, for tests */
-    observed: { boots: number; sampleLines: Map<number, SampleLine>; vmLines: string[] }
+    /** vmLinesAt[i]: world ms (since start) when vmLines[i] arrived */
+    observed: { boots: number; sampleLines: Map<number, SampleLine>; vmLines: string[]; vmLinesAt: number[] }
     wallMs: number
 }
 
@@ -120,6 +122,16 @@ async function runLocked(opts: RunOptions, out: string, fw: { bytecode: string; 
     })
     const gate = new NetGate(await faults.listen())
     const gatePort = await gate.listen()
+    // cellular: the logger's Notecard syncs with a stand-in for the Notehub cloud, which relays notes
+    // to the ingest server (delayed, reordered, duplicated like a real relay) and brings acks back
+    const notehubLog: string[] = []
+    const notehub = s.cellular
+        ? await startNotehub({
+              ingestUrl: `${ingest.url}/v1/batch`,
+              relay: (s.cellular.relay as never) ?? { seed: 1, delayMs: 0, jitterMs: 100, reorder: 0.2, holdMs: 100, duplicate: 0.3, duplicateLagMs: 50 },
+              log: l => notehubLog.push(l),
+          })
+        : undefined
     const keys = newDeviceKeys()
     const devid = keys.devid
     const devidHex = devid.toString("hex")
@@ -139,8 +151,10 @@ async function runLocked(opts: RunOptions, out: string, fw: { bytecode: string; 
     /** world time of the last snapshot the device was shown */
     let lastPublished = -1
     let lastAck = -1
+    const vmLinesAt: number[] = []
     vm.on("line", (line: string) => {
         vmLines.push(line)
+        vmLinesAt.push(lastPublished)
         opts.vmLine?.(line)
         const m = /^ct:(\S+)\s*(.*)$/.exec(line)
         if (!m) return
@@ -187,7 +201,8 @@ async function runLocked(opts: RunOptions, out: string, fw: { bytecode: string; 
         const publish = () => {
             const t = worldNow()
             publishAt(t)
-            gate.setUp(!(s.outages ?? []).some(o => t >= o.from * 3_600_000 && t < o.to * 3_600_000))
+            const h = t / 3_600_000
+            gate.setUp(!inWindow(s.outages, h) && (!s.wifi || !!inWindow(s.wifi, h)))
         }
         publish()
         const ticker = setInterval(publish, TICK_MS)
@@ -197,7 +212,11 @@ async function runLocked(opts: RunOptions, out: string, fw: { bytecode: string; 
             vm.start()
             const logger = await findLogger(hub.bus, 20_000)
             const values = provisionValues({ ...keys, endpoint: `https://127.0.0.1:${gatePort}/v1/batch`, config: s.device })
-            await writeProvisioning(logger, values)
+            // the logger starts once `endpoint` (written last) lands, so the cellular keys go first
+            const extra = new Map<string, Buffer>(
+                notehub ? [["ncproduct", Buffer.from(s.cellular!.product ?? "com.coldtrace.sim:fleet")], ["simhub", Buffer.from(notehub.url)]] : [],
+            )
+            await writeProvisioning(logger, new Map([...extra, ...values]))
             say(`  provisioned device ${devidHex} over Jacdac (key not shown)`)
             // the shipment starts once the logger has its provisioning; it boots in world time
             await until(() => provisioned > 0, 20_000, "the logger to read its provisioning")
@@ -259,6 +278,10 @@ async function runLocked(opts: RunOptions, out: string, fw: { bytecode: string; 
             writeFileSync(path.join(out, "device-export.json"), JSON.stringify(exp.file, null, 1))
         }
         await vm.powerCut()
+        if (notehub) {
+            await notehub.drain()
+            writeFileSync(path.join(out, "notehub.json"), JSON.stringify({ stats: notehub.stats, relay: notehub.relay.stats }, null, 1))
+        }
 
         const serverEntries: ChainEntry[] = recordsFor(ingest.db, devidHex).map(r => ({ seq: r.seq, bytes: r.bytes, head: r.head }))
         const { merged, conflicts } = mergeLogs(serverEntries, deviceEntries)
@@ -306,7 +329,7 @@ async function runLocked(opts: RunOptions, out: string, fw: { bytecode: string; 
             reportPath,
             dbPath,
             summary,
-            observed: { boots: vm.boots, sampleLines, vmLines },
+            observed: { boots: vm.boots, sampleLines, vmLines, vmLinesAt },
             wallMs: performance.now() - wall0,
         }
     } finally {
@@ -317,6 +340,7 @@ async function runLocked(opts: RunOptions, out: string, fw: { bytecode: string; 
         await hub.close()
         await gate.close()
         await faults.close()
+        await notehub?.close()
         await ingest.close()
     }
     return result!

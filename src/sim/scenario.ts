@@ -21,6 +21,10 @@ export interface Scenario {
     faults?: { from: number; to: number; kind: FaultKind }[]
     /** network outages: uploads fail inside them */
     outages?: { from: number; to: number }[]
+    /** Wi-Fi reaches the server only inside these windows (absent: always); outages cut every link */
+    wifi?: { from: number; to: number }[]
+    /** the logger has a Notecard (cellular): relay behaviour of the simulated cloud */
+    cellular?: { product?: string; relay?: Record<string, number> }
     /** radio-off windows (flights): the logger must not transmit inside them */
     radioOff?: { from: number; to: number }[]
     /** power cuts: the VM is killed with SIGKILL at `at` and powered again `off` hours later */
@@ -84,6 +88,7 @@ export function parseScenario(json: unknown): Scenario {
     for (const f of s.faults ?? []) check(f.kind in FAULT_CODES, `faults: unknown kind ${f.kind} (${Object.keys(FAULT_CODES).join(", ")})`)
     checkWindows("outages", s.outages, s.hours)
     checkWindows("radioOff", s.radioOff, s.hours)
+    checkWindows("wifi", s.wifi, s.hours)
     for (const p of s.powerCuts ?? [])
         check(typeof p.at === "number" && p.at > 0 && p.at < s.hours && typeof p.off === "number" && p.off >= 0, `powerCuts: ${JSON.stringify(p)} needs 0 < at < hours and off >= 0`)
     if (s.chaos) check(Number.isInteger(s.chaos.kills) && s.chaos.kills >= 0 && s.chaos.kills <= 10000 && Number.isInteger(s.chaos.seed), "chaos: needs integer kills (0..10000) and seed")
