@@ -28,7 +28,8 @@ describe("Wi-Fi to cellular and back (wifi-cellular scenario)", () => {
         expect(u.filter(x => x.l.includes("via=cellular") && x.at > 3.5 && x.at < 20.5).length).toBeGreaterThan(3)
         expect(u.filter(x => x.l.includes("via=wifi") && x.at > 20.5).length).toBeGreaterThan(0)
         const hub = JSON.parse(readFileSync(path.join(out, "notehub.json"), "utf8"))
-        expect(hub.relay.duplicated + (hub.relay.reordered ?? 0)).toBeGreaterThan(0)
+        expect(hub.relay.duplicates).toBeGreaterThan(0) // the relay really duplicated notes
+        expect(hub.relay.delivered).toBeGreaterThan(hub.relay.pushed)
     })
 
     it("transmits nothing inside the radio-off window (flight), and logs on", () => {
