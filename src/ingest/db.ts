@@ -1,7 +1,7 @@
 // The ingest store: known devices with their keys and the newest epoch and boot
 // accepted from them, every accepted record with its chain head, the segments that
-// PREV batches started, every acknowledgement sent (checkpoints) and a log of
-// authenticated batches.
+// PREV batches started, every acknowledgement sent (checkpoints), a log of
+// authenticated batches, and the read API's readers (their keys only as SHA-256).
 import { createHash, randomBytes } from "node:crypto";
 import Database from "better-sqlite3";
 import { HEAD_LEN, KEY_LEN, KIND, devidHex } from "../format/index.js";
