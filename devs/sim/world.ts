@@ -98,7 +98,9 @@ export class WorldClock extends Clock {
     }
 
     override async sleep(ms: number): Promise<void> {
-        const target = this.now() + ms
+        // whole milliseconds: the wake-up travels as an integer UTC ms, and a fractional target (a
+        // 60 Hz conversion lasts 176.34 ms) would sit between two world instants forever
+        const target = Math.ceil(this.now() + ms)
         this.wakes.push(target)
         await this.requestEarliest()
         try {
