@@ -2,6 +2,7 @@ import * as ds from "@devicescript/core"
 import { SensorServer, startServer } from "@devicescript/server"
 import { SpiDevice, ReadyLine } from "../hal/spi"
 import { Clock } from "../hal/clock"
+import { Backoff } from "../hal/backoff"
 
 /*
  * MAX31856 thermocouple converter driver (register map and timing: /work/shared/hardware-notes.md).
@@ -221,8 +222,6 @@ export interface Max31856Options extends Max31856Config {
 }
 
 const POLL_MS = 10
-const BACKOFF_MIN_MS = 1000
-const BACKOFF_MAX_MS = 60000
 
 function noReading(sflags: number): Max31856Reading {
     return { tc: 0, cj: 0, sr: 0, sflags: sflags | SFLAG_NO_READING, tempC: NaN, cjC: NaN }
@@ -273,8 +272,7 @@ export class Max31856 {
     private readonly clock: Clock
     private readonly ready: ReadyLine
     private busy = false
-    private retryAt = 0
-    private backoffMs = BACKOFF_MIN_MS
+    private retry = new Backoff()
 
     constructor(
         readonly spi: SpiDevice,
@@ -326,8 +324,7 @@ export class Max31856 {
             await this.configureLocked()
             this.ok = true
             this.lastError = undefined
-            this.backoffMs = BACKOFF_MIN_MS
-            this.retryAt = 0
+            this.retry.reset()
         } catch (e: any) {
             this.lastError = e.message
             throw e
@@ -385,13 +382,11 @@ export class Max31856 {
      */
     async retryConfigure(): Promise<boolean> {
         if (this.ok) return true
-        const now = this.clock.now()
-        if (now < this.retryAt) return false
+        if (!this.retry.due(this.clock.now())) return false
         try {
             await this.configure()
         } catch (e: any) {
-            this.retryAt = this.clock.now() + this.backoffMs
-            this.backoffMs = Math.min(this.backoffMs * 2, BACKOFF_MAX_MS)
+            this.retry.failed(this.clock.now())
         }
         return this.ok
     }

@@ -1,6 +1,7 @@
 import * as ds from "@devicescript/core"
 import { I2cBus } from "../hal/i2c"
 import { Clock } from "../hal/clock"
+import { Backoff } from "../hal/backoff"
 import {
     UbxParser,
     UbxMessage,
@@ -110,8 +111,6 @@ const POLL_MS = 20
 const IDLE_FLUSH_MS = 60
 /** most stream bytes read per readAvailable(); the receiver's TX buffer is about 4 KB */
 const MAX_READ = 1024
-const BACKOFF_MIN_MS = 1000
-const BACKOFF_MAX_MS = 60000
 
 /**
  * u-blox receiver on an I2cBus.
@@ -145,8 +144,7 @@ export class Ublox {
     readonly chunk: number
     private readonly clock: Clock
     private busy = false
-    private retryAt = 0
-    private backoffMs = BACKOFF_MIN_MS
+    private retry = new Backoff()
     private idleSince = -1
 
     constructor(
@@ -258,8 +256,7 @@ export class Ublox {
             await this.configureLocked()
             this.ok = true
             this.lastError = undefined
-            this.backoffMs = BACKOFF_MIN_MS
-            this.retryAt = 0
+            this.retry.reset()
         } catch (e: any) {
             this.lastError = e.message
             throw e
@@ -286,12 +283,11 @@ export class Ublox {
      */
     async retryConfigure(): Promise<boolean> {
         if (this.ok) return true
-        if (this.clock.now() < this.retryAt) return false
+        if (!this.retry.due(this.clock.now())) return false
         try {
             await this.configure()
         } catch (e: any) {
-            this.retryAt = this.clock.now() + this.backoffMs
-            this.backoffMs = Math.min(this.backoffMs * 2, BACKOFF_MAX_MS)
+            this.retry.failed(this.clock.now())
         }
         return this.ok
     }
