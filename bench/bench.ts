@@ -57,7 +57,17 @@ function sampleRecords(n: number): Buffer[] {
     const out: Buffer[] = []
     // uptime is a u32 of ms: it wraps after 49.7 days, as on the device
     for (let i = 0; i < n; i++)
-        out.push(encodeRecord({ seq: i, kind: KIND.sample, uptime: (i * 300_000) % 0x1_0000_0000, tc: -9000 + (i % 7), cj: -640, sr: 0, sflags: 0 }))
+        out.push(
+            encodeRecord({
+                seq: i,
+                kind: KIND.sample,
+                uptime: (i * 300_000) % 0x1_0000_0000,
+                tc: -9000 + (i % 7),
+                cj: -640,
+                sr: 0,
+                sflags: 0,
+            }),
+        )
     return out
 }
 
@@ -124,7 +134,12 @@ function flashRows(lb: LogBenchOut, tomb: TombOut, add: Add) {
             `${m.bytes} B in ${m.blocks} blocks (36 B header each) for ${m.samples} samples + ${other} other records (2 boot/config, ${m.anchors} time, ${m.seals} seals, ${m.alarms} alarms); ` +
                 `${m.fullsamples} samples stored as full 15-byte items, ${m.faulted} faulted`,
         )
-        add(`flash settings-store bytes/sample, ${name} (24 + roundup8 per live block)`, m.cost / m.samples, "B/sample", `${m.cost} B for ${m.blocks} live blocks`)
+        add(
+            `flash settings-store bytes/sample, ${name} (24 + roundup8 per live block)`,
+            m.cost / m.samples,
+            "B/sample",
+            `${m.cost} B for ${m.blocks} live blocks`,
+        )
     }
     for (const name of PROFILES) {
         const p = lb.profiles.get(name)!
@@ -201,12 +216,14 @@ function flashRows(lb: LogBenchOut, tomb: TombOut, add: Add) {
 
 /** Issue 6: uplink figures from the firmware's batches and the captured requests. */
 async function uplinkRows(lb: LogBenchOut, cap: CaptureServer, add: Add, details: Record<string, unknown>) {
-    if (!lb.capturePort || !cap.captured.some(c => c.proto === "http")) throw new Error("the firmware's HTTP client did not reach the capture server")
+    if (!lb.capturePort || !cap.captured.some(c => c.proto === "http"))
+        throw new Error("the firmware's HTTP client did not reach the capture server")
     const periods = [...lb.uplinkBatches.keys()].sort((a, b) => a - b)
     const stats: PeriodStats[] = []
     for (const period of periods) {
         const bs = lb.batches.filter(b => b.period === period)
-        if (bs.length !== lb.uplinkBatches.get(period)) throw new Error(`uplink ${period}: ${bs.length} batches parsed, the VM made ${lb.uplinkBatches.get(period)}`)
+        if (bs.length !== lb.uplinkBatches.get(period))
+            throw new Error(`uplink ${period}: ${bs.length} batches parsed, the VM made ${lb.uplinkBatches.get(period)}`)
         stats.push(analyzePeriod(bs, BENCH_DEVID, BENCH_K0, BENCH_ENDPOINT, BENCH_UTC0, cap))
     }
     details.uplink = stats
@@ -222,7 +239,12 @@ async function uplinkRows(lb: LogBenchOut, cap: CaptureServer, add: Add, details
         // the SNI in the ClientHello names the host: ours was "localhost"
         if (c) tlsOverhead.set(st.period, c.clientBytes - c.head.length - c.body.length + (realHost.length - "localhost".length))
     }
-    details.tls = httpsCaps.map(c => ({ clientBytes: c.clientBytes, serverBytes: c.serverBytes, plain: c.head.length + c.body.length, version: c.tlsVersion }))
+    details.tls = httpsCaps.map(c => ({
+        clientBytes: c.clientBytes,
+        serverBytes: c.serverBytes,
+        plain: c.head.length + c.body.length,
+        version: c.tlsVersion,
+    }))
     const fw24 = lb.batches.filter(b => b.period === 86400)
     const ingest = await ingestFirmwareBatches(fw24)
     const ingestNote = [...ingest].map(([s, n]) => `${n} x ${s}`).join(", ")
@@ -257,7 +279,13 @@ async function uplinkRows(lb: LogBenchOut, cap: CaptureServer, add: Add, details
             `JSON ${f1(st.jsonRequestBytes / st.samples)} B/sample ({"seq","t" (UTC s),"tc","cj","sr","fl"} per sample in an array, same HTTP head) vs ${f2(per)}; bodies alone ${f1(st.jsonBodyBytes / st.batchBytes)}x`,
         )
     }
-    for (const st of stats) add(`batches per day, every ${st.period / 3600} h`, st.batches / MONTH_DAYS, "batches/day", `${st.batches} in 30 days (the first one 10 s after boot)`)
+    for (const st of stats)
+        add(
+            `batches per day, every ${st.period / 3600} h`,
+            st.batches / MONTH_DAYS,
+            "batches/day",
+            `${st.batches} in 30 days (the first one 10 s after boot)`,
+        )
     add(
         "round trips per batch (HTTPS POST, Connection: close)",
         3,
@@ -269,7 +297,9 @@ async function uplinkRows(lb: LogBenchOut, cap: CaptureServer, add: Add, details
         "shortest upload period meeting <= 2 B/sample (stable, HTTP request)",
         meets ?? NaN,
         "h",
-        meets === undefined ? "none of 1, 6, 24 h meets it" : `including TLS 1.3 it is ${[...stats].map(s => `${s.period / 3600} h ${f2((s.requestBytes + s.batches * (tlsOverhead.get(s.period) ?? NaN)) / s.samples)}`).join(", ")} B/sample`,
+        meets === undefined
+            ? "none of 1, 6, 24 h meets it"
+            : `including TLS 1.3 it is ${[...stats].map(s => `${s.period / 3600} h ${f2((s.requestBytes + s.batches * (tlsOverhead.get(s.period) ?? NaN)) / s.samples)}`).join(", ")} B/sample`,
     )
 }
 
@@ -282,7 +312,15 @@ async function verifyLogRows(lb: LogBenchOut, cap: CaptureServer, add: Add) {
     const fig = "host verifyLog throughput with seals (firmware's stable 30-d log)"
     try {
         const log: Buffer[] = []
-        analyzePeriod(lb.batches.filter(b => b.period === 86400), BENCH_DEVID, BENCH_K0, BENCH_ENDPOINT, BENCH_UTC0, cap, log)
+        analyzePeriod(
+            lb.batches.filter(b => b.period === 86400),
+            BENCH_DEVID,
+            BENCH_K0,
+            BENCH_ENDPOINT,
+            BENCH_UTC0,
+            cap,
+            log,
+        )
         const { verifyLog } = await import("../src/verify/verify.js")
         const heads = chainHeads(genesisHead(BENCH_DEVID), log)
         const records = log.map((bytes, i) => ({ seq: i, bytes, head: heads[i] }))
@@ -298,7 +336,12 @@ async function verifyLogRows(lb: LogBenchOut, cap: CaptureServer, add: Add) {
         if (!verdict.ok) throw new Error(`verdict ${verdict.status}: ${verdict.reason}`)
         const ms = quantile(runs, 0.5)
         const sha = quantile(shas, 0.5)
-        add(fig, log.length / (ms / 1000), "records/s", `${log.length} records, ${verdict.epochs} seals verified under their epoch keys, median of 3 runs`)
+        add(
+            fig,
+            log.length / (ms / 1000),
+            "records/s",
+            `${log.length} records, ${verdict.epochs} seals verified under their epoch keys, median of 3 runs`,
+        )
         add("host verifyLog time / raw SHA-256 time", ms / sha, "ratio", "raw SHA-256: one hash per record over the same bytes")
     } catch (e) {
         add(fig, NaN, "records/s", `not measured: ${(e as Error).message.split("\n")[0]}`)
@@ -343,11 +386,17 @@ export async function bench(args: string[]): Promise<number> {
         "simulator: world samples per wall second",
         r.summary.samples.taken / (simWall / 1000),
         "samples/s",
-        `${r.summary.samples.taken} samples, ${(simWall / 1000).toFixed(1)} s wall incl. build and boots` + (lockWaitMs ? `, not counting ${(lockWaitMs / 1000).toFixed(1)} s waiting for another simulator run` : ""),
+        `${r.summary.samples.taken} samples, ${(simWall / 1000).toFixed(1)} s wall incl. build and boots` +
+            (lockWaitMs ? `, not counting ${(lockWaitMs / 1000).toFixed(1)} s waiting for another simulator run` : ""),
     )
     add("simulator: world speed-up", scenario.speed, "x")
     const rd = [...r.observed.sampleLines.values()].map(s => s.rd).filter(Number.isFinite)
-    add("VM ms per sample, driver step (median)", quantile(rd, 0.5), "ms", "MAX31856 one-shot + burst read against the model; includes waiting one world tick")
+    add(
+        "VM ms per sample, driver step (median)",
+        quantile(rd, 0.5),
+        "ms",
+        "MAX31856 one-shot + burst read against the model; includes waiting one world tick",
+    )
     add("VM ms per sample cycle (median)", quantile(ms, 0.5), "ms", "driver read + flash append, VM wall clock")
     add("VM ms per sample cycle (p95)", quantile(ms, 0.95), "ms")
 
@@ -361,7 +410,9 @@ export async function bench(args: string[]): Promise<number> {
         cap.close()
     }
     const tomb = await runTombstones(tmp)
-    details.profiles = Object.fromEntries([...lb.profiles].map(([k, v]) => [k, { month: v.month, cap: v.cap, maxBlocks: v.maxBlocks, real: v.real, vmMs: v.vmMs }]))
+    details.profiles = Object.fromEntries(
+        [...lb.profiles].map(([k, v]) => [k, { month: v.month, cap: v.cap, maxBlocks: v.maxBlocks, real: v.real, vmMs: v.vmMs }]),
+    )
     details.tombstones = tomb
     details.values = lb.values
     flashRows(lb, tomb, add)
@@ -404,9 +455,20 @@ export async function bench(args: string[]): Promise<number> {
     }
     const wallS = (performance.now() - tStart) / 1000
     console.log(`\n${wallS.toFixed(0)} s`)
-    const outFile = path.resolve(args[args.indexOf("--out") + 1] && args.includes("--out") ? args[args.indexOf("--out") + 1] : path.join(ROOT, "bench/results/bench.json"))
+    const outFile = path.resolve(
+        args[args.indexOf("--out") + 1] && args.includes("--out")
+            ? args[args.indexOf("--out") + 1]
+            : path.join(ROOT, "bench/results/bench.json"),
+    )
     mkdirSync(path.dirname(outFile), { recursive: true })
-    writeFileSync(outFile, JSON.stringify({ measured: new Date().toISOString(), node: process.version, cpus: os.cpus().length, wallS, rows, details }, null, 2))
+    writeFileSync(
+        outFile,
+        JSON.stringify(
+            { measured: new Date().toISOString(), node: process.version, cpus: os.cpus().length, wallS, rows, details },
+            null,
+            2,
+        ),
+    )
     console.log(`written to ${outFile}`)
     return 0
 }

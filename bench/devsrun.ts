@@ -16,7 +16,12 @@ export interface TestVmRun {
  * (`devs run X.devs --test --test-self-exit`: no ports, its own fresh settings store). buildFirmware
  * guards against concurrent builds overwriting devs' fixed output path.
  */
-export async function runBenchProgram(entry: string, outDir: string, timeoutMs: number, env: Record<string, string> = {}): Promise<TestVmRun> {
+export async function runBenchProgram(
+    entry: string,
+    outDir: string,
+    timeoutMs: number,
+    env: Record<string, string> = {},
+): Promise<TestVmRun> {
     return await runTestVm(entry, await buildBenchProgram(entry, outDir), outDir, timeoutMs, env)
 }
 
@@ -27,14 +32,24 @@ export async function buildBenchProgram(entry: string, outDir: string): Promise<
     return devs
 }
 
-export async function runTestVm(entry: string, devs: string, outDir: string, timeoutMs: number, env: Record<string, string> = {}): Promise<TestVmRun> {
+export async function runTestVm(
+    entry: string,
+    devs: string,
+    outDir: string,
+    timeoutMs: number,
+    env: Record<string, string> = {},
+): Promise<TestVmRun> {
     const t0 = performance.now()
     return await new Promise<TestVmRun>((resolve, reject) => {
-        const child = spawn(process.execPath, [DEVS_CLI, "--no-colors", "run", devs, "--test", "--test-self-exit", "--test-timeout", String(timeoutMs)], {
-            cwd: outDir,
-            env: { ...process.env, ...env, NO_COLOR: "1", FORCE_COLOR: "0" },
-            stdio: ["ignore", "pipe", "pipe"],
-        })
+        const child = spawn(
+            process.execPath,
+            [DEVS_CLI, "--no-colors", "run", devs, "--test", "--test-self-exit", "--test-timeout", String(timeoutMs)],
+            {
+                cwd: outDir,
+                env: { ...process.env, ...env, NO_COLOR: "1", FORCE_COLOR: "0" },
+                stdio: ["ignore", "pipe", "pipe"],
+            },
+        )
         let out = ""
         child.stdout.on("data", d => (out += d))
         child.stderr.on("data", d => (out += d))
@@ -45,10 +60,20 @@ export async function runTestVm(entry: string, devs: string, outDir: string, tim
         })
         child.on("close", code => {
             clearTimeout(timer)
-            const all = out.replace(ANSI, "").split("\n").map(l => l.replace(/^WASM> /, "").trimEnd())
+            const all = out
+                .replace(ANSI, "")
+                .split("\n")
+                .map(l => l.replace(/^WASM> /, "").trimEnd())
             writeFileSync(path.join(outDir, "console.txt"), all.join("\n"))
             if (code !== 0) {
-                reject(new Error(`${entry} in the test VM exited ${code}:\n${all.filter(l => !l.startsWith("cb:bh")).slice(-30).join("\n")}`))
+                reject(
+                    new Error(
+                        `${entry} in the test VM exited ${code}:\n${all
+                            .filter(l => !l.startsWith("cb:bh"))
+                            .slice(-30)
+                            .join("\n")}`,
+                    ),
+                )
                 return
             }
             resolve({ lines: all.filter(l => l.startsWith("cb:")).map(l => l.slice(3)), wallMs: performance.now() - t0 })

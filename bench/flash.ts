@@ -37,11 +37,23 @@ const toNums = (f: Record<string, string>) => Object.fromEntries(Object.keys(f).
 /** `env`: for the VM process (NODE_EXTRA_CA_CERTS: the capture server's certificate) */
 export async function runLogBench(outDir: string, env: Record<string, string>): Promise<LogBenchOut> {
     const run = await runBenchProgram("bench/logbench.ts", path.join(outDir, "logbench"), 180_000, env)
-    const out: LogBenchOut = { values: [], profiles: new Map(), batches: [], uplinkBatches: new Map(), capturePort: 0, capturedTls: new Map(), wallMs: run.wallMs }
+    const out: LogBenchOut = {
+        values: [],
+        profiles: new Map(),
+        batches: [],
+        uplinkBatches: new Map(),
+        capturePort: 0,
+        capturedTls: new Map(),
+        wallMs: run.wallMs,
+    }
     const prof = (name: string): ProfileOut => {
         if (!PROFILES.includes(name as ProfileName)) throw new Error(`bench output: unknown profile ${name}`)
         let p = out.profiles.get(name as ProfileName)
-        if (!p) out.profiles.set(name as ProfileName, (p = { name: name as ProfileName, month: {}, cap: {}, maxBlocks: {}, real: {}, appendMs: [], vmMs: NaN }))
+        if (!p)
+            out.profiles.set(
+                name as ProfileName,
+                (p = { name: name as ProfileName, month: {}, cap: {}, maxBlocks: {}, real: {}, appendMs: [], vmMs: NaN }),
+            )
         return p
     }
     let hex = ""
@@ -66,7 +78,12 @@ export async function runLogBench(outDir: string, env: Record<string, string>): 
                 break
             case "ms": {
                 const p = prof(f.profile)
-                p.appendMs.push(...rest.slice(rest.indexOf(" ") + 1).split(",").map(Number))
+                p.appendMs.push(
+                    ...rest
+                        .slice(rest.indexOf(" ") + 1)
+                        .split(",")
+                        .map(Number),
+                )
                 break
             }
             case "real":
@@ -140,5 +157,12 @@ export async function runTombstones(outDir: string): Promise<TombOut> {
     const free = (f: Record<string, string>) => 216 * num(f, "big") + 32 * num(f, "small")
     const deletes = num(fd, "deletes")
     const diff = free(fb) - free(fd)
-    return { perDelete: diff / deletes, lo: (diff - 32) / deletes, hi: (diff + 32) / deletes, deletes, freshFree: free(fb), wallMs: performance.now() - t0 }
+    return {
+        perDelete: diff / deletes,
+        lo: (diff - 32) / deletes,
+        hi: (diff + 32) / deletes,
+        deletes,
+        freshFree: free(fb),
+        wallMs: performance.now() - t0,
+    }
 }

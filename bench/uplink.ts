@@ -43,7 +43,10 @@ export class CaptureServer {
     captured: Captured[] = []
     tlsError?: string
     private servers: net.Server[] = []
-    private constructor(readonly port: number, readonly certFile?: string) {}
+    private constructor(
+        readonly port: number,
+        readonly certFile?: string,
+    ) {}
 
     static async start(tmpDir: string): Promise<CaptureServer> {
         let ctx: tls.SecureContext | undefined
@@ -52,7 +55,29 @@ export class CaptureServer {
         try {
             const key = path.join(tmpDir, "capture-key.pem")
             certFile = path.join(tmpDir, "capture-cert.pem")
-            execFileSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", certFile, "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost"], { stdio: "ignore" })
+            execFileSync(
+                "openssl",
+                [
+                    "req",
+                    "-x509",
+                    "-newkey",
+                    "ec",
+                    "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1",
+                    "-nodes",
+                    "-keyout",
+                    key,
+                    "-out",
+                    certFile,
+                    "-days",
+                    "1",
+                    "-subj",
+                    "/CN=localhost",
+                    "-addext",
+                    "subjectAltName=DNS:localhost",
+                ],
+                { stdio: "ignore" },
+            )
             ctx = tls.createSecureContext({ key: readFileSync(key), cert: readFileSync(certFile), minVersion: "TLSv1.3" })
         } catch (e) {
             tlsError = `no certificate (openssl: ${(e as Error).message.split("\n")[0]})`
@@ -179,19 +204,38 @@ function kAt(k0: Buffer, e: number): Buffer {
 
 /** Decode and check one period's batches in order; count their bytes. Throws on anything wrong. */
 /** `collect`: receives every canonical record, in order */
-export function analyzePeriod(batches: VmBatch[], devid: Buffer, k0: Buffer, endpoint: string, utc0: number, cap: CaptureServer, collect?: Buffer[]): PeriodStats {
+export function analyzePeriod(
+    batches: VmBatch[],
+    devid: Buffer,
+    k0: Buffer,
+    endpoint: string,
+    utc0: number,
+    cap: CaptureServer,
+    collect?: Buffer[],
+): PeriodStats {
     const period = batches[0].period
     let head = genesisHead(devid)
     let expect = 0
     let lastSeal = -1
     const st: PeriodStats = {
-        period, batches: batches.length, samples: 0, records: 0, batchBytes: 0, headerBytes: 0, itemBytes: 0, macBytes: 0,
-        httpHeadBytes: 0, requestBytes: 0, jsonBodyBytes: 0, jsonRequestBytes: 0,
+        period,
+        batches: batches.length,
+        samples: 0,
+        records: 0,
+        batchBytes: 0,
+        headerBytes: 0,
+        itemBytes: 0,
+        macBytes: 0,
+        httpHeadBytes: 0,
+        requestBytes: 0,
+        jsonBodyBytes: 0,
+        jsonRequestBytes: 0,
     }
     for (const b of batches) {
         const d = decodeBatch(b.bytes)
         if (d.count !== b.n) throw new Error(`batch at seq ${d.firstSeq}: ${d.count} records, the VM said ${b.n}`)
-        if (d.epoch !== b.epoch || !verifyBatchMac(d, kAt(k0, d.epoch))) throw new Error(`batch at seq ${d.firstSeq}: MAC does not verify under k[${b.epoch}]`)
+        if (d.epoch !== b.epoch || !verifyBatchMac(d, kAt(k0, d.epoch)))
+            throw new Error(`batch at seq ${d.firstSeq}: MAC does not verify under k[${b.epoch}]`)
         if (d.firstSeq !== expect || d.prevHead) throw new Error(`batch at seq ${d.firstSeq}: expected ${expect} without PREV`)
         for (let i = 0; i < d.records.length; i++) {
             const r = d.records[i]
@@ -222,4 +266,3 @@ export function analyzePeriod(batches: VmBatch[], devid: Buffer, k0: Buffer, end
     }
     return st
 }
-

@@ -48,8 +48,12 @@ async function sim(args: string[]): Promise<number> {
     const fmt = (c: number | null) => (c === null ? "-" : `${c.toFixed(2)} C`)
     console.log("")
     console.log(`summary (${(r.wallMs / 1000).toFixed(1)} s wall)`)
-    console.log(`  samples taken ${n.taken}  stored on server ${n.stored}  acknowledged ${n.acknowledged}  still on device ${n.onDevice}  lost ${n.lost}  faulted ${n.faulted}`)
-    console.log(`  temperature min ${fmt(s.minC)}  max ${fmt(s.maxC)}  band ${s.alarmBand.low}..${s.alarmBand.high} C  excursions ${s.excursions.length}`)
+    console.log(
+        `  samples taken ${n.taken}  stored on server ${n.stored}  acknowledged ${n.acknowledged}  still on device ${n.onDevice}  lost ${n.lost}  faulted ${n.faulted}`,
+    )
+    console.log(
+        `  temperature min ${fmt(s.minC)}  max ${fmt(s.maxC)}  band ${s.alarmBand.low}..${s.alarmBand.high} C  excursions ${s.excursions.length}`,
+    )
     console.log(`  power cuts ${s.powerCuts.length}  uploads ${s.uploads.ok} ok / ${s.uploads.failed} failed`)
     console.log(`  verification (coldtrace verify): ${s.chain.status.toUpperCase()}`)
     for (const line of s.chain.detail.split("\n")) console.log(`    ${line}`)

@@ -19,7 +19,7 @@ const TIMEOUT = 60_000
 const VM_TIMEOUT = 45_000
 
 const files = readdirSync(join(DEVS_DIR, "test"))
-    .filter((f) => f.endsWith(".test.ts"))
+    .filter(f => f.endsWith(".test.ts"))
     .sort()
 
 interface Run {
@@ -33,13 +33,13 @@ function runSuite(rel: string): Promise<Run> {
         const child = spawn(
             process.execPath,
             [CLI, "--no-colors", "run", rel, "--test", "--test-self-exit", "--test-timeout", String(VM_TIMEOUT)],
-            { cwd: DEVS_DIR, env: { ...process.env, NO_COLOR: "1", FORCE_COLOR: "0" }, stdio: ["ignore", "pipe", "pipe"] }
+            { cwd: DEVS_DIR, env: { ...process.env, NO_COLOR: "1", FORCE_COLOR: "0" }, stdio: ["ignore", "pipe", "pipe"] },
         )
         let out = ""
-        child.stdout.on("data", (d) => (out += d))
-        child.stderr.on("data", (d) => (out += d))
+        child.stdout.on("data", d => (out += d))
+        child.stderr.on("data", d => (out += d))
         const timer = setTimeout(() => child.kill("SIGKILL"), TIMEOUT - 5_000)
-        child.on("error", (e) => {
+        child.on("error", e => {
             clearTimeout(timer)
             reject(e)
         })
@@ -77,7 +77,7 @@ describe("DeviceScript unit tests (devs/test, in the VM)", () => {
                 expect(s!.pass, where).toBe(s!.total)
                 expect(r.out, where).toMatch(/test OK/)
             },
-            TIMEOUT
+            TIMEOUT,
         )
     }
 })

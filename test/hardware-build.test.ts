@@ -6,7 +6,18 @@
 // the build), and a program binds to a board with `import { pins, board } from "@dsboard/coldtrace_v1"`.
 import { describe, test, expect } from "vitest"
 import { spawnSync } from "node:child_process"
-import { existsSync, lstatSync, mkdtempSync, readFileSync, readlinkSync, rmSync, mkdirSync, writeFileSync, symlinkSync, statSync } from "node:fs"
+import {
+    existsSync,
+    lstatSync,
+    mkdtempSync,
+    readFileSync,
+    readlinkSync,
+    rmSync,
+    mkdirSync,
+    writeFileSync,
+    symlinkSync,
+    statSync,
+} from "node:fs"
 import { join, resolve, dirname } from "node:path"
 import { tmpdir } from "node:os"
 import { fileURLToPath } from "node:url"
@@ -50,7 +61,7 @@ function gpioOf(ref: string | number | undefined): number | undefined {
 
 // Classic ESP32 (ESP32-D0WD-V3 in the WROOM-32E) pin facts, as in the CLI's "esp32" arch table
 // (CLI 2.16.4) and the ESP32 datasheet.
-const ESP32_GPIOS = [...Array(40).keys()].filter((g) => ![20, 24, 28, 29, 30, 31].includes(g))
+const ESP32_GPIOS = [...Array(40).keys()].filter(g => ![20, 24, 28, 29, 30, 31].includes(g))
 const FLASH = [6, 7, 8, 9, 10, 11]
 const PSRAM = [16, 17] // free on WROOM-32E, taken on WROVER: keep them free so either module fits
 const STRAPPING = [0, 2, 5, 12, 15]
@@ -151,7 +162,7 @@ describe("coldtrace_v1 board JSON", () => {
             else keys.push(key)
         }
         flatten(board, "")
-        const tooLong = keys.filter((k) => Buffer.byteLength(k) > 15)
+        const tooLong = keys.filter(k => Buffer.byteLength(k) > 15)
         expect(tooLong).toEqual([])
     })
 

@@ -15,7 +15,7 @@ function note(i: number, extra = 5): RelayNote {
 function rig(opts: NoteRelayOptions) {
     let t = 0
     const got: number[] = []
-    const relay = new NoteRelay((payload) => void got.push(payload.readUInt32BE(0)), { ...opts, now: () => t })
+    const relay = new NoteRelay(payload => void got.push(payload.readUInt32BE(0)), { ...opts, now: () => t })
     return {
         relay,
         got,
@@ -53,12 +53,9 @@ describe("decodeNotePayload", () => {
         expect(decodeNotePayload("+/+/").toString("hex")).toBe("fbffbf")
     })
 
-    test.each(["Zg=", "Zg", "Z===", "Zm9v=", "Zm=v", "Zm9é", "Zh==", "Zm9=", "Zm 9v", "=Zm9", "Zm9v\n", "Zm-_"])(
-        "rejects %j",
-        (s) => {
-            expect(() => decodeNotePayload(s)).toThrow(/note payload/)
-        }
-    )
+    test.each(["Zg=", "Zg", "Z===", "Zm9v=", "Zm=v", "Zm9é", "Zh==", "Zm9=", "Zm 9v", "=Zm9", "Zm9v\n", "Zm-_"])("rejects %j", s => {
+        expect(() => decodeNotePayload(s)).toThrow(/note payload/)
+    })
 })
 
 describe("NoteRelay", () => {
@@ -112,8 +109,8 @@ describe("NoteRelay", () => {
         const counts = new Map<number, number>()
         for (const i of r.got) counts.set(i, (counts.get(i) ?? 0) + 1)
         for (let i = 0; i < 200; i++) expect(counts.get(i), `note ${i}`).toBeGreaterThanOrEqual(1)
-        expect([...counts.values()].every((c) => c <= 2)).toBe(true)
-        const dups = [...counts.values()].filter((c) => c === 2).length
+        expect([...counts.values()].every(c => c <= 2)).toBe(true)
+        const dups = [...counts.values()].filter(c => c === 2).length
         expect(dups).toBe(r.relay.stats.duplicates)
         expect(dups).toBeGreaterThan(20) // p = 0.25 of 200
         expect(dups).toBeLessThan(80)
@@ -138,11 +135,11 @@ describe("NoteRelay", () => {
         let fail = 3
         const got: number[] = []
         const relay = new NoteRelay(
-            (p) => {
+            p => {
                 if (fail-- > 0) throw new Error("ingest down")
                 got.push(p.readUInt32BE(0))
             },
-            { now: () => t, retryMs: 1000 }
+            { now: () => t, retryMs: 1000 },
         )
         relay.push([note(0), note(1)])
         await relay.pump() // both fail at t=0 (fail 3 -> 1)
@@ -168,11 +165,11 @@ describe("NoteRelay", () => {
         let t = 0
         const got: number[] = []
         const slow = new NoteRelay(
-            async (p) => {
-                await new Promise((res) => setTimeout(res, 5))
+            async p => {
+                await new Promise(res => setTimeout(res, 5))
                 got.push(p.readUInt32BE(0))
             },
-            { now: () => t }
+            { now: () => t },
         )
         slow.push([note(0), note(1), note(2)])
         await Promise.all([slow.pump(), slow.pump(), slow.pump()])
@@ -181,11 +178,11 @@ describe("NoteRelay", () => {
 
     test("start() pumps in real time", async () => {
         const got: number[] = []
-        const relay = new NoteRelay((p) => void got.push(p.readUInt32BE(0)), { delayMs: 20 })
+        const relay = new NoteRelay(p => void got.push(p.readUInt32BE(0)), { delayMs: 20 })
         relay.start(5)
         relay.push([note(3), note(4)])
         const t0 = Date.now()
-        while (got.length < 2 && Date.now() - t0 < 2000) await new Promise((res) => setTimeout(res, 5))
+        while (got.length < 2 && Date.now() - t0 < 2000) await new Promise(res => setTimeout(res, 5))
         relay.stop()
         expect(got).toEqual([3, 4])
         expect(Date.now() - t0).toBeGreaterThanOrEqual(15)
@@ -198,6 +195,6 @@ describe("NoteRelay", () => {
         const b = mulberry32(5)
         const xs = Array.from({ length: 5 }, () => a())
         expect(Array.from({ length: 5 }, () => b())).toEqual(xs)
-        expect(xs.every((x) => x >= 0 && x < 1)).toBe(true)
+        expect(xs.every(x => x >= 0 && x < 1)).toBe(true)
     })
 })

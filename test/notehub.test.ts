@@ -12,7 +12,7 @@ import { startIngestServer, type IngestServer } from "../src/ingest/server.js"
 import { startNotehub, type Notehub, type NotehubOptions } from "../src/uplink/notehub.js"
 import { batchOf, key, makeChain, mustReply, type Chain } from "./helpers/ingest-client.js"
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+const sleep = (ms: number) => new Promise(r => setTimeout(r, ms))
 
 interface Device {
     devid: string
@@ -101,7 +101,7 @@ async function runDevice(h: Notehub, d: Device, per: number, notesPerSync: numbe
 
 function expectDbEqualsChain(d: Device) {
     const rows = recordsFor(ingest.db, d.devid)
-    expect(rows.map((r) => r.seq)).toEqual(d.chain.bytes.map((_, i) => i))
+    expect(rows.map(r => r.seq)).toEqual(d.chain.bytes.map((_, i) => i))
     rows.forEach((r, i) => {
         expect(r.bytes.equals(d.chain.bytes[i])).toBe(true)
         expect(r.head.equals(d.chain.heads[i])).toBe(true)
@@ -188,7 +188,7 @@ describe("notehub stand-in", () => {
                 res.end(r.body)
             })
         })
-        await new Promise<void>((r) => front.listen(0, "127.0.0.1", () => r()))
+        await new Promise<void>(r => front.listen(0, "127.0.0.1", () => r()))
         try {
             const port = (front.address() as { port: number }).port
             const h = await hub({ ingestUrl: `http://127.0.0.1:${port}/v1/batch`, relay: { delayMs: 0, retryMs: 20 } })
@@ -199,12 +199,12 @@ describe("notehub stand-in", () => {
             // both got through in the end; a retried note can be overtaken (then it is a 409 gap,
             // and the device resends from the ack, as the logger does)
             const got = await sync(h, d.devid, [])
-            expect(got.inbound.map((n) => n.body.status).sort()).toEqual(h.stats.ingest[409] ? [200, 409] : [200, 200])
+            expect(got.inbound.map(n => n.body.status).sort()).toEqual(h.stats.ingest[409] ? [200, 409] : [200, 200])
             await runDevice(h, d, 20, 2)
             expectDbEqualsChain(d)
         } finally {
             front.closeAllConnections()
-            await new Promise<void>((r) => front.close(() => r()))
+            await new Promise<void>(r => front.close(() => r()))
         }
     })
 

@@ -6,7 +6,7 @@ const T0 = Date.parse("2024-05-01T06:00:00Z")
 const MIN = 60_000
 
 function summary(series: SeriesPoint[], over: Partial<ShipmentSummary> = {}): ShipmentSummary {
-    const good = series.filter((p) => !p.faulted && typeof p.c === "number").map((p) => p.c as number)
+    const good = series.filter(p => !p.faulted && typeof p.c === "number").map(p => p.c as number)
     return {
         scenario: "test",
         deviceId: "0123456789abcdef",
@@ -18,7 +18,7 @@ function summary(series: SeriesPoint[], over: Partial<ShipmentSummary> = {}): Sh
             acknowledged: series.length,
             onDevice: 0,
             lost: 0,
-            faulted: series.filter((p) => p.faulted).length,
+            faulted: series.filter(p => p.faulted).length,
         },
         minC: good.length ? Math.min(...good) : null,
         maxC: good.length ? Math.max(...good) : null,
@@ -46,7 +46,7 @@ function linePoints(html: string): { subpaths: number; points: Array<{ x: number
     const top = attr("data-plot-top")
     const height = attr("data-plot-height")
     // the line and the lone-reading dots: every temperature drawn
-    const d = [...html.matchAll(/<path class="temp-(?:line|dots)"[^>]* d="([^"]*)"/g)].map((m) => m[1]).join("")
+    const d = [...html.matchAll(/<path class="temp-(?:line|dots)"[^>]* d="([^"]*)"/g)].map(m => m[1]).join("")
     const points: Array<{ x: number; c: number }> = []
     for (const m of d.matchAll(/[ML](-?[\d.]+) (-?[\d.]+)/g)) {
         const y = Number(m[2])
@@ -57,19 +57,14 @@ function linePoints(html: string): { subpaths: number; points: Array<{ x: number
 
 describe("escaping", () => {
     test("escapeHtml", () => {
-        expect(escapeHtml(`<a href="x" onclick='y'>&amp;</a>`)).toBe(
-            "&lt;a href=&quot;x&quot; onclick=&#39;y&#39;&gt;&amp;amp;&lt;/a&gt;",
-        )
+        expect(escapeHtml(`<a href="x" onclick='y'>&amp;</a>`)).toBe("&lt;a href=&quot;x&quot; onclick=&#39;y&#39;&gt;&amp;amp;&lt;/a&gt;")
         expect(escapeHtml(null)).toBe("")
         expect(escapeHtml(42)).toBe("42")
     })
 
     test("every text field of the summary is escaped", () => {
         const evil = `<script>alert("x")</script>&'`
-        const series: SeriesPoint[] = [
-            ...steady(3),
-            { t: T0 + 3 * MIN, c: null, faulted: true, fault: `<img src=x onerror="boom">` },
-        ]
+        const series: SeriesPoint[] = [...steady(3), { t: T0 + 3 * MIN, c: null, faulted: true, fault: `<img src=x onerror="boom">` }]
         const html = renderReportHtml(
             summary(series, {
                 scenario: evil,
@@ -154,7 +149,7 @@ describe("faulted samples", () => {
 
     test("a power cut or a time gap breaks the line", () => {
         const series = steady(20, 5)
-        const gapSeries = [...series.slice(0, 10), ...series.slice(10).map((p) => ({ ...p, t: (p.t as number) + 60 * MIN }))]
+        const gapSeries = [...series.slice(0, 10), ...series.slice(10).map(p => ({ ...p, t: (p.t as number) + 60 * MIN }))]
         const withGap = linePoints(renderReportHtml(summary(gapSeries)))
         expect(withGap.subpaths).toBe(2)
         const withCut = linePoints(renderReportHtml(summary(series, { powerCuts: [{ at: T0 + 9.5 * MIN }] })))
@@ -164,9 +159,7 @@ describe("faulted samples", () => {
 
 describe("empty series", () => {
     test("renders a complete page without a line", () => {
-        const html = renderReportHtml(
-            summary([], { minC: null, maxC: null, chain: { status: "unverified", detail: "no records" } }),
-        )
+        const html = renderReportHtml(summary([], { minC: null, maxC: null, chain: { status: "unverified", detail: "no records" } }))
         expect(html.startsWith("<!DOCTYPE html>")).toBe(true)
         expect(html).toContain("</html>")
         expect(html).toContain("No samples recorded")
@@ -176,7 +169,12 @@ describe("empty series", () => {
     })
 
     test("only faulted samples: no line, marks on the strip", () => {
-        const series: SeriesPoint[] = Array.from({ length: 5 }, (_, i) => ({ t: T0 + i * MIN, c: null, faulted: true, fault: "NO_READING" }))
+        const series: SeriesPoint[] = Array.from({ length: 5 }, (_, i) => ({
+            t: T0 + i * MIN,
+            c: null,
+            faulted: true,
+            fault: "NO_READING",
+        }))
         const html = renderReportHtml(summary(series))
         expect(html).toContain("No valid temperature readings")
         expect(html).not.toMatch(/class="temp-(line|dots)"/)
@@ -192,9 +190,9 @@ describe("verdict", () => {
         lost.samples.lost = 3
         expect(renderReportHtml(lost)).toMatch(/class="word">INCOMPLETE</)
         expect(renderReportHtml(summary(steady(5)))).toMatch(/class="word">PASS</)
-        expect(
-            renderReportHtml(summary(steady(5), { excursions: [{ start: T0, end: T0 + MIN, maxC: 9 }] })),
-        ).toMatch(/class="word">EXCURSION</)
+        expect(renderReportHtml(summary(steady(5), { excursions: [{ start: T0, end: T0 + MIN, maxC: 9 }] }))).toMatch(
+            /class="word">EXCURSION</,
+        )
     })
 })
 
@@ -211,7 +209,7 @@ describe("large series", () => {
         // at most two points (min and max) per pixel column
         expect(points.length).toBeLessThanOrEqual(2 * plotW)
         expect(html.length).toBeLessThan(150_000)
-        const cs = points.map((p) => p.c)
+        const cs = points.map(p => p.c)
         expect(Math.max(...cs)).toBeCloseTo(12.5, 1)
         expect(Math.min(...cs)).toBeCloseTo(-1.5, 1)
         expect(Math.max(...cs)).toBeLessThan(13)

@@ -20,7 +20,8 @@ describe("Wi-Fi to cellular and back (wifi-cellular scenario)", () => {
         r = await runScenario({ scenario, outDir: out })
     }, 600_000)
 
-    const uploads = () => r.observed.vmLines.map((l, i) => ({ l, at: r.observed.vmLinesAt[i] / 3_600_000 })).filter(x => x.l.startsWith("ct:upload "))
+    const uploads = () =>
+        r.observed.vmLines.map((l, i) => ({ l, at: r.observed.vmLinesAt[i] / 3_600_000 })).filter(x => x.l.startsWith("ct:upload "))
 
     it("uploads over Wi-Fi at the depot, over cellular on the road, and over Wi-Fi again at the end", () => {
         const u = uploads().filter(x => x.l.includes("status=200"))
@@ -36,9 +37,18 @@ describe("Wi-Fi to cellular and back (wifi-cellular scenario)", () => {
         const flight = scenario.radioOff![0]
         const attempts = r.observed.vmLines
             .map((l, i) => ({ l, at: r.observed.vmLinesAt[i] / 3_600_000 }))
-            .filter(x => (x.l.startsWith("ct:upload") || x.l.startsWith("ct:upload-error")) && x.at > flight.from + 0.01 && x.at < flight.to - 0.01)
+            .filter(
+                x =>
+                    (x.l.startsWith("ct:upload") || x.l.startsWith("ct:upload-error")) &&
+                    x.at > flight.from + 0.01 &&
+                    x.at < flight.to - 0.01,
+            )
         expect(attempts).toEqual([])
-        const during = r.summary.series.filter(p => (p.t as number) >= Date.parse(scenario.start) + flight.from * 3.6e6 && (p.t as number) < Date.parse(scenario.start) + flight.to * 3.6e6)
+        const during = r.summary.series.filter(
+            p =>
+                (p.t as number) >= Date.parse(scenario.start) + flight.from * 3.6e6 &&
+                (p.t as number) < Date.parse(scenario.start) + flight.to * 3.6e6,
+        )
         expect(during.length).toBeGreaterThanOrEqual(11)
     })
 

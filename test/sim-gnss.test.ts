@@ -30,7 +30,9 @@ describe("GNSS route: time base, positions and stops (gnss-route scenario)", () 
         lockey = Buffer.from(secret.lockey, "hex")
         devid = secret.devid
         const db = new Database(r.dbPath, { readonly: true })
-        const server = (db.prepare("SELECT seq, bytes FROM records ORDER BY seq").all() as { seq: number; bytes: Buffer }[]).map(x => ({ ...x }))
+        const server = (db.prepare("SELECT seq, bytes FROM records ORDER BY seq").all() as { seq: number; bytes: Buffer }[]).map(x => ({
+            ...x,
+        }))
         db.close()
         const device = decodeExport(JSON.parse(readFileSync(path.join(out, "device-export.json"), "utf8"))).entries
         records = mergeLogs(server, device).merged.map(e => decodeRecord(e.bytes))

@@ -11,7 +11,11 @@ import { verifyFixture, removeScratch, copyOf, rows, withDb, edit, type VerifyFi
 // (shared with test/verify-tamper.test.ts): exit codes, the --json shape, the verdict line.
 
 function run(...args: string[]) {
-    const r = spawnSync(process.execPath, [path.join(ROOT, "bin/coldtrace.js"), "verify", ...args], { encoding: "utf8", cwd: ROOT, timeout: 60_000 })
+    const r = spawnSync(process.execPath, [path.join(ROOT, "bin/coldtrace.js"), "verify", ...args], {
+        encoding: "utf8",
+        cwd: ROOT,
+        timeout: 60_000,
+    })
     return { code: r.status, out: r.stdout, err: r.stderr, first: r.stdout.split("\n")[0] }
 }
 
@@ -33,8 +37,12 @@ describe("coldtrace verify (command line)", () => {
         const r = run("--db", fx.a.db)
         expect(r.err).toBe("")
         expect(r.code).toBe(0)
-        expect(r.first).toMatch(new RegExp(`^VERIFIED: device ${fx.a.devid}, server database ingest\\.sqlite: \\d+ records, seq 0\\.\\.\\d+$`))
-        expect(r.out).toMatch(/chained from genesis; sealed through seq \d+ \(\d+ seals verified, last epoch \d+\); \d+ unsealed after the last seal/)
+        expect(r.first).toMatch(
+            new RegExp(`^VERIFIED: device ${fx.a.devid}, server database ingest\\.sqlite: \\d+ records, seq 0\\.\\.\\d+$`),
+        )
+        expect(r.out).toMatch(
+            /chained from genesis; sealed through seq \d+ \(\d+ seals verified, last epoch \d+\); \d+ unsealed after the last seal/,
+        )
         expect(r.out).toMatch(/boots 1, 2; checkpoints (\d+) of \1 reproduced/)
         // nothing secret in the output
         expect(r.out).not.toContain(fx.a.k0.toString("hex"))
@@ -44,10 +52,20 @@ describe("coldtrace verify (command line)", () => {
         const r = run("--db", fx.a.db, "--json")
         expect(r.code).toBe(0)
         const v = JSON.parse(r.out) as Verdict
-        expect(v).toMatchObject({ ok: true, status: "ok", devid: fx.a.devid, source: "server", start: "genesis", problems: [], problemsOmitted: 0, firstSeq: 0 })
+        expect(v).toMatchObject({
+            ok: true,
+            status: "ok",
+            devid: fx.a.devid,
+            source: "server",
+            start: "genesis",
+            problems: [],
+            problemsOmitted: 0,
+            firstSeq: 0,
+        })
         expect(v.firstBad).toBeUndefined()
         expect(v.reason).toBeUndefined()
-        for (const key of ["records", "lastSeq", "sealedThrough", "epochs", "lastEpoch", "unsealed"] as const) expect(typeof v[key]).toBe("number")
+        for (const key of ["records", "lastSeq", "sealedThrough", "epochs", "lastEpoch", "unsealed"] as const)
+            expect(typeof v[key]).toBe("number")
         expect(v.head).toMatch(/^[0-9a-f]{64}$/)
         expect(v.boots).toEqual([1, 2])
         expect(v.checkpoints).toMatchObject({ latest: lastCp })
@@ -63,9 +81,27 @@ describe("coldtrace verify (command line)", () => {
         expect(against.code).toBe(0)
         expect(JSON.parse(against.out)).toMatchObject({ ok: true, source: "device", start: "anchored" })
         // a checkpoint given by hand, as read off the server
-        const cp = withDb(fx.a.db, d => d.prepare("SELECT seq, head, boot FROM checkpoints ORDER BY seq DESC LIMIT 1").get() as { seq: number; head: Buffer; boot: number })
-        expect(run("--export", fx.a.export, "--keys", fx.a.secret, "--checkpoint", `${cp.seq}:${cp.head.toString("hex")}:${cp.boot}`).code).toBe(0)
-        const forged = run("--export", fx.a.export, "--keys", fx.a.secret, "--checkpoint", `${cp.seq}:${"ab".repeat(32)}:${cp.boot}`, "--json")
+        const cp = withDb(
+            fx.a.db,
+            d =>
+                d.prepare("SELECT seq, head, boot FROM checkpoints ORDER BY seq DESC LIMIT 1").get() as {
+                    seq: number
+                    head: Buffer
+                    boot: number
+                },
+        )
+        expect(
+            run("--export", fx.a.export, "--keys", fx.a.secret, "--checkpoint", `${cp.seq}:${cp.head.toString("hex")}:${cp.boot}`).code,
+        ).toBe(0)
+        const forged = run(
+            "--export",
+            fx.a.export,
+            "--keys",
+            fx.a.secret,
+            "--checkpoint",
+            `${cp.seq}:${"ab".repeat(32)}:${cp.boot}`,
+            "--json",
+        )
         expect(forged.code).toBe(1)
         // one checkpoint places the divergence between the start of the export and its seq
         const fv = JSON.parse(forged.out) as Verdict
@@ -76,7 +112,10 @@ describe("coldtrace verify (command line)", () => {
         const db = copyOf(fx.a.db)
         withDb(db, d => {
             const r = d.prepare("SELECT bytes FROM records WHERE seq = ?").get(k) as { bytes: Buffer }
-            d.prepare("UPDATE records SET bytes = ? WHERE seq = ?").run(edit(r.bytes, x => (x.tc = (x.tc as number) + 1)), k)
+            d.prepare("UPDATE records SET bytes = ? WHERE seq = ?").run(
+                edit(r.bytes, x => (x.tc = (x.tc as number) + 1)),
+                k,
+            )
         })
         const r = run("--db", db)
         expect(r.code).toBe(1)
@@ -93,7 +132,9 @@ describe("coldtrace verify (command line)", () => {
         withDb(db, d => d.prepare("DELETE FROM records WHERE seq > ?").run(lastCp - 3))
         const r = run("--db", db)
         expect(r.code).toBe(1)
-        expect(r.first).toBe(`INCOMPLETE: first offending seq ${lastCp - 2}: truncated: the log ends at seq ${lastCp - 3}, but the server acknowledged records up to seq ${lastCp}`)
+        expect(r.first).toBe(
+            `INCOMPLETE: first offending seq ${lastCp - 2}: truncated: the log ends at seq ${lastCp - 3}, but the server acknowledged records up to seq ${lastCp}`,
+        )
     })
 
     it("exits 2 with a clear message for usage errors", () => {
@@ -105,7 +146,10 @@ describe("coldtrace verify (command line)", () => {
             [["--db", fx.a.db, "--device", "0000000000000000"], /device 0000000000000000 is not in .*ingest\.sqlite/],
             [["--db", fx.a.db, "--device", "XYZ"], /--device "XYZ": expected 16 lower-case hex digits/],
             [["--export", fx.a.export], /needs the device's keys/],
-            [["--export", fx.a.export, "--keys", fx.b.secret], new RegExp(`holds the keys of device ${fx.b.devid}, but the export is from device ${fx.a.devid}`)],
+            [
+                ["--export", fx.a.export, "--keys", fx.b.secret],
+                new RegExp(`holds the keys of device ${fx.b.devid}, but the export is from device ${fx.a.devid}`),
+            ],
             [["--export", fx.a.export, "--keys", fx.a.export], /devid must be 16 lower-case hex digits|k0 must be 64 hex digits/],
             [["--export", fx.a.secret, "--keys", fx.a.secret], /not a coldtrace device export/],
             [["--export", fx.a.export, "--keys", fx.a.secret, "--checkpoint", "12:zz:1"], /expected seq:head:boot/],

@@ -11,7 +11,14 @@ import { loadScenario } from "../src/sim/scenario.js"
 import { ROOT } from "../src/sim/vm.js"
 import type { DeviceExportFile } from "../src/sim/export.js"
 import {
-    blockKey, encodeBlock, encodeLogAck, encodeLogMeta, encodeRecord, genesisHead, nextHead, decodeRecord,
+    blockKey,
+    encodeBlock,
+    encodeLogAck,
+    encodeLogMeta,
+    encodeRecord,
+    genesisHead,
+    nextHead,
+    decodeRecord,
     type LogRecord,
 } from "../src/format/index.js"
 
@@ -35,7 +42,14 @@ export interface VerifyFixture {
 function files(dir: string): RunFiles {
     const secret = path.join(dir, "device-secret.json")
     const j = JSON.parse(readFileSync(secret, "utf8"))
-    return { dir, db: path.join(dir, "ingest.sqlite"), export: path.join(dir, "device-export.json"), secret, devid: j.devid, k0: Buffer.from(j.k0, "hex") }
+    return {
+        dir,
+        db: path.join(dir, "ingest.sqlite"),
+        export: path.join(dir, "device-export.json"),
+        secret,
+        devid: j.devid,
+        k0: Buffer.from(j.k0, "hex"),
+    }
 }
 
 /** Run both scenarios once per vitest invocation (the folder is keyed by the main vitest process). */
@@ -48,7 +62,8 @@ export async function verifyFixture(): Promise<VerifyFixture> {
     // fixtures of earlier vitest runs
     for (const d of readdirSync(os.tmpdir())) {
         const p = path.join(os.tmpdir(), d)
-        if (d.startsWith("coldtrace-verify-fixture-") && p !== root && Date.now() - statSync(p).mtimeMs > 3600_000) rmSync(p, { recursive: true, force: true })
+        if (d.startsWith("coldtrace-verify-fixture-") && p !== root && Date.now() - statSync(p).mtimeMs > 3600_000)
+            rmSync(p, { recursive: true, force: true })
     }
     if (existsSync(done) && Date.now() - statSync(done).mtimeMs < 30 * 60_000) {
         return { a: files(path.join(root, "a")), b: files(path.join(root, "b")), wallMs: 0 }
@@ -56,9 +71,16 @@ export async function verifyFixture(): Promise<VerifyFixture> {
     rmSync(root, { recursive: true, force: true })
     mkdirSync(root, { recursive: true })
     const t0 = performance.now()
-    for (const [name, scenario] of [["a", "verify-8h.json"], ["b", "verify-other.json"]]) {
-        const r = await runScenario({ scenario: loadScenario(path.join(ROOT, "src/sim/scenarios", scenario)), outDir: path.join(root, name) })
-        if (r.summary.chain.status !== "ok") throw new Error(`fixture run ${scenario}: chain ${r.summary.chain.status}: ${r.summary.chain.detail}`)
+    for (const [name, scenario] of [
+        ["a", "verify-8h.json"],
+        ["b", "verify-other.json"],
+    ]) {
+        const r = await runScenario({
+            scenario: loadScenario(path.join(ROOT, "src/sim/scenarios", scenario)),
+            outDir: path.join(root, name),
+        })
+        if (r.summary.chain.status !== "ok")
+            throw new Error(`fixture run ${scenario}: chain ${r.summary.chain.status}: ${r.summary.chain.detail}`)
     }
     writeFileSync(done, JSON.stringify({ at: new Date().toISOString() }))
     return { a: files(path.join(root, "a")), b: files(path.join(root, "b")), wallMs: performance.now() - t0 }
@@ -124,7 +146,8 @@ export function rechainDb(db: Database.Database, devid: string, fromSeq: number,
         if (r.seq >= fromSeq) db.prepare("UPDATE records SET head = ? WHERE devid = ? AND seq = ?").run(h, devid, r.seq)
     }
     if (alsoCheckpoints) {
-        for (const [seq, head] of heads) if (seq >= fromSeq) db.prepare("UPDATE checkpoints SET head = ? WHERE devid = ? AND seq = ?").run(head, devid, seq)
+        for (const [seq, head] of heads)
+            if (seq >= fromSeq) db.prepare("UPDATE checkpoints SET head = ? WHERE devid = ? AND seq = ?").run(head, devid, seq)
     }
 }
 
@@ -166,7 +189,11 @@ export function flashImage(opts: {
         let block = encodeBlock({ firstSeq: opts.records[i].readUInt32LE(0), prevHead: head, records: opts.records.slice(i, i + 1) })
         while (i + take < opts.records.length) {
             try {
-                block = encodeBlock({ firstSeq: opts.records[i].readUInt32LE(0), prevHead: head, records: opts.records.slice(i, i + take + 1) })
+                block = encodeBlock({
+                    firstSeq: opts.records[i].readUInt32LE(0),
+                    prevHead: head,
+                    records: opts.records.slice(i, i + take + 1),
+                })
                 take++
             } catch {
                 break

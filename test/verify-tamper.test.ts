@@ -3,12 +3,30 @@ import { formatVerdict, inputFromArgs } from "../src/verify/cli.js"
 import { verifyLog, type Verdict, type VerifyInput } from "../src/verify/verify.js"
 import { exportInput } from "../src/verify/inputs.js"
 import {
-    KIND, encodeRecord, epochKey, genesisHead, nextHead, sealMac, decodeRecord, decodeBlock,
-    type SealRecord, type LogRecord,
+    KIND,
+    encodeRecord,
+    epochKey,
+    genesisHead,
+    nextHead,
+    sealMac,
+    decodeRecord,
+    decodeBlock,
+    type SealRecord,
+    type LogRecord,
 } from "../src/format/index.js"
 import {
-    verifyFixture, removeScratch, copyOf, rows, withDb, rechainDb, edit, readExport, writeExport, flashImage,
-    type VerifyFixture, type Row,
+    verifyFixture,
+    removeScratch,
+    copyOf,
+    rows,
+    withDb,
+    rechainDb,
+    edit,
+    readExport,
+    writeExport,
+    flashImage,
+    type VerifyFixture,
+    type Row,
 } from "./verify-fixture.js"
 
 // The verifier against the real firmware's output: one simulated logger for 8 world-hours with
@@ -100,7 +118,10 @@ describe("coldtrace verify on a real simulated logger", () => {
         const db = copyOf(fx.a.db)
         withDb(db, d => {
             const r = d.prepare("SELECT bytes FROM records WHERE seq = ?").get(k) as { bytes: Buffer }
-            d.prepare("UPDATE records SET bytes = ? WHERE seq = ?").run(edit(r.bytes, x => (x.tc = (x.tc as number) + 640)), k)
+            d.prepare("UPDATE records SET bytes = ? WHERE seq = ?").run(
+                edit(r.bytes, x => (x.tc = (x.tc as number) + 640)),
+                k,
+            )
         })
         const v = verify(["--db", db])
         expectFirst(v, "modified", k)
@@ -112,20 +133,41 @@ describe("coldtrace verify on a real simulated logger", () => {
         // the flash as the device holds it when its last acknowledgement was lost: ten records the
         // server has too, then the export's records after the last checkpoint
         const from = lastCp - 10
-        const held = [...A.filter(r => r.seq >= from && r.seq <= lastCp).map(r => r.bytes), ...exp.records.filter(r => r.seq > lastCp).map(r => r.bytes)]
+        const held = [
+            ...A.filter(r => r.seq >= from && r.seq <= lastCp).map(r => r.bytes),
+            ...exp.records.filter(r => r.seq > lastCp).map(r => r.bytes),
+        ]
         held.forEach((b, i) => expect(b.readUInt32LE(0)).toBe(from + i))
         const kind = (b: Buffer) => decodeRecord(b).kind
         const kk = held.find(b => kind(b) === KIND.sample && b.readUInt32LE(0) > from)!.readUInt32LE(0)
         const nextSeal = held.find(b => b.readUInt32LE(0) > kk && kind(b) === KIND.seal)!.readUInt32LE(0)
-        const sealedBefore = held.filter(b => b.readUInt32LE(0) < kk && kind(b) === KIND.seal).at(-1)?.readUInt32LE(0) ?? from - 1
+        const sealedBefore =
+            held
+                .filter(b => b.readUInt32LE(0) < kk && kind(b) === KIND.seal)
+                .at(-1)
+                ?.readUInt32LE(0) ?? from - 1
         const prevHead = A[from - 1].head
-        const genuine = flashImage({ devid: fx.a.devid, prevHead, records: held, boot: exp.image!.boot, ack: { seq: from + 2, head: A[from + 2].head, boot: exp.image!.boot } })
+        const genuine = flashImage({
+            devid: fx.a.devid,
+            prevHead,
+            records: held,
+            boot: exp.image!.boot,
+            ack: { seq: from + 2, head: A[from + 2].head, boot: exp.image!.boot },
+        })
         expectOk(verify(["--export", writeExport(genuine), "--keys", fx.a.secret, "--checkpoints-from", fx.a.db]))
         // the attacker rewrites the record and the flash blocks (their prev_heads recomputed) and lgack
         const records = held.map(b => (b.readUInt32LE(0) === kk ? edit(b, x => (x.tc = (x.tc as number) - 1)) : b))
         let head = prevHead
         for (const b of records) if (b.readUInt32LE(0) <= from + 2) head = nextHead(head, b)
-        const f = writeExport(flashImage({ devid: fx.a.devid, prevHead, records, boot: exp.image!.boot, ack: { seq: from + 2, head, boot: exp.image!.boot } }))
+        const f = writeExport(
+            flashImage({
+                devid: fx.a.devid,
+                prevHead,
+                records,
+                boot: exp.image!.boot,
+                ack: { seq: from + 2, head, boot: exp.image!.boot },
+            }),
+        )
         expectFirst(verify(["--export", f, "--keys", fx.a.secret, "--checkpoints-from", fx.a.db]), "modified", kk)
         // alone, the flash is consistent with itself: the seal after the record does not verify
         const alone = verify(["--export", f, "--keys", fx.a.secret])
@@ -161,8 +203,14 @@ describe("coldtrace verify on a real simulated logger", () => {
             const get = d.prepare("SELECT bytes FROM records WHERE seq = ?")
             const x = (get.get(k) as { bytes: Buffer }).bytes
             const y = (get.get(k + 1) as { bytes: Buffer }).bytes
-            d.prepare("UPDATE records SET bytes = ? WHERE seq = ?").run(edit(y, r => (r.seq = k)), k)
-            d.prepare("UPDATE records SET bytes = ? WHERE seq = ?").run(edit(x, r => (r.seq = k + 1)), k + 1)
+            d.prepare("UPDATE records SET bytes = ? WHERE seq = ?").run(
+                edit(y, r => (r.seq = k)),
+                k,
+            )
+            d.prepare("UPDATE records SET bytes = ? WHERE seq = ?").run(
+                edit(x, r => (r.seq = k + 1)),
+                k + 1,
+            )
         })
         const v = verify(["--db", db2])
         expect(Buffer.compare(A[k].bytes.subarray(4), A[k + 1].bytes.subarray(4))).not.toBe(0)
@@ -192,7 +240,15 @@ describe("coldtrace verify on a real simulated logger", () => {
 
     it("a replayed batch is reported at its first seq", () => {
         // a real batch the server stored, appended again after the log
-        const b = withDb(fx.a.db, d => d.prepare("SELECT first_seq AS f, count AS n FROM batches WHERE outcome LIKE '200%' AND first_seq > 10 ORDER BY id LIMIT 1").get() as { f: number; n: number })
+        const b = withDb(
+            fx.a.db,
+            d =>
+                d
+                    .prepare(
+                        "SELECT first_seq AS f, count AS n FROM batches WHERE outcome LIKE '200%' AND first_seq > 10 ORDER BY id LIMIT 1",
+                    )
+                    .get() as { f: number; n: number },
+        )
         const v = verify(["--db", fx.a.db], i => {
             i.records = [...i.records, ...i.records.filter(r => r.seq >= b.f && r.seq < b.f + b.n)]
         })
@@ -242,7 +298,15 @@ describe("coldtrace verify on a real simulated logger", () => {
         const boot2 = seqsOf(KIND.boot)[1]
         const last = seals[3].seq + 3
         expect(last).toBeLessThan(boot2 - 1)
-        const cps = withDb(fx.a.db, d => d.prepare("SELECT seq, head, boot FROM checkpoints WHERE seq <= ? ORDER BY seq DESC LIMIT 1").get(last - 4) as { seq: number; head: Buffer; boot: number })
+        const cps = withDb(
+            fx.a.db,
+            d =>
+                d.prepare("SELECT seq, head, boot FROM checkpoints WHERE seq <= ? ORDER BY seq DESC LIMIT 1").get(last - 4) as {
+                    seq: number
+                    head: Buffer
+                    boot: number
+                },
+        )
         const old = A.filter(r => r.seq > cps.seq && r.seq <= last)
         const image = flashImage({ devid: fx.a.devid, prevHead: cps.head, records: old.map(r => r.bytes), boot: 1, ack: cps })
         const v = verify(["--export", writeExport(image), "--keys", fx.a.secret, "--checkpoints-from", fx.a.db])
@@ -267,7 +331,13 @@ describe("coldtrace verify on a real simulated logger", () => {
         push({ seq, kind: KIND.seal, uptime: 0, epoch: openEpoch, count: seq - prevSeal - 1, mac })
         push({ seq: ++seq, kind: KIND.boot, uptime: 0, boot: 2, reason: 0, prev: head.subarray(0, 8) })
         for (let n = 1; n <= 4; n++) push({ seq: ++seq, kind: KIND.sample, uptime: n * 300_000, tc: -9000 - n, cj: -640, sr: 0, sflags: 0 })
-        const forked = flashImage({ devid: fx.a.devid, prevHead: cps.head, records: [...old.map(r => r.bytes), ...more], boot: 2, ack: cps })
+        const forked = flashImage({
+            devid: fx.a.devid,
+            prevHead: cps.head,
+            records: [...old.map(r => r.bytes), ...more],
+            boot: 2,
+            ack: cps,
+        })
         const w = verify(["--export", writeExport(forked), "--keys", fx.a.secret, "--checkpoints-from", fx.a.db])
         expectFirst(w, "rollback", last + 1)
         expect(w.problems[0].detail).toMatch(/another history/)
@@ -278,7 +348,10 @@ describe("coldtrace verify on a real simulated logger", () => {
         const db = copyOf(fx.a.db)
         withDb(db, d => {
             const r = d.prepare("SELECT bytes FROM records WHERE seq = ?").get(k) as { bytes: Buffer }
-            d.prepare("UPDATE records SET bytes = ? WHERE seq = ?").run(edit(r.bytes, x => (x.tc = (x.tc as number) + 640)), k)
+            d.prepare("UPDATE records SET bytes = ? WHERE seq = ?").run(
+                edit(r.bytes, x => (x.tc = (x.tc as number) + 640)),
+                k,
+            )
             rechainDb(d, fx.a.devid, k, true)
         })
         const v = verify(["--db", db])
@@ -327,8 +400,25 @@ describe("coldtrace verify on a real simulated logger", () => {
             const { out, head, prevSeal } = forge(x => (x.tc = -7000), tail[0].seq)
             const seq = exp.records.at(-1)!.seq + 1
             const count = seq - prevSeal - 1
-            out.push(encodeRecord({ seq, kind: KIND.seal, uptime: 9_000_000, epoch: E, count, mac: sealMac(kE, fx.a.devid, E, seq, head, count) }))
-            const f = writeExport(flashImage({ devid: fx.a.devid, prevHead: exp.claims!.find(c => c.seq === exp.records[0].seq - 1)!.head, records: out, boot: exp.image!.boot, ack: exp.image!.ack! }))
+            out.push(
+                encodeRecord({
+                    seq,
+                    kind: KIND.seal,
+                    uptime: 9_000_000,
+                    epoch: E,
+                    count,
+                    mac: sealMac(kE, fx.a.devid, E, seq, head, count),
+                }),
+            )
+            const f = writeExport(
+                flashImage({
+                    devid: fx.a.devid,
+                    prevHead: exp.claims!.find(c => c.seq === exp.records[0].seq - 1)!.head,
+                    records: out,
+                    boot: exp.image!.boot,
+                    ack: exp.image!.ack!,
+                }),
+            )
             const v = verify(["--export", f, "--keys", fx.a.secret])
             expectOk(v)
             expect(v.lastEpoch).toBe(E)
@@ -340,7 +430,15 @@ describe("coldtrace verify on a real simulated logger", () => {
             const prevSealSeq = exp.records.filter(r => r.seq < sealedSample && decodeRecord(r.bytes).kind === KIND.seal).at(-1)?.seq
             for (const resealAs of [undefined, E]) {
                 const { out } = forge(x => (x.tc = (x.tc as number) + 1), sealedSample, resealAs)
-                const f = writeExport(flashImage({ devid: fx.a.devid, prevHead: exp.claims!.find(c => c.seq === exp.records[0].seq - 1)!.head, records: out, boot: exp.image!.boot, ack: exp.image!.ack! }))
+                const f = writeExport(
+                    flashImage({
+                        devid: fx.a.devid,
+                        prevHead: exp.claims!.find(c => c.seq === exp.records[0].seq - 1)!.head,
+                        records: out,
+                        boot: exp.image!.boot,
+                        ack: exp.image!.ack!,
+                    }),
+                )
                 const v = verify(["--export", f, "--keys", fx.a.secret])
                 expect(v.ok).toBe(false)
                 const p = v.problems.find(x => x.kind === "bad-seal")!

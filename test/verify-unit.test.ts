@@ -2,8 +2,18 @@ import { describe, it, expect } from "vitest"
 import { randomBytes } from "node:crypto"
 import { verifyLog, type LogEntry, type VerifyInput } from "../src/verify/verify.js"
 import {
-    KIND, encodeRecord, encryptLoc, epochKey, genesisHead, nextHead, sealMac, decodeRecord,
-    type LogRecord, type EvictedRecord, type SealRecord, type SampleRecord,
+    KIND,
+    encodeRecord,
+    encryptLoc,
+    epochKey,
+    genesisHead,
+    nextHead,
+    sealMac,
+    decodeRecord,
+    type LogRecord,
+    type EvictedRecord,
+    type SealRecord,
+    type SampleRecord,
 } from "../src/format/index.js"
 
 // The verifier's rules on small logs written the way the firmware writes them (devs/app/logger.ts):
@@ -38,7 +48,14 @@ class FakeLogger {
         if (this.seq > 0) this.seal()
         this.boot = bootCounter
         this.up = 0
-        this.push({ seq: this.seq, kind: KIND.boot, uptime: 0, boot: this.boot, reason: 0, prev: this.seq ? this.head.subarray(0, 8) : Buffer.alloc(8) })
+        this.push({
+            seq: this.seq,
+            kind: KIND.boot,
+            uptime: 0,
+            boot: this.boot,
+            reason: 0,
+            prev: this.seq ? this.head.subarray(0, 8) : Buffer.alloc(8),
+        })
         return this
     }
     sample(tc = -10000) {
@@ -60,15 +77,36 @@ class FakeLogger {
         return this
     }
     fix(lat: number, lon: number) {
-        this.push({ seq: this.seq, kind: KIND.fix, uptime: this.up, loc: encryptLoc(this.lockey, this.devid, this.seq, lat, lon), fix: 3, sv: 9 })
+        this.push({
+            seq: this.seq,
+            kind: KIND.fix,
+            uptime: this.up,
+            loc: encryptLoc(this.lockey, this.devid, this.seq, lat, lon),
+            fix: 3,
+            sv: 9,
+        })
         return this
     }
     /** the store is full: summarise records first..last in an evicted record and seal it */
     evict(first: number, last: number, change?: (v: EvictedRecord) => void) {
-        const rs = this.recs.slice(first, last + 1).map(b => decodeRecord(b)).filter(r => r.kind === KIND.sample) as { tc: number; sr: number; sflags: number }[]
+        const rs = this.recs
+            .slice(first, last + 1)
+            .map(b => decodeRecord(b))
+            .filter(r => r.kind === KIND.sample) as { tc: number; sr: number; sflags: number }[]
         const v: EvictedRecord = {
-            seq: this.seq, kind: KIND.evicted, uptime: this.up, first, last, samples: rs.length, tFirst: 0, tLast: 0,
-            minTc: Math.min(...rs.map(r => r.tc)), maxTc: Math.max(...rs.map(r => r.tc)), outMin: 0, srOr: 0, sflagsOr: 0,
+            seq: this.seq,
+            kind: KIND.evicted,
+            uptime: this.up,
+            first,
+            last,
+            samples: rs.length,
+            tFirst: 0,
+            tLast: 0,
+            minTc: Math.min(...rs.map(r => r.tc)),
+            maxTc: Math.max(...rs.map(r => r.tc)),
+            outMin: 0,
+            srOr: 0,
+            sflagsOr: 0,
         }
         change?.(v)
         this.push(v)
@@ -111,7 +149,12 @@ describe("verifyLog on firmware-shaped logs", () => {
     it("reports the seqs of a hole that no evicted record covers", () => {
         const d = new FakeLogger().start().samples(40)
         d.evict(5, 20).samples(6).seal()
-        const v = verifyLog(d.input({ records: d.entries(q => q < 5 || (q > 20 && q !== 30 && q !== 31)), segments: [{ startSeq: 21, prevHead: d.heads[20] }] }))
+        const v = verifyLog(
+            d.input({
+                records: d.entries(q => q < 5 || (q > 20 && q !== 30 && q !== 31)),
+                segments: [{ startSeq: 21, prevHead: d.heads[20] }],
+            }),
+        )
         expect(kinds(v)).toEqual(["deleted@30..31"])
         // the evicted record alone does not excuse records it does not name
         const w = verifyLog(d.input({ records: d.entries(q => q < 3 || q > 20), segments: [{ startSeq: 21, prevHead: d.heads[20] }] }))
@@ -121,7 +164,21 @@ describe("verifyLog on firmware-shaped logs", () => {
     it("does not accept an eviction that no seal authenticates", () => {
         const d = new FakeLogger().start().samples(30).seal().samples(3)
         // an unsealed evicted record, as anyone able to write the database could append one
-        const fake: EvictedRecord = { seq: d.seq, kind: KIND.evicted, uptime: 1, first: 5, last: 20, samples: 16, tFirst: 0, tLast: 0, minTc: 0, maxTc: 0, outMin: 0, srOr: 0, sflagsOr: 0 }
+        const fake: EvictedRecord = {
+            seq: d.seq,
+            kind: KIND.evicted,
+            uptime: 1,
+            first: 5,
+            last: 20,
+            samples: 16,
+            tFirst: 0,
+            tLast: 0,
+            minTc: 0,
+            maxTc: 0,
+            outMin: 0,
+            srOr: 0,
+            sflagsOr: 0,
+        }
         d.push(fake)
         const v = verifyLog(d.input({ records: d.entries(q => q < 5 || q > 20), segments: [{ startSeq: 21, prevHead: d.heads[20] }] }))
         expect(kinds(v)).toEqual(["deleted@5..20"])
@@ -130,7 +187,9 @@ describe("verifyLog on firmware-shaped logs", () => {
 
     it("checks an eviction summary against records still held", () => {
         const d = new FakeLogger().start().samples(30)
-        d.evict(5, 20, v => (v.maxTc = -9000)).samples(2).seal()
+        d.evict(5, 20, v => (v.maxTc = -9000))
+            .samples(2)
+            .seal()
         const v = verifyLog(d.input())
         expect(kinds(v)).toEqual([`bad-summary@${d.seq - 5}`])
         expect(v.problems[0].detail).toMatch(/maxTc -9000/)
@@ -212,12 +271,14 @@ describe("verifyLog on firmware-shaped logs", () => {
         const v = verifyLog(d.input({ records: d.entries(q => q >= 3) }))
         expect(kinds(v)).toEqual(["deleted@0..2"])
         // a device export freed them after the server's acknowledgement
-        const w = verifyLog(d.input({
-            source: "device",
-            records: d.entries(q => q >= 3).map(e => ({ seq: e.seq, bytes: e.bytes })),
-            claims: [{ seq: 2, head: d.heads[2], what: "prev_head of block lg00000001" }],
-            image: { boot: 1, ack: { seq: 5, head: d.heads[5], boot: 1 } },
-        }))
+        const w = verifyLog(
+            d.input({
+                source: "device",
+                records: d.entries(q => q >= 3).map(e => ({ seq: e.seq, bytes: e.bytes })),
+                claims: [{ seq: 2, head: d.heads[2], what: "prev_head of block lg00000001" }],
+                image: { boot: 1, ack: { seq: 5, head: d.heads[5], boot: 1 } },
+            }),
+        )
         expect(kinds(w)).toEqual([])
         expect(w.start).toBe("anchored")
     })
@@ -225,7 +286,13 @@ describe("verifyLog on firmware-shaped logs", () => {
     it("a flash block 0 must start from this device's genesis", () => {
         const a = new FakeLogger().start().samples(3)
         const b = new FakeLogger()
-        const v = verifyLog(a.input({ source: "device", claims: [{ seq: -1, head: genesisHead(b.devid), what: "prev_head of block lg00000000" }], others: [{ devid: b.devid }] }))
+        const v = verifyLog(
+            a.input({
+                source: "device",
+                claims: [{ seq: -1, head: genesisHead(b.devid), what: "prev_head of block lg00000000" }],
+                others: [{ devid: b.devid }],
+            }),
+        )
         expect(v.problems[0]).toMatchObject({ kind: "foreign", seq: 0 })
     })
 

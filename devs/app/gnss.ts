@@ -56,7 +56,11 @@ export class GnssTracker {
     private slowLon = 0
     private inStop = false
 
-    constructor(readonly gps: Ublox, readonly clock: Clock, readonly cfg: GnssConfig) {}
+    constructor(
+        readonly gps: Ublox,
+        readonly clock: Clock,
+        readonly cfg: GnssConfig,
+    ) {}
 
     utcNow(): number {
         return this.utcAt < 0 ? 0 : this.utc + (this.clock.now() - this.utcAt)

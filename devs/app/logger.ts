@@ -85,7 +85,10 @@ export class Logger {
 
     private uplinks: Uplink[]
 
-    constructor(readonly board: Board, readonly prov: Provisioning) {
+    constructor(
+        readonly board: Board,
+        readonly prov: Provisioning,
+    ) {
         this.store = new LogStore(prov.devid, board.maxBlocks)
         this.uplinks = board.uplinks || [new HttpsUplink(prov.endpoint)]
     }
@@ -362,7 +365,15 @@ export class Logger {
             if (!batch) return true
             // evicted records: the batch starts a new segment at its stated prev_head
             const prev = batch.firstSeq !== expected ? batch.prevHead : undefined
-            const body = await encodeBatch(this.prov.devid, this.keys.current(), store.boot, this.keys.epoch, batch.firstSeq, prev, batch.records)
+            const body = await encodeBatch(
+                this.prov.devid,
+                this.keys.current(),
+                store.boot,
+                this.keys.epoch,
+                batch.firstSeq,
+                prev,
+                batch.records,
+            )
             const last = batch.firstSeq + batch.records.length - 1
             const reply = await this.sendVia(body, batch.firstSeq, last)
             if (!reply) return false

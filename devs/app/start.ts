@@ -100,7 +100,7 @@ export async function startColdtrace(parts: BoardParts): Promise<Logger> {
             radioAllowed: parts.radioAllowed,
             maxBlocks: parts.maxBlocks,
         },
-        prov
+        prov,
     )
     await logger.start()
     return logger

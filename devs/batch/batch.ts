@@ -15,7 +15,7 @@ export async function encodeBatch(
     epoch: number,
     firstSeq: number,
     prevHead: Buffer,
-    records: Buffer[]
+    records: Buffer[],
 ): Promise<Buffer> {
     const enc = new ItemEncoder()
     let body = Buffer.alloc(0)

@@ -3,7 +3,16 @@ import { digest } from "@devicescript/crypto"
 import { LogStore, blockKey } from "../flash/logstore"
 import { kvGet, kvSet, kvDelete, MAX_VALUE } from "../flash/kv"
 import { ItemEncoder } from "../record/items"
-import { sampleRecord, bootRecord, configRecord, timeRecord, alarmRecord, sealRecord, TIME_SOURCE_NETWORK, SFLAG_NO_READING } from "../record/record"
+import {
+    sampleRecord,
+    bootRecord,
+    configRecord,
+    timeRecord,
+    alarmRecord,
+    sealRecord,
+    TIME_SOURCE_NETWORK,
+    SFLAG_NO_READING,
+} from "../record/record"
 import { genesisHead, nextHead, sealMac, evolveKey, bufEq } from "../chain/chain"
 import { encodeBatch } from "../batch/batch"
 import { postBatch } from "../uplink/http"
@@ -104,7 +113,12 @@ class Profile {
     faultAt = 0
     faultLeft = 0
     faultKind = 0
-    constructor(readonly name: string, readonly low: number, readonly high: number, seed: number) {
+    constructor(
+        readonly name: string,
+        readonly low: number,
+        readonly high: number,
+        seed: number,
+    ) {
         this.rng = new Rng(seed)
         this.doorAt = 7200 + this.rng.int(0, 3600)
         this.doorDur = 600 + this.rng.int(0, 600)
@@ -271,7 +285,11 @@ class Run {
     uplinks: Uplink[] = []
     capLine: string = undefined
     maxBlocksLine: string = undefined
-    constructor(readonly prof: Profile, readonly configHash: Buffer, readonly cfgCost: number) {}
+    constructor(
+        readonly prof: Profile,
+        readonly configHash: Buffer,
+        readonly cfgCost: number,
+    ) {}
 
     async add(rec: Buffer, at: number) {
         for (const u of this.uplinks) await this.uploadDue(u, at)
@@ -282,7 +300,9 @@ class Run {
         // capacity: the first record that does not fit ends it (this.samples counts the samples
         // appended before this record)
         if (!this.capLine && m0.liveCost() + this.cfgCost > LIMIT)
-            this.capLine = `cap_samples=${this.samples} cap_records=${m0.nextSeq - 1} ` + `cap_cost=${beforeCost + this.cfgCost} cap_blocks=${beforeBlocks}`
+            this.capLine =
+                `cap_samples=${this.samples} cap_records=${m0.nextSeq - 1} ` +
+                `cap_cost=${beforeCost + this.cfgCost} cap_blocks=${beforeBlocks}`
         if (!this.maxBlocksLine && m0.blocks() > ESP32_MAX_BLOCKS) this.maxBlocksLine = `samples=${this.samples} records=${m0.nextSeq - 1}`
         if (this.real && this.realLeft > 0) {
             this.realLeft--
@@ -368,7 +388,14 @@ class Run {
 
     counts(): string {
         const m = this.model
-        return `samples=${this.samples} records=${m.nextSeq} ` + `blocks=${m.blocks()} bytes=${m.liveBytes()} ` + `cost=${m.liveCost()} writes=${m.blockWrites} ` + `newblocks=${m.newBlocks} seals=${this.seals} ` + `anchors=${this.anchors} alarms=${this.alarms} ` + `faulted=${this.faulted} fullsamples=${m.fullSamples}`
+        return (
+            `samples=${this.samples} records=${m.nextSeq} ` +
+            `blocks=${m.blocks()} bytes=${m.liveBytes()} ` +
+            `cost=${m.liveCost()} writes=${m.blockWrites} ` +
+            `newblocks=${m.newBlocks} seals=${this.seals} ` +
+            `anchors=${this.anchors} alarms=${this.alarms} ` +
+            `faulted=${this.faulted} fullsamples=${m.fullSamples}`
+        )
     }
 }
 
@@ -377,7 +404,9 @@ async function endReal(run: Run) {
     const ms = run.realMs
     const name = run.prof.name
     for (let i = 0; i < ms.length; i += 40) console.log(`cb:ms profile=${name} ` + ms.slice(i, i + 40).join(","))
-    console.log(`cb:real profile=${name} appends=${ms.length} ` + `checked=${run.realChecked} blocks=${run.model.blocks()} samples=${run.samples}`)
+    console.log(
+        `cb:real profile=${name} appends=${ms.length} ` + `checked=${run.realChecked} blocks=${run.model.blocks()} samples=${run.samples}`,
+    )
     const blocks: Buffer[] = (run.real as any).blocks
     // (a delete writes an entry even for a key that is not there: delete only what exists)
     for (let n = 1; n <= blocks.length; ++n) await kvDelete(blockKey(n))
@@ -453,7 +482,11 @@ async function main() {
     await kvSet("endpoint", values[6])
     await kvSet("cfg", values[7])
 
-    const profiles = [new Profile("stable", -80, -60, 0x1234567), new Profile("fridge", 2, 8, 0x2345678), new Profile("excursion", 2, 8, 0x3456789)]
+    const profiles = [
+        new Profile("stable", -80, -60, 0x1234567),
+        new Profile("fridge", 2, 8, 0x2345678),
+        new Profile("excursion", 2, 8, 0x3456789),
+    ]
     for (const prof of profiles) {
         const t0 = ds.millis()
         const run = new Run(prof, configHash, cfgCost)

@@ -12,7 +12,7 @@ export async function kvGet(key: string): Promise<Buffer> {
         settings,
         "get",
         async () => await settings.get(key),
-        (p: ds.Packet) => p.decode()[0] === key
+        (p: ds.Packet) => p.decode()[0] === key,
     )
     const b: Buffer = pkt.decode()[1]
     return b && b.length ? b : undefined

@@ -25,7 +25,9 @@ export function blockKey(n: number) {
     const b = Buffer.alloc(4)
     b.setAt(0, "u32", n & (BLOCK_SLOTS - 1))
     // big-endian hex so keys sort like the numbers
-    return "lg" + b.slice(3, 4).toString("hex") + b.slice(2, 3).toString("hex") + b.slice(1, 2).toString("hex") + b.slice(0, 1).toString("hex")
+    return (
+        "lg" + b.slice(3, 4).toString("hex") + b.slice(2, 3).toString("hex") + b.slice(1, 2).toString("hex") + b.slice(0, 1).toString("hex")
+    )
 }
 
 export interface Batch {
@@ -73,7 +75,10 @@ export class LogStore {
     last: Buffer = undefined
 
     /** `maxBlocks`: live blocks allowed before the oldest unacknowledged one is evicted */
-    constructor(readonly devid: Buffer, readonly maxBlocks: number) {
+    constructor(
+        readonly devid: Buffer,
+        readonly maxBlocks: number,
+    ) {
         this.head = genesisHead(devid)
     }
 
@@ -105,7 +110,8 @@ export class LogStore {
             const after = await kvGet(blockKey(this.lastBlock + 1))
             if (after && after.length > BLOCK_HDR) {
                 const expect = this.blocks.length ? new ItemDecoder(firstSeqOf(this.blocks[this.blocks.length - 1])) : undefined
-                if (expect) expect.decode(this.blocks[this.blocks.length - 1], BLOCK_HDR, this.blocks[this.blocks.length - 1].length, undefined)
+                if (expect)
+                    expect.decode(this.blocks[this.blocks.length - 1], BLOCK_HDR, this.blocks[this.blocks.length - 1].length, undefined)
                 if (!expect || firstSeqOf(after) === expect.seq) {
                     this.blocks.push(after)
                     this.lastBlock++

@@ -8,7 +8,7 @@ export class Backoff {
 
     constructor(
         readonly minMs = 1000,
-        readonly maxMs = 60000
+        readonly maxMs = 60000,
     ) {
         this.delay = minMs
     }

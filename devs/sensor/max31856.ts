@@ -24,8 +24,22 @@ export const REG_CJTH = 0x0a
 export const REG_SR = 0x0f
 /** register names, by address, for error messages */
 export const REG_NAMES = [
-    "CR0", "CR1", "MASK", "CJHF", "CJLF", "LTHFTH", "LTHFTL", "LTLFTH",
-    "LTLFTL", "CJTO", "CJTH", "CJTL", "LTCBH", "LTCBM", "LTCBL", "SR",
+    "CR0",
+    "CR1",
+    "MASK",
+    "CJHF",
+    "CJLF",
+    "LTHFTH",
+    "LTHFTL",
+    "LTLFTH",
+    "LTLFTL",
+    "CJTO",
+    "CJTH",
+    "CJTL",
+    "LTCBH",
+    "LTCBM",
+    "LTCBL",
+    "SR",
 ]
 
 export const CR0_CMODE = 0x80
@@ -147,15 +161,12 @@ export function normalizeConfig(c: Max31856Config): Max31856Config {
         cjOffset: c.cjOffset === undefined ? 0 : c.cjOffset,
         faultMask: c.faultMask === undefined ? 0 : c.faultMask,
     }
-    if (TC_TYPES.indexOf(r.tcType) < 0 || r.tcType.length !== 1)
-        throw new Error(`MAX31856 config: unknown tcType ${r.tcType}`)
+    if (TC_TYPES.indexOf(r.tcType) < 0 || r.tcType.length !== 1) throw new Error(`MAX31856 config: unknown tcType ${r.tcType}`)
     avgSel(r.averaging)
-    if (r.notch !== 50 && r.notch !== 60)
-        throw new Error(`MAX31856 config: notch must be 50 or 60, not ${r.notch}`)
+    if (r.notch !== 50 && r.notch !== 60) throw new Error(`MAX31856 config: notch must be 50 or 60, not ${r.notch}`)
     if (r.ocMode !== 0 && r.ocMode !== 1 && r.ocMode !== 2 && r.ocMode !== 3)
         throw new Error(`MAX31856 config: ocMode must be 0..3, not ${r.ocMode}`)
-    if (r.cjOffset < -8 || r.cjOffset > 7.9375)
-        throw new Error(`MAX31856 config: cjOffset must be -8..7.9375 C, not ${r.cjOffset}`)
+    if (r.cjOffset < -8 || r.cjOffset > 7.9375) throw new Error(`MAX31856 config: cjOffset must be -8..7.9375 C, not ${r.cjOffset}`)
     return r
 }
 
@@ -276,7 +287,7 @@ export class Max31856 {
 
     constructor(
         readonly spi: SpiDevice,
-        options: Max31856Options = {}
+        options: Max31856Options = {},
     ) {
         this.config = normalizeConfig(options)
         this.regs = configRegisters(this.config)
@@ -336,8 +347,7 @@ export class Max31856 {
     private async configureLocked() {
         // Snapshot of all 16 registers: tells whether a chip answers and whether it is converting.
         const cur = await this.readRegs(REG_CR0, 16)
-        if (isBlank(cur))
-            throw new Error(`MAX31856 not answering: registers read all ${hex8(cur[0])}`)
+        if (isBlank(cur)) throw new Error(`MAX31856 not answering: registers read all ${hex8(cur[0])}`)
         // The chip's own averaging/notch decide how long its current conversion may take.
         const curCfg: Max31856Config = {
             averaging: 1 << Math.min((cur[1] >> 4) & 7, 4),
@@ -355,22 +365,17 @@ export class Max31856 {
                 const c = await this.readRegs(REG_CR0, 1)
                 if (!(c[0] & CR0_1SHOT)) break
                 if (this.clock.now() - t0 >= limit)
-                    throw new Error(
-                        `MAX31856 busy: CR0 1SHOT still set after ${limit} ms; type/notch left unchanged`
-                    )
+                    throw new Error(`MAX31856 busy: CR0 1SHOT still set after ${limit} ms; type/notch left unchanged`)
                 await this.clock.sleep(POLL_MS)
             }
         }
         await this.writeRegs(REG_CR0, this.regs)
         const back = await this.readRegs(REG_CR0, CONFIG_LEN)
-        if (isBlank(back))
-            throw new Error(`MAX31856 not answering: read-back all ${hex8(back[0])}`)
+        if (isBlank(back)) throw new Error(`MAX31856 not answering: read-back all ${hex8(back[0])}`)
         for (let i = 0; i < CONFIG_LEN; i++) {
             if ((back[i] ^ this.regs[i]) & READBACK_MASK[i])
                 throw new Error(
-                    `MAX31856 configuration mismatch: ${REG_NAMES[i]} (${hex8(i)}) wrote ${hex8(
-                        this.regs[i]
-                    )}, read back ${hex8(back[i])}`
+                    `MAX31856 configuration mismatch: ${REG_NAMES[i]} (${hex8(i)}) wrote ${hex8(this.regs[i])}, read back ${hex8(back[i])}`,
                 )
         }
     }
@@ -425,9 +430,7 @@ export class Max31856 {
             // Not our configuration (reset, or someone else's): do not convert with an unknown
             // type or change notch under a possible conversion; configure() has to fix it.
             this.ok = false
-            this.lastError = `MAX31856 CR0/CR1 hold ${hex8(st[0])}/${hex8(st[1])}, expected ${hex8(
-                this.regs[0]
-            )}/${hex8(this.regs[1])}`
+            this.lastError = `MAX31856 CR0/CR1 hold ${hex8(st[0])}/${hex8(st[1])}, expected ${hex8(this.regs[0])}/${hex8(this.regs[1])}`
             return { tc: 0, cj: 0, sr: 0, sflags: SFLAG_CONFIG_MISMATCH, tempC: NaN, cjC: NaN }
         }
         const sflags = this.ok ? 0 : SFLAG_CONFIG_MISMATCH
@@ -495,7 +498,7 @@ export class Max31856TemperatureServer extends SensorServer implements ds.Temper
     constructor(
         readonly driver: Max31856,
         readonly clock: Clock,
-        readonly maxAgeMs: number
+        readonly maxAgeMs: number,
     ) {
         super(ds.Temperature.spec)
     }
@@ -544,11 +547,7 @@ export async function startMax31856(spi: SpiDevice, options: StartMax31856Option
     } catch (e: any) {
         console.warn(`MAX31856: ${e.message}; will retry`)
     }
-    const server = new Max31856TemperatureServer(
-        driver,
-        clock,
-        options.maxAgeMs === undefined ? 5000 : options.maxAgeMs
-    )
+    const server = new Max31856TemperatureServer(driver, clock, options.maxAgeMs === undefined ? 5000 : options.maxAgeMs)
     const temperature = new ds.Temperature(startServer(server, { roleName: options.roleName }))
     return { driver, server, temperature }
 }

@@ -149,7 +149,7 @@ export class Ublox {
 
     constructor(
         readonly bus: I2cBus,
-        options: UbloxOptions = {}
+        options: UbloxOptions = {},
     ) {
         this.clock = options.clock || new Clock()
         this.address = options.address === undefined ? UBLOX_I2C_ADDRESS : options.address
@@ -273,8 +273,7 @@ export class Ublox {
             return m.payload.length >= 2 && m.payload[0] === CLS_CFG && m.payload[1] === ID_CFG_VALSET
         }, this.ackTimeoutMs)
         if (!ack) throw new Error(`u-blox: no ACK for CFG-VALSET within ${this.ackTimeoutMs} ms`)
-        if (ack.id === ID_ACK_NAK)
-            throw new Error("u-blox: CFG-VALSET refused (ACK-NAK); protocol < 27 (M8) needs CFG-PRT")
+        if (ack.id === ID_ACK_NAK) throw new Error("u-blox: CFG-VALSET refused (ACK-NAK); protocol < 27 (M8) needs CFG-PRT")
     }
 
     /**

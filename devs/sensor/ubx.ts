@@ -126,7 +126,7 @@ export class UbxParser {
 
     constructor(
         readonly maxFrame: number = UBX_MAX_FRAME,
-        readonly budget: number = UBX_PARSE_BUDGET
+        readonly budget: number = UBX_PARSE_BUDGET,
     ) {}
 
     /** bytes held back: a frame that has not completely arrived, or input not scanned yet (more()) */
@@ -282,15 +282,7 @@ export function daysInMonth(year: number, month: number): number {
  * signed (u-blox reports e.g. 00:00:00 with nano -1500000 for 23:59:59.9985); the result is
  * truncated to the ms below. NaN when a field is out of range.
  */
-export function utcFromFields(
-    year: number,
-    month: number,
-    day: number,
-    hour: number,
-    min: number,
-    sec: number,
-    nano: number
-): number {
+export function utcFromFields(year: number, month: number, day: number, hour: number, min: number, sec: number, nano: number): number {
     if (year < 1980 || year > 2199 || month < 1 || month > 12) return NaN
     if (day < 1 || day > daysInMonth(year, month)) return NaN
     if (hour > 23 || min > 59 || sec > 60) return NaN
@@ -377,8 +369,7 @@ export function decodeNavPvt(p: Buffer): NavPvt {
         pDOP: p.getAt(76, "u16"),
         utcMs: NaN,
     }
-    if (r.validDate && r.validTime && r.fullyResolved)
-        r.utcMs = utcFromFields(r.year, r.month, r.day, r.hour, r.min, r.sec, r.nano)
+    if (r.validDate && r.validTime && r.fullyResolved) r.utcMs = utcFromFields(r.year, r.month, r.day, r.hour, r.min, r.sec, r.nano)
     return r
 }
 

@@ -161,9 +161,7 @@ export class Max31856Model implements SpiDevice, ReadyLine {
     /** true while a conversion is running (the time when type and notch must not change) */
     converting(): boolean {
         this.tick()
-        return (
-            this.oneShotEnd >= 0 || (this.regs[0] & 0x80) !== 0 || this.clock.now() < this.busyUntil
-        )
+        return this.oneShotEnd >= 0 || (this.regs[0] & 0x80) !== 0 || this.clock.now() < this.busyUntil
     }
 
     async transfer(tx: Buffer): Promise<Buffer> {
@@ -185,8 +183,7 @@ export class Max31856Model implements SpiDevice, ReadyLine {
             // CS goes high here: a requested one-shot conversion starts now
             if (this.oneShotRequested) {
                 this.oneShotRequested = false
-                this.oneShotEnd =
-                    this.clock.now() + modelConversionMs(this.regs[0], this.regs[1]) * this.slowFactor
+                this.oneShotEnd = this.clock.now() + modelConversionMs(this.regs[0], this.regs[1]) * this.slowFactor
                 this.regs[0] |= 0x40
                 this.drdy = false
             }
@@ -203,8 +200,7 @@ export class Max31856Model implements SpiDevice, ReadyLine {
     private write(reg: number, v: number) {
         const old = this.regs[reg]
         if (reg === 0x00) {
-            if ((old ^ v) & 0x01 && this.converting())
-                this.violations.push("CR0 notch changed during a conversion")
+            if ((old ^ v) & 0x01 && this.converting()) this.violations.push("CR0 notch changed during a conversion")
             if (!(old & 0x80) && v & 0x80) {
                 this.autoStart = this.clock.now()
                 this.autoDone = 0
@@ -219,8 +215,7 @@ export class Max31856Model implements SpiDevice, ReadyLine {
             // 1SHOT reads 1 only while a one-shot is pending; FAULTCLR always reads 0
             this.regs[0] = (v & 0xbd) | (this.oneShotEnd >= 0 ? 0x40 : 0)
         } else if (reg === 0x01) {
-            if ((old ^ v) & 0x0f && this.converting())
-                this.violations.push("CR1 thermocouple type changed during a conversion")
+            if ((old ^ v) & 0x0f && this.converting()) this.violations.push("CR1 thermocouple type changed during a conversion")
             this.regs[1] = v & 0x7f
         } else if (reg <= 0x09) {
             this.regs[reg] = v

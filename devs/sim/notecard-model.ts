@@ -312,7 +312,7 @@ export class NotecardModel implements I2cBus {
 
     constructor(
         readonly clock: Clock,
-        options: NotecardModelOptions = {}
+        options: NotecardModelOptions = {},
     ) {
         this.replyDelayMs = options.replyDelayMs === undefined ? 20 : options.replyDelayMs
         this.syncMs = options.syncMs === undefined ? 3000 : options.syncMs
@@ -621,8 +621,7 @@ export class NotecardModel implements I2cBus {
         if (body !== undefined && (body === null || typeof body !== "object" || Array.isArray(body)))
             return { err: "note.add: body must be a JSON object" }
         const payload = req.payload === undefined ? "" : req.payload
-        if (typeof payload !== "string" || !(await looksBase64(payload)))
-            return { err: "note.add: payload must be base64 {io}" }
+        if (typeof payload !== "string" || !(await looksBase64(payload))) return { err: "note.add: payload must be base64 {io}" }
         const size = noteSize({ file, body, payload, time: 0 })
         if (this.usedBytes + size > this.capacityBytes) return { err: "note.add: insufficient storage {storage}" }
         const utc = this.utcMs()

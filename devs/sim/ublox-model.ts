@@ -164,7 +164,7 @@ export function sinDeg(deg: number): number {
     let term = x
     let sum = x
     for (let k = 1; k <= 6; k++) {
-        term = (-term * x2) / ((2 * k) * (2 * k + 1))
+        term = (-term * x2) / (2 * k * (2 * k + 1))
         sum += term
     }
     return sum
@@ -238,7 +238,7 @@ export class UbloxModel implements I2cBus {
 
     constructor(
         readonly clock: Clock,
-        options: UbloxModelOptions = {}
+        options: UbloxModelOptions = {},
     ) {
         this.address = options.address === undefined ? 0x42 : options.address
         this.latencyMs = options.latencyMs === undefined ? 0 : options.latencyMs
@@ -298,7 +298,7 @@ export class UbloxModel implements I2cBus {
     setNoise(noise: UbloxNoise) {
         this.garbage = noise.garbage === undefined ? 0 : noise.garbage
         this.split = !!noise.split
-        if (noise.seed !== undefined) this.seed = (noise.seed | 0) || 1 // xorshift needs a non-zero seed
+        if (noise.seed !== undefined) this.seed = noise.seed | 0 || 1 // xorshift needs a non-zero seed
     }
 
     /** the receiver's UTC now (ms since 1970), NaN when it has none */
@@ -347,12 +347,7 @@ export class UbloxModel implements I2cBus {
         while (true) {
             i = c.indexOf(0xb5, i) // native search: a large capture costs little
             if (i < 0 || i + frameLen > c.length) return -1
-            if (
-                c[i + 1] === 0x62 &&
-                c[i + 2] === CLS_NAV &&
-                c[i + 3] === ID_NAV_PVT &&
-                c.getAt(i + 4, "u16") === NAV_PVT_LEN
-            ) {
+            if (c[i + 1] === 0x62 && c[i + 2] === CLS_NAV && c[i + 3] === ID_NAV_PVT && c.getAt(i + 4, "u16") === NAV_PVT_LEN) {
                 const ck = ubxChecksum(c, i + 2, i + 6 + NAV_PVT_LEN)
                 if (c[i + frameLen - 2] === (ck & 0xff) && c[i + frameLen - 1] === ck >> 8) return i + frameLen
             }
@@ -385,8 +380,7 @@ export class UbloxModel implements I2cBus {
         this.tick() // a request just written may have an answer with no latency
         // one byte-count snapshot per transaction; with `split` it shows only part of the queue
         if (this.split) {
-            if (this.revealed < this.out.length)
-                this.revealed = Math.min(this.out.length, this.revealed + 1 + this.random(40))
+            if (this.revealed < this.out.length) this.revealed = Math.min(this.out.length, this.revealed + 1 + this.random(40))
         } else {
             this.revealed = this.out.length
         }
@@ -579,8 +573,7 @@ export class UbloxModel implements I2cBus {
             if (this.outUbx && this.pvtRate > 0 && !this.capture && this.epochCount % this.pvtRate === 0)
                 this.later.push([now, ubxFrame(CLS_NAV, ID_NAV_PVT, this.navPvt())])
         }
-        if (this.nextEpoch <= now)
-            this.nextEpoch = now - mod(now - this.nextEpoch, NAV_PERIOD_MS) + NAV_PERIOD_MS
+        if (this.nextEpoch <= now) this.nextEpoch = now - mod(now - this.nextEpoch, NAV_PERIOD_MS) + NAV_PERIOD_MS
         if (this.later.length === 0) return
         const keep: any[] = []
         for (const item of this.later) {

@@ -166,7 +166,12 @@ describe("records", () => {
         const recs: any[] = V.records
         for (const r of recs) {
             if (r.kind !== KIND_BOOT) continue
-            const want = r.seq === 0 ? "0000000000000000" : vhead(r.seq - 1).slice(0, 8).toString("hex")
+            const want =
+                r.seq === 0
+                    ? "0000000000000000"
+                    : vhead(r.seq - 1)
+                          .slice(0, 8)
+                          .toString("hex")
             expect(r.prev).toBe(want)
             expect(encode(r).slice(15, 23).toString("hex")).toBe(want)
         }

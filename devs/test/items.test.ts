@@ -190,9 +190,17 @@ describe("items: round trips and the greedy encoder", () => {
     })
 
     test("deltas of -9 and 8 break runs with full items", async () => {
-        await roundTrip(new Seq(0).s(0, 0).s(60000, 1).s(60000, -9).s(60000, 1).s(60000, 8).s(60000, 1), "F R1/60 F R1/60 F R1/60", "-9 and 8")
+        await roundTrip(
+            new Seq(0).s(0, 0).s(60000, 1).s(60000, -9).s(60000, 1).s(60000, 8).s(60000, 1),
+            "F R1/60 F R1/60 F R1/60",
+            "-9 and 8",
+        )
         await roundTrip(new Seq(0).many(5, 60, 0).s(60000, 100).many(5, 60, 0), "F R4/60 F R5/60", "step change of temperature")
-        await roundTrip(new Seq(0).many(3, 60, 0).s(60000, -1000).s(60000, 7).s(60000, 8).s(60000, -8), "F R2/60 F R1/60 F R1/60", "cold step")
+        await roundTrip(
+            new Seq(0).many(3, 60, 0).s(60000, -1000).s(60000, 7).s(60000, 8).s(60000, -8),
+            "F R2/60 F R1/60 F R1/60",
+            "cold step",
+        )
     })
 
     test("changes of time step", async () => {
@@ -462,7 +470,7 @@ describe("items: size", () => {
         expect(perSample <= 0.6).toBe(true)
         // one full item, then runs of 255: exactly that many bytes
         const nRuns = Math.ceil((N - 1) / 255)
-        expect(buf.length).toBe(15 + 4 * nRuns + 128 * (nRuns - 1) + (((N - 1 - 255 * (nRuns - 1)) + 1) >> 1))
+        expect(buf.length).toBe(15 + 4 * nRuns + 128 * (nRuns - 1) + ((N - 1 - 255 * (nRuns - 1) + 1) >> 1))
         // decode item by item (yielding in between) and compare with the samples regenerated
         rng = new Rng(4242)
         const d = new ItemDecoder(0)
@@ -513,7 +521,9 @@ describe("items: size", () => {
         }
         itemBytes += blk.length - 36
         const flash = Math.round((blocks * 192 * 1000) / N) / 1000
-        console.log(`flash: ${N} samples in ${blocks} blocks: ${Math.round((itemBytes * 1000) / N) / 1000} byte/sample of items, ${flash} byte/sample with headers`)
+        console.log(
+            `flash: ${N} samples in ${blocks} blocks: ${Math.round((itemBytes * 1000) / N) / 1000} byte/sample of items, ${flash} byte/sample with headers`,
+        )
         expect(itemBytes / N <= 0.6).toBe(true)
     })
 })

@@ -62,7 +62,10 @@ class Chain {
     private marks: Buffer[] = [] // marks[i] = head[16 i - 1]
     private lastHead: Buffer
     n = 0
-    constructor(devid: Buffer, readonly gen?: (seq: number) => Buffer) {
+    constructor(
+        devid: Buffer,
+        readonly gen?: (seq: number) => Buffer,
+    ) {
         this.genesis = genesisHead(devid)
         this.lastHead = this.genesis
     }
@@ -167,7 +170,9 @@ async function checkBlocks(chain: Chain, boot?: number): Promise<number> {
         expect(blk.length <= MAX_VALUE).toBe(true)
         const fs = blk.getAt(0, "u32")
         if (expectSeq >= 0) expect(fs).toBe(expectSeq)
-        expect(`${blockKey(n)} prev_head ${blk.slice(4, BLOCK_HDR).toString("hex")}`).toBe(`${blockKey(n)} prev_head ${chain.before(fs).toString("hex")}`)
+        expect(`${blockKey(n)} prev_head ${blk.slice(4, BLOCK_HDR).toString("hex")}`).toBe(
+            `${blockKey(n)} prev_head ${chain.before(fs).toString("hex")}`,
+        )
         const d = new ItemDecoder(fs)
         let recs: Buffer[] = []
         expect(`${blockKey(n)} decodes: ${d.decode(blk, BLOCK_HDR, blk.length, recs)}`).toBe(`${blockKey(n)} decodes: true`)
@@ -189,7 +194,7 @@ async function checkBlocks(chain: Chain, boot?: number): Promise<number> {
         if (n < last) {
             await yieldNow()
             expect(`${blockKey(n)} could not take seq ${lastSeq + 1}: ${encodeBlock(chain, fs, lastSeq + 1).length > MAX_VALUE}`).toBe(
-                `${blockKey(n)} could not take seq ${lastSeq + 1}: true`
+                `${blockKey(n)} could not take seq ${lastSeq + 1}: true`,
             )
         }
         expectSeq = lastSeq + 1

@@ -151,9 +151,9 @@ describe("max31856 encode (model) vectors", () => {
         expect(encodeCj(-10).toString("hex")).toBe("f600")
     })
     test("rounds to the nearest LSB", () => {
-        expect(encodeTc(0.0040).toString("hex")).toBe("000020") // 0.512 LSB -> 1
+        expect(encodeTc(0.004).toString("hex")).toBe("000020") // 0.512 LSB -> 1
         expect(encodeTc(0.0038).toString("hex")).toBe("000000") // 0.486 LSB -> 0
-        expect(encodeTc(-0.0040).toString("hex")).toBe("ffffe0")
+        expect(encodeTc(-0.004).toString("hex")).toBe("ffffe0")
         expect(encodeCj(0.008).toString("hex")).toBe("0004") // 0.512 LSB -> 1
     })
     test("encode/decode round trip within one LSB", () => {
@@ -275,7 +275,16 @@ describe("max31856 driver + model", () => {
 
     test("each type's range ends", async () => {
         const types: TcType[] = ["B", "E", "J", "K", "N", "R", "S", "T"]
-        const ranges = [[250, 1820], [-200, 1000], [-210, 1200], [-200, 1372], [-200, 1300], [-50, 1768], [-50, 1768], [-200, 400]]
+        const ranges = [
+            [250, 1820],
+            [-200, 1000],
+            [-210, 1200],
+            [-200, 1372],
+            [-200, 1300],
+            [-50, 1768],
+            [-50, 1768],
+            [-200, 400],
+        ]
         for (let i = 0; i < types.length; i++) {
             const r = rig({ tcType: types[i], notch: 60 })
             await r.drv.configure()
@@ -386,7 +395,14 @@ describe("max31856 driver + model", () => {
         expect(r.drv.ok).toBe(false)
         expect(r.clock.now() - t0 < r.drv.timeoutMs).toBe(true) // no wait for a chip that is not there
         // configure() says so clearly; retryConfigure() backs off
-        expect(contains(await errorOf(async () => { await r.drv.configure() }), "not answering")).toBe(true)
+        expect(
+            contains(
+                await errorOf(async () => {
+                    await r.drv.configure()
+                }),
+                "not answering",
+            ),
+        ).toBe(true)
         expect(await r.drv.retryConfigure()).toBe(false)
         const n = r.spy.n
         expect(await r.drv.retryConfigure()).toBe(false)
@@ -434,7 +450,9 @@ describe("max31856 driver + model", () => {
         r.spy.corrupt = (tx: Buffer, rx: Buffer) => {
             if (tx[0] === 0x00 && tx.length === 11) rx[2] = rx[2] ^ 0x04
         }
-        const m = await errorOf(async () => { await r.drv.configure() })
+        const m = await errorOf(async () => {
+            await r.drv.configure()
+        })
         expect(contains(m, "CR1")).toBe(true)
         expect(contains(m, "0x01")).toBe(true)
         expect(r.drv.ok).toBe(false)
@@ -470,7 +488,9 @@ describe("max31856 driver + model", () => {
         const r = rig()
         r.model.slowFactor = Infinity
         await r.model.transfer(bytes("8040"))
-        const m = await errorOf(async () => { await r.drv.configure() })
+        const m = await errorOf(async () => {
+            await r.drv.configure()
+        })
         expect(contains(m, "1SHOT")).toBe(true)
         expect(r.model.violations.length).toBe(0)
     })
@@ -537,7 +557,14 @@ describe("max31856 driver + model", () => {
         }
         // configure propagates the error, releases the lock, and works next time
         r.spy.throwOn = "80" + configRegisters(r.drv.config).toString("hex")
-        expect(contains(await errorOf(async () => { await r.drv.configure() }), "SPI bus error")).toBe(true)
+        expect(
+            contains(
+                await errorOf(async () => {
+                    await r.drv.configure()
+                }),
+                "SPI bus error",
+            ),
+        ).toBe(true)
         expect(r.drv.ok).toBe(false)
         await r.drv.configure()
         expect(r.drv.ok).toBe(true)

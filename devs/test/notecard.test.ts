@@ -90,7 +90,7 @@ class SpyBus implements I2cBus {
     throwWhen: (x: Xfer, n: number) => boolean = undefined
     constructor(
         readonly dev: I2cBus,
-        readonly clock: Clock
+        readonly clock: Clock,
     ) {}
     async xfer(address: number, tx: Buffer, rxLen: number): Promise<Buffer> {
         this.n++
@@ -152,13 +152,13 @@ describe("base64", () => {
             "kJGSk5SVlpeYmZqbnJ2en6ChoqOkpaanqKmqq6ytrq+wsbKztLW2t7i5uru8vb6/wMHCw8TFxsfIycrLzM3Oz9DR0tPU1dbX" +
             "2Nna29zd3t/g4eLj5OXm5+jp6uvs7e7v8PHy8/T19vf4+fr7/P3+/w=="
         expect(await base64Encode(all)).toBe(want)
-        expect((await bufEq((await base64Decode(want)), all))).toBe(true)
+        expect(await bufEq(await base64Decode(want), all)).toBe(true)
     })
     test("round trips, lengths 0..70", async () => {
         const v70 = Buffer.alloc(70)
         for (let i = 0; i < 70; i++) v70[i] = (i * 37 + 11) & 255
         expect(await base64Encode(v70)).toBe(
-            "CzBVep/E6Q4zWH2ix+wRNluApcrvFDleg6jN8hc8YYar0PUaP2SJrtP4HUJnjLHW+yBFao+02f4jSG2St9wBJktwlbrfBA=="
+            "CzBVep/E6Q4zWH2ix+wRNluApcrvFDleg6jN8hc8YYar0PUaP2SJrtP4HUJnjLHW+yBFao+02f4jSG2St9wBJktwlbrfBA==",
         )
         for (let n = 0; n <= 70; n++) {
             const a = pattern(n, n + 1)
@@ -167,7 +167,7 @@ describe("base64", () => {
             const b = await base64Decode(s)
             if (!(await bufEq(a, b))) throw new Error("round trip failed at length " + n)
             const prefix = v70.slice(0, n)
-            if (!(await bufEq((await base64Decode(await base64Encode(prefix))), prefix))) throw new Error("prefix " + n)
+            if (!(await bufEq(await base64Decode(await base64Encode(prefix)), prefix))) throw new Error("prefix " + n)
             await ds.sleep(0) // a long computation without a yield panics the VM (InfiniteLoop)
         }
     })
@@ -176,7 +176,7 @@ describe("base64", () => {
         const big = await bigPattern(6000, 3)
         const s = await base64Encode(big)
         expect(s.length).toBe(8000)
-        expect((await bufEq((await base64Decode(s)), big))).toBe(true)
+        expect(await bufEq(await base64Decode(s), big)).toBe(true)
         console.log("6 KB base64 round trip: " + (ds.millis() - t0) + " ms")
     })
     test("decoder rejects malformed text", async () => {
@@ -370,7 +370,7 @@ describe("notecard helpers", () => {
         expect(out[0].file).toBe("batch.qo")
         expect(out[0].body.seq).toBe(1)
         expect(out[0].time >= UTC0 / 1000).toBe(true)
-        expect((await bufEq((await base64Decode(out[0].payload)), batch))).toBe(true)
+        expect(await bufEq(await base64Decode(out[0].payload), batch)).toBe(true)
         expect(out[1].payload).toBe("")
         expect(r.model.takeOutbound().length).toBe(0)
         st = await r.nc.hubSyncStatus()

@@ -520,7 +520,14 @@ describe("u-blox DDC model", () => {
         expect(r.toString("hex")).toBe(ACK_HEX + "ffff")
         r = await m.xfer(0x42, bytes("fe"), 3)
         expect(r.toString("hex")).toBe("00ffff")
-        expect(contains(await errorOf(async () => { await m.xfer(0x17, bytes("fd"), 2) }), "NACK")).toBe(true)
+        expect(
+            contains(
+                await errorOf(async () => {
+                    await m.xfer(0x17, bytes("fd"), 2)
+                }),
+                "NACK",
+            ),
+        ).toBe(true)
     })
 
     test("NMEA after power-on until configured; VALSET ACK; poll answered; unknown key NAK", async () => {
@@ -686,7 +693,14 @@ describe("u-blox driver with the model", () => {
         expect(r.clock.now() - t0 < 50).toBe(true) // no waiting on a bus that NACKs
         expect(r.drv.ok).toBe(false)
         expect(contains(r.drv.lastError, "NACK")).toBe(true)
-        expect(contains(await errorOf(async () => { await r.drv.configure() }), "NACK")).toBe(true)
+        expect(
+            contains(
+                await errorOf(async () => {
+                    await r.drv.configure()
+                }),
+                "NACK",
+            ),
+        ).toBe(true)
         expect(await r.drv.retryConfigure()).toBe(false)
         const n = r.spy.n
         expect(await r.drv.retryConfigure()).toBe(false)
@@ -707,7 +721,14 @@ describe("u-blox driver with the model", () => {
         expect(r.clock.now() - t0 < 50).toBe(true)
         expect(contains(r.drv.lastError, "0xFFFF")).toBe(true)
         expect(r.drv.ok).toBe(false)
-        expect(contains(await errorOf(async () => { await r.drv.configure() }), "0xFFFF")).toBe(true)
+        expect(
+            contains(
+                await errorOf(async () => {
+                    await r.drv.configure()
+                }),
+                "0xFFFF",
+            ),
+        ).toBe(true)
     })
 
     test("silent receiver: poll and configure time out on the device clock", async () => {
@@ -722,7 +743,14 @@ describe("u-blox driver with the model", () => {
         expect(contains(r.drv.lastError, "no NAV-PVT")).toBe(true)
         expect(r.drv.ok).toBe(false)
         expect(r.drv.pollFailures).toBe(1)
-        expect(contains(await errorOf(async () => { await r.drv.configure() }), "no ACK")).toBe(true)
+        expect(
+            contains(
+                await errorOf(async () => {
+                    await r.drv.configure()
+                }),
+                "no ACK",
+            ),
+        ).toBe(true)
         expect(await r.drv.retryConfigure()).toBe(false) // fails again, backs off
         r.model.setInputs({ fault: "none", utcMs: BE_UTC, lat: 1, lon: 2, fix: true })
         expect(await r.drv.retryConfigure()).toBe(false) // backing off
@@ -733,7 +761,9 @@ describe("u-blox driver with the model", () => {
 
     test("an M8 answers CFG-VALSET with ACK-NAK: configure says so", async () => {
         const r = rig({ legacy: true })
-        const m = await errorOf(async () => { await r.drv.configure() })
+        const m = await errorOf(async () => {
+            await r.drv.configure()
+        })
         expect(contains(m, "ACK-NAK")).toBe(true)
         expect(contains(m, "CFG-VALSET")).toBe(true)
         expect(r.drv.ok).toBe(false)
@@ -763,7 +793,14 @@ describe("u-blox driver with the model", () => {
         }
         // configure propagates the error, releases the lock, and works next time
         r.spy.throwOn = VALSET_HEX
-        expect(contains(await errorOf(async () => { await r.drv.configure() }), "I2C bus error")).toBe(true)
+        expect(
+            contains(
+                await errorOf(async () => {
+                    await r.drv.configure()
+                }),
+                "I2C bus error",
+            ),
+        ).toBe(true)
         expect(r.drv.ok).toBe(false)
         await r.drv.configure()
         expect(r.drv.ok).toBe(true)
@@ -785,7 +822,14 @@ describe("u-blox driver with the model", () => {
     test("an answer later than the timeout is not taken for the next poll's", async () => {
         const r = rig({ latencyMs: 1500 })
         // the ACK comes 1500 ms late too
-        expect(contains(await errorOf(async () => { await r.drv.configure() }), "no ACK")).toBe(true)
+        expect(
+            contains(
+                await errorOf(async () => {
+                    await r.drv.configure()
+                }),
+                "no ACK",
+            ),
+        ).toBe(true)
         expect(r.drv.ok).toBe(false)
         r.model.latencyMs = 0
         await r.drv.configure()

@@ -92,7 +92,7 @@ export class CellularUplink implements Uplink {
 
     constructor(
         readonly card: Notecard,
-        readonly options: CellularOptions
+        readonly options: CellularOptions,
     ) {
         const o = options
         if (!o.devid || o.devid.length !== 8) throw new Error("cellular: devid must be 8 bytes")
@@ -120,8 +120,7 @@ export class CellularUplink implements Uplink {
     }
 
     private async sendOnce(body: Buffer): Promise<UplinkReply> {
-        if (!body || body.length < 29 || body.slice(0, 4).toString() !== "CTB2")
-            throw new Error("cellular: not a batch")
+        if (!body || body.length < 29 || body.slice(0, 4).toString() !== "CTB2") throw new Error("cellular: not a batch")
         if (body.length > this.maxPayload)
             throw new Error("cellular: batch of " + body.length + " bytes, one note carries at most " + this.maxPayload)
         const first = body.getAt(20, "u32")
@@ -206,8 +205,7 @@ export class CellularUplink implements Uplink {
             const a = await this.parseAckNote(rsp, first, n, last)
             if (!a) continue
             this.acksSeen++
-            if (!best || (a.answers && !best.answers) || (a.answers === best.answers && ackRank(a.seq) > ackRank(best.seq)))
-                best = a
+            if (!best || (a.answers && !best.answers) || (a.answers === best.answers && ackRank(a.seq) > ackRank(best.seq))) best = a
         }
     }
 

@@ -138,7 +138,7 @@ export class NotecardError extends Error {
     constructor(
         readonly req: string,
         readonly err: string,
-        readonly reply: any
+        readonly reply: any,
     ) {
         super("Notecard " + req + ": " + err)
         this.name = "NotecardError"
@@ -223,14 +223,11 @@ function int(v: any): number {
  * string `req` (or `cmd`), or if the line (plus newline) exceeds MAX_REQUEST_BYTES.
  */
 export function encodeRequest(req: any): string {
-    if (!req || typeof req !== "object" || Array.isArray(req))
-        throw new Error("Notecard request must be an object")
-    if (typeof req.req !== "string" && typeof req.cmd !== "string")
-        throw new Error("Notecard request needs a string `req` (or `cmd`)")
+    if (!req || typeof req !== "object" || Array.isArray(req)) throw new Error("Notecard request must be an object")
+    if (typeof req.req !== "string" && typeof req.cmd !== "string") throw new Error("Notecard request needs a string `req` (or `cmd`)")
     const text = JSON.stringify(req)
     const n = text.byteLength + 1
-    if (n > MAX_REQUEST_BYTES)
-        throw new Error("Notecard request too large: " + n + " bytes, limit " + MAX_REQUEST_BYTES)
+    if (n > MAX_REQUEST_BYTES) throw new Error("Notecard request too large: " + n + " bytes, limit " + MAX_REQUEST_BYTES)
     return text
 }
 
@@ -290,7 +287,7 @@ export class Notecard {
 
     constructor(
         readonly bus: I2cBus,
-        options: NotecardOptions = {}
+        options: NotecardOptions = {},
     ) {
         const o = options
         this.clock = o.clock || new Clock()
@@ -324,8 +321,7 @@ export class Notecard {
 
     private checkBackoff() {
         const wait = this.retryInMs()
-        if (wait > 0)
-            throw new Error("Notecard not answering (" + this.lastError + "); next try in " + wait + " ms")
+        if (wait > 0) throw new Error("Notecard not answering (" + this.lastError + "); next try in " + wait + " ms")
     }
 
     private transportFailed(e: any) {
@@ -423,8 +419,7 @@ export class Notecard {
 
     /** hub.set: ProductUID, serial number, sync mode and outbound period (minutes) */
     async hubSet(o: HubSetOptions): Promise<void> {
-        if (!o || typeof o.product !== "string" || o.product.length === 0)
-            throw new Error("hubSet: product is required")
+        if (!o || typeof o.product !== "string" || o.product.length === 0) throw new Error("hubSet: product is required")
         const r: any = { req: "hub.set", product: o.product }
         if (o.sn !== undefined) r.sn = o.sn
         if (o.mode !== undefined) {
@@ -459,8 +454,7 @@ export class Notecard {
     /** hub.sync.status. The reply's `err` is the last sync's error (syncErr), not a request error. */
     async hubSyncStatus(): Promise<SyncStatus> {
         const rsp = await this.transaction({ req: "hub.sync.status" })
-        if (typeof rsp.status !== "string" && rsp.err !== undefined)
-            throw new NotecardError("hub.sync.status", "" + rsp.err, rsp)
+        if (typeof rsp.status !== "string" && rsp.err !== undefined) throw new NotecardError("hub.sync.status", "" + rsp.err, rsp)
         return {
             status: typeof rsp.status === "string" ? rsp.status : "",
             sync: rsp.sync === true,
@@ -486,8 +480,7 @@ export class Notecard {
             throw e
         }
         const t = rsp.time
-        if (typeof t !== "number" || t !== Math.floor(t) || t < MIN_VALID_UTC || t >= MAX_VALID_UTC)
-            return undefined
+        if (typeof t !== "number" || t !== Math.floor(t) || t < MIN_VALID_UTC || t >= MAX_VALID_UTC) return undefined
         return t
     }
 
@@ -605,9 +598,7 @@ export class Notecard {
             const now = this.clock.now()
             const started = len > lineStart // part of the wanted line is in
             if (started ? now - lastByteAt >= this.intraTimeoutMs : now - t0 >= firstByteMs)
-                throw new Error(
-                    started ? "Notecard reply incomplete (timeout)" : "Notecard not answering (timeout)"
-                )
+                throw new Error(started ? "Notecard reply incomplete (timeout)" : "Notecard not answering (timeout)")
             await this.clock.sleep(this.pollMs)
         }
         let end = lineEnd

@@ -1,50 +1,50 @@
 // Batches (device -> server) and acknowledgements (server -> device),
 // docs/format.md sections 6 and 7.
-import { DEVID_LEN, HEAD_LEN, MAC16_LEN, checkHead, checkKey, devidBytes, mac16, macEquals } from "./chain.js";
-import { canonical, decodeItems, encodeItems, type RecordLike } from "./items.js";
-import { FormatError, MAX_SEQ, type LogRecord } from "./record.js";
+import { DEVID_LEN, HEAD_LEN, MAC16_LEN, checkHead, checkKey, devidBytes, mac16, macEquals } from "./chain.js"
+import { canonical, decodeItems, encodeItems, type RecordLike } from "./items.js"
+import { FormatError, MAX_SEQ, type LogRecord } from "./record.js"
 
-export const BATCH_MAGIC = "CTB2";
-export const BATCH_FLAG_PREV = 0x01;
+export const BATCH_MAGIC = "CTB2"
+export const BATCH_FLAG_PREV = 0x01
 /** magic, devid, boot, epoch, first_seq, count, flags */
-export const BATCH_FIXED_LEN = 27;
-export const MAC_LEN = MAC16_LEN;
+export const BATCH_FIXED_LEN = 27
+export const MAC_LEN = MAC16_LEN
 /** the smallest frame: fixed header, body_len, mac (no PREV, no items) */
-export const BATCH_MIN_LEN = BATCH_FIXED_LEN + 2 + MAC_LEN;
-export const BATCH_MAX_COUNT = 4096;
-export const BATCH_MAX_BODY_LEN = 0xffff;
+export const BATCH_MIN_LEN = BATCH_FIXED_LEN + 2 + MAC_LEN
+export const BATCH_MAX_COUNT = 4096
+export const BATCH_MAX_BODY_LEN = 0xffff
 /** the largest valid batch: PREV, a full body_len and the mac */
-export const BATCH_MAX_LEN = BATCH_FIXED_LEN + HEAD_LEN + 2 + BATCH_MAX_BODY_LEN + MAC_LEN;
+export const BATCH_MAX_LEN = BATCH_FIXED_LEN + HEAD_LEN + 2 + BATCH_MAX_BODY_LEN + MAC_LEN
 
-export const ACK_MAGIC = "CTA2";
-export const ACK_LEN = 72;
-export const ACK_SIGNED_LEN = 56;
+export const ACK_MAGIC = "CTA2"
+export const ACK_LEN = 72
+export const ACK_SIGNED_LEN = 56
 /** seq on the wire when the server holds nothing for the device */
-export const ACK_NONE = 0xffffffff;
+export const ACK_NONE = 0xffffffff
 
 function checkU32(v: number, name: string): void {
-  if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new RangeError(`${name} must be a u32, got ${v}`);
+    if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new RangeError(`${name} must be a u32, got ${v}`)
 }
 
 export interface BatchInput {
-  devid: Buffer | string;
-  /** the device's current boot counter */
-  boot: number;
-  /** the key epoch of `key` */
-  epoch: number;
-  firstSeq: number;
-  /** head[firstSeq - 1]; given, it sets PREV (the batch starts a new segment) */
-  prevHead?: Buffer | null;
-  /** consecutive records from firstSeq (typed or canonical bytes) */
-  records: RecordLike[];
-  /** k[epoch] */
-  key: Buffer;
-  /** use run items (default true) */
-  runs?: boolean;
-  /** tests: send these item bytes instead of encoding `records` */
-  items?: Buffer;
-  /** tests: state this count instead of records.length */
-  count?: number;
+    devid: Buffer | string
+    /** the device's current boot counter */
+    boot: number
+    /** the key epoch of `key` */
+    epoch: number
+    firstSeq: number
+    /** head[firstSeq - 1]; given, it sets PREV (the batch starts a new segment) */
+    prevHead?: Buffer | null
+    /** consecutive records from firstSeq (typed or canonical bytes) */
+    records: RecordLike[]
+    /** k[epoch] */
+    key: Buffer
+    /** use run items (default true) */
+    runs?: boolean
+    /** tests: send these item bytes instead of encoding `records` */
+    items?: Buffer
+    /** tests: state this count instead of records.length */
+    count?: number
 }
 
 /**
@@ -52,159 +52,159 @@ export interface BatchInput {
  * themselves, so tests can build batches the server must refuse.
  */
 export function encodeBatch(b: BatchInput): Buffer {
-  checkKey(b.key, "key");
-  checkU32(b.boot, "boot");
-  checkU32(b.epoch, "epoch");
-  if (!Number.isInteger(b.firstSeq) || b.firstSeq < 0 || b.firstSeq > MAX_SEQ) {
-    throw new RangeError(`firstSeq out of range: ${b.firstSeq}`);
-  }
-  let items = b.items;
-  if (!items) {
-    const { records } = canonical(b.records);
-    if (records.length && records[0].seq !== b.firstSeq) {
-      throw new RangeError(`first record has seq ${records[0].seq}, batch firstSeq is ${b.firstSeq}`);
+    checkKey(b.key, "key")
+    checkU32(b.boot, "boot")
+    checkU32(b.epoch, "epoch")
+    if (!Number.isInteger(b.firstSeq) || b.firstSeq < 0 || b.firstSeq > MAX_SEQ) {
+        throw new RangeError(`firstSeq out of range: ${b.firstSeq}`)
     }
-    items = encodeItems(b.records, { runs: b.runs ?? true });
-  }
-  const count = b.count ?? b.records.length;
-  if (!Number.isInteger(count) || count < 0 || count > 0xffff) throw new RangeError(`count must be a u16, got ${count}`);
-  if (b.count === undefined && (count < 1 || count > BATCH_MAX_COUNT)) {
-    throw new RangeError(`a batch holds 1..${BATCH_MAX_COUNT} records, got ${count}`);
-  }
-  if (items.length > BATCH_MAX_BODY_LEN) throw new RangeError(`${items.length} bytes of items exceed body_len u16`);
-  const prev = b.prevHead ?? null;
-  if (prev) checkHead(prev, "prevHead");
-  const head = Buffer.alloc(BATCH_FIXED_LEN + (prev ? HEAD_LEN : 0) + 2);
-  head.write(BATCH_MAGIC, 0, "ascii");
-  devidBytes(b.devid).copy(head, 4);
-  head.writeUInt32LE(b.boot, 12);
-  head.writeUInt32LE(b.epoch, 16);
-  head.writeUInt32LE(b.firstSeq, 20);
-  head.writeUInt16LE(count, 24);
-  head.writeUInt8(prev ? BATCH_FLAG_PREV : 0, 26);
-  if (prev) prev.copy(head, BATCH_FIXED_LEN);
-  head.writeUInt16LE(items.length, head.length - 2);
-  const signed = Buffer.concat([head, items]);
-  return Buffer.concat([signed, mac16(b.key, signed)]);
+    let items = b.items
+    if (!items) {
+        const { records } = canonical(b.records)
+        if (records.length && records[0].seq !== b.firstSeq) {
+            throw new RangeError(`first record has seq ${records[0].seq}, batch firstSeq is ${b.firstSeq}`)
+        }
+        items = encodeItems(b.records, { runs: b.runs ?? true })
+    }
+    const count = b.count ?? b.records.length
+    if (!Number.isInteger(count) || count < 0 || count > 0xffff) throw new RangeError(`count must be a u16, got ${count}`)
+    if (b.count === undefined && (count < 1 || count > BATCH_MAX_COUNT)) {
+        throw new RangeError(`a batch holds 1..${BATCH_MAX_COUNT} records, got ${count}`)
+    }
+    if (items.length > BATCH_MAX_BODY_LEN) throw new RangeError(`${items.length} bytes of items exceed body_len u16`)
+    const prev = b.prevHead ?? null
+    if (prev) checkHead(prev, "prevHead")
+    const head = Buffer.alloc(BATCH_FIXED_LEN + (prev ? HEAD_LEN : 0) + 2)
+    head.write(BATCH_MAGIC, 0, "ascii")
+    devidBytes(b.devid).copy(head, 4)
+    head.writeUInt32LE(b.boot, 12)
+    head.writeUInt32LE(b.epoch, 16)
+    head.writeUInt32LE(b.firstSeq, 20)
+    head.writeUInt16LE(count, 24)
+    head.writeUInt8(prev ? BATCH_FLAG_PREV : 0, 26)
+    if (prev) prev.copy(head, BATCH_FIXED_LEN)
+    head.writeUInt16LE(items.length, head.length - 2)
+    const signed = Buffer.concat([head, items])
+    return Buffer.concat([signed, mac16(b.key, signed)])
 }
 
 export interface DecodedBatch {
-  devid: string;
-  boot: number;
-  epoch: number;
-  firstSeq: number;
-  /** seq of the last record */
-  lastSeq: number;
-  count: number;
-  flags: number;
-  /** head[firstSeq - 1] when PREV is set, else null */
-  prevHead: Buffer | null;
-  /** the items as sent */
-  items: Buffer;
-  records: LogRecord[];
-  /** canonical bytes of each record */
-  recordBytes: Buffer[];
-  /** bytes covered by the mac */
-  signed: Buffer;
-  mac: Buffer;
+    devid: string
+    boot: number
+    epoch: number
+    firstSeq: number
+    /** seq of the last record */
+    lastSeq: number
+    count: number
+    flags: number
+    /** head[firstSeq - 1] when PREV is set, else null */
+    prevHead: Buffer | null
+    /** the items as sent */
+    items: Buffer
+    records: LogRecord[]
+    /** canonical bytes of each record */
+    recordBytes: Buffer[]
+    /** bytes covered by the mac */
+    signed: Buffer
+    mac: Buffer
 }
 
 /** Parses and checks everything but the mac (which needs k[epoch]). Throws FormatError (400). */
 export function decodeBatch(body: Buffer): DecodedBatch {
-  if (body.length === 0) throw new FormatError("empty body");
-  if (body.length >= 4 && body.toString("latin1", 0, 4) !== BATCH_MAGIC) {
-    throw new FormatError(`bad magic: expected "${BATCH_MAGIC}"`);
-  }
-  if (body.length < BATCH_MIN_LEN) {
-    throw new FormatError(`wrong length: ${body.length} bytes, a batch has at least ${BATCH_MIN_LEN}`);
-  }
-  const flags = body[26];
-  if (flags & ~BATCH_FLAG_PREV) throw new FormatError(`unknown flags 0x${flags.toString(16).padStart(2, "0")}`);
-  const prev = (flags & BATCH_FLAG_PREV) !== 0;
-  const lenAt = BATCH_FIXED_LEN + (prev ? HEAD_LEN : 0);
-  if (body.length < lenAt + 2 + MAC_LEN) {
-    throw new FormatError(`wrong length: ${body.length} bytes, a batch with PREV has at least ${lenAt + 2 + MAC_LEN}`);
-  }
-  const bodyLen = body.readUInt16LE(lenAt);
-  const itemsAt = lenAt + 2;
-  if (body.length !== itemsAt + bodyLen + MAC_LEN) {
-    throw new FormatError(`wrong length: ${body.length} bytes, body_len ${bodyLen} needs ${itemsAt + bodyLen + MAC_LEN}`);
-  }
-  const firstSeq = body.readUInt32LE(20);
-  const count = body.readUInt16LE(24);
-  if (count < 1 || count > BATCH_MAX_COUNT) throw new FormatError(`count ${count} out of range 1..${BATCH_MAX_COUNT}`);
-  if (firstSeq > MAX_SEQ) throw new FormatError("first_seq 0xffffffff is reserved");
-  const items = Buffer.from(body.subarray(itemsAt, itemsAt + bodyLen));
-  const { records, recordBytes } = decodeItems(items, firstSeq, { maxCount: count });
-  if (records.length !== count) throw new FormatError(`count says ${count} records, the items hold ${records.length}`);
-  const signedEnd = itemsAt + bodyLen;
-  return {
-    devid: body.toString("hex", 4, 4 + DEVID_LEN),
-    boot: body.readUInt32LE(12),
-    epoch: body.readUInt32LE(16),
-    firstSeq,
-    lastSeq: firstSeq + count - 1,
-    count,
-    flags,
-    prevHead: prev ? Buffer.from(body.subarray(BATCH_FIXED_LEN, BATCH_FIXED_LEN + HEAD_LEN)) : null,
-    items,
-    records,
-    recordBytes,
-    signed: Buffer.from(body.subarray(0, signedEnd)),
-    mac: Buffer.from(body.subarray(signedEnd)),
-  };
+    if (body.length === 0) throw new FormatError("empty body")
+    if (body.length >= 4 && body.toString("latin1", 0, 4) !== BATCH_MAGIC) {
+        throw new FormatError(`bad magic: expected "${BATCH_MAGIC}"`)
+    }
+    if (body.length < BATCH_MIN_LEN) {
+        throw new FormatError(`wrong length: ${body.length} bytes, a batch has at least ${BATCH_MIN_LEN}`)
+    }
+    const flags = body[26]
+    if (flags & ~BATCH_FLAG_PREV) throw new FormatError(`unknown flags 0x${flags.toString(16).padStart(2, "0")}`)
+    const prev = (flags & BATCH_FLAG_PREV) !== 0
+    const lenAt = BATCH_FIXED_LEN + (prev ? HEAD_LEN : 0)
+    if (body.length < lenAt + 2 + MAC_LEN) {
+        throw new FormatError(`wrong length: ${body.length} bytes, a batch with PREV has at least ${lenAt + 2 + MAC_LEN}`)
+    }
+    const bodyLen = body.readUInt16LE(lenAt)
+    const itemsAt = lenAt + 2
+    if (body.length !== itemsAt + bodyLen + MAC_LEN) {
+        throw new FormatError(`wrong length: ${body.length} bytes, body_len ${bodyLen} needs ${itemsAt + bodyLen + MAC_LEN}`)
+    }
+    const firstSeq = body.readUInt32LE(20)
+    const count = body.readUInt16LE(24)
+    if (count < 1 || count > BATCH_MAX_COUNT) throw new FormatError(`count ${count} out of range 1..${BATCH_MAX_COUNT}`)
+    if (firstSeq > MAX_SEQ) throw new FormatError("first_seq 0xffffffff is reserved")
+    const items = Buffer.from(body.subarray(itemsAt, itemsAt + bodyLen))
+    const { records, recordBytes } = decodeItems(items, firstSeq, { maxCount: count })
+    if (records.length !== count) throw new FormatError(`count says ${count} records, the items hold ${records.length}`)
+    const signedEnd = itemsAt + bodyLen
+    return {
+        devid: body.toString("hex", 4, 4 + DEVID_LEN),
+        boot: body.readUInt32LE(12),
+        epoch: body.readUInt32LE(16),
+        firstSeq,
+        lastSeq: firstSeq + count - 1,
+        count,
+        flags,
+        prevHead: prev ? Buffer.from(body.subarray(BATCH_FIXED_LEN, BATCH_FIXED_LEN + HEAD_LEN)) : null,
+        items,
+        records,
+        recordBytes,
+        signed: Buffer.from(body.subarray(0, signedEnd)),
+        mac: Buffer.from(body.subarray(signedEnd)),
+    }
 }
 
 /** `key` is k[batch.epoch]. */
 export function verifyBatchMac(batch: Pick<DecodedBatch, "signed" | "mac">, key: Buffer): boolean {
-  checkKey(key, "key");
-  return macEquals(mac16(key, batch.signed), batch.mac);
+    checkKey(key, "key")
+    return macEquals(mac16(key, batch.signed), batch.mac)
 }
 
 export interface AckInput {
-  devid: Buffer | string;
-  ackkey: Buffer;
-  /** last durably stored seq, or null when the server holds nothing */
-  ackSeq: number | null;
-  /** head[ackSeq]; ignored (zeros) when ackSeq is null */
-  head?: Buffer | null;
-  /** boot counter of the batch acknowledged */
-  boot: number;
-  /** newest key epoch the server accepted */
-  epoch: number;
+    devid: Buffer | string
+    ackkey: Buffer
+    /** last durably stored seq, or null when the server holds nothing */
+    ackSeq: number | null
+    /** head[ackSeq]; ignored (zeros) when ackSeq is null */
+    head?: Buffer | null
+    /** boot counter of the batch acknowledged */
+    boot: number
+    /** newest key epoch the server accepted */
+    epoch: number
 }
 
 export function encodeAck(a: AckInput): Buffer {
-  checkKey(a.ackkey, "ackkey");
-  checkU32(a.boot, "boot");
-  checkU32(a.epoch, "epoch");
-  const out = Buffer.alloc(ACK_LEN);
-  out.write(ACK_MAGIC, 0, "ascii");
-  devidBytes(a.devid).copy(out, 4);
-  if (a.ackSeq === null) {
-    out.writeUInt32LE(ACK_NONE, 12);
-  } else {
-    if (!Number.isInteger(a.ackSeq) || a.ackSeq < 0 || a.ackSeq > MAX_SEQ) throw new RangeError(`ackSeq out of range: ${a.ackSeq}`);
-    if (!a.head) throw new RangeError("head is required with an ackSeq");
-    checkHead(a.head, "head");
-    out.writeUInt32LE(a.ackSeq, 12);
-    a.head.copy(out, 16);
-  }
-  out.writeUInt32LE(a.boot, 48);
-  out.writeUInt32LE(a.epoch, 52);
-  mac16(a.ackkey, out.subarray(0, ACK_SIGNED_LEN)).copy(out, ACK_SIGNED_LEN);
-  return out;
+    checkKey(a.ackkey, "ackkey")
+    checkU32(a.boot, "boot")
+    checkU32(a.epoch, "epoch")
+    const out = Buffer.alloc(ACK_LEN)
+    out.write(ACK_MAGIC, 0, "ascii")
+    devidBytes(a.devid).copy(out, 4)
+    if (a.ackSeq === null) {
+        out.writeUInt32LE(ACK_NONE, 12)
+    } else {
+        if (!Number.isInteger(a.ackSeq) || a.ackSeq < 0 || a.ackSeq > MAX_SEQ) throw new RangeError(`ackSeq out of range: ${a.ackSeq}`)
+        if (!a.head) throw new RangeError("head is required with an ackSeq")
+        checkHead(a.head, "head")
+        out.writeUInt32LE(a.ackSeq, 12)
+        a.head.copy(out, 16)
+    }
+    out.writeUInt32LE(a.boot, 48)
+    out.writeUInt32LE(a.epoch, 52)
+    mac16(a.ackkey, out.subarray(0, ACK_SIGNED_LEN)).copy(out, ACK_SIGNED_LEN)
+    return out
 }
 
 export interface DecodedAck {
-  devid: string;
-  ackSeq: number | null;
-  head: Buffer | null;
-  boot: number;
-  epoch: number;
-  mac: Buffer;
-  /** true when an ackkey was given (a mac that does not verify throws) */
-  verified: boolean;
+    devid: string
+    ackSeq: number | null
+    head: Buffer | null
+    boot: number
+    epoch: number
+    mac: Buffer
+    /** true when an ackkey was given (a mac that does not verify throws) */
+    verified: boolean
 }
 
 /**
@@ -212,23 +212,23 @@ export interface DecodedAck {
  * without it the ack is only parsed, for inspection tools.
  */
 export function decodeAck(body: Buffer, ackkey?: Buffer): DecodedAck {
-  if (body.length !== ACK_LEN) throw new FormatError(`wrong length: ack is ${ACK_LEN} bytes, got ${body.length}`);
-  if (body.toString("latin1", 0, 4) !== ACK_MAGIC) throw new FormatError(`bad magic: expected "${ACK_MAGIC}"`);
-  const raw = body.readUInt32LE(12);
-  const head = Buffer.from(body.subarray(16, 48));
-  const mac = Buffer.from(body.subarray(ACK_SIGNED_LEN));
-  if (raw === ACK_NONE && head.some((x) => x !== 0)) throw new FormatError("ack with no seq must carry a zero head");
-  if (ackkey) {
-    checkKey(ackkey, "ackkey");
-    if (!macEquals(mac16(ackkey, body.subarray(0, ACK_SIGNED_LEN)), mac)) throw new FormatError("ack mac does not verify", 401);
-  }
-  return {
-    devid: body.toString("hex", 4, 12),
-    ackSeq: raw === ACK_NONE ? null : raw,
-    head: raw === ACK_NONE ? null : head,
-    boot: body.readUInt32LE(48),
-    epoch: body.readUInt32LE(52),
-    mac,
-    verified: ackkey !== undefined,
-  };
+    if (body.length !== ACK_LEN) throw new FormatError(`wrong length: ack is ${ACK_LEN} bytes, got ${body.length}`)
+    if (body.toString("latin1", 0, 4) !== ACK_MAGIC) throw new FormatError(`bad magic: expected "${ACK_MAGIC}"`)
+    const raw = body.readUInt32LE(12)
+    const head = Buffer.from(body.subarray(16, 48))
+    const mac = Buffer.from(body.subarray(ACK_SIGNED_LEN))
+    if (raw === ACK_NONE && head.some(x => x !== 0)) throw new FormatError("ack with no seq must carry a zero head")
+    if (ackkey) {
+        checkKey(ackkey, "ackkey")
+        if (!macEquals(mac16(ackkey, body.subarray(0, ACK_SIGNED_LEN)), mac)) throw new FormatError("ack mac does not verify", 401)
+    }
+    return {
+        devid: body.toString("hex", 4, 12),
+        ackSeq: raw === ACK_NONE ? null : raw,
+        head: raw === ACK_NONE ? null : head,
+        boot: body.readUInt32LE(48),
+        epoch: body.readUInt32LE(52),
+        mac,
+        verified: ackkey !== undefined,
+    }
 }

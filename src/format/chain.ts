@@ -1,98 +1,98 @@
 // The hash chain, epoch keys and seals (docs/format.md sections 1 and 3) and device identifiers.
-import { createHash, createHmac, timingSafeEqual } from "node:crypto";
+import { createHash, createHmac, timingSafeEqual } from "node:crypto"
 
-export const CHAIN_TAG = "coldtrace-chain-v2";
-export const EVOLVE_TAG = "coldtrace-evolve-v2";
-export const SEAL_TAG = "coldtrace-seal-v2";
-export const DEVID_LEN = 8;
-export const HEAD_LEN = 32;
-export const KEY_LEN = 32;
+export const CHAIN_TAG = "coldtrace-chain-v2"
+export const EVOLVE_TAG = "coldtrace-evolve-v2"
+export const SEAL_TAG = "coldtrace-seal-v2"
+export const DEVID_LEN = 8
+export const HEAD_LEN = 32
+export const KEY_LEN = 32
 /** MAC16: the first 16 bytes of HMAC-SHA256 */
-export const MAC16_LEN = 16;
+export const MAC16_LEN = 16
 
-const DEVID_HEX = /^[0-9a-f]{16}$/;
+const DEVID_HEX = /^[0-9a-f]{16}$/
 
 /** devid as 8 bytes; accepts the bytes or the 16 lower-case hex digits shown to people. */
 export function devidBytes(devid: Buffer | string): Buffer {
-  if (typeof devid === "string") {
-    if (!DEVID_HEX.test(devid)) throw new RangeError(`devid must be 16 lower-case hex digits, got "${devid}"`);
-    return Buffer.from(devid, "hex");
-  }
-  if (devid.length !== DEVID_LEN) throw new RangeError(`devid must be ${DEVID_LEN} bytes, got ${devid.length}`);
-  return devid;
+    if (typeof devid === "string") {
+        if (!DEVID_HEX.test(devid)) throw new RangeError(`devid must be 16 lower-case hex digits, got "${devid}"`)
+        return Buffer.from(devid, "hex")
+    }
+    if (devid.length !== DEVID_LEN) throw new RangeError(`devid must be ${DEVID_LEN} bytes, got ${devid.length}`)
+    return devid
 }
 
 export function devidHex(devid: Buffer | string): string {
-  return devidBytes(devid).toString("hex");
+    return devidBytes(devid).toString("hex")
 }
 
 function sha256(...parts: Buffer[]): Buffer {
-  const h = createHash("sha256");
-  for (const p of parts) h.update(p);
-  return h.digest();
+    const h = createHash("sha256")
+    for (const p of parts) h.update(p)
+    return h.digest()
 }
 
 export function checkKey(key: Buffer, name = "key"): void {
-  if (!Buffer.isBuffer(key) || key.length !== KEY_LEN) {
-    throw new RangeError(`${name} must be ${KEY_LEN} bytes, got ${key?.length}`);
-  }
+    if (!Buffer.isBuffer(key) || key.length !== KEY_LEN) {
+        throw new RangeError(`${name} must be ${KEY_LEN} bytes, got ${key?.length}`)
+    }
 }
 
 export function checkHead(head: Buffer, name = "head"): void {
-  if (!Buffer.isBuffer(head) || head.length !== HEAD_LEN) {
-    throw new RangeError(`${name} must be ${HEAD_LEN} bytes, got ${head?.length}`);
-  }
+    if (!Buffer.isBuffer(head) || head.length !== HEAD_LEN) {
+        throw new RangeError(`${name} must be ${HEAD_LEN} bytes, got ${head?.length}`)
+    }
 }
 
 function checkU32(v: number, name: string): void {
-  if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new RangeError(`${name} must be a u32, got ${v}`);
+    if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new RangeError(`${name} must be a u32, got ${v}`)
 }
 
 function u32(v: number): Buffer {
-  const b = Buffer.alloc(4);
-  b.writeUInt32LE(v, 0);
-  return b;
+    const b = Buffer.alloc(4)
+    b.writeUInt32LE(v, 0)
+    return b
 }
 
 /** MAC16(k, m): the first 16 bytes of HMAC-SHA256(k, m). */
 export function mac16(key: Buffer, ...parts: Buffer[]): Buffer {
-  const h = createHmac("sha256", key);
-  for (const p of parts) h.update(p);
-  return h.digest().subarray(0, MAC16_LEN);
+    const h = createHmac("sha256", key)
+    for (const p of parts) h.update(p)
+    return h.digest().subarray(0, MAC16_LEN)
 }
 
 /** Constant-time comparison of two MACs (false for different lengths). */
 export function macEquals(a: Buffer, b: Buffer): boolean {
-  return a.length === b.length && timingSafeEqual(a, b);
+    return a.length === b.length && timingSafeEqual(a, b)
 }
 
 /** head[-1] = SHA-256("coldtrace-chain-v2" || devid) */
 export function genesisHead(devid: Buffer | string): Buffer {
-  return sha256(Buffer.from(CHAIN_TAG, "ascii"), devidBytes(devid));
+    return sha256(Buffer.from(CHAIN_TAG, "ascii"), devidBytes(devid))
 }
 
 /** head[n] = SHA-256(head[n-1] || record[n]) */
 export function nextHead(prev: Buffer, record: Buffer): Buffer {
-  checkHead(prev);
-  return sha256(prev, record);
+    checkHead(prev)
+    return sha256(prev, record)
 }
 
 /** The head after each record of a run that follows `prev`. */
 export function chainHeads(prev: Buffer, records: Buffer[]): Buffer[] {
-  const heads: Buffer[] = [];
-  let h = prev;
-  for (const r of records) {
-    h = nextHead(h, r);
-    heads.push(h);
-  }
-  return heads;
+    const heads: Buffer[] = []
+    let h = prev
+    for (const r of records) {
+        h = nextHead(h, r)
+        heads.push(h)
+    }
+    return heads
 }
 
 /** The head after the last record of a run (`prev` itself for an empty run). */
 export function hashRun(prev: Buffer, records: Buffer[]): Buffer {
-  let h = prev;
-  for (const r of records) h = nextHead(h, r);
-  return h;
+    let h = prev
+    for (const r of records) h = nextHead(h, r)
+    return h
 }
 
 /**
@@ -100,19 +100,19 @@ export function hashRun(prev: Buffer, records: Buffer[]): Buffer {
  * k[nextEpoch] = HMAC-SHA256(k, "coldtrace-evolve-v2" || u32 nextEpoch).
  */
 export function evolveKey(k: Buffer, nextEpoch: number): Buffer {
-  checkKey(k);
-  checkU32(nextEpoch, "nextEpoch");
-  if (nextEpoch < 1) throw new RangeError("nextEpoch must be at least 1 (k[0] is k0)");
-  return createHmac("sha256", k).update(Buffer.from(EVOLVE_TAG, "ascii")).update(u32(nextEpoch)).digest();
+    checkKey(k)
+    checkU32(nextEpoch, "nextEpoch")
+    if (nextEpoch < 1) throw new RangeError("nextEpoch must be at least 1 (k[0] is k0)")
+    return createHmac("sha256", k).update(Buffer.from(EVOLVE_TAG, "ascii")).update(u32(nextEpoch)).digest()
 }
 
 /** k[e] from k0 (k[0] = k0): e evolution steps. */
 export function epochKey(k0: Buffer, e: number): Buffer {
-  checkKey(k0, "k0");
-  checkU32(e, "epoch");
-  let k = k0;
-  for (let i = 1; i <= e; i++) k = evolveKey(k, i);
-  return k;
+    checkKey(k0, "k0")
+    checkU32(e, "epoch")
+    let k = k0
+    for (let i = 1; i <= e; i++) k = evolveKey(k, i)
+    return k
 }
 
 /**
@@ -120,12 +120,12 @@ export function epochKey(k0: Buffer, e: number): Buffer {
  * MAC16(k[e], "coldtrace-seal-v2" || devid || u32 e || u32 s || head[s-1] || u16 count).
  */
 export function sealMac(ke: Buffer, devid: Buffer | string, epoch: number, seq: number, prevHead: Buffer, count: number): Buffer {
-  checkKey(ke, "k[e]");
-  checkU32(epoch, "epoch");
-  checkU32(seq, "seq");
-  checkHead(prevHead, "prevHead");
-  if (!Number.isInteger(count) || count < 0 || count > 0xffff) throw new RangeError(`count must be a u16, got ${count}`);
-  const c = Buffer.alloc(2);
-  c.writeUInt16LE(count, 0);
-  return mac16(ke, Buffer.from(SEAL_TAG, "ascii"), devidBytes(devid), u32(epoch), u32(seq), prevHead, c);
+    checkKey(ke, "k[e]")
+    checkU32(epoch, "epoch")
+    checkU32(seq, "seq")
+    checkHead(prevHead, "prevHead")
+    if (!Number.isInteger(count) || count < 0 || count > 0xffff) throw new RangeError(`count must be a u16, got ${count}`)
+    const c = Buffer.alloc(2)
+    c.writeUInt16LE(count, 0)
+    return mac16(ke, Buffer.from(SEAL_TAG, "ascii"), devidBytes(devid), u32(epoch), u32(seq), prevHead, c)
 }

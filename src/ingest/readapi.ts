@@ -5,39 +5,48 @@
 // device's lockey AND the reader's key carries the `positions` flag; otherwise they stay the
 // AES-CCM ciphertext the device recorded (docs/format.md section 2.2).
 import {
-  ALARM_TYPE, BOOT_REASON, FormatError, KIND, LOC_SCALE, MAX_SEQ, TIME_SOURCE, decodeRecord, decryptLoc, isFaulted,
-  type LogRecord,
-} from "../format/index.js";
-import { checkpointsFor, getDevice, readerByKey, segmentsFor, type Db, type ReaderRow } from "./db.js";
+    ALARM_TYPE,
+    BOOT_REASON,
+    FormatError,
+    KIND,
+    LOC_SCALE,
+    MAX_SEQ,
+    TIME_SOURCE,
+    decodeRecord,
+    decryptLoc,
+    isFaulted,
+    type LogRecord,
+} from "../format/index.js"
+import { checkpointsFor, getDevice, readerByKey, segmentsFor, type Db, type ReaderRow } from "./db.js"
 
 /** What a read request ended with; the server turns it into a reply and a log line. */
 export interface ReadReply {
-  status: number;
-  /** the JSON body of a 200 */
-  json?: unknown;
-  /** one-line reason of an error (sent as `{"error": reason}`) */
-  reason?: string;
-  headers?: Record<string, string>;
-  devid?: string;
-  /** the reader's name (never its key) */
-  reader?: string;
-  /** items returned (devices, records, alarms, checkpoints) */
-  n?: number;
+    status: number
+    /** the JSON body of a 200 */
+    json?: unknown
+    /** one-line reason of an error (sent as `{"error": reason}`) */
+    reason?: string
+    headers?: Record<string, string>
+    devid?: string
+    /** the reader's name (never its key) */
+    reader?: string
+    /** items returned (devices, records, alarms, checkpoints) */
+    n?: number
 }
 
-export const DEFAULT_LIMIT = 1000;
-export const MAX_LIMIT = 10_000;
+export const DEFAULT_LIMIT = 1000
+export const MAX_LIMIT = 10_000
 
-const KIND_NAME: Record<number, string> = Object.fromEntries(Object.entries(KIND).map(([k, v]) => [v, k]));
-const invert = (o: Record<string, number>): Record<number, string> => Object.fromEntries(Object.entries(o).map(([k, v]) => [v, k]));
-const BOOT_REASON_NAME = invert(BOOT_REASON);
-const TIME_SOURCE_NAME = invert(TIME_SOURCE);
-const ALARM_TYPE_NAME = invert(ALARM_TYPE);
+const KIND_NAME: Record<number, string> = Object.fromEntries(Object.entries(KIND).map(([k, v]) => [v, k]))
+const invert = (o: Record<string, number>): Record<number, string> => Object.fromEntries(Object.entries(o).map(([k, v]) => [v, k]))
+const BOOT_REASON_NAME = invert(BOOT_REASON)
+const TIME_SOURCE_NAME = invert(TIME_SOURCE)
+const ALARM_TYPE_NAME = invert(ALARM_TYPE)
 
-const DEVID_RE = /^[0-9a-f]{16}$/;
+const DEVID_RE = /^[0-9a-f]{16}$/
 
 function fail(status: number, reason: string, extra: Partial<ReadReply> = {}): ReadReply {
-  return { status, reason, ...extra };
+    return { status, reason, ...extra }
 }
 
 /**
@@ -45,108 +54,126 @@ function fail(status: number, reason: string, extra: Partial<ReadReply> = {}): R
  * anonymous reader: with no readers registered every request is refused.
  */
 function authenticate(db: Db, header: string | undefined): ReaderRow | ReadReply {
-  const challenge = (error?: string) => ({
-    "WWW-Authenticate": error ? `Bearer realm="coldtrace", error="${error}"` : `Bearer realm="coldtrace"`,
-  });
-  if (header === undefined || header === "") {
-    return fail(401, "no reader key: send Authorization: Bearer <key>", { headers: challenge() });
-  }
-  const m = /^Bearer +([A-Za-z0-9_-]{1,200})\s*$/.exec(header);
-  if (!m) return fail(401, "malformed Authorization header: expected Bearer <key>", { headers: challenge("invalid_request") });
-  const reader = readerByKey(db, m[1]);
-  if (!reader) return fail(401, "unknown reader key", { headers: challenge("invalid_token") });
-  return reader;
+    const challenge = (error?: string) => ({
+        "WWW-Authenticate": error ? `Bearer realm="coldtrace", error="${error}"` : `Bearer realm="coldtrace"`,
+    })
+    if (header === undefined || header === "") {
+        return fail(401, "no reader key: send Authorization: Bearer <key>", { headers: challenge() })
+    }
+    const m = /^Bearer +([A-Za-z0-9_-]{1,200})\s*$/.exec(header)
+    if (!m) return fail(401, "malformed Authorization header: expected Bearer <key>", { headers: challenge("invalid_request") })
+    const reader = readerByKey(db, m[1])
+    if (!reader) return fail(401, "unknown reader key", { headers: challenge("invalid_token") })
+    return reader
 }
 
 /** A non-negative integer query parameter, or an error reason. */
 function intParam(q: URLSearchParams, name: string, def: number, max: number): number | string {
-  const v = q.get(name);
-  if (v === null) return def;
-  if (!/^\d{1,10}$/.test(v) || Number(v) > max) return `${name} must be an integer in 0..${max}, got ${JSON.stringify(v.slice(0, 20))}`;
-  return Number(v);
+    const v = q.get(name)
+    if (v === null) return def
+    if (!/^\d{1,10}$/.test(v) || Number(v) > max) return `${name} must be an integer in 0..${max}, got ${JSON.stringify(v.slice(0, 20))}`
+    return Number(v)
 }
 
-const hex = (b: Buffer) => b.toString("hex");
-const deg = (e7: number) => e7 / LOC_SCALE;
+const hex = (b: Buffer) => b.toString("hex")
+const deg = (e7: number) => e7 / LOC_SCALE
 
 interface PositionAccess {
-  lockey: Buffer | null;
+    lockey: Buffer | null
 }
 
 /** One stored record as JSON: its decoded fields; buffers as hex; positions per `access`. */
 export function recordJson(devid: string, bytes: Buffer, access: PositionAccess): Record<string, unknown> {
-  const r: LogRecord = decodeRecord(bytes);
-  const base = { seq: r.seq, kind: r.kind, name: KIND_NAME[r.kind] ?? "unknown", uptime: r.uptime };
-  const position = (loc: Buffer) => {
-    if (!access.lockey) return { loc: hex(loc) };
-    try {
-      const p = decryptLoc(access.lockey, devid, r.seq, loc);
-      return { position: { lat: deg(p.lat), lon: deg(p.lon) } };
-    } catch (err) {
-      if (!(err instanceof FormatError)) throw err;
-      return { loc: hex(loc), locError: "does not authenticate under the device's lockey" };
+    const r: LogRecord = decodeRecord(bytes)
+    const base = { seq: r.seq, kind: r.kind, name: KIND_NAME[r.kind] ?? "unknown", uptime: r.uptime }
+    const position = (loc: Buffer) => {
+        if (!access.lockey) return { loc: hex(loc) }
+        try {
+            const p = decryptLoc(access.lockey, devid, r.seq, loc)
+            return { position: { lat: deg(p.lat), lon: deg(p.lon) } }
+        } catch (err) {
+            if (!(err instanceof FormatError)) throw err
+            return { loc: hex(loc), locError: "does not authenticate under the device's lockey" }
+        }
     }
-  };
-  if ("payload" in r) return { ...base, payload: hex(r.payload) };
-  switch (r.kind) {
-    case KIND.sample: {
-      const faulted = isFaulted(r);
-      return { ...base, tc: r.tc, cj: r.cj, sr: r.sr, sflags: r.sflags, faulted, celsius: faulted ? null : r.tc / 128, cjCelsius: r.cj / 64 };
+    if ("payload" in r) return { ...base, payload: hex(r.payload) }
+    switch (r.kind) {
+        case KIND.sample: {
+            const faulted = isFaulted(r)
+            return {
+                ...base,
+                tc: r.tc,
+                cj: r.cj,
+                sr: r.sr,
+                sflags: r.sflags,
+                faulted,
+                celsius: faulted ? null : r.tc / 128,
+                cjCelsius: r.cj / 64,
+            }
+        }
+        case KIND.boot:
+            return { ...base, boot: r.boot, reason: r.reason, reasonName: BOOT_REASON_NAME[r.reason] ?? "unknown", prev: hex(r.prev) }
+        case KIND.config:
+            return { ...base, hash: hex(r.hash) }
+        case KIND.time:
+            return { ...base, utc: r.utc, utcIso: safeIso(r.utc), source: r.source, sourceName: TIME_SOURCE_NAME[r.source] ?? "unknown" }
+        case KIND.stop:
+            return { ...base, start: r.start, ...position(r.loc) }
+        case KIND.alarm:
+            return { ...base, type: r.type, typeName: ALARM_TYPE_NAME[r.type] ?? "unknown", tc: r.tc, celsius: r.tc / 128 }
+        case KIND.evicted:
+            return {
+                ...base,
+                first: r.first,
+                last: r.last,
+                samples: r.samples,
+                tFirst: r.tFirst,
+                tLast: r.tLast,
+                minTc: r.minTc,
+                maxTc: r.maxTc,
+                outMin: r.outMin,
+                srOr: r.srOr,
+                sflagsOr: r.sflagsOr,
+            }
+        case KIND.seal:
+            return { ...base, epoch: r.epoch, count: r.count, mac: hex(r.mac) }
+        case KIND.fix:
+            return { ...base, ...position(r.loc), fix: r.fix, sv: r.sv }
     }
-    case KIND.boot:
-      return { ...base, boot: r.boot, reason: r.reason, reasonName: BOOT_REASON_NAME[r.reason] ?? "unknown", prev: hex(r.prev) };
-    case KIND.config:
-      return { ...base, hash: hex(r.hash) };
-    case KIND.time:
-      return { ...base, utc: r.utc, utcIso: safeIso(r.utc), source: r.source, sourceName: TIME_SOURCE_NAME[r.source] ?? "unknown" };
-    case KIND.stop:
-      return { ...base, start: r.start, ...position(r.loc) };
-    case KIND.alarm:
-      return { ...base, type: r.type, typeName: ALARM_TYPE_NAME[r.type] ?? "unknown", tc: r.tc, celsius: r.tc / 128 };
-    case KIND.evicted:
-      return {
-        ...base, first: r.first, last: r.last, samples: r.samples, tFirst: r.tFirst, tLast: r.tLast, minTc: r.minTc, maxTc: r.maxTc,
-        outMin: r.outMin, srOr: r.srOr, sflagsOr: r.sflagsOr,
-      };
-    case KIND.seal:
-      return { ...base, epoch: r.epoch, count: r.count, mac: hex(r.mac) };
-    case KIND.fix:
-      return { ...base, ...position(r.loc), fix: r.fix, sv: r.sv };
-  }
-  return base;
+    return base
 }
 
 function safeIso(ms: number): string | null {
-  const d = new Date(ms);
-  return Number.isNaN(d.getTime()) ? null : d.toISOString();
+    const d = new Date(ms)
+    return Number.isNaN(d.getTime()) ? null : d.toISOString()
 }
 
 /** Who may see this device's positions, and why not when not. */
 function positionAccess(reader: ReaderRow, lockey: Buffer | null): PositionAccess & { positions: string } {
-  if (!reader.positions) return { lockey: null, positions: "encrypted: this reader key may not see positions" };
-  if (!lockey) return { lockey: null, positions: "encrypted: the server does not hold this device's lockey" };
-  return { lockey, positions: "decrypted" };
+    if (!reader.positions) return { lockey: null, positions: "encrypted: this reader key may not see positions" }
+    if (!lockey) return { lockey: null, positions: "encrypted: the server does not hold this device's lockey" }
+    return { lockey, positions: "decrypted" }
 }
 
 interface DeviceListRow {
-  devid: string;
-  label: string | null;
-  created: string;
-  lastEpoch: number;
-  lastBoot: number;
-  records: number;
-  firstSeq: number | null;
-  lastSeq: number | null;
-  alarms: number;
-  lastUpload: string | null;
-  ackSeq: number | null;
-  haveLockey: number;
+    devid: string
+    label: string | null
+    created: string
+    lastEpoch: number
+    lastBoot: number
+    records: number
+    firstSeq: number | null
+    lastSeq: number | null
+    alarms: number
+    lastUpload: string | null
+    ackSeq: number | null
+    haveLockey: number
 }
 
 function listDevices(db: Db, devid?: string): object[] {
-  const rows = db
-    .prepare(
-      `SELECT d.devid, d.label, d.created, d.last_epoch AS lastEpoch, d.last_boot AS lastBoot,
+    const rows = db
+        .prepare(
+            `SELECT d.devid, d.label, d.created, d.last_epoch AS lastEpoch, d.last_boot AS lastBoot,
          (SELECT count(*) FROM records r WHERE r.devid = d.devid) AS records,
          (SELECT min(seq) FROM records r WHERE r.devid = d.devid) AS firstSeq,
          (SELECT max(seq) FROM records r WHERE r.devid = d.devid) AS lastSeq,
@@ -155,82 +182,96 @@ function listDevices(db: Db, devid?: string): object[] {
          (SELECT seq FROM checkpoints c WHERE c.devid = d.devid ORDER BY id DESC LIMIT 1) AS ackSeq,
          d.lockey IS NOT NULL AS haveLockey
        FROM devices d ${devid ? "WHERE d.devid = ?" : ""} ORDER BY d.devid`,
-    )
-    .all(...(devid ? [devid] : [])) as DeviceListRow[];
-  return rows.map(({ haveLockey, ...r }) => ({
-    ...r,
-    serverHoldsLockey: haveLockey === 1,
-    unexplainedSegments: segmentsFor(db, r.devid).filter((s) => s.status === "unexplained").length,
-  }));
+        )
+        .all(...(devid ? [devid] : [])) as DeviceListRow[]
+    return rows.map(({ haveLockey, ...r }) => ({
+        ...r,
+        serverHoldsLockey: haveLockey === 1,
+        unexplainedSegments: segmentsFor(db, r.devid).filter(s => s.status === "unexplained").length,
+    }))
 }
 
 /**
  * Handles a request under /v1/devices, or returns null for any other path. `query` is the
  * URL's search part; `authorization` the raw header (never logged).
  */
-export function handleRead(db: Db, method: string | undefined, path: string, query: URLSearchParams, authorization: string | undefined): ReadReply | null {
-  const parts = path.split("/"); // "", "v1", "devices", devid?, what?
-  if (parts[1] !== "v1" || parts[2] !== "devices" || parts.length > 5) return null;
+export function handleRead(
+    db: Db,
+    method: string | undefined,
+    path: string,
+    query: URLSearchParams,
+    authorization: string | undefined,
+): ReadReply | null {
+    const parts = path.split("/") // "", "v1", "devices", devid?, what?
+    if (parts[1] !== "v1" || parts[2] !== "devices" || parts.length > 5) return null
 
-  const auth = authenticate(db, authorization);
-  if ("status" in auth) return auth;
-  const reader = auth.name;
-  if (method !== "GET") return fail(405, "use GET", { reader, headers: { Allow: "GET" } });
+    const auth = authenticate(db, authorization)
+    if ("status" in auth) return auth
+    const reader = auth.name
+    if (method !== "GET") return fail(405, "use GET", { reader, headers: { Allow: "GET" } })
 
-  if (parts.length === 3) {
-    const devices = listDevices(db);
-    return { status: 200, json: { devices }, reader, n: devices.length };
-  }
-  const devid = parts[3];
-  if (!DEVID_RE.test(devid)) return fail(400, "a device id is 16 lower-case hex digits", { reader });
-  const device = getDevice(db, devid);
-  if (!device) return fail(404, `no such device: ${devid}`, { reader, devid });
-  const what = parts[4];
-  const base = { reader, devid };
+    if (parts.length === 3) {
+        const devices = listDevices(db)
+        return { status: 200, json: { devices }, reader, n: devices.length }
+    }
+    const devid = parts[3]
+    if (!DEVID_RE.test(devid)) return fail(400, "a device id is 16 lower-case hex digits", { reader })
+    const device = getDevice(db, devid)
+    if (!device) return fail(404, `no such device: ${devid}`, { reader, devid })
+    const what = parts[4]
+    const base = { reader, devid }
 
-  if (what === undefined) return { status: 200, json: listDevices(db, devid)[0], ...base, n: 1 };
+    if (what === undefined) return { status: 200, json: listDevices(db, devid)[0], ...base, n: 1 }
 
-  if (what === "records") {
-    const from = intParam(query, "from", 0, MAX_SEQ);
-    const to = intParam(query, "to", MAX_SEQ, MAX_SEQ);
-    const limit = intParam(query, "limit", DEFAULT_LIMIT, MAX_LIMIT);
-    for (const v of [from, to, limit]) if (typeof v === "string") return fail(400, v, base);
-    const [f, t, l] = [from, to, limit] as number[];
-    if (f > t) return fail(400, `from ${f} is after to ${t}`, base);
-    if (l < 1) return fail(400, "limit must be at least 1", base);
-    const rows = db
-      .prepare("SELECT seq, bytes FROM records WHERE devid = ? AND seq BETWEEN ? AND ? ORDER BY seq LIMIT ?")
-      .all(devid, f, t, l + 1) as { seq: number; bytes: Buffer }[];
-    const more = rows.length > l;
-    const page = more ? rows.slice(0, l) : rows;
-    const access = positionAccess(auth, device.lockey);
-    const records = page.map((row) => recordJson(devid, row.bytes, access));
-    return {
-      status: 200, ...base, n: records.length,
-      json: { devid, from: f, to: t, positions: access.positions, records, next: more ? rows[l].seq : null },
-    };
-  }
+    if (what === "records") {
+        const from = intParam(query, "from", 0, MAX_SEQ)
+        const to = intParam(query, "to", MAX_SEQ, MAX_SEQ)
+        const limit = intParam(query, "limit", DEFAULT_LIMIT, MAX_LIMIT)
+        for (const v of [from, to, limit]) if (typeof v === "string") return fail(400, v, base)
+        const [f, t, l] = [from, to, limit] as number[]
+        if (f > t) return fail(400, `from ${f} is after to ${t}`, base)
+        if (l < 1) return fail(400, "limit must be at least 1", base)
+        const rows = db
+            .prepare("SELECT seq, bytes FROM records WHERE devid = ? AND seq BETWEEN ? AND ? ORDER BY seq LIMIT ?")
+            .all(devid, f, t, l + 1) as { seq: number; bytes: Buffer }[]
+        const more = rows.length > l
+        const page = more ? rows.slice(0, l) : rows
+        const access = positionAccess(auth, device.lockey)
+        const records = page.map(row => recordJson(devid, row.bytes, access))
+        return {
+            status: 200,
+            ...base,
+            n: records.length,
+            json: { devid, from: f, to: t, positions: access.positions, records, next: more ? rows[l].seq : null },
+        }
+    }
 
-  if (what === "alarms") {
-    const rows = db
-      .prepare("SELECT seq, kind, bytes FROM records WHERE devid = ? AND kind IN (?, ?) ORDER BY seq")
-      .all(devid, KIND.alarm, KIND.evicted) as { seq: number; kind: number; bytes: Buffer }[];
-    const none = { lockey: null };
-    const alarms = rows.filter((r) => r.kind === KIND.alarm).map((r) => recordJson(devid, r.bytes, none));
-    // evicted summaries that say an excursion or a fault happened in records that never arrived
-    const evicted = rows
-      .filter((r) => r.kind === KIND.evicted && r.bytes.length === 40)
-      .map((r) => recordJson(devid, r.bytes, none))
-      .filter((e) => (e.outMin as number) > 0 || (e.srOr as number) !== 0 || (e.sflagsOr as number) !== 0);
-    return { status: 200, ...base, n: alarms.length + evicted.length, json: { devid, alarms, evicted } };
-  }
+    if (what === "alarms") {
+        const rows = db
+            .prepare("SELECT seq, kind, bytes FROM records WHERE devid = ? AND kind IN (?, ?) ORDER BY seq")
+            .all(devid, KIND.alarm, KIND.evicted) as { seq: number; kind: number; bytes: Buffer }[]
+        const none = { lockey: null }
+        const alarms = rows.filter(r => r.kind === KIND.alarm).map(r => recordJson(devid, r.bytes, none))
+        // evicted summaries that say an excursion or a fault happened in records that never arrived
+        const evicted = rows
+            .filter(r => r.kind === KIND.evicted && r.bytes.length === 40)
+            .map(r => recordJson(devid, r.bytes, none))
+            .filter(e => (e.outMin as number) > 0 || (e.srOr as number) !== 0 || (e.sflagsOr as number) !== 0)
+        return { status: 200, ...base, n: alarms.length + evicted.length, json: { devid, alarms, evicted } }
+    }
 
-  if (what === "checkpoints") {
-    const checkpoints = checkpointsFor(db, devid).map((c) => ({
-      id: c.id, seq: c.seq, head: c.head ? hex(c.head) : null, boot: c.boot, epoch: c.epoch, status: c.status, at: c.at,
-    }));
-    return { status: 200, ...base, n: checkpoints.length, json: { devid, checkpoints } };
-  }
+    if (what === "checkpoints") {
+        const checkpoints = checkpointsFor(db, devid).map(c => ({
+            id: c.id,
+            seq: c.seq,
+            head: c.head ? hex(c.head) : null,
+            boot: c.boot,
+            epoch: c.epoch,
+            status: c.status,
+            at: c.at,
+        }))
+        return { status: 200, ...base, n: checkpoints.length, json: { devid, checkpoints } }
+    }
 
-  return fail(404, `no such endpoint: ${path}`, base);
+    return fail(404, `no such endpoint: ${path}`, base)
 }

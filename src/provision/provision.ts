@@ -50,10 +50,16 @@ export function deviceSecretJson(k: DeviceKeys) {
 
 export function parseDeviceSecret(json: { devid: string; k0: string; ackkey: string; lockey?: string }): DeviceKeys {
     const hex = (v: string | undefined, n: number, name: string) => {
-        if (typeof v !== "string" || !new RegExp(`^[0-9a-f]{${2 * n}}$`).test(v)) throw new ProvisionError(`${name} must be ${2 * n} hex digits`)
+        if (typeof v !== "string" || !new RegExp(`^[0-9a-f]{${2 * n}}$`).test(v))
+            throw new ProvisionError(`${name} must be ${2 * n} hex digits`)
         return Buffer.from(v, "hex")
     }
-    return { devid: hex(json.devid, 8, "devid"), k0: hex(json.k0, 32, "k0"), ackkey: hex(json.ackkey, 32, "ackkey"), lockey: json.lockey ? hex(json.lockey, 32, "lockey") : Buffer.alloc(0) }
+    return {
+        devid: hex(json.devid, 8, "devid"),
+        k0: hex(json.k0, 32, "k0"),
+        ackkey: hex(json.ackkey, 32, "ackkey"),
+        lockey: json.lockey ? hex(json.lockey, 32, "lockey") : Buffer.alloc(0),
+    }
 }
 
 export class ProvisionError extends Error {}
@@ -62,7 +68,11 @@ export class ProvisionError extends Error {}
 export function provisionValues(p: ProvisionInput): Map<string, Buffer> {
     const errs: string[] = []
     if (p.devid.length !== 8) errs.push(`devid must be 8 bytes, got ${p.devid.length}`)
-    for (const [name, k] of [["k0", p.k0], ["ackkey", p.ackkey], ["lockey", p.lockey]] as const) {
+    for (const [name, k] of [
+        ["k0", p.k0],
+        ["ackkey", p.ackkey],
+        ["lockey", p.lockey],
+    ] as const) {
         if (k.length !== 32) errs.push(`${name} must be 32 bytes, got ${k.length}`)
         else if (k.every(b => b === k[0])) errs.push(`${name} is a constant pattern; generate a random key`)
     }
@@ -98,10 +108,12 @@ export function provisionValues(p: ProvisionInput): Map<string, Buffer> {
     if (![1, 2, 4, 8, 16].includes(Number(cfg.avg))) errs.push("config.avg must be 1, 2, 4, 8 or 16")
     if (cfg.notch !== 50 && cfg.notch !== 60) errs.push("config.notch must be 50 or 60")
     if (![0, 1, 2, 3].includes(Number(cfg.oc))) errs.push("config.oc must be 0..3")
-    if (!(Number.isInteger(cfg.epoch) && Number(cfg.epoch) >= 60 && Number(cfg.epoch) <= 604800)) errs.push("config.epoch must be 60..604800 s")
+    if (!(Number.isInteger(cfg.epoch) && Number(cfg.epoch) >= 60 && Number(cfg.epoch) <= 604800))
+        errs.push("config.epoch must be 60..604800 s")
     const [fix, fixmv, stopv, stopt] = [cfg.fix, cfg.fixmv, cfg.stopv, cfg.stopt].map(Number)
     if (!(fixmv >= 10 && fix >= fixmv && fix <= 86400)) errs.push("config.fix/fixmv must be 10 <= fixmv <= fix <= 86400 s")
-    if (!(stopv > 0 && stopv < 50 && stopt >= 60 && stopt <= 86400)) errs.push("config.stopv must be 0..50 m/s and config.stopt 60..86400 s")
+    if (!(stopv > 0 && stopv < 50 && stopt >= 60 && stopt <= 86400))
+        errs.push("config.stopv must be 0..50 m/s and config.stopt 60..86400 s")
     const cfgText = Buffer.from(JSON.stringify(cfg))
     if (cfgText.length > 192) errs.push(`config is ${cfgText.length} bytes; the settings store reads back at most 192`)
     const ep = Buffer.from(p.endpoint)

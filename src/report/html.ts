@@ -160,7 +160,7 @@ export function downsampleSeries(points: PlotPoint[], opts: DownsampleOptions): 
         const c = Math.floor(((t - opts.t0) / span) * ncol)
         return c < 0 ? 0 : c >= ncol ? ncol - 1 : c
     }
-    let pts = points.filter((p) => Number.isFinite(p.t))
+    let pts = points.filter(p => Number.isFinite(p.t))
     for (let i = 1; i < pts.length; i++)
         if (pts[i].t < pts[i - 1].t) {
             pts = pts.slice().sort((a, b) => a.t - b.t)
@@ -219,14 +219,12 @@ export function downsampleSeries(points: PlotPoint[], opts: DownsampleOptions): 
             if (p.faulted) {
                 cs.faults++
                 const name = p.fault ? String(p.fault) : "fault"
-                if (name in cs.faultNames || Object.keys(cs.faultNames).length < 8)
-                    cs.faultNames[name] = (cs.faultNames[name] ?? 0) + 1
+                if (name in cs.faultNames || Object.keys(cs.faultNames).length < 8) cs.faultNames[name] = (cs.faultNames[name] ?? 0) + 1
             } else cs.missing++
             continue
         }
         const c = p.c as number
-        const connect =
-            Number.isFinite(lastGoodT) && !badSinceGood && p.t - lastGoodT <= opts.gapMs && !breakBetween(lastGoodT, p.t)
+        const connect = Number.isFinite(lastGoodT) && !badSinceGood && p.t - lastGoodT <= opts.gapMs && !breakBetween(lastGoodT, p.t)
         if (cs.good === 0) {
             cs.firstT = p.t
             cs.firstC = c
@@ -261,9 +259,22 @@ const MIN = 60_000
 const HOUR = 60 * MIN
 const DAY = 24 * HOUR
 const TIME_STEPS = [
-    MIN, 2 * MIN, 5 * MIN, 10 * MIN, 15 * MIN, 30 * MIN,
-    HOUR, 2 * HOUR, 3 * HOUR, 6 * HOUR, 12 * HOUR,
-    DAY, 2 * DAY, 7 * DAY, 14 * DAY, 30 * DAY,
+    MIN,
+    2 * MIN,
+    5 * MIN,
+    10 * MIN,
+    15 * MIN,
+    30 * MIN,
+    HOUR,
+    2 * HOUR,
+    3 * HOUR,
+    6 * HOUR,
+    12 * HOUR,
+    DAY,
+    2 * DAY,
+    7 * DAY,
+    14 * DAY,
+    30 * DAY,
 ]
 
 function median(values: number[]): number {
@@ -341,9 +352,9 @@ function renderChart(s: ShipmentSummary): ChartResult {
     const med = median(diffs)
     const gapMs = Number.isFinite(med) && med > 0 ? 3 * med : Infinity
 
-    const cutTimes = (Array.isArray(s.powerCuts) ? s.powerCuts : []).map((c) => timeMs(c?.at)).filter(Number.isFinite)
+    const cutTimes = (Array.isArray(s.powerCuts) ? s.powerCuts : []).map(c => timeMs(c?.at)).filter(Number.isFinite)
     const ds = downsampleSeries(points, { t0, t1, columns: ncol, gapMs, breaks: cutTimes, markMs: Number.isFinite(med) ? med : 0 })
-    const goodCols = ds.columns.filter((c) => c.good > 0)
+    const goodCols = ds.columns.filter(c => c.good > 0)
 
     // temperature domain: good readings and the alarm band, never faulted values
     const band = s.alarmBand
@@ -408,7 +419,7 @@ function renderChart(s: ShipmentSummary): ChartResult {
 
     // x ticks (UTC)
     if (haveTime) {
-        const step = TIME_STEPS.find((st) => span / st <= 8) ?? Math.ceil(span / 8 / DAY) * DAY
+        const step = TIME_STEPS.find(st => span / st <= 8) ?? Math.ceil(span / 8 / DAY) * DAY
         let prevDay = ""
         for (let t = Math.ceil(t0 / step) * step, i = 0; t <= t1 && i < 50; t += step, i++) {
             const x = xOf(t)
@@ -417,7 +428,9 @@ function renderChart(s: ShipmentSummary): ChartResult {
             const hm = `${pad2(d.getUTCHours())}:${pad2(d.getUTCMinutes())}`
             const ty = STRIP_Y + CHART.stripHeight + 16
             parts.push(`<line class="grid" x1="${n1(x)}" x2="${n1(x)}" y1="${CHART.top}" y2="${CHART.top + CHART.plotHeight}"/>`)
-            parts.push(`<line class="tick" x1="${n1(x)}" x2="${n1(x)}" y1="${STRIP_Y + CHART.stripHeight}" y2="${STRIP_Y + CHART.stripHeight + 4}"/>`)
+            parts.push(
+                `<line class="tick" x1="${n1(x)}" x2="${n1(x)}" y1="${STRIP_Y + CHART.stripHeight}" y2="${STRIP_Y + CHART.stripHeight + 4}"/>`,
+            )
             if (x - CHART.left < 20) continue // keep clear of the "UTC" axis label
             if (step >= DAY) parts.push(`<text class="xlab" x="${n1(x)}" y="${ty}">${esc(day.slice(5))}</text>`)
             else {
@@ -464,8 +477,8 @@ function renderChart(s: ShipmentSummary): ChartResult {
                 sp.push(`${cmd}${x} ${n1(yOf(a))}`, `L${x} ${n1(yOf(b))}`)
             }
         }
-        const line = subpaths.filter((sp) => sp.length > 1).map((sp) => sp.join(""))
-        const dots = subpaths.filter((sp) => sp.length === 1).map((sp) => `${sp[0]}h0`)
+        const line = subpaths.filter(sp => sp.length > 1).map(sp => sp.join(""))
+        const dots = subpaths.filter(sp => sp.length === 1).map(sp => `${sp[0]}h0`)
         if (line.length) parts.push(`<path class="temp-line" clip-path="url(#plot-clip)" d="${line.join("")}"/>`)
         if (dots.length) parts.push(`<path class="temp-dots" clip-path="url(#plot-clip)" d="${dots.join("")}"/>`)
     } else {
@@ -674,17 +687,17 @@ export function renderReportHtml(summary: ShipmentSummary): string {
     const peak = excursions.reduce((m, e) => (isNum(e?.maxC) && e.maxC > m ? e.maxC : m), -Infinity)
     const trough = excursions.reduce((m, e) => (isNum(e?.minC) && (e.minC as number) < m ? (e.minC as number) : m), Infinity)
     const tempDetail = excursions.length
-        ? [`outside ${bandText}`, Number.isFinite(peak) ? `highest ${fmtC(peak)}` : "", Number.isFinite(trough) ? `lowest ${fmtC(trough)}` : ""]
+        ? [
+              `outside ${bandText}`,
+              Number.isFinite(peak) ? `highest ${fmtC(peak)}` : "",
+              Number.isFinite(trough) ? `lowest ${fmtC(trough)}` : "",
+          ]
               .filter(Boolean)
               .join("; ")
         : hasReadings
           ? `band ${bandText}; readings ${fmtC(s.minC)} to ${fmtC(s.maxC)}`
           : `band ${bandText}; no non-faulted reading`
-    const tempCard: [Level, string] = excursions.length
-        ? ["bad", excWord]
-        : hasReadings
-          ? ["ok", "Within band"]
-          : ["bad", "No readings"]
+    const tempCard: [Level, string] = excursions.length ? ["bad", excWord] : hasReadings ? ["ok", "Within band"] : ["bad", "No readings"]
     const startMs = timeMs(s.started)
     const endMs = timeMs(s.ended)
     const outsideMs = excursions.reduce((sum, e) => {
@@ -713,7 +726,14 @@ export function renderReportHtml(summary: ShipmentSummary): string {
     h.push(card(chainLevel, "Record chain", chainWord, chainDetail || "—"))
     h.push(card(lost > 0 ? "bad" : "ok", "Lost samples", String(lost), `of ${fmtNum(samples.taken)} taken`))
     h.push(card(tempCard[0], "Temperature", tempCard[1], tempDetail))
-    h.push(card(faulted ? "warn" : "ok", "Faulted readings", String(faulted), faulted ? "shown on the fault strip, not as temperatures" : "none"))
+    h.push(
+        card(
+            faulted ? "warn" : "ok",
+            "Faulted readings",
+            String(faulted),
+            faulted ? "shown on the fault strip, not as temperatures" : "none",
+        ),
+    )
     h.push(`</div></header>`)
 
     // figures
@@ -765,7 +785,9 @@ export function renderReportHtml(summary: ShipmentSummary): string {
         )
     else {
         const { shown, more } = limited(excursions)
-        h.push(`<table><thead><tr><th class="num">#</th><th>Start</th><th>End</th><th>Duration</th><th class="num">Highest</th><th class="num">Lowest</th></tr></thead><tbody>`)
+        h.push(
+            `<table><thead><tr><th class="num">#</th><th>Start</th><th>End</th><th>Duration</th><th class="num">Highest</th><th class="num">Lowest</th></tr></thead><tbody>`,
+        )
         shown.forEach((e, i) => {
             const a = timeMs(e?.start)
             const b = e?.end === null || e?.end === undefined ? NaN : timeMs(e.end)
@@ -790,12 +812,14 @@ export function renderReportHtml(summary: ShipmentSummary): string {
     if (!faults.length) h.push(`<p class="muted">None.</p>`)
     else {
         const { shown, more } = limited(faults)
-        h.push(`<table><thead><tr><th class="num">#</th><th>Fault</th><th>First faulted reading</th><th>Last faulted reading</th><th class="num">Readings</th></tr></thead><tbody>`)
+        h.push(
+            `<table><thead><tr><th class="num">#</th><th>Fault</th><th>First faulted reading</th><th>Last faulted reading</th><th class="num">Readings</th></tr></thead><tbody>`,
+        )
         shown.forEach((f, i) =>
             h.push(
                 `<tr><td class="num">${i + 1}</td><td>${esc(f?.fault ?? "—")}</td><td>${esc(fmtTime(f?.start))}</td>` +
                     `<td>${esc(fmtTime(f?.end))}</td><td class="num">${esc(String(f?.samples ?? "—"))}</td></tr>`,
-            )
+            ),
         )
         h.push(`</tbody></table>`)
         if (more) h.push(`<p class="muted">${esc(`… and ${more} more.`)}</p>`)
@@ -809,7 +833,9 @@ export function renderReportHtml(summary: ShipmentSummary): string {
         const { shown, more } = limited(powerCuts)
         h.push(`<table><thead><tr><th class="num">#</th><th>At</th><th>Power back</th></tr></thead><tbody>`)
         shown.forEach((c, i) =>
-            h.push(`<tr><td class="num">${i + 1}</td><td>${esc(fmtTime(c?.at))}</td><td>${esc(c?.until === undefined ? "—" : fmtTime(c.until))}</td></tr>`),
+            h.push(
+                `<tr><td class="num">${i + 1}</td><td>${esc(fmtTime(c?.at))}</td><td>${esc(c?.until === undefined ? "—" : fmtTime(c.until))}</td></tr>`,
+            ),
         )
         h.push(`</tbody></table>`)
         if (more) h.push(`<p class="muted">${esc(`… and ${more} more.`)}</p>`)
@@ -835,10 +861,12 @@ export function renderReportHtml(summary: ShipmentSummary): string {
     // notes
     h.push(`<section><h2>Notes</h2>`)
     if (!notes.length) h.push(`<p class="muted">None.</p>`)
-    else h.push(`<ul class="notes">${notes.map((n) => `<li>${esc(n)}</li>`).join("")}</ul>`)
+    else h.push(`<ul class="notes">${notes.map(n => `<li>${esc(n)}</li>`).join("")}</ul>`)
     h.push(`</section>`)
 
-    h.push(`<footer>coldtrace shipment report · times in UTC · temperatures in °C · self-contained page (no scripts, no external resources)</footer>`)
+    h.push(
+        `<footer>coldtrace shipment report · times in UTC · temperatures in °C · self-contained page (no scripts, no external resources)</footer>`,
+    )
     h.push(`</main></body></html>`)
     return h.join("\n")
 }

@@ -41,10 +41,7 @@ export interface RequestInfo {
 
 export type FaultRates = Partial<Record<Exclude<HttpFault, "pass">, number>>
 
-export type FaultSchedule =
-    | readonly HttpFault[]
-    | { seed: number; rates: FaultRates }
-    | ((req: RequestInfo) => HttpFault)
+export type FaultSchedule = readonly HttpFault[] | { seed: number; rates: FaultRates } | ((req: RequestInfo) => HttpFault)
 
 export interface FaultEvent extends RequestInfo {
     fault: HttpFault
@@ -325,9 +322,20 @@ export class HttpFaultInjector extends EventEmitter {
                 (status, gone) => {
                     const outcome =
                         fault === "pass"
-                            ? status ? `relayed ${status}` : gone ? "client gave up before the reply" : "server closed without a reply"
-                            : status ? `ack dropped (server said ${status})` : "server closed without a reply"
-                    this.finish(req, fault, started, { bodyBytes: Math.min(received, len), forwardedBytes: Math.min(received, len), upstreamStatus: status || undefined, outcome })
+                            ? status
+                                ? `relayed ${status}`
+                                : gone
+                                  ? "client gave up before the reply"
+                                  : "server closed without a reply"
+                            : status
+                              ? `ack dropped (server said ${status})`
+                              : "server closed without a reply"
+                    this.finish(req, fault, started, {
+                        bodyBytes: Math.min(received, len),
+                        forwardedBytes: Math.min(received, len),
+                        upstreamStatus: status || undefined,
+                        outcome,
+                    })
                 },
                 fault === "dropAck",
             )
@@ -347,14 +355,19 @@ export class HttpFaultInjector extends EventEmitter {
                 cut = true
                 client.destroy()
                 up.destroy()
-                this.finish(req, fault, started, { bodyBytes: Math.min(received, len), forwardedBytes: forwarded, outcome: `dropped after ${forwarded} of ${len} body bytes` })
+                this.finish(req, fault, started, {
+                    bodyBytes: Math.min(received, len),
+                    forwardedBytes: forwarded,
+                    outcome: `dropped after ${forwarded} of ${len} body bytes`,
+                })
             }
             const feed = (d: Buffer) => {
                 const take = Math.min(d.length, half - forwarded)
                 const last = forwarded + take >= half
                 forwarded += take
                 const chunk = d.subarray(0, take)
-                if (last) up.write(chunk, () => drop()) // cut once the half has left for the server
+                if (last)
+                    up.write(chunk, () => drop()) // cut once the half has left for the server
                 else if (take > 0) up.write(chunk)
                 return last
             }
@@ -383,13 +396,15 @@ export class HttpFaultInjector extends EventEmitter {
             answered = true
             if (fault === "error500") {
                 const body = Buffer.from("injected fault: 500\n")
-                client.end(Buffer.concat([
-                    Buffer.from(
-                        "HTTP/1.1 500 Internal Server Error\r\nContent-Type: text/plain; charset=utf-8\r\n" +
-                            `Content-Length: ${body.length}\r\nConnection: close\r\nX-Coldtrace-Reason: injected fault\r\n\r\n`,
-                    ),
-                    body,
-                ]))
+                client.end(
+                    Buffer.concat([
+                        Buffer.from(
+                            "HTTP/1.1 500 Internal Server Error\r\nContent-Type: text/plain; charset=utf-8\r\n" +
+                                `Content-Length: ${body.length}\r\nConnection: close\r\nX-Coldtrace-Reason: injected fault\r\n\r\n`,
+                        ),
+                        body,
+                    ]),
+                )
                 this.finish(req, fault, started, { bodyBytes: Math.min(received, len), forwardedBytes: 0, outcome: "answered 500" })
                 return
             }
@@ -403,7 +418,8 @@ export class HttpFaultInjector extends EventEmitter {
                     this.timers.delete(t)
                 }
                 this.finish(req, fault, started, {
-                    bodyBytes: Math.min(received, len), forwardedBytes: 0,
+                    bodyBytes: Math.min(received, len),
+                    forwardedBytes: 0,
                     outcome: gaveUp || t === undefined ? `client side closed after ${ms} ms` : `closed unanswered after ${this.hangMs} ms`,
                 })
             })

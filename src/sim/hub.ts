@@ -143,10 +143,7 @@ export class JacdacHub {
     private sendToVm(frame: Uint8Array) {
         const sock = this.socket
         if (!sock || sock.destroyed) return
-        const hdr =
-            frame.length < 0xff
-                ? Buffer.from([frame.length])
-                : Buffer.from([0xff, frame.length & 0xff, frame.length >> 8])
+        const hdr = frame.length < 0xff ? Buffer.from([frame.length]) : Buffer.from([0xff, frame.length & 0xff, frame.length >> 8])
         sock.write(Buffer.concat([hdr, frame]))
     }
 }

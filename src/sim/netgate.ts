@@ -12,7 +12,10 @@ export class NetGate {
     connections = 0
     refused = 0
 
-    constructor(readonly targetPort: number, readonly targetHost = "127.0.0.1") {}
+    constructor(
+        readonly targetPort: number,
+        readonly targetHost = "127.0.0.1",
+    ) {}
 
     async listen(): Promise<number> {
         const server = net.createServer(client => this.accept(client))

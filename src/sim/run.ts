@@ -128,7 +128,15 @@ async function runLocked(opts: RunOptions, out: string, fw: { bytecode: string; 
     const notehub = s.cellular
         ? await startNotehub({
               ingestUrl: `${ingest.url}/v1/batch`,
-              relay: (s.cellular.relay as never) ?? { seed: 1, delayMs: 0, jitterMs: 100, reorder: 0.2, holdMs: 100, duplicate: 0.3, duplicateLagMs: 50 },
+              relay: (s.cellular.relay as never) ?? {
+                  seed: 1,
+                  delayMs: 0,
+                  jitterMs: 100,
+                  reorder: 0.2,
+                  holdMs: 100,
+                  duplicate: 0.3,
+                  duplicateLagMs: 50,
+              },
               log: l => notehubLog.push(l),
           })
         : undefined
@@ -159,7 +167,8 @@ async function runLocked(opts: RunOptions, out: string, fw: { bytecode: string; 
         const m = /^ct:(\S+)\s*(.*)$/.exec(line)
         if (!m) return
         const kv = Object.fromEntries(m[2].split(/\s+/).map(p => p.split("=")))
-        if (m[1] === "sample") sampleLines.set(+kv.seq, { tc: +kv.tc, cj: +kv.cj, sr: +kv.sr, fl: +kv.fl, up: +kv.up, rd: +kv.rd, ms: +kv.ms })
+        if (m[1] === "sample")
+            sampleLines.set(+kv.seq, { tc: +kv.tc, cj: +kv.cj, sr: +kv.sr, fl: +kv.fl, up: +kv.up, rd: +kv.rd, ms: +kv.ms })
         else if (m[1] === "boot") booted++
         else if (m[1] === "provisioned") provisioned++
         else if (m[1] === "upload") {
@@ -170,7 +179,10 @@ async function runLocked(opts: RunOptions, out: string, fw: { bytecode: string; 
         } else if (m[1] === "upload-error") {
             uploads.attempts++
             uploads.failed++
-        } else if (m[1] === "alarm") say(`  ${fmtWorld(s, lastPublished)}  ALARM ${kv.type === "3" ? "back in band" : "out of band"} at ${(+kv.tc / 128).toFixed(2)} C`)
+        } else if (m[1] === "alarm")
+            say(
+                `  ${fmtWorld(s, lastPublished)}  ALARM ${kv.type === "3" ? "back in band" : "out of band"} at ${(+kv.tc / 128).toFixed(2)} C`,
+            )
         else if (m[1] === "evicted") say(`  ${fmtWorld(s, lastPublished)}  store full: evicted unsent seq ${kv.first}..${kv.last}`)
     })
 
@@ -214,7 +226,12 @@ async function runLocked(opts: RunOptions, out: string, fw: { bytecode: string; 
             const values = provisionValues({ ...keys, endpoint: `https://127.0.0.1:${gatePort}/v1/batch`, config: s.device })
             // the logger starts once `endpoint` (written last) lands, so the cellular keys go first
             const extra = new Map<string, Buffer>(
-                notehub ? [["ncproduct", Buffer.from(s.cellular!.product ?? "com.coldtrace.sim:fleet")], ["simhub", Buffer.from(notehub.url)]] : [],
+                notehub
+                    ? [
+                          ["ncproduct", Buffer.from(s.cellular!.product ?? "com.coldtrace.sim:fleet")],
+                          ["simhub", Buffer.from(notehub.url)],
+                      ]
+                    : [],
             )
             await writeProvisioning(logger, new Map([...extra, ...values]))
             say(`  provisioned device ${devidHex} over Jacdac (key not shown)`)
@@ -233,7 +250,9 @@ async function runLocked(opts: RunOptions, out: string, fw: { bytecode: string; 
                 // (hung on a socket, a crashed fiber) would hold it forever: fail loudly instead
                 if (now !== stalled.at) stalled = { at: now, since: Date.now() }
                 else if (Date.now() - stalled.since > STALL_MS)
-                    throw new Error(`world time stuck at ${fmtWorld(s, now)} for ${STALL_MS / 1000} s: the device stopped asking for wake-ups (see device-console.log)`)
+                    throw new Error(
+                        `world time stuck at ${fmtWorld(s, now)} for ${STALL_MS / 1000} s: the device stopped asking for wake-ups (see device-console.log)`,
+                    )
                 if (cutIdx < cuts.length && now >= cuts[cutIdx].at * 3_600_000) {
                     const cut = cuts[cutIdx++]
                     await vm.powerCut()
@@ -256,7 +275,9 @@ async function runLocked(opts: RunOptions, out: string, fw: { bytecode: string; 
                 if (now >= nextProgress) {
                     nextProgress += every
                     const taken = sampleLines.size
-                    say(`  ${fmtWorld(s, now)}  samples ${taken}  acknowledged up to seq ${lastAck}  uploads ${uploads.ok} ok / ${uploads.failed} failed${gate.up ? "" : "  [network down]"}`)
+                    say(
+                        `  ${fmtWorld(s, now)}  samples ${taken}  acknowledged up to seq ${lastAck}  uploads ${uploads.ok} ok / ${uploads.failed} failed${gate.up ? "" : "  [network down]"}`,
+                    )
                 }
                 await sleep(TICK_MS)
             }
@@ -286,13 +307,24 @@ async function runLocked(opts: RunOptions, out: string, fw: { bytecode: string; 
         const serverEntries: ChainEntry[] = recordsFor(ingest.db, devidHex).map(r => ({ seq: r.seq, bytes: r.bytes, head: r.head }))
         const { merged, conflicts } = mergeLogs(serverEntries, deviceEntries)
         const verdict = verifyChain(devid, merged)
-        if (conflicts.length && verdict.ok) Object.assign(verdict, { ok: false, firstBad: conflicts[0], reason: "server and device hold different bytes" })
+        if (conflicts.length && verdict.ok)
+            Object.assign(verdict, { ok: false, firstBad: conflicts[0], reason: "server and device hold different bytes" })
         // the independent verifier, as `coldtrace verify` runs it: the server's database, and the
         // device's own flash against the checkpoints the server acknowledged
         const verification = [
             runVerifier(["--db", dbPath], "server database"),
             existsSync(path.join(out, "device-export.json"))
-                ? runVerifier(["--export", path.join(out, "device-export.json"), "--keys", path.join(out, "device-secret.json"), "--checkpoints-from", dbPath], "device flash")
+                ? runVerifier(
+                      [
+                          "--export",
+                          path.join(out, "device-export.json"),
+                          "--keys",
+                          path.join(out, "device-secret.json"),
+                          "--checkpoints-from",
+                          dbPath,
+                      ],
+                      "device flash",
+                  )
                 : undefined,
         ].filter(v => v !== undefined)
         const notes: string[] = []
@@ -316,12 +348,32 @@ async function runLocked(opts: RunOptions, out: string, fw: { bytecode: string; 
         const verified = verification.every(v => v.verdict.ok)
         summary.chain = {
             status: verified && verdict.ok ? "ok" : "broken",
-            detail: verification.map(v => v.text).join("\n") + (verdict.ok ? "" : `\nmerged log: first bad seq ${verdict.firstBad}: ${verdict.reason}`),
+            detail:
+                verification.map(v => v.text).join("\n") +
+                (verdict.ok ? "" : `\nmerged log: first bad seq ${verdict.firstBad}: ${verdict.reason}`),
         }
         const summaryPath = path.join(out, "summary.json")
         const reportPath = path.join(out, "report.html")
-        const verifierJson = verification.map(v => ({ what: v.what, ok: v.verdict.ok, status: v.verdict.status, firstBad: v.verdict.firstBad, reason: v.verdict.reason, records: v.verdict.records, sealedThrough: v.verdict.sealedThrough, epochs: v.verdict.epochs, unsealed: v.verdict.unsealed, problems: v.verdict.problems }))
-        writeFileSync(summaryPath, JSON.stringify({ ...summary, verification: verifierJson, firmwareBytes: fw.bytes, wallSeconds: (performance.now() - wall0) / 1000 }, null, 2))
+        const verifierJson = verification.map(v => ({
+            what: v.what,
+            ok: v.verdict.ok,
+            status: v.verdict.status,
+            firstBad: v.verdict.firstBad,
+            reason: v.verdict.reason,
+            records: v.verdict.records,
+            sealedThrough: v.verdict.sealedThrough,
+            epochs: v.verdict.epochs,
+            unsealed: v.verdict.unsealed,
+            problems: v.verdict.problems,
+        }))
+        writeFileSync(
+            summaryPath,
+            JSON.stringify(
+                { ...summary, verification: verifierJson, firmwareBytes: fw.bytes, wallSeconds: (performance.now() - wall0) / 1000 },
+                null,
+                2,
+            ),
+        )
         writeFileSync(reportPath, renderReportHtml(summary))
         writeFileSync(path.join(out, "http-faults.json"), JSON.stringify({ counts: faults.counts, tlsErrors: faults.tlsErrors }, null, 1))
         result = {

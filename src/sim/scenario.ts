@@ -54,7 +54,10 @@ function checkKeyframes(name: string, k: unknown, hours: number) {
     check(Array.isArray(k) && k.length > 0, `${name}: needs at least one [hour, value] keyframe`)
     let prev = -Infinity
     for (const f of k as unknown[]) {
-        check(Array.isArray(f) && f.length >= 2 && f.every(x => typeof x === "number" && Number.isFinite(x)), `${name}: keyframe ${JSON.stringify(f)} is not [hour, value...]`)
+        check(
+            Array.isArray(f) && f.length >= 2 && f.every(x => typeof x === "number" && Number.isFinite(x)),
+            `${name}: keyframe ${JSON.stringify(f)} is not [hour, value...]`,
+        )
         const t = (f as number[])[0]
         check(t >= prev, `${name}: keyframes must be in time order (${t} after ${prev})`)
         check(t >= 0 && t <= hours, `${name}: keyframe hour ${t} is outside 0..${hours}`)
@@ -81,7 +84,10 @@ export function parseScenario(json: unknown): Scenario {
     check(typeof s.speed === "number" && s.speed >= 1 && s.speed <= 20000, "speed: must be 1..20000")
     check(s.device && typeof s.device.interval === "number" && s.device.interval >= 1, "device.interval: seconds >= 1")
     check(typeof s.device.upload === "number" && s.device.upload >= 10, "device.upload: seconds >= 10")
-    check(typeof s.device.low === "number" && typeof s.device.high === "number" && s.device.low < s.device.high, "device.low/high: low < high")
+    check(
+        typeof s.device.low === "number" && typeof s.device.high === "number" && s.device.low < s.device.high,
+        "device.low/high: low < high",
+    )
     checkKeyframes("probe", s.probe, s.hours)
     checkKeyframes("board", s.board, s.hours)
     checkWindows("faults", s.faults, s.hours)
@@ -90,8 +96,15 @@ export function parseScenario(json: unknown): Scenario {
     checkWindows("radioOff", s.radioOff, s.hours)
     checkWindows("wifi", s.wifi, s.hours)
     for (const p of s.powerCuts ?? [])
-        check(typeof p.at === "number" && p.at > 0 && p.at < s.hours && typeof p.off === "number" && p.off >= 0, `powerCuts: ${JSON.stringify(p)} needs 0 < at < hours and off >= 0`)
-    if (s.chaos) check(Number.isInteger(s.chaos.kills) && s.chaos.kills >= 0 && s.chaos.kills <= 10000 && Number.isInteger(s.chaos.seed), "chaos: needs integer kills (0..10000) and seed")
+        check(
+            typeof p.at === "number" && p.at > 0 && p.at < s.hours && typeof p.off === "number" && p.off >= 0,
+            `powerCuts: ${JSON.stringify(p)} needs 0 < at < hours and off >= 0`,
+        )
+    if (s.chaos)
+        check(
+            Number.isInteger(s.chaos.kills) && s.chaos.kills >= 0 && s.chaos.kills <= 10000 && Number.isInteger(s.chaos.seed),
+            "chaos: needs integer kills (0..10000) and seed",
+        )
     if (s.route) checkKeyframes("route", s.route, s.hours)
     checkWindows("gpsLoss", s.gpsLoss, s.hours)
     check(!s.gpsLoss || s.route, "gpsLoss: needs a route")

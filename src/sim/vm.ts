@@ -28,8 +28,11 @@ export async function buildFirmware(entry: string, outFile: string, extraArgs: s
     const binDir = path.join(DEVS_DIR, ".devicescript/bin")
     for (let attempt = 1; ; attempt++) {
         await new Promise<void>((resolve, reject) =>
-            execFile(process.execPath, [DEVS_CLI, "build", entry, ...extraArgs], { cwd: DEVS_DIR, maxBuffer: 16 << 20 }, (err, stdout, stderr) =>
-                err ? reject(new Error(`devs build ${entry} failed:\n${stdout}${stderr}`)) : resolve(),
+            execFile(
+                process.execPath,
+                [DEVS_CLI, "build", entry, ...extraArgs],
+                { cwd: DEVS_DIR, maxBuffer: 16 << 20 },
+                (err, stdout, stderr) => (err ? reject(new Error(`devs build ${entry} failed:\n${stdout}${stderr}`)) : resolve()),
             ),
         )
         try {
@@ -61,7 +64,11 @@ export class VmProcess extends EventEmitter {
     private proc?: ChildProcess
     boots = 0
 
-    constructor(readonly dir: string, readonly bytecode: string, readonly env: NodeJS.ProcessEnv = {}) {
+    constructor(
+        readonly dir: string,
+        readonly bytecode: string,
+        readonly env: NodeJS.ProcessEnv = {},
+    ) {
         super()
         mkdirSync(dir, { recursive: true })
     }
@@ -84,7 +91,11 @@ export class VmProcess extends EventEmitter {
             buf += d.toString("utf8")
             let i: number
             while ((i = buf.indexOf("\n")) >= 0) {
-                const line = buf.slice(0, i).replace(ANSI, "").replace(/^WASM> /, "").trimEnd()
+                const line = buf
+                    .slice(0, i)
+                    .replace(ANSI, "")
+                    .replace(/^WASM> /, "")
+                    .trimEnd()
                 buf = buf.slice(i + 1)
                 this.emit("line", line)
             }

@@ -103,7 +103,7 @@ export class NoteRelay {
 
     constructor(
         readonly deliver: Deliver,
-        options: NoteRelayOptions = {}
+        options: NoteRelayOptions = {},
     ) {
         this.rand = mulberry32(options.seed ?? 1)
         this.now = options.now ?? Date.now
@@ -138,7 +138,7 @@ export class NoteRelay {
      */
     push(notes: RelayNote | RelayNote[]): void {
         const list = Array.isArray(notes) ? notes : [notes]
-        const decoded = list.map((n) => decodeNotePayload(n.payload))
+        const decoded = list.map(n => decodeNotePayload(n.payload))
         const t = this.now()
         list.forEach((note, i) => {
             const index = this.stats.pushed++
@@ -179,7 +179,7 @@ export class NoteRelay {
             n += await this.run(true)
             if (this.stats.retries !== before && this.queue.length > 0) {
                 // the callback is failing: give it the retry delay rather than spinning
-                await new Promise((r) => setTimeout(r, Math.min(this.o.retryMs, 50)))
+                await new Promise(r => setTimeout(r, Math.min(this.o.retryMs, 50)))
             }
         }
         return n

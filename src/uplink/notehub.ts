@@ -87,7 +87,10 @@ interface Inbound {
 }
 
 class BadRequest extends Error {
-    constructor(readonly status: number, message: string) {
+    constructor(
+        readonly status: number,
+        message: string,
+    ) {
         super(message)
     }
 }
@@ -108,7 +111,7 @@ function post(url: string, body: Buffer, ca: string | Buffer | undefined, timeou
                 headers: { "content-type": "application/octet-stream", "content-length": String(body.length), connection: "close" },
                 timeout: timeoutMs,
             },
-            (res) => {
+            res => {
                 const chunks: Buffer[] = []
                 res.on("data", (c: Buffer) => chunks.push(c))
                 res.on("end", () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }))
@@ -150,7 +153,8 @@ function parseSync(text: string): { sn: string; notes: { file: string; body: unk
     const notes = o.notes.map((n: unknown, i: number) => {
         const x = n as { file?: unknown; body?: unknown; payload?: unknown }
         if (!x || typeof x !== "object" || typeof x.file !== "string") throw new BadRequest(400, `sync: note ${i} needs a string \`file\``)
-        if (x.payload !== undefined && typeof x.payload !== "string") throw new BadRequest(400, `sync: note ${i}: payload must be base64 text`)
+        if (x.payload !== undefined && typeof x.payload !== "string")
+            throw new BadRequest(400, `sync: note ${i}: payload must be base64 text`)
         if (x.body !== undefined && x.body !== null && (typeof x.body !== "object" || Array.isArray(x.body)))
             throw new BadRequest(400, `sync: note ${i}: body must be an object`)
         return { file: x.file, body: x.body ?? undefined, payload: (x.payload as string | undefined) ?? "" }
@@ -192,7 +196,16 @@ export async function startNotehub(o: NotehubOptions): Promise<Notehub> {
             log(JSON.stringify({ ev: "ack", sn, status: r.status, first: echo.first, n: echo.n, seq: r.body.readUInt32LE(12) }))
         } else {
             // refused for good (400, 401, 413, 422): resending the same bytes cannot help
-            log(JSON.stringify({ ev: "refused", sn, status: r.status, first: echo.first, n: echo.n, reason: r.body.toString("utf8", 0, 200).trim() }))
+            log(
+                JSON.stringify({
+                    ev: "refused",
+                    sn,
+                    status: r.status,
+                    first: echo.first,
+                    n: echo.n,
+                    reason: r.body.toString("utf8", 0, 200).trim(),
+                }),
+            )
         }
     }
     const relay = new NoteRelay(deliver, o.relay ?? { delayMs: 0, jitterMs: 50 })
@@ -202,7 +215,7 @@ export async function startNotehub(o: NotehubOptions): Promise<Notehub> {
         if (path !== SYNC_PATH) throw new BadRequest(404, `no such endpoint: ${path}`)
         if (req.method !== "POST") throw new BadRequest(405, "use POST")
         const { sn, notes } = parseSync((await readBody(req, MAX_SYNC_BODY)).toString("utf8"))
-        const batches: DeviceNote[] = notes.filter((n) => n.file === BATCH_FILE).map((n) => ({ ...n, sn, time: Math.floor(Date.now() / 1000) }))
+        const batches: DeviceNote[] = notes.filter(n => n.file === BATCH_FILE).map(n => ({ ...n, sn, time: Math.floor(Date.now() / 1000) }))
         try {
             relay.push(batches) // decodes every payload first: a bad one refuses the whole sync
         } catch (e) {
@@ -213,7 +226,7 @@ export async function startNotehub(o: NotehubOptions): Promise<Notehub> {
         stats.batchesUp += batches.length
         const down = inbound.get(sn) ?? []
         inbound.delete(sn)
-        stats.acksDown += down.filter((n) => n.file === ACK_FILE).length
+        stats.acksDown += down.filter(n => n.file === ACK_FILE).length
         log(JSON.stringify({ ev: "sync", sn, up: notes.length, batches: batches.length, down: down.length }))
         return { status: 200, json: { inbound: down } }
     }
@@ -251,12 +264,12 @@ export async function startNotehub(o: NotehubOptions): Promise<Notehub> {
         port,
         stats,
         relay,
-        waiting: (sn) => inbound.get(sn)?.length ?? 0,
+        waiting: sn => inbound.get(sn)?.length ?? 0,
         drain: async () => {
             await relay.drain()
         },
         close() {
-            closing ??= new Promise<void>((resolve) => {
+            closing ??= new Promise<void>(resolve => {
                 relay.stop()
                 server.close(() => resolve())
                 server.closeAllConnections()

@@ -4,7 +4,15 @@
 import path from "node:path"
 import { verifyLog, type Checkpoint, type Verdict, type VerifyInput } from "./verify.js"
 import {
-    VerifyUsageError, dbInput, dbReference, exportInput, loadKeys, openIngestDb, parseCheckpointArg, pickDevice, readExportFile,
+    VerifyUsageError,
+    dbInput,
+    dbReference,
+    exportInput,
+    loadKeys,
+    openIngestDb,
+    parseCheckpointArg,
+    pickDevice,
+    readExportFile,
     type OpenDb,
 } from "./inputs.js"
 
@@ -51,9 +59,11 @@ export function inputFromArgs(args: string[]): { input: VerifyInput; what: strin
     const opened: OpenDb[] = []
     const close = () => opened.forEach(d => d.close())
     try {
-        if (dbFile && exportFile) throw new VerifyUsageError("give --db or --export, not both (check an export against a database with --checkpoints-from)")
+        if (dbFile && exportFile)
+            throw new VerifyUsageError("give --db or --export, not both (check an export against a database with --checkpoints-from)")
         if (dbFile) {
-            for (const k of ["--keys", "--checkpoints-from", "--checkpoint"]) if (values.has(k)) throw new VerifyUsageError(`${k} goes with --export, not --db`)
+            for (const k of ["--keys", "--checkpoints-from", "--checkpoint"])
+                if (values.has(k)) throw new VerifyUsageError(`${k} goes with --export, not --db`)
             const d = openIngestDb(dbFile)
             opened.push(d)
             const devid = pickDevice(d, one("--device"))
@@ -65,7 +75,10 @@ export function inputFromArgs(args: string[]): { input: VerifyInput; what: strin
             const dev = exportInput(file)
             const keysFile = one("--keys")
             const keys = keysFile ? loadKeys(keysFile) : null
-            if (keys && keys.devid !== file.devid) throw new VerifyUsageError(`${keysFile} holds the keys of device ${keys.devid}, but the export is from device ${file.devid}`)
+            if (keys && keys.devid !== file.devid)
+                throw new VerifyUsageError(
+                    `${keysFile} holds the keys of device ${keys.devid}, but the export is from device ${file.devid}`,
+                )
             const cpFrom = one("--checkpoints-from")
             const manual: Checkpoint[] = (values.get("--checkpoint") ?? []).map(parseCheckpointArg)
             if (cpFrom && manual.length) throw new VerifyUsageError("give --checkpoints-from or --checkpoint, not both")
@@ -74,10 +87,14 @@ export function inputFromArgs(args: string[]): { input: VerifyInput; what: strin
                 const d = openIngestDb(cpFrom)
                 opened.push(d)
                 ref = dbReference(d, pickDevice(d, file.devid))
-                if (keys && !keys.k0.equals(ref.k0)) throw new VerifyUsageError(`${keysFile} and ${cpFrom} hold different keys for device ${file.devid}`)
+                if (keys && !keys.k0.equals(ref.k0))
+                    throw new VerifyUsageError(`${keysFile} and ${cpFrom} hold different keys for device ${file.devid}`)
             }
             const k0 = keys?.k0 ?? ref?.k0
-            if (!k0) throw new VerifyUsageError("--export needs the device's keys: --keys device-secret.json (or --checkpoints-from a database that holds them)")
+            if (!k0)
+                throw new VerifyUsageError(
+                    "--export needs the device's keys: --keys device-secret.json (or --checkpoints-from a database that holds them)",
+                )
             const input: VerifyInput = {
                 ...dev,
                 k0,
@@ -102,16 +119,28 @@ export function formatVerdict(v: Verdict, what = "log"): string {
     if (v.ok) lines.push(`VERIFIED: device ${v.devid}, ${what}: ${span}`)
     else lines.push(`${v.status.toUpperCase()}: first offending seq ${v.firstBad}: ${v.reason}`)
     if (!v.ok) lines.push(`  device ${v.devid}, ${what}: ${span}`)
-    const start = v.start === "genesis" ? "chained from genesis" : v.start === "anchored" ? `chained from the head stated before seq ${v.firstSeq}` : "no chain start"
-    const sealed = v.sealedThrough === null ? "no seal verifies" : `sealed through seq ${v.sealedThrough} (${v.epochs} seal${v.epochs === 1 ? "" : "s"} verified, last epoch ${v.lastEpoch})`
+    const start =
+        v.start === "genesis"
+            ? "chained from genesis"
+            : v.start === "anchored"
+              ? `chained from the head stated before seq ${v.firstSeq}`
+              : "no chain start"
+    const sealed =
+        v.sealedThrough === null
+            ? "no seal verifies"
+            : `sealed through seq ${v.sealedThrough} (${v.epochs} seal${v.epochs === 1 ? "" : "s"} verified, last epoch ${v.lastEpoch})`
     lines.push(`  ${start}; ${sealed}; ${v.unsealed} unsealed after the last seal`)
     const cp = v.checkpoints
     lines.push(
         `  boots ${v.boots.length ? v.boots.join(", ") : "-"}; checkpoints ${cp.given ? `${cp.matched} of ${cp.given} reproduced${cp.before ? ` (${cp.before} before the first record held)` : ""}, latest seq ${cp.latest}` : "none given"}` +
-            (v.positions && v.positions.decrypted + v.positions.failed ? `; positions ${v.positions.decrypted} authenticated, ${v.positions.failed} not` : ""),
+            (v.positions && v.positions.decrypted + v.positions.failed
+                ? `; positions ${v.positions.decrypted} authenticated, ${v.positions.failed} not`
+                : ""),
     )
     for (const e of v.evictedRanges) {
-        lines.push(`  evicted seq ${e.first}..${e.last} (record ${e.seq}${e.sealed ? ", sealed" : ", NOT sealed"}): ${e.samples} samples, tc ${e.minTc / 128}..${e.maxTc / 128} C, ${e.outMin} min out of band${e.srOr || e.sflagsOr ? `, faults sr 0x${e.srOr.toString(16)} flags 0x${e.sflagsOr.toString(16)}` : ""}`)
+        lines.push(
+            `  evicted seq ${e.first}..${e.last} (record ${e.seq}${e.sealed ? ", sealed" : ", NOT sealed"}): ${e.samples} samples, tc ${e.minTc / 128}..${e.maxTc / 128} C, ${e.outMin} min out of band${e.srOr || e.sflagsOr ? `, faults sr 0x${e.srOr.toString(16)} flags 0x${e.sflagsOr.toString(16)}` : ""}`,
+        )
     }
     if (v.problems.length) {
         lines.push(`  problems:`)

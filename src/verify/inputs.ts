@@ -2,9 +2,7 @@
 // flash export (device-export.json) with the device's keys file (device-secret.json).
 import { readFileSync } from "node:fs"
 import Database from "better-sqlite3"
-import {
-    HEAD_LEN, KEY_LEN, LOG_ACK_KEY, LOG_META_KEY, blockKey, decodeBlock, decodeLogAck, decodeLogMeta,
-} from "../format/index.js"
+import { HEAD_LEN, KEY_LEN, LOG_ACK_KEY, LOG_META_KEY, blockKey, decodeBlock, decodeLogAck, decodeLogMeta } from "../format/index.js"
 import type { DeviceExportFile } from "../sim/export.js"
 import type { Checkpoint, HeadClaim, LogEntry, OtherDevice, Problem, VerifyInput } from "./verify.js"
 
@@ -45,7 +43,8 @@ function readJson(file: string, what: string): unknown {
 export function loadKeys(file: string): VerifyKeys {
     const j = readJson(file, "keys file") as Record<string, unknown> | null
     if (!j || typeof j !== "object") throw new VerifyUsageError(`${file}: not a keys file (expected {devid, k0, ...})`)
-    if (typeof j.devid !== "string" || !DEVID_HEX.test(j.devid)) throw new VerifyUsageError(`${file}: devid must be 16 lower-case hex digits`)
+    if (typeof j.devid !== "string" || !DEVID_HEX.test(j.devid))
+        throw new VerifyUsageError(`${file}: devid must be 16 lower-case hex digits`)
     return {
         devid: j.devid,
         k0: hexKey(j.k0, KEY_LEN, "k0", file),
@@ -94,7 +93,10 @@ export function openIngestDb(file: string): OpenDb {
 export function pickDevice(d: OpenDb, devid?: string): string {
     if (devid !== undefined) {
         if (!DEVID_HEX.test(devid)) throw new VerifyUsageError(`--device ${JSON.stringify(devid)}: expected 16 lower-case hex digits`)
-        if (!d.devices.includes(devid)) throw new VerifyUsageError(`device ${devid} is not in ${d.file} (it holds ${d.devices.length ? d.devices.join(", ") : "no device"})`)
+        if (!d.devices.includes(devid))
+            throw new VerifyUsageError(
+                `device ${devid} is not in ${d.file} (it holds ${d.devices.length ? d.devices.join(", ") : "no device"})`,
+            )
         return devid
     }
     if (d.devices.length === 1) return d.devices[0]
@@ -122,7 +124,13 @@ export function dbCheckpoints(d: OpenDb, devid: string): Checkpoint[] {
 }
 
 function dbRecords(d: OpenDb, devid: string): LogEntry[] {
-    return (d.db.prepare("SELECT seq, bytes, head FROM records WHERE devid = ? ORDER BY seq").all(devid) as { seq: number; bytes: Buffer; head: Buffer | null }[]).map(r => ({
+    return (
+        d.db.prepare("SELECT seq, bytes, head FROM records WHERE devid = ? ORDER BY seq").all(devid) as {
+            seq: number
+            bytes: Buffer
+            head: Buffer | null
+        }[]
+    ).map(r => ({
         seq: r.seq,
         bytes: Buffer.isBuffer(r.bytes) ? r.bytes : Buffer.alloc(0),
         ...(Buffer.isBuffer(r.head) && r.head.length === HEAD_LEN ? { head: r.head } : {}),
@@ -150,7 +158,9 @@ export function dbInput(d: OpenDb, devid: string): VerifyInput {
     const row = deviceRow(d, devid)
     let segments: { startSeq: number; prevHead: Buffer }[] = []
     try {
-        segments = d.db.prepare("SELECT start_seq AS startSeq, prev_head AS prevHead FROM segments WHERE devid = ?").all(devid) as typeof segments
+        segments = d.db
+            .prepare("SELECT start_seq AS startSeq, prev_head AS prevHead FROM segments WHERE devid = ?")
+            .all(devid) as typeof segments
     } catch {
         /* an older database without segments */
     }
@@ -167,7 +177,10 @@ export function dbInput(d: OpenDb, devid: string): VerifyInput {
 }
 
 /** What the server holds that a device log is checked against. */
-export function dbReference(d: OpenDb, devid: string): Pick<VerifyInput, "checkpoints" | "serverHeads" | "others"> & { k0: Buffer; lockey: Buffer | null } {
+export function dbReference(
+    d: OpenDb,
+    devid: string,
+): Pick<VerifyInput, "checkpoints" | "serverHeads" | "others"> & { k0: Buffer; lockey: Buffer | null } {
     const row = deviceRow(d, devid)
     const serverHeads = dbRecords(d, devid).flatMap(r => (r.head ? [{ seq: r.seq, head: r.head }] : []))
     return { k0: row.k0, lockey: row.lockey, checkpoints: dbCheckpoints(d, devid), serverHeads, others: dbOthers(d, devid) }
@@ -177,8 +190,10 @@ export function dbReference(d: OpenDb, devid: string): Pick<VerifyInput, "checkp
 
 export function readExportFile(file: string): DeviceExportFile {
     const j = readJson(file, "export") as DeviceExportFile | null
-    if (!j || typeof j !== "object" || j.format !== "coldtrace-export-v2") throw new VerifyUsageError(`${file}: not a coldtrace device export (format coldtrace-export-v2)`)
-    if (typeof j.devid !== "string" || !DEVID_HEX.test(j.devid)) throw new VerifyUsageError(`${file}: devid must be 16 lower-case hex digits`)
+    if (!j || typeof j !== "object" || j.format !== "coldtrace-export-v2")
+        throw new VerifyUsageError(`${file}: not a coldtrace device export (format coldtrace-export-v2)`)
+    if (typeof j.devid !== "string" || !DEVID_HEX.test(j.devid))
+        throw new VerifyUsageError(`${file}: devid must be 16 lower-case hex digits`)
     if (!j.settings || typeof j.settings !== "object") throw new VerifyUsageError(`${file}: no settings`)
     for (const [k, v] of Object.entries(j.settings)) {
         if (typeof v !== "string" || !/^([0-9a-fA-F]{2})*$/.test(v)) throw new VerifyUsageError(`${file}: setting ${k} is not hex`)
@@ -218,7 +233,8 @@ export function exportInput(file: DeviceExportFile): Pick<VerifyInput, "devid" |
         }
         if (meta) {
             boot = meta.boot
-            if (meta.lastBlock - meta.firstBlock > 1_000_000) problems.push({ seq: 0, kind: "malformed", detail: `lgmeta names ${meta.lastBlock - meta.firstBlock + 1} blocks` })
+            if (meta.lastBlock - meta.firstBlock > 1_000_000)
+                problems.push({ seq: 0, kind: "malformed", detail: `lgmeta names ${meta.lastBlock - meta.firstBlock + 1} blocks` })
             else {
                 for (let n = meta.firstBlock; n <= meta.lastBlock + 1; n++) {
                     const key = blockKey(n)

@@ -5,8 +5,23 @@
 // eviction summaries and (with the location key) every encrypted position, and returns one verdict
 // with the first offending sequence number.
 import {
-    KIND, decodeRecord, decryptLoc, devidBytes, devidHex, evolveKey, genesisHead, macEquals, nextHead, sealMac,
-    type BootRecord, type EvictedRecord, type FixRecord, type LogRecord, type SampleRecord, type SealRecord, type StopRecord,
+    KIND,
+    decodeRecord,
+    decryptLoc,
+    devidBytes,
+    devidHex,
+    evolveKey,
+    genesisHead,
+    macEquals,
+    nextHead,
+    sealMac,
+    type BootRecord,
+    type EvictedRecord,
+    type FixRecord,
+    type LogRecord,
+    type SampleRecord,
+    type SealRecord,
+    type StopRecord,
 } from "../format/index.js"
 
 /** What can be wrong with a log. */
@@ -315,7 +330,8 @@ export function verifyLog(input: VerifyInput): Verdict {
     }
     const cps = input.checkpoints ?? []
     for (const e of input.records) if (e.head) claim({ seq: e.seq, head: e.head, what: "stored head" })
-    for (const s of input.segments ?? []) if (s.startSeq > 0) claim({ seq: s.startSeq - 1, head: s.prevHead, what: "PREV segment prev_head" })
+    for (const s of input.segments ?? [])
+        if (s.startSeq > 0) claim({ seq: s.startSeq - 1, head: s.prevHead, what: "PREV segment prev_head" })
     for (const c of input.claims ?? []) claim(c)
     if (source === "server") for (const c of cps) claim({ seq: c.seq, head: c.head, what: "acknowledged checkpoint" })
     const genesisClaim = claims.get(-1)?.[0]
@@ -336,7 +352,11 @@ export function verifyLog(input: VerifyInput): Verdict {
         for (const c of cps) {
             const had = refs.get(c.seq)
             if (had && !had.head.equals(c.head)) {
-                add({ seq: c.seq, kind: "conflict", detail: `the server states two heads for seq ${c.seq} (${had.what} and an acknowledged checkpoint)` })
+                add({
+                    seq: c.seq,
+                    kind: "conflict",
+                    detail: `the server states two heads for seq ${c.seq} (${had.what} and an acknowledged checkpoint)`,
+                })
             } else if (!had) refs.set(c.seq, { head: c.head, what: "acknowledged checkpoint" })
         }
     }
@@ -399,9 +419,20 @@ export function verifyLog(input: VerifyInput): Verdict {
         }
         const lo = from ?? Math.max(lastRefMatch + 1, segStartSeq)
         if (source === "server") {
-            refDiverged = add({ seq: lo, last: s, kind: "modified", detail: `the log's head at seq ${s} differs from ${what}: ${recs(lo, s)} changed after the server acknowledged ${lo === s ? "it" : "them"}` })
+            refDiverged = add({
+                seq: lo,
+                last: s,
+                kind: "modified",
+                detail: `the log's head at seq ${s} differs from ${what}: ${recs(lo, s)} changed after the server acknowledged ${lo === s ? "it" : "them"}`,
+            })
         } else {
-            refDiverged = add({ seq: lo, last: s, kind: "rollback", detail: `the device's head at seq ${s} differs from ${what}`, pendingFork: true })
+            refDiverged = add({
+                seq: lo,
+                last: s,
+                kind: "rollback",
+                detail: `the device's head at seq ${s} differs from ${what}`,
+                pendingFork: true,
+            })
         }
     }
 
@@ -432,13 +463,15 @@ export function verifyLog(input: VerifyInput): Verdict {
             expect = s
         }
 
-        if (s === 0 && rec && rec.kind !== KIND.boot) add({ seq: 0, kind: "bad-boot", detail: `the log does not start with a boot record (seq 0 is kind ${rec.kind})` })
+        if (s === 0 && rec && rec.kind !== KIND.boot)
+            add({ seq: 0, kind: "bad-boot", detail: `the log does not start with a boot record (seq 0 is kind ${rec.kind})` })
         if (rec && rec.kind === KIND.seal && "mac" in rec) checkSeal(rec as SealRecord, i)
         if (rec && rec.kind === KIND.boot && "prev" in rec) checkBoot(rec as BootRecord, i)
         if (bootNow !== null) bootOf.set(s, bootNow)
         if (rec && rec.kind === KIND.evicted && "first" in rec) {
             const v = rec as EvictedRecord
-            if (!(v.first <= v.last && v.last < s)) add({ seq: s, kind: "malformed", detail: `evicted record names seq ${v.first}..${v.last}, not a range before it` })
+            if (!(v.first <= v.last && v.last < s))
+                add({ seq: s, kind: "malformed", detail: `evicted record names seq ${v.first}..${v.last}, not a range before it` })
             else {
                 const { seq: _s, kind: _k, uptime: _u, ...sum } = v
                 evicted.push({ seq: s, ...sum, sealed: false })
@@ -468,9 +501,10 @@ export function verifyLog(input: VerifyInput): Verdict {
                         seq: Math.min(lo, s),
                         last: s,
                         kind: "modified",
-                        detail: lo >= s
-                            ? `record ${s} does not hash to its ${c.what}`
-                            : `the ${c.what} of seq ${s} disagrees with the chain: a record in ${range(lo, s)} was changed`,
+                        detail:
+                            lo >= s
+                                ? `record ${s} does not hash to its ${c.what}`
+                                : `the ${c.what} of seq ${s} disagrees with the chain: a record in ${range(lo, s)} was changed`,
                     })
                     alt = c.head
                     altProblems.push(p)
@@ -512,13 +546,20 @@ export function verifyLog(input: VerifyInput): Verdict {
         // numbering and count first: a seal that verifies but claims the wrong epoch or count does
         // not seal the epoch that is due (a captured later key can MAC any epoch number >= its own)
         const issues: string[] = []
-        if (nextEpoch !== null && e !== nextEpoch) issues.push(`it claims epoch ${e} where epoch ${nextEpoch} is due (epochs are sealed 0, 1, 2, ... without gaps)`)
-        else if (nextEpoch === null && e < epochFloor) issues.push(`it claims epoch ${e} after a seal of epoch ${epochFloor - 1}: epochs went back`)
+        if (nextEpoch !== null && e !== nextEpoch)
+            issues.push(`it claims epoch ${e} where epoch ${nextEpoch} is due (epochs are sealed 0, 1, 2, ... without gaps)`)
+        else if (nextEpoch === null && e < epochFloor)
+            issues.push(`it claims epoch ${e} after a seal of epoch ${epochFloor - 1}: epochs went back`)
         if (prevSealKnown) {
             const want = prevSeal ? s - prevSeal.seq - 1 : s
-            if (seal.count !== want) issues.push(`its count is ${seal.count}, but ${want} records follow ${prevSeal ? `the seal at seq ${prevSeal.seq}` : "seq 0"}`)
+            if (seal.count !== want)
+                issues.push(
+                    `its count is ${seal.count}, but ${want} records follow ${prevSeal ? `the seal at seq ${prevSeal.seq}` : "seq 0"}`,
+                )
         } else if (seal.count > s || s - seal.count - 1 >= segStartSeq) {
-            issues.push(`its count ${seal.count} puts the previous seal at seq ${s - seal.count - 1}, which is ${s - seal.count - 1 < -1 ? "before seq 0" : "held and not a seal"}`)
+            issues.push(
+                `its count ${seal.count} puts the previous seal at seq ${s - seal.count - 1}, which is ${s - seal.count - 1 < -1 ? "before seq 0" : "held and not a seal"}`,
+            )
         }
         prevSeal = { seq: s, epoch: e }
         prevSealKnown = true
@@ -536,9 +577,11 @@ export function verifyLog(input: VerifyInput): Verdict {
         if (via && !issues.length) {
             if (via === "stated") {
                 head = alt
-                for (const q of altProblems) q.detail += `; the seal at seq ${s} verifies over the stated heads, so the bytes changed after the device sealed them`
+                for (const q of altProblems)
+                    q.detail += `; the seal at seq ${s} verifies over the stated heads, so the bytes changed after the device sealed them`
             } else {
-                for (const q of altProblems) q.detail += `; the seal at seq ${s} verifies over the recomputed chain, so the stated head is what was changed`
+                for (const q of altProblems)
+                    q.detail += `; the seal at seq ${s} verifies over the recomputed chain, so the stated head is what was changed`
             }
             alt = null
             altProblems = []
@@ -580,8 +623,12 @@ export function verifyLog(input: VerifyInput): Verdict {
             if (!b.prev.equals(Buffer.alloc(8))) bad("the boot record at seq 0 has a non-zero prev")
         } else {
             if (head && !b.prev.equals(head.subarray(0, 8)) && !(alt && b.prev.equals(alt.subarray(0, 8)))) {
-                if (sealFail) sealFail.folded = (sealFail.folded ?? 0) + 1 // the chain before it is already known altered
-                else bad(`boot record ${s} states prev ${b.prev.toString("hex")}, but the chain before it hashes to ${hex8(head)}...: a record before it (or the boot record) was changed`)
+                if (sealFail)
+                    sealFail.folded = (sealFail.folded ?? 0) + 1 // the chain before it is already known altered
+                else
+                    bad(
+                        `boot record ${s} states prev ${b.prev.toString("hex")}, but the chain before it hashes to ${hex8(head)}...: a record before it (or the boot record) was changed`,
+                    )
             }
             const before = i > 0 && items[i - 1].seq === s - 1 ? items[i - 1].rec : undefined
             if (before !== undefined && before?.kind !== KIND.seal) {
@@ -590,7 +637,9 @@ export function verifyLog(input: VerifyInput): Verdict {
             if (bootNow !== null) {
                 if (b.boot <= bootNow) bad(`boot counter ${b.boot} after boot ${bootNow}: it went back or repeated`)
                 else if (b.boot !== bootNow + 1 && bootKnown) {
-                    notes.push(`boot counter jumps from ${bootNow} to ${b.boot} at seq ${s}: ${b.boot - bootNow - 1} start-up(s) ended before their boot record`)
+                    notes.push(
+                        `boot counter jumps from ${bootNow} to ${b.boot} at seq ${s}: ${b.boot - bootNow - 1} start-up(s) ended before their boot record`,
+                    )
                 }
             }
         }
@@ -617,7 +666,8 @@ export function verifyLog(input: VerifyInput): Verdict {
                 }
             }
             if (whose) add({ seq: r.seq, kind: "foreign", detail: `the position of record ${r.seq} is device ${whose}'s` })
-            else add({ seq: r.seq, kind: "bad-loc", detail: `the position of record ${r.seq} does not authenticate under the location key` })
+            else
+                add({ seq: r.seq, kind: "bad-loc", detail: `the position of record ${r.seq} does not authenticate under the location key` })
         }
     }
 
@@ -626,7 +676,9 @@ export function verifyLog(input: VerifyInput): Verdict {
     const cpMax = cps.reduce<Checkpoint | null>((m, c) => (!m || c.seq > m.seq ? c : m), null)
     for (const h of holes) {
         // which missing seqs sealed evicted records (appended after the hole) account for
-        const cover = evicted.filter(v => v.sealed && v.seq > h.last && v.last >= h.first && v.first <= h.last).sort((x, y) => x.first - y.first)
+        const cover = evicted
+            .filter(v => v.sealed && v.seq > h.last && v.last >= h.first && v.first <= h.last)
+            .sort((x, y) => x.first - y.first)
         const gaps: [number, number][] = []
         let next = h.first
         for (const v of cover) {
@@ -639,7 +691,9 @@ export function verifyLog(input: VerifyInput): Verdict {
         const resumed = sealedOk[h.idx]
         const at = items[h.idx].seq
         if (!gaps.length) {
-            notes.push(`${range(h.first, h.last)} evicted unsent, summarised by the evicted record${used.length > 1 ? "s" : ""} at seq ${used.join(", ")}${resumed ? `; the chain resumes at seq ${at} under a seal that verifies` : ""}`)
+            notes.push(
+                `${range(h.first, h.last)} evicted unsent, summarised by the evicted record${used.length > 1 ? "s" : ""} at seq ${used.join(", ")}${resumed ? `; the chain resumes at seq ${at} under a seal that verifies` : ""}`,
+            )
             continue
         }
         if (h.first === 0 && source === "device") {
@@ -649,7 +703,10 @@ export function verifyLog(input: VerifyInput): Verdict {
                 continue
             }
         }
-        if (used.length) notes.push(`of ${range(h.first, h.last)}, the evicted record${used.length > 1 ? "s" : ""} at seq ${used.join(", ")} account for the rest`)
+        if (used.length)
+            notes.push(
+                `of ${range(h.first, h.last)}, the evicted record${used.length > 1 ? "s" : ""} at seq ${used.join(", ")} account for the rest`,
+            )
         for (const [a, b] of gaps) {
             const unsealed = evicted.find(v => !v.sealed && v.seq > h.last && v.first <= a && v.last >= b)
             add({
@@ -685,7 +742,12 @@ export function verifyLog(input: VerifyInput): Verdict {
             sflagsOr: held.reduce((a, x) => a | x.sflags, 0),
         }
         const wrong = (Object.keys(want) as (keyof typeof want)[]).filter(k => want[k] !== v[k])
-        if (wrong.length) add({ seq: v.seq, kind: "bad-summary", detail: `the evicted summary at seq ${v.seq} disagrees with the records ${v.first}..${v.last} still held (${wrong.map(k => `${k} ${v[k]} vs ${want[k]}`).join(", ")})` })
+        if (wrong.length)
+            add({
+                seq: v.seq,
+                kind: "bad-summary",
+                detail: `the evicted summary at seq ${v.seq} disagrees with the records ${v.first}..${v.last} still held (${wrong.map(k => `${k} ${v[k]} vs ${want[k]}`).join(", ")})`,
+            })
     }
 
     // ---- 4. checkpoints: the log must reach every acknowledged seq; a device must not go back ----
@@ -694,7 +756,12 @@ export function verifyLog(input: VerifyInput): Verdict {
     const imageBoot = input.image?.boot
     for (const c of cps) {
         const b = bootOf.get(c.seq)
-        if (b !== undefined && b > c.boot && matchedCps.has(c.seq)) add({ seq: c.seq, kind: "bad-boot", detail: `record ${c.seq} is in boot ${b}, but the server acknowledged it in a batch of boot ${c.boot}` })
+        if (b !== undefined && b > c.boot && matchedCps.has(c.seq))
+            add({
+                seq: c.seq,
+                kind: "bad-boot",
+                detail: `record ${c.seq} is in boot ${b}, but the server acknowledged it in a batch of boot ${c.boot}`,
+            })
     }
     const forked = problems.some(p => p.pendingFork)
     if (cpMax && (lastSeq === null || cpMax.seq > lastSeq) && forked) {
@@ -713,11 +780,19 @@ export function verifyLog(input: VerifyInput): Verdict {
     } else if (source === "device" && imageBoot !== undefined) {
         const maxCpBoot = cps.reduce((m, c) => Math.max(m, c.boot), 0)
         if (imageBoot < maxCpBoot) {
-            add({ seq: (lastSeq ?? -1) + 1, kind: "rollback", detail: `the device's boot counter ${imageBoot} is below boot ${maxCpBoot} that the server already acknowledged` })
+            add({
+                seq: (lastSeq ?? -1) + 1,
+                kind: "rollback",
+                detail: `the device's boot counter ${imageBoot} is below boot ${maxCpBoot} that the server already acknowledged`,
+            })
         }
     }
     if (source === "device" && imageBoot !== undefined && boots.length && imageBoot < boots[boots.length - 1]) {
-        add({ seq: (lastSeq ?? -1) + 1, kind: "bad-boot", detail: `lgmeta counts boot ${imageBoot}, below the last boot record (boot ${boots[boots.length - 1]})` })
+        add({
+            seq: (lastSeq ?? -1) + 1,
+            kind: "bad-boot",
+            detail: `lgmeta counts boot ${imageBoot}, below the last boot record (boot ${boots[boots.length - 1]})`,
+        })
     }
     // ---- 5. classify: forks of a device log, records of other devices ----
     for (const p of problems) {
@@ -776,7 +851,8 @@ export function verifyLog(input: VerifyInput): Verdict {
                 if (!why && p.last === undefined) {
                     const ours = bySeq.get(lo)
                     const theirs = x.bytes.get(lo)
-                    if (ours && theirs && ours.bytes.equals(theirs.bytes)) why = `record ${lo} is byte for byte device ${x.id}'s record ${lo}`
+                    if (ours && theirs && ours.bytes.equals(theirs.bytes))
+                        why = `record ${lo} is byte for byte device ${x.id}'s record ${lo}`
                 }
                 // a failing seal that is the other device's seal
                 if (!why && p.kind === "bad-seal") {
@@ -786,7 +862,9 @@ export function verifyLog(input: VerifyInput): Verdict {
                     else if (it?.rec && it.rec.kind === KIND.seal && "mac" in it.rec && x.keys) {
                         const seal = it.rec as SealRecord
                         const k = seal.epoch <= seal.seq ? x.keys.get(seal.epoch) : null
-                        const cands = [...(claims.get(hi - 1) ?? []).map(c => c.head), x.bytes.get(hi - 1)?.head].filter((h): h is Buffer => !!h)
+                        const cands = [...(claims.get(hi - 1) ?? []).map(c => c.head), x.bytes.get(hi - 1)?.head].filter(
+                            (h): h is Buffer => !!h,
+                        )
                         if (k && cands.some(h => macEquals(sealMac(k, x.o.devid, seal.epoch, seal.seq, h, seal.count), seal.mac))) {
                             why = `the seal at seq ${hi} verifies under device ${x.id}'s key`
                         }
@@ -809,7 +887,8 @@ export function verifyLog(input: VerifyInput): Verdict {
             const end = (f.last ?? f.seq) + 1
             for (let k = problems.length - 1; k >= 0; k--) {
                 const q = problems[k]
-                if (q !== f && (q.kind === "modified" || q.kind === "foreign") && q.seq >= f.seq && (q.last ?? q.seq) <= end) problems.splice(k, 1)
+                if (q !== f && (q.kind === "modified" || q.kind === "foreign") && q.seq >= f.seq && (q.last ?? q.seq) <= end)
+                    problems.splice(k, 1)
             }
         }
     }
@@ -822,9 +901,13 @@ export function verifyLog(input: VerifyInput): Verdict {
     }
     problems.sort((a, b) => a.seq - b.seq)
     const max = input.maxProblems ?? 100
-    const listed: Problem[] = problems.slice(0, max).map(({ pendingFork: _p, rejoined: _r, folded, ...p }) =>
-        folded ? { ...p, detail: `${p.detail} (and ${folded} later ${folded === 1 ? "check" : "checks"} failing for the same reason)` } : p,
-    )
+    const listed: Problem[] = problems
+        .slice(0, max)
+        .map(({ pendingFork: _p, rejoined: _r, folded, ...p }) =>
+            folded
+                ? { ...p, detail: `${p.detail} (and ${folded} later ${folded === 1 ? "check" : "checks"} failing for the same reason)` }
+                : p,
+        )
     const first = listed[0]
     const tampered = problems.some(p => !INCOMPLETE_KINDS.includes(p.kind))
     const status: Verdict["status"] = !problems.length ? "ok" : tampered ? "tampered" : "incomplete"
@@ -847,7 +930,12 @@ export function verifyLog(input: VerifyInput): Verdict {
         lastEpoch,
         unsealed,
         boots,
-        checkpoints: { given: cpSeqs.size, matched: matchedCps.size, before: [...cpSeqs].filter(q => firstSeq !== null && q < firstSeq - 1).length, latest: cpMax ? cpMax.seq : null },
+        checkpoints: {
+            given: cpSeqs.size,
+            matched: matchedCps.size,
+            before: [...cpSeqs].filter(q => firstSeq !== null && q < firstSeq - 1).length,
+            latest: cpMax ? cpMax.seq : null,
+        },
         evictedRanges: evicted,
         positions,
     }

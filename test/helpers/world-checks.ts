@@ -29,7 +29,9 @@ export function expectFaultWindowsExact(s: Scenario, summary: ShipmentSummary) {
     }
     for (const f of s.faults ?? []) {
         const n = summary.series.filter(p => (p.t as number) >= start + f.from * H && (p.t as number) < start + f.to * H).length
-        expect(n, `samples inside the ${f.kind} window ${f.from}..${f.to} h`).toBeGreaterThanOrEqual(Math.floor(((f.to - f.from) * 3600) / s.device.interval) - 1)
+        expect(n, `samples inside the ${f.kind} window ${f.from}..${f.to} h`).toBeGreaterThanOrEqual(
+            Math.floor(((f.to - f.from) * 3600) / s.device.interval) - 1,
+        )
     }
 }
 
