@@ -5,7 +5,7 @@ import { Clock } from "../hal/clock"
 import { Backoff } from "../hal/backoff"
 
 /*
- * MAX31856 thermocouple converter driver (register map and timing: /work/shared/hardware-notes.md).
+ * MAX31856 thermocouple converter driver (register map and timing: docs/parts.md).
  *
  * Design points, each answering a known bug in popular drivers:
  * - one-shot conversions only (CMODE off), so type/notch are never changed while converting;

@@ -19,7 +19,7 @@ import {
 
 /*
  * u-blox GNSS receiver (NEO-M9N, SAM-M10Q, MAX-M10S) on I2C / DDC at 0x42. Registers and frames:
- * /work/shared/hardware-notes.md.
+ * docs/parts.md.
  *
  * - 0xFD/0xFE: bytes waiting, big-endian; 0xFF: the output stream. The driver reads the count, then
  *   exactly that many bytes in chunks of at most 64 per transaction (register byte 0xFF, then a

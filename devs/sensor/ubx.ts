@@ -1,6 +1,6 @@
 /*
  * UBX protocol (u-blox GNSS receivers): frame builder, streaming parser and the NAV-PVT decoder.
- * Frame layout and the NAV-PVT fields: /work/shared/hardware-notes.md ("u-blox GNSS over I2C").
+ * Frame layout and the NAV-PVT fields: docs/parts.md ("u-blox GNSS over I2C").
  *
  *     B5 62 | class | id | length u16 LE | payload | CK_A CK_B
  *

@@ -3,7 +3,7 @@ import { I2cBus } from "../hal/i2c"
 import { Clock } from "../hal/clock"
 
 /*
- * Blues Notecard driver, serial-over-I2C at 0x17 (protocol: /work/shared/hardware-notes.md).
+ * Blues Notecard driver, serial-over-I2C at 0x17 (protocol: docs/parts.md).
  *
  * Requests are JSON lines. Writing: the line goes out in chunks `[len][len bytes]` (30 bytes by
  * default, at most 253), with a short delay after every chunk and a longer pause before a segment

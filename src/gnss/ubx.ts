@@ -3,7 +3,7 @@
 // which devs/sim/ublox-model.ts can replay to the firmware). The firmware has the same framing in
 // devs/sensor/ubx.ts; both are checked against the same byte vectors (test/ubx-host.test.ts and
 // devs/test/ublox.test.ts). Layout: u-blox interface description, NAV-PVT as in
-// /work/shared/hardware-notes.md.
+// docs/parts.md.
 //
 //     B5 62 | class | id | length u16 LE | payload | CK_A CK_B   (8-bit Fletcher over class..payload)
 
