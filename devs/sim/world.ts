@@ -40,8 +40,15 @@ export function decodeWorld(b: Buffer, out: WorldSnapshot): boolean {
     return true
 }
 
+/** What the device clock needs from the world: the latest snapshot, and a way to ask for a wake-up. */
+export interface WorldSource {
+    readonly now: WorldSnapshot
+    /** ask the world for a snapshot at exactly `utcMs` */
+    requestWake(utcMs: number): Promise<void>
+}
+
 /** Subscribes to the world and keeps the latest snapshot. */
-export class WorldLink {
+export class WorldLink implements WorldSource {
     readonly now = new WorldSnapshot()
     private seen = false
     private listeners: ((w: WorldSnapshot) => void)[] = []
@@ -88,7 +95,7 @@ export class WorldClock extends Clock {
     readonly bootUtc: number
     private wakes: number[] = []
 
-    constructor(private world: WorldLink) {
+    constructor(private world: WorldSource) {
         super(1)
         this.bootUtc = world.now.utcMs
     }

@@ -40,12 +40,16 @@ export class WorldTime {
     private wall0 = 0
     private reasons = new Set<string>(["start"])
     private limit: number | undefined
-    constructor(readonly speed: number) {}
+    /** `wallNow`: the wall clock in ms (injected so tests can replay a sequence exactly) */
+    constructor(
+        readonly speed: number,
+        private readonly wallNow: () => number = () => performance.now(),
+    ) {}
 
     /** world milliseconds since the scenario start */
     now(): number {
         if (this.reasons.size) return this.base
-        const t = this.base + (performance.now() - this.wall0) * this.speed
+        const t = this.base + (this.wallNow() - this.wall0) * this.speed
         if (this.limit !== undefined && t >= this.limit) {
             this.base = this.limit
             this.reasons.add("hold")
@@ -62,7 +66,7 @@ export class WorldTime {
     }
     resume(reason: string) {
         if (!this.reasons.delete(reason)) return
-        if (!this.reasons.size) this.wall0 = performance.now()
+        if (!this.reasons.size) this.wall0 = this.wallNow()
     }
     /** the device's next wake-up (world ms), or undefined when no device holds the world */
     setLimit(t: number | undefined) {
