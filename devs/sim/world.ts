@@ -94,6 +94,9 @@ export class WorldClock extends Clock {
     /** world UTC at this boot: the simulator's ground truth for uptime -> UTC (tests only) */
     readonly bootUtc: number
     private wakes: number[] = []
+    private sending = false
+    private dirty = false
+    private lastSent = -1
 
     constructor(private world: WorldSource) {
         super(1)
@@ -127,10 +130,29 @@ export class WorldClock extends Clock {
         await this.pollUntil(this.now() + ms)
     }
 
+    /**
+     * Tell the world the earliest wake-up pending now. One fiber sends at a time and each request is
+     * computed when it is sent: requests from several fibers, each computed before an await, could
+     * reach the world out of order and leave it holding at an instant nobody waits for (issue 9).
+     */
     private async requestEarliest() {
-        let min = this.wakes[0]
-        for (const w of this.wakes) if (w < min) min = w
-        await this.world.requestWake(this.bootUtc + min)
+        this.dirty = true
+        if (this.sending) return // the fiber sending now sends the newest value after its own
+        this.sending = true
+        try {
+            while (this.dirty) {
+                this.dirty = false
+                if (this.wakes.length === 0) break
+                let min = this.wakes[0]
+                for (const w of this.wakes) if (w < min) min = w
+                if (min !== this.lastSent) {
+                    this.lastSent = min
+                    await this.world.requestWake(this.bootUtc + min)
+                }
+            }
+        } finally {
+            this.sending = false
+        }
     }
 
     private async pollUntil(target: number) {

@@ -68,9 +68,13 @@ export class WorldTime {
         if (!this.reasons.delete(reason)) return
         if (!this.reasons.size) this.wall0 = this.wallNow()
     }
-    /** the device's next wake-up (world ms), or undefined when no device holds the world */
+    /**
+     * The device's next wake-up (world ms), or undefined when no device holds the world. The world
+     * never goes back: a request for an instant it has already passed holds it where it is (the
+     * device's clock will see that instant and wake), it does not rewind it (issue 9).
+     */
     setLimit(t: number | undefined) {
-        this.limit = t
-        if (t === undefined || t > this.base) this.resume("hold")
+        this.limit = t === undefined ? undefined : Math.max(t, this.now())
+        if (this.limit === undefined || this.limit > this.base) this.resume("hold")
     }
 }
