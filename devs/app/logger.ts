@@ -1,5 +1,5 @@
 import * as ds from "@devicescript/core"
-import { Clock } from "../hal/clock"
+import { Clock, Signal } from "../hal/clock"
 import { LogStore, NONE } from "../flash/logstore"
 import { EpochKeys } from "../chain/keys"
 import { Provisioning } from "./config"
@@ -73,6 +73,8 @@ export class Logger {
     readonly store: LogStore
     readonly keys = new EpochKeys()
     uploadNow = false
+    /** fired when something must be uploaded at once (an alarm): wakes the uploader early */
+    private uploadSignal = new Signal()
     private lastAnchor = -1
     private anchorUptime = -1
     private anchorUtc = 0
@@ -111,9 +113,9 @@ export class Logger {
         this.epochStart = clock.now()
         const st = store.status()
         console.log(`ct:boot boot=${store.boot} next=${st.nextSeq} ack=${st.ackSeq === NONE ? -1 : st.ackSeq} epoch=${this.keys.epoch}`)
-        runSampling.start(this)
-        runUploads.start(this)
-        if (this.board.gnss) runGnss.start(this)
+        clock.spawn(runSampling, this)
+        clock.spawn(runUploads, this)
+        if (this.board.gnss) clock.spawn(runGnss, this)
     }
 
     /** Build a record for the next seq and append it; resolves with its seq once it is in flash. */
@@ -311,6 +313,7 @@ export class Logger {
         await this.add(seq => alarmRecord(seq, uptime, type, tc))
         console.log(`ct:alarm type=${type} tc=${tc}`)
         this.uploadNow = true // an excursion is reported at once, not at the next upload slot
+        this.board.clock.raise(this.uploadSignal)
     }
 
     async uploading() {
@@ -319,7 +322,9 @@ export class Logger {
         let backoff = BACKOFF_MIN
         let next = clock.now() + 10_000
         for (;;) {
-            while (!this.uploadNow && clock.now() < next) await clock.nap(1000)
+            // one wait until the next upload is due, cut short by an alarm (not a poll: every wake-up of
+            // a fiber costs energy on the board and a world jump in the simulator)
+            while (!this.uploadNow && clock.now() < next) await clock.sleepOr(next - clock.now(), this.uploadSignal)
             if (this.board.radioAllowed && !this.board.radioAllowed()) {
                 // radio-off window: keep the upload (and any alarm) pending, look again in a minute
                 next = clock.now() + 60_000
@@ -386,7 +391,7 @@ export class Logger {
     }
 }
 
-// fibers: Function.start() runs a function in the background (methods lose `this`, so wrap them)
+// fibers: the clock runs each in the background (Function.start() loses `this` of a method: wrap them)
 async function runSampling(lg: Logger) {
     await lg.sampling()
 }

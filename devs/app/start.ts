@@ -48,6 +48,8 @@ export interface BoardParts {
     cellular?: I2cBus
     /** false inside radio-off windows */
     radioAllowed?: () => boolean
+    /** after provisioning, before the first boot record (the simulator: the shipment's start) */
+    waitForStart?: () => Promise<void>
 }
 
 /**
@@ -75,6 +77,7 @@ function driverConfig(c: LoggerConfig) {
 export async function startColdtrace(parts: BoardParts): Promise<Logger> {
     console.log("ct:waiting-provisioning")
     const prov = await waitForProvisioning()
+    if (parts.waitForStart) await parts.waitForStart()
     const { driver } = await startMax31856(parts.spi, {
         ...driverConfig(prov.config),
         clock: parts.clock,

@@ -45,11 +45,16 @@ import {
 export type UbloxFault = "none" | "nack" | "ff" | "silent"
 
 export interface UbloxInputs {
-    /** UTC (ms since 1970) now; undefined = the receiver does not know the time */
+    /** UTC (ms since 1970) at `atMs`; undefined = the receiver does not know the time */
     utcMs?: number
-    /** degrees (float) */
+    /** the device time (clock ms) these inputs describe; default: now */
+    atMs?: number
+    /** degrees (float) at `atMs` */
     lat?: number
     lon?: number
+    /** degrees per second: the receiver's position moves on with them between inputs */
+    latRate?: number
+    lonRate?: number
     /** above the ellipsoid, m */
     heightM?: number
     speedMps?: number
@@ -226,6 +231,10 @@ export class UbloxModel implements I2cBus {
     private later: any[] = [] // [at, Buffer] pairs waiting for their latency
     private readonly inParser = new UbxParser()
     private utcAt = 0
+    /** device time of the last position input, and how it moves on from there */
+    private posAt = 0
+    private latRate = 0
+    private lonRate = 0
     private lastLat = 0 // last fixed position, reported (with fixType 0) when the fix is lost
     private lastLon = 0
     private lastHeightM = 0
@@ -270,12 +279,16 @@ export class UbloxModel implements I2cBus {
     }
 
     setInputs(inputs: UbloxInputs) {
+        const at = inputs.atMs === undefined ? this.clock.now() : inputs.atMs
         if (inputs.utcMs !== undefined) {
             this.utcMs = inputs.utcMs
-            this.utcAt = this.clock.now()
+            this.utcAt = at
         }
+        if (inputs.lat !== undefined || inputs.lon !== undefined) this.posAt = at
         if (inputs.lat !== undefined) this.lat = inputs.lat
         if (inputs.lon !== undefined) this.lon = inputs.lon
+        if (inputs.latRate !== undefined) this.latRate = inputs.latRate
+        if (inputs.lonRate !== undefined) this.lonRate = inputs.lonRate
         if (inputs.heightM !== undefined) this.heightM = inputs.heightM
         if (inputs.speedMps !== undefined) this.speedMps = inputs.speedMps
         if (inputs.headingDeg !== undefined) this.headingDeg = inputs.headingDeg
@@ -524,8 +537,9 @@ export class UbloxModel implements I2cBus {
         p[21] = this.fix ? 0x01 : 0
         p[22] = timeKnown ? (this.hadFix ? 0xe0 : 0x20) : 0 // confirmedAvai / Date / Time
         p[23] = this.numSV
-        const lat = this.fix ? this.lat : this.lastLat
-        const lon = this.fix ? this.lon : this.lastLon
+        const dt = (this.clock.now() - this.posAt) / 1000
+        const lat = this.fix ? this.lat + this.latRate * dt : this.lastLat
+        const lon = this.fix ? this.lon + this.lonRate * dt : this.lastLon
         const h = this.fix ? this.heightM : this.lastHeightM
         p.setAt(24, "i32", rnd(lon * 1e7))
         p.setAt(28, "i32", rnd(lat * 1e7))

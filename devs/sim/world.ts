@@ -1,5 +1,6 @@
 import * as ds from "@devicescript/core"
-import { Clock } from "../hal/clock"
+import { Server, startServer } from "@devicescript/server"
+import { Clock, Signal } from "../hal/clock"
 
 /**
  * The simulated world as the harness publishes it on the Sim World service (docs/simulator.md):
@@ -18,149 +19,164 @@ export class WorldSnapshot {
     boardC = 0
     tcFault = 0
     netFlags = 0
-    speed = 1
     lat = 0
     lon = 0
     groundSpeed = 0
     gpsFlags = 0
+    /** world UTC at this VM's millis() 0: the simulator's clock is the world's */
+    originUtc = 0
+    /** the shipment starts: a provisioned logger sits on the shelf until then */
+    startUtc = 0
+    /** how fast the position changes, 1e-7 degrees per second */
+    latRate = 0
+    lonRate = 0
+}
+
+export const SNAPSHOT_LEN = 56
+
+function u64(b: Buffer, off: number): number {
+    return b.getAt(off, "u32") + b.getAt(off + 4, "u32") * 4294967296
 }
 
 export function decodeWorld(b: Buffer, out: WorldSnapshot): boolean {
-    if (!b || b.length < 32) return false
-    out.utcMs = b.getAt(0, "u32") + b.getAt(4, "u32") * 4294967296
+    if (!b || b.length < SNAPSHOT_LEN) return false
+    out.utcMs = u64(b, 0)
     out.probeC = b.getAt(8, "i32") / 1000
     out.boardC = b.getAt(12, "i32") / 1000
     out.tcFault = b.getAt(16, "u8")
     out.netFlags = b.getAt(17, "u8")
-    out.speed = b.getAt(18, "u16") || 1
     out.lat = b.getAt(20, "i32")
     out.lon = b.getAt(24, "i32")
     out.groundSpeed = b.getAt(28, "u16")
     out.gpsFlags = b.getAt(30, "u8")
+    out.originUtc = u64(b, 32)
+    out.startUtc = u64(b, 40)
+    out.latRate = b.getAt(48, "i32")
+    out.lonRate = b.getAt(52, "i32")
     return true
 }
 
-/** What the device clock needs from the world: the latest snapshot, and a way to ask for a wake-up. */
-export interface WorldSource {
-    readonly now: WorldSnapshot
-    /** ask the world for a snapshot at exactly `utcMs` */
-    requestWake(utcMs: number): Promise<void>
-}
-
-/** Subscribes to the world and keeps the latest snapshot. */
-export class WorldLink implements WorldSource {
+/**
+ * The world's snapshots, as the Sim World service this VM hosts receives them (the world writes one
+ * at every jump of its clock, devs/services/simworld.md). Keeps the latest.
+ */
+export class WorldLink extends Server implements ds.SimWorldServerSpec {
     readonly now = new WorldSnapshot()
-    private seen = false
+    seen = false
+    private last: Buffer = Buffer.alloc(0)
     private listeners: ((w: WorldSnapshot) => void)[] = []
-    private role: ds.SimWorld
 
     constructor() {
-        const role = new ds.SimWorld()
-        this.role = role
-        const self = this // DeviceScript closures cannot capture `this`
-        role.reading.subscribe((b: Buffer) => {
-            if (!decodeWorld(b, self.now)) return
-            self.seen = true
-            for (const l of self.listeners) l(self.now)
-        })
+        super(ds.SimWorld.spec)
+        startServer(this)
+    }
+
+    snapshot(): Buffer {
+        return this.last
+    }
+
+    set_snapshot(b: Buffer) {
+        if (!decodeWorld(b, this.now)) return
+        this.last = b
+        this.seen = true
+        for (const l of this.listeners) l(this.now)
     }
 
     onChange(fn: (w: WorldSnapshot) => void) {
         this.listeners.push(fn)
     }
 
-    async waitFirst(): Promise<void> {
-        while (!this.seen) await ds.sleep(5)
-    }
-
-    /** Ask the world for a snapshot at exactly `utcMs` (the Sim World `wake` register). */
-    async requestWake(utcMs: number): Promise<void> {
-        const b = Buffer.alloc(8)
-        const hi = Math.floor(utcMs / 4294967296)
-        b.setAt(0, "u32", utcMs - hi * 4294967296)
-        b.setAt(4, "u32", hi)
-        await this.role.wake.write(b)
+    /** world UTC at device time `ms` (millis since this VM started) */
+    utcAt(ms: number): number {
+        return this.now.originUtc + ms
     }
 }
 
 /**
- * Device time in the simulator: world time since this boot, taken from the world snapshots. So a
- * record's time and the physical inputs the chips saw for it come from the same world instant.
- * `sleep` asks the world to publish a snapshot at the wake-up instant, so it ends on time to the
- * millisecond like a hardware timer, and the world does not pass that instant until the device
- * sleeps again; `nap` just polls (the world moves on in ticks).
+ * Device time in the simulator. The VM's own clock is world time (src/sim/vm/vm-clock.cjs), so
+ * `now()` is `ds.millis()` as on the board; what this clock adds is the bookkeeping the world needs
+ * to jump: how many of the firmware's fibers are busy, and the earliest wake-up of those that wait.
+ * Every change is one console line `ct:clk seq busy wake`, which the VM's clock reads synchronously
+ * (no packet, no delay, never out of order). When no fiber is busy, the world jumps straight to the
+ * earliest wake-up; while one is busy, the VM runs on its own timers (docs/simulator.md, "Time").
  */
 export class WorldClock extends Clock {
-    /** world UTC at this boot: the simulator's ground truth for uptime -> UTC (tests only) */
-    readonly bootUtc: number
+    /** fibers running now: the one that made this clock, plus spawned ones not waiting */
+    private busy = 1
     private wakes: number[] = []
-    private sending = false
-    private dirty = false
-    private lastSent = -1
+    private seq = 0
 
-    constructor(private world: WorldSource) {
+    constructor() {
         super(1)
-        this.bootUtc = world.now.utcMs
-    }
-
-    override now(): number {
-        return this.world.now.utcMs - this.bootUtc
     }
 
     override async sleep(ms: number): Promise<void> {
-        // whole milliseconds: the wake-up travels as an integer UTC ms, and a fractional target (a
-        // 60 Hz conversion lasts 176.34 ms) would sit between two world instants forever
-        const target = Math.ceil(this.now() + ms)
-        this.wakes.push(target)
-        await this.requestEarliest()
-        try {
-            await this.pollUntil(target)
-        } finally {
-            this.wakes.insert(this.wakes.indexOf(target), -1) // DeviceScript: negative count removes
-        }
-        // no new request here: the world holds at this instant while the woken fiber works, and
-        // moves on when a fiber next goes to sleep (lockstep: work takes no world time, and a busy
-        // or starved VM never has the world run past a wake-up it asked for)
+        await this.until(Math.ceil(this.now() + ms), undefined)
     }
 
     override async nap(ms: number): Promise<void> {
-        // a fiber going idle lets the world move on to the earliest wake-up still pending (the world
-        // holds at the instant of the last wake-up until some fiber waits again)
-        if (this.wakes.length > 0) await this.requestEarliest()
-        await this.pollUntil(this.now() + ms)
+        await this.sleep(ms)
+    }
+
+    override async sleepOr(ms: number, signal: Signal): Promise<boolean> {
+        return await this.until(Math.ceil(this.now() + ms), signal)
     }
 
     /**
-     * Tell the world the earliest wake-up pending now. One fiber sends at a time and each request is
-     * computed when it is sent: requests from several fibers, each computed before an await, could
-     * reach the world out of order and leave it holding at an instant nobody waits for (issue 9).
+     * Wake the fibers waiting on `signal`. They count as busy from this moment, before they run
+     * again: the world must not jump while a woken fiber has yet to run.
      */
-    private async requestEarliest() {
-        this.dirty = true
-        if (this.sending) return // the fiber sending now sends the newest value after its own
-        this.sending = true
+    override raise(signal: Signal): void {
+        if (signal.waiting > 0) {
+            this.busy += signal.waiting
+            signal.counted += signal.waiting
+            signal.waiting = 0
+            this.report()
+        }
+        signal.emitter.emit(true)
+    }
+
+    /** wait until device time `target` (or `signal`); true if the signal ended the wait */
+    async until(target: number, signal: Signal): Promise<boolean> {
+        this.wakes.push(target)
+        this.busy--
+        if (signal) signal.waiting++
+        this.report()
         try {
-            while (this.dirty) {
-                this.dirty = false
-                if (this.wakes.length === 0) break
-                let min = this.wakes[0]
-                for (const w of this.wakes) if (w < min) min = w
-                if (min !== this.lastSent) {
-                    this.lastSent = min
-                    await this.world.requestWake(this.bootUtc + min)
-                }
+            const left = target - this.now()
+            if (left <= 0) return false
+            if (!signal) {
+                await ds.sleep(left)
+                return false
             }
+            return (await ds.wait(signal.emitter, left)) !== undefined
         } finally {
-            this.sending = false
+            // a fiber raise() woke is counted busy already
+            if (signal && signal.counted > 0) signal.counted--
+            else {
+                this.busy++
+                if (signal) signal.waiting--
+            }
+            this.wakes.insert(this.wakes.indexOf(target), -1) // DeviceScript: a negative count removes
         }
     }
 
-    private async pollUntil(target: number) {
-        for (;;) {
-            const left = target - this.now()
-            if (left <= 0) return
-            const wall = left / this.world.now.speed
-            await ds.sleep(wall < 2 ? 2 : wall > 20 ? 20 : wall)
-        }
+    override fiberStarted(): void {
+        this.busy++
+    }
+
+    override fiberEnded(): void {
+        this.busy--
+        this.report()
+    }
+
+    /** where the state goes: the console, read by the VM's clock (tests record it) */
+    say = (line: string) => console.log(line)
+
+    private report() {
+        this.seq++
+        let min = -1
+        for (const w of this.wakes) if (min < 0 || w < min) min = w
+        this.say(`ct:clk seq=${this.seq} busy=${this.busy} wake=${min}`)
     }
 }

@@ -17,12 +17,12 @@ const NET_UP = 0x01
 const RADIO_OFF = 0x02
 
 const world = new WorldLink()
-await world.waitFirst()
-const clock = new WorldClock(world)
-// hold the world at this boot instant: booting takes no world time, as on a real logger (~1 s)
-await world.requestWake(clock.bootUtc)
-// the simulator's ground truth (no real logger knows this): lets tests check the time base end to end
-console.log(`ct:world-boot utc=${clock.bootUtc}`)
+const clock = new WorldClock()
+// the world sends a snapshot at every jump: ask for one now (the world holds until this boot sees it)
+while (!world.seen) await clock.sleep(20)
+// the simulator's ground truth (no real logger knows this): world UTC at this boot's uptime 0, so
+// tests can check the time base end to end
+console.log(`ct:world-boot utc=${world.utcAt(0)}`)
 const tc = new Max31856Model(clock)
 const gps = new UbloxModel(clock)
 const i2c = new SimI2cBus()
@@ -37,8 +37,12 @@ function feed(w: WorldSnapshot) {
     tc.setInputs({ probeC: w.probeC, boardC: w.boardC, fault: FAULTS[w.tcFault] || "none" })
     gps.setInputs({
         utcMs: w.utcMs,
+        // the instant the snapshot describes, on this VM's clock: the model moves on from there
+        atMs: w.utcMs - w.originUtc,
         lat: w.lat / 1e7,
         lon: w.lon / 1e7,
+        latRate: w.latRate / 1e7,
+        lonRate: w.lonRate / 1e7,
         speedMps: w.groundSpeed / 100,
         fix: (w.gpsFlags & GPS_FIX) !== 0,
         numSV: (w.gpsFlags & GPS_FIX) !== 0 ? 9 : 0,
@@ -50,16 +54,23 @@ feed(world.now)
 world.onChange(feed)
 const withGps = (world.now.gpsFlags & GPS_PRESENT) !== 0
 await startColdtrace({
+    // a provisioned logger waits on the shelf until the shipment starts
+    waitForStart: async () => {
+        const start = world.now.startUtc - world.now.originUtc
+        if (start > clock.now()) await clock.sleep(start - clock.now())
+    },
     clock,
     spi: tc,
     ready: tc,
     i2c: withGps ? i2c : undefined,
     cellular: i2c,
     // without a GNSS on the route, UTC comes from the simulator's world (a stand-in for network time)
-    utcNow: () => world.now.utcMs,
+    utcNow: () => world.utcAt(clock.now()),
     utcSource: TIME_SOURCE_SIM,
     radioAllowed: () => (world.now.netFlags & RADIO_OFF) === 0,
     // the simulator's settings store has an 8 KB header area (platform notes); a block costs at most
     // 216 B there (24 B entry + 192 B value): 24 blocks plus keys and config leave room to compact
     maxBlocks: 24,
 })
+// this fiber is done: the logger's own fibers go on (the world counts them)
+clock.fiberEnded()

@@ -9,8 +9,8 @@ import tls from "node:tls"
  *
  * - `pass`: forwarded, and the server's reply relayed unchanged;
  * - `error500`: answered `500` (with Content-Length, Connection: close) without forwarding;
- * - `hang`: the request is read and never answered; the connection is closed after `hangMs`
- *   (the device's fetch has no read timeout: without the close its uploader would wait forever);
+ * - `hang`: the request is read and never answered; the connection is closed after `hangMs`, or
+ *   held until the client gives up (`hangMs: 0`; emits "hold" true, then false when it closes);
  * - `dropMidBody`: the head and the first half of the body reach the server, then both
  *   connections are dropped (the server sees a request cut mid-body and stores nothing);
  * - `dropAck`: forwarded; the server's whole reply is read (so it has stored the batch) and
@@ -408,9 +408,12 @@ export class HttpFaultInjector extends EventEmitter {
                 this.finish(req, fault, started, { bodyBytes: Math.min(received, len), forwardedBytes: 0, outcome: "answered 500" })
                 return
             }
-            // hang
+            // hang: the simulator's clock learns that this connection is held ("hold"), so the
+            // device's own deadline runs in world time while nothing comes back
             const t = this.hangMs > 0 ? this.timer(this.hangMs, () => client.destroy()) : undefined
+            this.emit("hold", true)
             client.once("close", () => {
+                this.emit("hold", false)
                 const ms = Date.now() - started
                 const gaveUp = t !== undefined && this.timers.has(t)
                 if (t) {

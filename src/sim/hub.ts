@@ -2,23 +2,34 @@
 import net from "node:net"
 import { readFileSync } from "node:fs"
 import {
-    CHANGE,
     JDBus,
-    JDRegisterServer,
     FRAME_PROCESS,
     FRAME_PROCESS_LARGE,
-    JDServerServiceProvider,
-    SensorServer,
+    Packet,
     loadServiceSpecifications,
     parseServiceSpecificationMarkdownToJSON,
     serviceSpecifications,
 } from "jacdac-ts"
 
-/** The VM's fixed Jacdac proxy port (platform notes: one simulated device per machine). */
+/** The VM's fixed Jacdac proxy port (docs/platform.md: one simulated device per machine). */
 export const HUB_PORT = 8082
 const VM_SENDER = "coldtrace-vm"
-/** `rw wake: bytes @ 0x80` in devs/services/simworld.md */
-const WAKE_REGISTER = 0x80
+/** set the `snapshot` register (0x80) of the Sim World service the VM hosts */
+const CMD_SET_SNAPSHOT = 0x2000 | 0x80
+/** control messages between Jacdac frames on the VM link (src/sim/vm/vm-clock.cjs) */
+const CONTROL = 0x01
+
+/** What the VM's clock says to the world (src/sim/vm/vm-clock.cjs). */
+export type VmMessage =
+    | { t: "need"; now: number; to: number | null; idle: boolean; why: string }
+    | { t: "clk"; now: number; idle: boolean; wake: number | null }
+
+/** What the world says to the VM's clock. */
+export type HubMessage =
+    | { t: "jump"; to: number; horizon: number | null }
+    | { t: "mode"; mode: "free" | "lockstep" }
+    | { t: "held"; on: boolean }
+    | { t: "kill"; at: number }
 
 let specLoaded: jdspec.ServiceSpec | undefined
 
@@ -36,39 +47,39 @@ export function loadSimWorldSpec(specPath: string): jdspec.ServiceSpec {
     return spec
 }
 
+type Frame = Uint8Array & { _jacdac_sender?: string }
+
 /**
- * The Node side of the simulated bus: a jacdac-ts bus that acts as the Jacdac proxy the VM connects to
- * with `devs run --tcp`, and hosts the world's services (the Sim World snapshot the chip models read).
+ * The Node side of the simulated bus: a jacdac-ts bus that acts as the Jacdac proxy the VM connects
+ * to with `devs run --tcp`, the way in for the world's snapshots (written into the Sim World service
+ * the firmware hosts, devs/services/simworld.md) and the link for the clock's control messages.
+ *
+ * Two modes. `interactive`: every bus frame goes to the VM (provisioning and read-out over Jacdac,
+ * as a USB tool would). `lockstep`: the VM gets only what the world decides, at the world's
+ * instants: snapshots and control messages, nothing timed by the host's wall clock (announces,
+ * queries), so what the firmware sees does not depend on how fast the host runs.
  */
 export class JacdacHub {
     readonly bus: JDBus
-    readonly world: SensorServer<[Uint8Array]>
-    /** the device's next requested wake-up, world UTC ms (the `wake` register) */
-    private readonly wake: JDRegisterServer<[Uint8Array]>
-    /** called when the device asks to wake at a world instant (UTC ms) */
-    onWake?: (utcMs: number) => void
+    mode: "interactive" | "lockstep" = "interactive"
+    /** called for every control message from the VM */
+    onMessage?: (m: VmMessage) => void
+    /** a VM connected (first start, or after a power cut) */
+    onConnect?: () => void
     private server?: net.Server
     private socket?: net.Socket
     private rx?: Buffer
+    private readonly worldClass: number
+    /** where the VM hosts the Sim World service, from its announces */
+    private worldAt?: { device: string; serviceIndex: number }
 
     constructor(specPath: string) {
-        const spec = loadSimWorldSpec(specPath)
+        this.worldClass = loadSimWorldSpec(specPath).classIdentifier
         this.bus = new JDBus([], { client: false, disableRoleManager: true, proxy: true })
         this.bus.passive = false
-        this.world = new SensorServer<[Uint8Array]>(spec.classIdentifier, {
-            readingValues: [new Uint8Array(0)],
-            streamingInterval: 50,
-        })
-        this.wake = this.world.addRegister<[Uint8Array]>(WAKE_REGISTER, [new Uint8Array(8)])
-        this.wake.on(CHANGE, () => {
-            const b = Buffer.from(this.wake.values()[0] ?? new Uint8Array(0))
-            if (b.length >= 8) this.onWake?.(b.readUInt32LE(0) + b.readUInt32LE(4) * 2 ** 32)
-        })
-        this.bus.addServiceProvider(new JDServerServiceProvider("coldtrace-world", [this.world]))
-        // every frame on the bus that did not come from the VM goes to the VM
-        const forward = (frame: Uint8Array & { _jacdac_sender?: string }) => {
+        const forward = (frame: Frame) => {
             if (frame._jacdac_sender === VM_SENDER) return
-            this.sendToVm(frame)
+            if (this.mode === "interactive") this.sendToVm(frame)
         }
         this.bus.on(FRAME_PROCESS, forward)
         this.bus.on(FRAME_PROCESS_LARGE, forward)
@@ -93,10 +104,32 @@ export class JacdacHub {
         return !!this.socket && !this.socket.destroyed
     }
 
-    /** Publish a new world snapshot and push it at once (no waiting for the stream tick). */
-    setWorld(snapshot: Uint8Array): void {
-        this.world.reading.setValues([snapshot])
-        if (this.vmConnected) void this.world.reading.sendGetAsync().catch(() => {})
+    /** the VM hosts the Sim World service (it has announced it): snapshots can be sent */
+    get worldReady(): boolean {
+        return !!this.worldAt && this.vmConnected
+    }
+
+    /**
+     * Write a world snapshot into the Sim World service the VM hosts (a command to the VM's device,
+     * no client role involved); it arrives before any control message sent after it. False if the
+     * VM has not announced the service yet.
+     */
+    publish(snapshot: Uint8Array): boolean {
+        const at = this.worldAt
+        if (!at || !this.vmConnected) return false
+        const pkt = Packet.from(CMD_SET_SNAPSHOT, snapshot)
+        pkt.deviceIdentifier = at.device
+        pkt.serviceIndex = at.serviceIndex
+        pkt.isCommand = true
+        this.sendToVm(pkt.toBuffer())
+        return true
+    }
+
+    /** A control message to the VM's clock, after every frame sent before it. */
+    send(m: HubMessage): void {
+        const body = Buffer.from(JSON.stringify(m), "utf8")
+        const head = Buffer.from([CONTROL, body.length & 0xff, body.length >> 8])
+        this.write(Buffer.concat([head, body]))
     }
 
     async close(): Promise<void> {
@@ -104,6 +137,16 @@ export class JacdacHub {
         await new Promise<void>(resolve => (this.server ? this.server.close(() => resolve()) : resolve()))
         await this.bus.disconnect().catch(() => {})
         this.bus.stop()
+    }
+
+    /** an announce from the VM listing the Sim World service: where snapshots go */
+    private noteWorldService(frame: Uint8Array) {
+        if (!isAnnounce(frame)) return
+        const f = Buffer.from(frame)
+        const n = (f[12] - 4) >> 2 // service classes after the flags word
+        for (let i = 1; i <= n; i++)
+            if (f.readUInt32LE(16 + 4 * i) === this.worldClass)
+                this.worldAt = { device: f.subarray(4, 12).toString("hex"), serviceIndex: i }
     }
 
     private attach(sock: net.Socket) {
@@ -117,13 +160,22 @@ export class JacdacHub {
         sock.on("close", () => {
             if (this.socket === sock) this.socket = undefined
         })
+        this.onConnect?.()
     }
 
-    /** TCP framing of the VM link: 1 length byte then the frame, or 0xFF + u16 LE length. */
+    /** TCP framing of the VM link: 1 length byte then the frame, or 0xFF + u16 LE length; 0x01: control. */
     private receive(data: Buffer) {
         let buf = this.rx ? Buffer.concat([this.rx, data]) : data
         this.rx = undefined
         while (buf.length > 0) {
+            if (buf[0] === CONTROL) {
+                if (buf.length < 3) break
+                const end = 3 + buf.readUInt16LE(1)
+                if (buf.length < end) break
+                this.onMessage?.(JSON.parse(buf.subarray(3, end).toString("utf8")) as VmMessage)
+                buf = buf.subarray(end)
+                continue
+            }
             let off = 1
             let end = buf[0] + 1
             if (buf[0] === 0xff) {
@@ -132,8 +184,9 @@ export class JacdacHub {
                 end = 3 + buf.readUInt16LE(1)
             }
             if (buf.length < end) break
-            const frame = new Uint8Array(buf.subarray(off, end)) as Uint8Array & { _jacdac_sender?: string }
+            const frame = new Uint8Array(buf.subarray(off, end)) as Frame
             frame._jacdac_sender = VM_SENDER
+            this.noteWorldService(frame)
             void this.bus.sendFrameAsync(frame)
             buf = buf.subarray(end)
         }
@@ -141,9 +194,17 @@ export class JacdacHub {
     }
 
     private sendToVm(frame: Uint8Array) {
-        const sock = this.socket
-        if (!sock || sock.destroyed) return
-        const hdr = frame.length < 0xff ? Buffer.from([frame.length]) : Buffer.from([0xff, frame.length & 0xff, frame.length >> 8])
-        sock.write(Buffer.concat([hdr, frame]))
+        // the VM's parser reads one length byte: every Jacdac frame is shorter than 255 bytes
+        this.write(Buffer.concat([Buffer.from([frame.length]), frame]))
     }
+
+    private write(b: Buffer) {
+        const sock = this.socket
+        if (sock && !sock.destroyed) sock.write(b)
+    }
+}
+
+/** a report frame whose first packet is service 0, command 0: a device announcing its services */
+function isAnnounce(frame: Uint8Array): boolean {
+    return frame.length >= 16 && (frame[3] & 0x01) === 0 && frame[13] === 0 && frame[14] === 0 && frame[15] === 0
 }

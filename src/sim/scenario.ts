@@ -171,6 +171,18 @@ export function speedAt(route: number[][], h: number): number {
     return 0
 }
 
+/** How fast column `col` of the route changes at hour `h` (per second): the slope of its segment, 0 when stopped. */
+export function routeRateAt(route: number[][], h: number, col: number): number {
+    for (let i = 1; i < route.length; i++) {
+        if (h < route[i][0]) {
+            const [t0, t1] = [route[i - 1][0], route[i][0]]
+            if (h < t0 || t1 <= t0) return 0
+            return (route[i][col] - route[i - 1][col]) / ((t1 - t0) * 3600)
+        }
+    }
+    return 0
+}
+
 /** The physical world at hour `h`. */
 export function worldAt(s: Scenario, h: number) {
     const fault = inWindow(s.faults, h)
@@ -184,6 +196,9 @@ export function worldAt(s: Scenario, h: number) {
         gpsFix: !!s.route && !inWindow(s.gpsLoss, h),
         lat: s.route ? interpolate(s.route, h, 1) : 0,
         lon: s.route ? interpolate(s.route, h, 2) : 0,
+        /** degrees per second */
+        latRate: s.route ? routeRateAt(s.route, h, 1) : 0,
+        lonRate: s.route ? routeRateAt(s.route, h, 2) : 0,
         speed: s.route ? speedAt(s.route, h) : 0,
     }
 }

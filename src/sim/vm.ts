@@ -10,6 +10,8 @@ const require = createRequire(import.meta.url)
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..")
 export const DEVS_DIR = path.join(ROOT, "devs")
 export const DEVS_CLI = path.join(path.dirname(require.resolve("@devicescript/cli/package.json")), "built/devicescript-cli.cjs")
+/** the VM's virtual clock, loaded into its process (docs/simulator.md, "Time") */
+export const VM_CLOCK = path.join(ROOT, "src/sim/vm/vm-clock.cjs")
 
 export interface BuildResult {
     bytecode: string
@@ -52,17 +54,29 @@ export async function buildFirmware(entry: string, outFile: string, extraArgs: s
 }
 
 const ANSI = /\x1b\[[0-9;]*m/g
+const STAMP = /^@(\d+) /
+
+export interface VmStart {
+    /** world UTC ms at power-on: the VM's clock starts here */
+    utc: number
+    /** `free`: the VM's clock follows the wall clock (a factory-new logger being provisioned) */
+    mode: "free" | "lockstep"
+}
 
 /**
  * One simulated device: the DeviceScript VM running our bytecode, connected to the hub on 8082,
- * its flash in `<dir>/.devicescript/flash`. `powerCut()` is a SIGKILL: nothing gets to clean up.
- * Emits "line" for every console line (without colours and the "WASM> " prefix) and "exit".
+ * its flash in `<dir>/.devicescript/flash`, its clock the world's (src/sim/vm/vm-clock.cjs).
+ * `powerCut()` is a SIGKILL: nothing gets to clean up. Emits "line" (text without colours and the
+ * "WASM> " prefix, world UTC ms when it was printed) for every console line, and "exit" (code,
+ * signal, and which start it was: `boots` at that start).
  * `env` is merged over process.env for the VM's process (e.g. NODE_EXTRA_CA_CERTS, so the VM's
  * TLS, which is Node's, trusts a test CA; Node reads it only at process start).
  */
 export class VmProcess extends EventEmitter {
     private proc?: ChildProcess
     boots = 0
+    /** world UTC at the current process's power-on (its millis() 0) */
+    origin = 0
 
     constructor(
         readonly dir: string,
@@ -77,32 +91,37 @@ export class VmProcess extends EventEmitter {
         return !!this.proc && this.proc.exitCode === null && this.proc.signalCode === null
     }
 
-    start() {
+    start(at: VmStart) {
         if (this.running) throw new Error("VM already running")
-        const p = spawn(process.execPath, [DEVS_CLI, "run", this.bytecode, "--tcp"], {
+        const verbose = process.env.COLDTRACE_VM_VERBOSE ? ["-v"] : []
+        const p = spawn(process.execPath, ["--require", VM_CLOCK, DEVS_CLI, ...verbose, "run", this.bytecode, "--tcp"], {
             cwd: this.dir,
-            env: { ...process.env, ...this.env },
+            env: { ...process.env, ...this.env, COLDTRACE_VM_UTC: String(at.utc), COLDTRACE_VM_MODE: at.mode },
             stdio: ["ignore", "pipe", "pipe"],
         })
         this.proc = p
         this.boots++
+        const gen = this.boots
+        this.origin = at.utc
+        let last = at.utc
         let buf = ""
         const onData = (d: Buffer) => {
             buf += d.toString("utf8")
             let i: number
             while ((i = buf.indexOf("\n")) >= 0) {
-                const line = buf
-                    .slice(0, i)
-                    .replace(ANSI, "")
-                    .replace(/^WASM> /, "")
-                    .trimEnd()
+                let line = buf.slice(0, i).replace(ANSI, "").trimEnd()
                 buf = buf.slice(i + 1)
-                this.emit("line", line)
+                const m = STAMP.exec(line)
+                if (m) {
+                    last = Number(m[1])
+                    line = line.slice(m[0].length)
+                }
+                this.emit("line", line.replace(/^WASM> /, ""), last)
             }
         }
         p.stdout!.on("data", onData)
         p.stderr!.on("data", onData)
-        p.on("exit", (code, signal) => this.emit("exit", code, signal))
+        p.on("exit", (code, signal) => this.emit("exit", code, signal, gen))
     }
 
     /** SIGKILL, like pulling the battery; resolves once the process is gone. */

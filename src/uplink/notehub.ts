@@ -37,7 +37,7 @@ export interface NotehubOptions {
     host?: string
     /** 0 (default): a free port */
     port?: number
-    /** wall ms between relay pumps, default 10 */
+    /** wall ms between relay pumps, default 10; 0: no timer (the simulator pumps it in world time) */
     pumpMs?: number
     /** wall ms for one POST to the ingest server before it counts as failed (and is retried), default 10000 */
     ingestTimeoutMs?: number
@@ -257,7 +257,7 @@ export async function startNotehub(o: NotehubOptions): Promise<Notehub> {
         })
     })
     const port = (server.address() as AddressInfo).port
-    relay.start(o.pumpMs ?? 10)
+    if (o.pumpMs !== 0) relay.start(o.pumpMs ?? 10)
     let closing: Promise<void> | undefined
     return {
         url: `http://${host.includes(":") ? `[${host}]` : host}:${port}${SYNC_PATH}`,

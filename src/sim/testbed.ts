@@ -1,0 +1,121 @@
+import { writeFileSync } from "node:fs"
+import path from "node:path"
+import { JacdacHub } from "./hub.js"
+import { VmProcess, DEVS_DIR } from "./vm.js"
+import { NetGate } from "./netgate.js"
+import { HttpFaultInjector } from "./httpfaults.js"
+import { makeTestPki } from "../ingest/tls.js"
+import type { Scenario } from "./scenario.js"
+import { startNotehub, type Notehub } from "../uplink/notehub.js"
+import { startIngestServer, type IngestServer } from "../ingest/server.js"
+import { registerDevice } from "../ingest/db.js"
+import { newDeviceKeys, deviceSecretJson, type DeviceKeys } from "../provision/provision.js"
+
+/**
+ * Everything one simulated device talks to, started together and stopped together: the ingest
+ * server (fresh SQLite file), the TLS-terminating HTTP fault front and the cuttable network in front
+ * of it, the Notehub stand-in when the scenario has a cellular modem, the Jacdac hub, and the VM
+ * process (not yet started). The device's keys are made and registered here; they go to
+ * `device-secret.json` (0600) and nowhere else on disk.
+ */
+export class Testbed {
+    readonly ingestLog: string[] = []
+    readonly notehubLog: string[] = []
+    ingest!: IngestServer
+    faults!: HttpFaultInjector
+    gate!: NetGate
+    gatePort!: number
+    notehub?: Notehub
+    hub!: JacdacHub
+    vm!: VmProcess
+    keys!: DeviceKeys
+    readonly secretFile: string
+    readonly dbPath: string
+    /** world UTC ms now, for the cloud relay (set by the world driver) */
+    worldUtc: () => number = () => Date.parse(this.s.start)
+
+    private constructor(
+        readonly s: Scenario,
+        readonly out: string,
+    ) {
+        this.secretFile = path.join(out, "device-secret.json")
+        this.dbPath = path.join(out, "ingest.sqlite")
+    }
+
+    static async start(s: Scenario, out: string, firmware: string): Promise<Testbed> {
+        const tb = new Testbed(s, out)
+        try {
+            await tb.startServices(firmware)
+        } catch (e) {
+            await tb.close()
+            throw e
+        }
+        return tb
+    }
+
+    get devidHex(): string {
+        return this.keys.devid.toString("hex")
+    }
+
+    /** the ingest URL the device is provisioned with: through the network gate and the fault front */
+    get endpoint(): string {
+        return `https://127.0.0.1:${this.gatePort}/v1/batch`
+    }
+
+    private async startServices(firmware: string) {
+        const s = this.s
+        this.ingest = await startIngestServer({ dbPath: this.dbPath, log: l => this.ingestLog.push(l) })
+        // the device's HTTPS ends at a TLS-terminating front (as at a load balancer) that can also inject
+        // HTTP faults; the NetGate in front of it is the network that outages cut. A fresh test CA per
+        // run; the VM trusts it through Node's TLS (NODE_EXTRA_CA_CERTS), the CA's key never hits disk
+        const pki = makeTestPki(path.join(this.out, "pki"))
+        const hf = s.httpFaults
+        this.faults = new HttpFaultInjector({
+            target: { port: this.ingest.port },
+            tls: { cert: pki.certPem, key: pki.keyPem },
+            schedule: hf ? { seed: hf.seed, rates: hf.rates } : undefined,
+            // a hung request is held until the device gives up: its deadline runs in world time
+            hangMs: 0,
+        })
+        this.gate = new NetGate(await this.faults.listen())
+        this.gatePort = await this.gate.listen()
+        // cellular: the logger's Notecard syncs with a stand-in for the Notehub cloud, which relays notes
+        // to the ingest server (delayed, reordered, duplicated like a real relay, in world time) and
+        // brings acks back; the world driver pumps the relay before every jump
+        if (s.cellular)
+            this.notehub = await startNotehub({
+                ingestUrl: `${this.ingest.url}/v1/batch`,
+                relay: {
+                    ...((s.cellular.relay as object) ?? {
+                        seed: 1,
+                        delayMs: 0,
+                        jitterMs: 100,
+                        reorder: 0.2,
+                        holdMs: 100,
+                        duplicate: 0.3,
+                        duplicateLagMs: 50,
+                    }),
+                    now: () => this.worldUtc(),
+                },
+                pumpMs: 0,
+                log: l => this.notehubLog.push(l),
+            })
+        this.keys = newDeviceKeys()
+        registerDevice(this.ingest.db, { ...this.keys, label: s.name })
+        // keys stay out of every log; they are kept for `coldtrace verify` with owner-only access
+        writeFileSync(this.secretFile, JSON.stringify(deviceSecretJson(this.keys)), { mode: 0o600 })
+        this.hub = new JacdacHub(path.join(DEVS_DIR, "services/simworld.md"))
+        await this.hub.listen()
+        this.vm = new VmProcess(path.join(this.out, "device"), firmware, { NODE_EXTRA_CA_CERTS: pki.caFile })
+    }
+
+    /** Stop everything (the VM with SIGKILL); safe to call on a half-started testbed. */
+    async close() {
+        await this.vm?.powerCut()
+        await this.hub?.close()
+        await this.gate?.close()
+        await this.faults?.close()
+        await this.notehub?.close()
+        await this.ingest?.close()
+    }
+}
