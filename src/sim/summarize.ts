@@ -90,7 +90,9 @@ export function summarize(inp: SummaryInput): ReportModel & { records: number; m
         ...emptySections(),
         route: {
             shown: !!inp.lockey?.length && a.route.length > 0,
-            note: inp.lockey?.length ? `${a.route.length} positions decrypted with the simulated logger's location key.` : "No location key.",
+            note: inp.lockey?.length
+                ? `${a.route.length} positions decrypted with the simulated logger's location key.`
+                : "No location key.",
             points: inp.lockey?.length ? a.route : [],
         },
         evictions: a.evictions,
