@@ -381,8 +381,15 @@ function evictedSamplesGone(evictions: Eviction[], held: Set<number>, sampleSeqs
     return gone
 }
 
+export interface BuiltReport {
+    model: ReportModel
+    /** the distinct records the model describes, in seq order (for the CSV's one row per record) */
+    records: LogRecord[]
+    utc: Map<number, number | null>
+}
+
 /** The model of `coldtrace report`: the records, the verifier's verdict, the shipment and the zone. */
-export function buildReportModel(inp: BuildInput): ReportModel {
+export function buildReport(inp: BuildInput): BuiltReport {
     const records = decodeDistinct(inp.entries)
     const band = { low: inp.preset.low, high: inp.preset.high }
     const sealedSeqs = inp.verdict.evictedRanges.filter(e => e.sealed).map(e => e.seq)
@@ -408,7 +415,7 @@ export function buildReportModel(inp: BuildInput): ReportModel {
             ? `${a.route.length} authenticated position${a.route.length === 1 ? "" : "s"} (GNSS fixes and stops), decrypted with the location key.`
             : "No position in the log."
         : "Positions are encrypted on the logger; the keys file holds no location key (lockey), so no position is shown."
-    return {
+    const model: ReportModel = {
         reportFormat: REPORT_FORMAT,
         scenario: inp.shipment?.shipmentId ?? `device ${inp.devid}`,
         deviceId: inp.devid,
@@ -446,4 +453,5 @@ export function buildReportModel(inp: BuildInput): ReportModel {
         evictions: a.evictions,
         unplaced: a.unplaced,
     }
+    return { model, records, utc: a.utc }
 }

@@ -14,7 +14,7 @@ import type { ReportLike } from "./model.js"
 import { zoneOf } from "./model.js"
 import { escapeHtml as esc } from "./escape.js"
 import { fmtTime, isNum } from "./text.js"
-import { isUtc, localDayAndClock, offsetMinutes, offsetText } from "./time.js"
+import { isUtc, localDayAndClock, offsetMinutes, shortOffset } from "./time.js"
 
 /** Chart geometry, in SVG user units (the SVG scales to the page width). */
 export const CHART = {
@@ -275,7 +275,7 @@ export interface ChartGeometry {
     yGrid: { y: number; label: string }[]
     /** vertical grid lines and ticks; `label` null where it would collide with the axis label */
     xTicks: { x: number; label: string | null; date: string | null }[]
-    /** the time axis' zone, e.g. "UTC" or "UTC+02:00" */
+    /** the time axis' zone, e.g. "UTC", "UTC+2" or "UTC+5:30" */
     xUnit: string | null
     excursions: Mark[]
     /** the temperature line as SVG path data (subpaths of joined readings) */
@@ -498,7 +498,7 @@ export function computeChart(s: ReportLike): ChartGeometry {
             : null,
         yGrid,
         xTicks: haveTime ? timeTicks(t0, t1, zone, xOf) : [],
-        xUnit: haveTime ? (isUtc(zone) ? "UTC" : `UTC${offsetText(offsetMinutes(t0, zone))}`) : null,
+        xUnit: haveTime ? (isUtc(zone) ? "UTC" : `UTC${shortOffset(offsetMinutes(t0, zone))}`) : null,
         excursions: runs(exc).map(([a, b]) => mark(a, b, `Excursion ${when(a, b)}`)),
         line: paths.line,
         dots: paths.dots,

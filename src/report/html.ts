@@ -84,7 +84,7 @@ caption { text-align: left; font-weight: 700; padding: 4px 8px; }
 .muted { color: var(--muted); }
 ul.notes { padding-left: 20px; }
 footer { margin-top: 32px; color: var(--muted); font-size: 12px; }
-.tablewrap { overflow-x: auto; max-width: 100%; }
+.tablewrap, .chartwrap { overflow-x: auto; max-width: 100%; }
 .fingerprint { font: 12px ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; background: #f6f8fa; border: 1px solid var(--line); border-radius: 6px; padding: 8px 10px; overflow-wrap: anywhere; margin: 12px 0 0; }
 dl.shipment { display: grid; grid-template-columns: max-content 1fr; gap: 2px 12px; margin: 0 0 12px; }
 dl.shipment dt { color: var(--muted); font-weight: 600; }
@@ -108,6 +108,7 @@ dl.shipment dd { margin: 0; overflow-wrap: anywhere; }
   .verdict { flex-direction: column; gap: 4px; }
   .figgrid { grid-template-columns: 1fr; }
   table.figures th { width: auto; }
+  .chart { min-width: 720px; }
 }
 @media print { body { padding: 0; } .verdict, .card { break-inside: avoid; } }
 `
@@ -264,7 +265,7 @@ function chartHtml(s: ReportLike): string {
     const plotW = CHART.width - CHART.left - CHART.right
     if (g.plotted > plotW) notes.push(`${g.plotted} samples drawn as the lowest and highest reading per pixel column.`)
     if (g.undated) notes.push(`${plural(g.undated, "sample")} without a readable time not drawn.`)
-    return chartSvg(g) + legend + (notes.length ? muted(notes.join(" ")) : "")
+    return `<div class="chartwrap">${chartSvg(g)}</div>` + legend + (notes.length ? muted(notes.join(" ")) : "")
 }
 
 const windowType = { above: "above", below: "below" } as const

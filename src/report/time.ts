@@ -66,6 +66,12 @@ export function offsetText(offsetMin: number): string {
     return `${sign}${String(Math.floor(a / 60)).padStart(2, "0")}:${String(a % 60).padStart(2, "0")}`
 }
 
+/** "+2", "-3", "+5:30": an offset short enough for an axis label. */
+export function shortOffset(offsetMin: number): string {
+    const a = Math.abs(offsetMin)
+    return `${offsetMin < 0 ? "-" : "+"}${Math.floor(a / 60)}${a % 60 ? `:${String(a % 60).padStart(2, "0")}` : ""}`
+}
+
 const isTime = (ms: number | null | undefined): ms is number => typeof ms === "number" && Number.isFinite(ms)
 
 /** ISO 8601 UTC with whole seconds: "2024-05-01T12:00:05Z" (sample times are whole seconds). */

@@ -160,7 +160,8 @@ export class LogWriter {
     }
 }
 
-export const SHIPMENT_T0 = Date.parse("2025-03-10T06:00:00Z")
+// across the switch to summer time in Europe (2025-03-30 01:00 UTC): local times go from +01:00 to +02:00
+export const SHIPMENT_T0 = Date.parse("2025-03-29T06:00:00Z")
 
 /** Where the route goes: Puurs (BE) to Lille to Paris, 1e-7-degree exact. */
 export const ROUTE = [
@@ -182,16 +183,18 @@ export interface ShipmentLog {
 }
 
 /**
- * A 2-day refrigerated (2..8 °C) shipment sampled every 5 min: an excursion to 9.5 °C with the
- * device's alarm records, a 30-minute open thermocouple, a 2-hour power cut, hourly fixes along
- * ROUTE with two stops, 12-hour epochs, an unsealed tail.
+ * A 2-day shipment sampled every 5 min, in the middle of `band` (default refrigerated, 2..8 °C):
+ * an excursion 1.5 °C above the band with the device's alarm records, a 30-minute open
+ * thermocouple, a 2-hour power cut, hourly fixes along ROUTE with two stops, 12-hour epochs, an
+ * unsealed tail.
  */
-export function shipmentLog(devid = "c01d7aceb0000001"): ShipmentLog {
+export function shipmentLog(devid = "c01d7aceb0000001", band = { low: 2, high: 8 }): ShipmentLog {
     const w = new LogWriter(devid)
+    const mid = (band.low + band.high) / 2
     const t0 = SHIPMENT_T0
     const step = 5 * MIN
     const end = t0 + 48 * HOUR
-    const excursion = { start: t0 + 10 * HOUR, end: t0 + 10 * HOUR + 40 * MIN, peakC: 9.5 }
+    const excursion = { start: t0 + 10 * HOUR, end: t0 + 10 * HOUR + 40 * MIN, peakC: band.high + 1.5 }
     const openFault = { start: t0 + 20 * HOUR, end: t0 + 20 * HOUR + 25 * MIN, samples: 6 }
     const powerCut = { at: t0 + 30 * HOUR, back: t0 + 32 * HOUR }
     const stops = [
@@ -215,15 +218,15 @@ export function shipmentLog(devid = "c01d7aceb0000001"): ShipmentLog {
         }
         const hour = (t - t0) / HOUR
         // the temperature: 5 °C with a slow wobble, the excursion rising to its peak and back
-        let c = 5 + 0.75 * Math.sin(hour / 3)
-        if (t >= excursion.start && t < excursion.end) c = t === excursion.start + 20 * MIN ? excursion.peakC : 8.75
+        let c = mid + 0.75 * Math.sin(hour / 3)
+        if (t >= excursion.start && t < excursion.end) c = t === excursion.start + 20 * MIN ? excursion.peakC : band.high + 0.75
         c = Math.round(c * 128) / 128
         if (t >= openFault.start && t <= openFault.end) w.sample(0, { sr: 0x01 })
         else w.sample(c)
-        if (c > 8 && !inAlarm && !(t >= openFault.start && t <= openFault.end)) {
+        if (c > band.high && !inAlarm && !(t >= openFault.start && t <= openFault.end)) {
             w.alarm(ALARM_TYPE.aboveBand, c)
             inAlarm = true
-        } else if (c <= 8 && inAlarm && !(t >= openFault.start && t <= openFault.end)) {
+        } else if (c <= band.high && inAlarm && !(t >= openFault.start && t <= openFault.end)) {
             w.alarm(ALARM_TYPE.backInBand, c)
             inAlarm = false
         }
@@ -306,4 +309,48 @@ export function flashExport(w: LogWriter, ackSeq: number | null): DeviceExportFi
 export function writeJson(file: string, value: unknown): string {
     writeFileSync(file, JSON.stringify(value, null, 1))
     return file
+}
+
+export const SHIPMENT_FILE = {
+    shipmentId: "SHP-2025-0042",
+    sscc: "106141412345678908",
+    product: { name: "Influenza vaccine 0.5 ml", gtin: "09521234543213" },
+    lot: "FJ8765",
+    sender: { name: "Manufacturing site, Puurs", gln: "5412345000013" },
+    receiver: { name: "Nursing home, Paris", gln: "3012345000017" },
+    alarmPreset: "refrigerated",
+}
+
+export interface ReportFixture {
+    dir: string
+    db: string
+    export: string
+    keys: string
+    /** the same keys without the location key */
+    keysNoLoc: string
+    shipment: string
+    log: ShipmentLog
+    /** the last seq the server acknowledged (the device holds 20 more) */
+    acked: number
+}
+
+/** The shipment log in a real ingest database and a flash export, with its keys and shipment files. */
+export async function reportFixture(
+    name: string,
+    o: { band?: { low: number; high: number }; preset?: unknown } = {},
+): Promise<ReportFixture> {
+    const dir = scratchDir(name)
+    const log = shipmentLog(undefined, o.band)
+    const db = path.join(dir, "ingest.sqlite")
+    const acked = await ingestDb(log.w, db, { keepOnDevice: 20 })
+    return {
+        dir,
+        db,
+        export: writeJson(path.join(dir, "device-export.json"), flashExport(log.w, acked)),
+        keys: writeJson(path.join(dir, "device-secret.json"), log.w.secretJson()),
+        keysNoLoc: writeJson(path.join(dir, "device-secret-noloc.json"), log.w.secretJson({ lockey: false })),
+        shipment: writeJson(path.join(dir, "shipment.json"), { ...SHIPMENT_FILE, alarmPreset: o.preset ?? SHIPMENT_FILE.alarmPreset }),
+        log,
+        acked,
+    }
 }
