@@ -31,6 +31,7 @@ import {
     type VerificationInfo,
 } from "./model.js"
 import type { Shipment } from "./shipment.js"
+import { fmtBand } from "./text.js"
 
 /** Names of the MAX31856 fault status bits (sr b0..b7). */
 export const SR_NAMES = ["OPEN", "OVUV", "TCLOW", "TCHIGH", "CJLOW", "CJHIGH", "TCRANGE", "CJRANGE"] as const
@@ -296,7 +297,7 @@ export function bandRule(a: Pick<LogAnalysis, "excursions">, band: Band, presetN
     })
     return {
         id: "band",
-        name: `Band ${band.low} to ${band.high} °C (${presetName}), every non-faulted reading`,
+        name: `Band ${fmtBand(band)} (${presetName}), every non-faulted reading`,
         source: "host",
         recorded: true,
         triggered: windows.length > 0,

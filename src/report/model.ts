@@ -8,6 +8,7 @@
 import type { ShipmentSummary, ChainStatus } from "./summary.js"
 import type { Shipment } from "./shipment.js"
 import type { Problem } from "../verify/verify.js"
+import { fmtBand } from "./text.js"
 
 export const REPORT_FORMAT = "coldtrace-report-v1"
 
@@ -158,10 +159,7 @@ export interface OverallVerdict {
     text: string
 }
 
-const bandText = (r: ReportLike) => {
-    const b = r.alarmBand
-    return b && isNum(b.low) && isNum(b.high) ? `${b.low.toFixed(1)} to ${b.high.toFixed(1)} °C` : "— °C"
-}
+const bandText = (r: ReportLike) => fmtBand(r.alarmBand)
 
 /** The report's one-word verdict: data integrity first (chain, lost samples), then temperature. */
 export function overallVerdict(r: ReportLike): OverallVerdict {
