@@ -98,6 +98,29 @@ describe("coldtrace report", () => {
         expect(csv).toContain(`alarm band,"2.0 to 8.0 °C (refrigerated, +2 to +8 °C, default)"`)
     })
 
+    it("shows records evicted unsent as lost samples with their sealed summary; the log still verifies", async () => {
+        const w = new LogWriter("0a0b0c0d0e0f0002")
+        w.start(SHIPMENT_T0)
+        const at = (i: number) => SHIPMENT_T0 + i * 300_000
+        for (let i = 1; i <= 50; i++) w.advanceTo(at(i)).sample(i >= 20 && i < 24 ? 9 : 5)
+        // the store was full: records 10..40 go, after a summary the device seals
+        w.evict(10, 40)
+        for (let i = 51; i <= 60; i++) w.advanceTo(at(i)).sample(5)
+        const db = path.join(fx.dir, "evicted.sqlite")
+        await ingestDb(w, db, { skip: { first: 10, last: 40 } })
+        const keys = writeJson(path.join(fx.dir, "evicted-secret.json"), w.secretJson())
+        const out = outDir("evicted")
+        const r = await run(["--db", db, "--keys", keys, "--format", "html,csv", "--out", out])
+        expect(r.code).toBe(0)
+        expect(r.out).toMatch(/^INCOMPLETE: 31 samples lost/)
+        expect(r.out).toContain("VERIFIED: device 0a0b0c0d0e0f0002")
+        const html = readFileSync(path.join(out, "report.html"), "utf8")
+        expect(html).toContain("Records evicted unsent (summaries)")
+        expect(html).toMatch(/<td>10\.\.40<\/td><td class="num">31<\/td>/)
+        const csv = readFileSync(path.join(out, "report.csv"), "utf8")
+        expect(csv).toMatch(/,evicted,.*records 10\.\.40 removed unsent: 31 samples, 5\.\.9 C, 20 min out of band/)
+    })
+
     const refused: [string, () => string[], RegExp][] = [
         [
             "a database without the device",

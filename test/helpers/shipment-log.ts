@@ -23,6 +23,7 @@ import {
     nextHead,
     sealMac,
     type LogRecord,
+    type SampleRecord,
 } from "../../src/format/index.js"
 import { startIngestServer } from "../../src/ingest/server.js"
 import { registerDevice } from "../../src/ingest/db.js"
@@ -149,6 +150,27 @@ export class LogWriter {
         return this
     }
 
+    /** The store is full: summarise records first..last in an evicted record (as the firmware does) and seal it. */
+    evict(first: number, last: number, band = { low: 2, high: 8 }): this {
+        const gone = this.records.slice(first, last + 1).filter(r => r.kind === KIND.sample) as SampleRecord[]
+        const good = gone.filter(r => !r.sr && !r.sflags)
+        const times = gone.map(r => Math.floor(this.worldTime.get(r.seq)! / 1000))
+        this.push({
+            kind: KIND.evicted,
+            first,
+            last,
+            samples: gone.length,
+            tFirst: times.length ? Math.min(...times) : 0,
+            tLast: times.length ? Math.max(...times) : 0,
+            minTc: good.length ? Math.min(...good.map(r => r.tc)) : 0,
+            maxTc: good.length ? Math.max(...good.map(r => r.tc)) : 0,
+            outMin: good.filter(r => r.tc / 128 < band.low || r.tc / 128 > band.high).length * 5,
+            srOr: gone.reduce((a, r) => a | r.sr, 0),
+            sflagsOr: gone.reduce((a, r) => a | r.sflags, 0),
+        })
+        return this.seal()
+    }
+
     /** The keys file (`device-secret.json`); `lockey: false` leaves the location key out. */
     secretJson(o: { lockey?: boolean } = {}): Record<string, string> {
         return {
@@ -249,21 +271,31 @@ export function scratchDir(name: string): string {
  * POST the records as batches of `batch` records (each MAC'd with the epoch key in force after its
  * last record, as the device sends them), leaving the last `keepOnDevice` records unsent.
  */
-export async function ingestDb(w: LogWriter, file: string, o: { batch?: number; keepOnDevice?: number } = {}): Promise<number> {
+export async function ingestDb(
+    w: LogWriter,
+    file: string,
+    o: { batch?: number; keepOnDevice?: number; skip?: { first: number; last: number } } = {},
+): Promise<number> {
     const server = await startIngestServer({ dbPath: file, log: () => {} })
     try {
         registerDevice(server.db, { devid: w.devid, k0: w.k0, ackkey: w.ackkey, lockey: null })
         const size = o.batch ?? 120
         const upTo = w.seq - (o.keepOnDevice ?? 0)
         let acked = -1
-        for (let from = 0; from < upTo; from += size) {
-            const to = Math.min(upTo, from + size) - 1
+        let from = 0
+        while (from < upTo) {
+            // records the device evicted unsent: the next batch starts a new segment (PREV)
+            const skip = o.skip && from >= o.skip.first && from <= o.skip.last ? o.skip : undefined
+            if (skip) from = skip.last + 1
+            const stop = o.skip && from < o.skip.first ? o.skip.first : upTo
+            const to = Math.min(stop, from + size) - 1
             const epoch = w.epochAt[to]
             const body = encodeBatch({
                 devid: w.devid,
                 boot: w.bootAt[to],
                 epoch,
                 firstSeq: from,
+                prevHead: skip ? w.heads[skip.last] : undefined,
                 records: w.bytes.slice(from, to + 1),
                 key: epochKey(w.k0, epoch),
             })
@@ -271,6 +303,7 @@ export async function ingestDb(w: LogWriter, file: string, o: { batch?: number; 
             if (res.status !== 200) throw new Error(`batch ${from}..${to}: ${res.status} ${res.headers.get("x-coldtrace-reason")}`)
             await res.arrayBuffer()
             acked = to
+            from = to + 1
         }
         return acked
     } finally {
