@@ -14,6 +14,9 @@ Commands:
         Verify a device's log independently (docs/verify.md): chain, seals, sequence, boots,
         checkpoints, eviction summaries. Prints the verdict with the first offending seq;
         exit 0 verified, 1 not, 2 usage error.
+  report (--db FILE | --export FILE) --keys FILE --out DIR [--shipment FILE] [--format html,pdf,csv,epcis] [--tz ZONE]
+        Verify a device's log and write reports a receiver can use without our software: HTML,
+        PDF, CSV, GS1 EPCIS 2.0 (docs/reports.md); exit 0 verified, 1 not, 2 input error.
   bench [--out FILE]
         Measure the simulator, the firmware and the host; print a table and write JSON.
   help  This text.
@@ -72,6 +75,10 @@ export async function main(argv: string[]): Promise<number> {
             case "verify": {
                 const { verifyCommand } = await import("./verify/cli.js")
                 return await verifyCommand(args)
+            }
+            case "report": {
+                const { reportCommand } = await import("./report/cli.js")
+                return await reportCommand(args)
             }
             case "bench": {
                 const { bench } = await import("../bench/bench.js")

@@ -11,7 +11,11 @@
 /** ISO 8601 string or Unix epoch milliseconds. */
 export type TimeValue = string | number
 
-export type ChainStatus = "ok" | "broken" | "unverified"
+/**
+ * "ok": verified; "tampered" / "incomplete": the verifier's verdicts (docs/verify.md); "broken": the
+ * simulator's checks failed; "unverified": nobody checked.
+ */
+export type ChainStatus = "ok" | "broken" | "unverified" | "tampered" | "incomplete"
 
 export interface SampleCounts {
     /** samples the device took (sequence numbers allocated for samples) */
@@ -42,6 +46,10 @@ export interface PowerCut {
     at: TimeValue
     /** when power came back, if known */
     until?: TimeValue
+    /** the boot counter of the start-up after it, when known from the log */
+    boot?: number
+    /** why the logger started again, from its boot record: "power-on or reset", "soft restart", "watchdog" */
+    reason?: string
 }
 
 export interface Stop {

@@ -123,7 +123,7 @@ export function dbCheckpoints(d: OpenDb, devid: string): Checkpoint[] {
     return rows.filter(r => Buffer.isBuffer(r.head) && r.head.length === HEAD_LEN)
 }
 
-function dbRecords(d: OpenDb, devid: string): LogEntry[] {
+export function dbRecords(d: OpenDb, devid: string): LogEntry[] {
     return (
         d.db.prepare("SELECT seq, bytes, head FROM records WHERE devid = ? ORDER BY seq").all(devid) as {
             seq: number

@@ -1,0 +1,458 @@
+// Build the report model from a device's records: placed in UTC by the timeline (docs/timebase.md),
+// judged against the alarm preset, with the verifier's verdict and the fingerprint of exactly these
+// records. `coldtrace report` and the simulator's summary (src/sim/summarize.ts) both come through
+// analyzeLog, so a temperature, an excursion or a stop is computed in one place.
+import {
+    ALARM_TYPE,
+    BOOT_REASON,
+    KIND,
+    decodeRecord,
+    decryptLoc,
+    isFaulted,
+    type AlarmRecord,
+    type BootRecord,
+    type EvictedRecord,
+    type FixRecord,
+    type LogRecord,
+    type SampleRecord,
+    type StopRecord,
+} from "../format/index.js"
+import { placeRecords } from "../verify/timeline.js"
+import type { LogEntry, Verdict } from "../verify/verify.js"
+import type { Excursion, FaultWindow, PowerCut, SeriesPoint, Stop } from "./summary.js"
+import {
+    REPORT_FORMAT,
+    type AlarmEvent,
+    type AlarmWindow,
+    type Eviction,
+    type ReportModel,
+    type RoutePoint,
+    type RuleOutcome,
+    type VerificationInfo,
+} from "./model.js"
+import type { Shipment } from "./shipment.js"
+import { fmtBand } from "./text.js"
+
+/** Names of the MAX31856 fault status bits (sr b0..b7). */
+export const SR_NAMES = ["OPEN", "OVUV", "TCLOW", "TCHIGH", "CJLOW", "CJHIGH", "TCRANGE", "CJRANGE"] as const
+/** Names of the logger's own sample flags (sflags b0, b1). */
+export const SFLAG_NAMES = ["NO_READING", "CONFIG_MISMATCH"] as const
+
+export function faultName(s: Pick<SampleRecord, "sr" | "sflags">): string {
+    const names: string[] = []
+    SFLAG_NAMES.forEach((n, i) => s.sflags & (1 << i) && names.push(n))
+    SR_NAMES.forEach((n, i) => s.sr & (1 << i) && names.push(n))
+    return names.join("+")
+}
+
+const BOOT_REASONS: Record<number, string> = {
+    [BOOT_REASON.powerOn]: "power-on or reset",
+    [BOOT_REASON.softRestart]: "soft restart",
+    [BOOT_REASON.watchdog]: "watchdog",
+}
+
+export interface Band {
+    low: number
+    high: number
+}
+
+/** Everything the records say, placed in time; no judgement about the chain. */
+export interface LogAnalysis {
+    records: LogRecord[]
+    /** seq -> UTC ms (null: unplaced) */
+    utc: Map<number, number | null>
+    series: SeriesPoint[]
+    minC: number | null
+    maxC: number | null
+    excursions: Excursion[]
+    faults: FaultWindow[]
+    faulted: number
+    stops: Stop[]
+    route: RoutePoint[]
+    /** positions that did not authenticate under the location key */
+    badPositions: number
+    alarmEvents: AlarmEvent[]
+    deviceAlarmWindows: AlarmWindow[]
+    restarts: PowerCut[]
+    evictions: Eviction[]
+    unplaced: number
+    sampleSeqs: number[]
+}
+
+/** Distinct records in seq order (the first held copy of a seq wins; bytes that are no record are left out). */
+export function decodeDistinct(entries: LogEntry[]): LogRecord[] {
+    const bySeq = new Map<number, LogRecord>()
+    for (const e of entries) {
+        let r: LogRecord
+        try {
+            r = decodeRecord(e.bytes)
+        } catch {
+            continue // the verifier reports it as malformed
+        }
+        if (!bySeq.has(r.seq)) bySeq.set(r.seq, r)
+    }
+    return [...bySeq.values()].sort((a, b) => a.seq - b.seq)
+}
+
+function samplesSeries(samples: SampleRecord[], utc: Map<number, number | null>, band: Band) {
+    const series: SeriesPoint[] = []
+    const excursions: Excursion[] = []
+    const faults: FaultWindow[] = []
+    let minC: number | null = null
+    let maxC: number | null = null
+    let open: Excursion | null = null
+    let faulted = 0
+    let lastWasFault = false
+    for (const s of samples) {
+        const t = utc.get(s.seq)
+        if (t == null) continue
+        if (isFaulted(s)) {
+            faulted++
+            const fault = faultName(s)
+            series.push({ t, c: null, faulted: true, fault })
+            const w = faults.at(-1)
+            if (w && w.fault === fault && lastWasFault) {
+                w.end = t
+                w.samples++
+            } else faults.push({ start: t, end: t, fault, samples: 1 })
+            lastWasFault = true
+            continue
+        }
+        lastWasFault = false
+        const c = s.tc / 128
+        series.push({ t, c, faulted: false })
+        minC = minC === null ? c : Math.min(minC, c)
+        maxC = maxC === null ? c : Math.max(maxC, c)
+        const out = c > band.high || c < band.low
+        if (out && !open) open = { start: t, end: null, maxC: c, minC: c }
+        else if (out && open) {
+            open.maxC = Math.max(open.maxC, c)
+            open.minC = Math.min(open.minC ?? c, c)
+        } else if (!out && open) {
+            open.end = t
+            excursions.push(open)
+            open = null
+        }
+    }
+    if (open) excursions.push(open)
+    return { series, excursions, faults, minC, maxC, faulted }
+}
+
+function position(lockey: Buffer | null | undefined, devid: string, seq: number, loc: Buffer): { lat: number; lon: number } | null {
+    if (!lockey?.length) return null
+    try {
+        const p = decryptLoc(lockey, devid, seq, loc)
+        return { lat: p.lat / 1e7, lon: p.lon / 1e7 }
+    } catch {
+        return null
+    }
+}
+
+function stopsAndRoute(records: LogRecord[], utc: Map<number, number | null>, devid: string, lockey?: Buffer | null) {
+    const stops: Stop[] = []
+    const route: RoutePoint[] = []
+    let badPositions = 0
+    for (const r of records) {
+        if (r.kind !== KIND.stop && r.kind !== KIND.fix) continue
+        const at = utc.get(r.seq) ?? null
+        const pos = position(lockey, devid, r.seq, (r as StopRecord | FixRecord).loc)
+        if (lockey?.length && !pos) badPositions++
+        if (r.kind === KIND.stop) {
+            const s = r as StopRecord
+            if (at === null) continue
+            const stop: Stop = { start: at - (s.uptime - s.start), end: at }
+            if (pos) Object.assign(stop, pos)
+            else if (lockey?.length) stop.label = "position does not decrypt"
+            stops.push(stop)
+            if (pos) route.push({ seq: s.seq, t: at, ...pos, kind: "stop" })
+        } else if (pos) route.push({ seq: r.seq, t: at, ...pos, kind: "fix" })
+    }
+    return { stops, route, badPositions }
+}
+
+const ALARM_NAMES: Record<number, AlarmEvent["type"]> = {
+    [ALARM_TYPE.aboveBand]: "above",
+    [ALARM_TYPE.belowBand]: "below",
+    [ALARM_TYPE.backInBand]: "back",
+}
+
+/** The device's alarm records (above / below / back in band) as events and windows. */
+function deviceAlarms(records: LogRecord[], utc: Map<number, number | null>) {
+    const events: AlarmEvent[] = []
+    const windows: AlarmWindow[] = []
+    let open: AlarmWindow | null = null
+    for (const r of records) {
+        if (r.kind !== KIND.alarm) continue
+        const a = r as AlarmRecord
+        const type = ALARM_NAMES[a.type]
+        if (!type) continue
+        const at = utc.get(a.seq) ?? null
+        const c = a.tc / 128
+        events.push({ seq: a.seq, at, type, c })
+        if (at === null) continue
+        if (type === "back") {
+            if (open) open.end = at
+            open = null
+        } else {
+            if (open) open.end = at
+            open = { start: at, end: null, type, peakC: c }
+            windows.push(open)
+        }
+    }
+    return { events, windows }
+}
+
+/** The extreme non-faulted reading inside a window (highest above the band, lowest below it). */
+function peakIn(series: SeriesPoint[], w: AlarmWindow): number | null {
+    let peak: number | null = null
+    for (const p of series) {
+        const t = p.t as number
+        if (p.faulted || p.c === null || t < w.start || (w.end !== null && t > w.end)) continue
+        peak = peak === null ? p.c : w.type === "above" ? Math.max(peak, p.c) : Math.min(peak, p.c)
+    }
+    return peak
+}
+
+/** Restarts from the boot records: the last record of the boot before (seals excluded: the open epoch is sealed after the restart) to the boot record. */
+function restartsFromBoots(records: LogRecord[], utc: Map<number, number | null>): PowerCut[] {
+    const out: PowerCut[] = []
+    let seenBoot = false
+    let lastAlive: number | null = null
+    for (const r of records) {
+        if (r.kind === KIND.boot) {
+            const b = r as BootRecord
+            if (seenBoot) {
+                const until = utc.get(b.seq) ?? null
+                out.push({
+                    at: lastAlive ?? "",
+                    ...(until !== null ? { until } : {}),
+                    boot: b.boot,
+                    reason: BOOT_REASONS[b.reason] ?? `reason ${b.reason}`,
+                })
+            }
+            seenBoot = true
+            lastAlive = utc.get(b.seq) ?? null
+        } else if (r.kind !== KIND.seal) {
+            const t = utc.get(r.seq)
+            if (t != null) lastAlive = t
+        }
+    }
+    return out
+}
+
+function evictionsOf(records: LogRecord[], sealed: (seq: number) => boolean): Eviction[] {
+    const bits = (sr: number, sflags: number) => faultName({ sr, sflags })
+    return (records.filter(r => r.kind === KIND.evicted) as EvictedRecord[]).map(e => ({
+        seq: e.seq,
+        first: e.first,
+        last: e.last,
+        samples: e.samples,
+        tFirst: e.tFirst ? e.tFirst * 1000 : null,
+        tLast: e.tLast ? e.tLast * 1000 : null,
+        minC: e.samples ? e.minTc / 128 : null,
+        maxC: e.samples ? e.maxTc / 128 : null,
+        outMin: e.outMin,
+        faults: bits(e.srOr, e.sflagsOr),
+        sealed: sealed(e.seq),
+    }))
+}
+
+/** Place and read every record: series, excursions against `band`, faults, stops, alarms, restarts, evictions. */
+export function analyzeLog(
+    records: LogRecord[],
+    opts: { devid: string; band: Band; lockey?: Buffer | null; sealed?: (seq: number) => boolean },
+): LogAnalysis {
+    const utc = new Map(placeRecords(records).map(p => [p.seq, p.utc]))
+    const samples = records.filter(r => r.kind === KIND.sample) as SampleRecord[]
+    const s = samplesSeries(samples, utc, opts.band)
+    const { stops, route, badPositions } = stopsAndRoute(records, utc, opts.devid, opts.lockey)
+    const alarms = deviceAlarms(records, utc)
+    for (const w of alarms.windows) w.peakC = peakIn(s.series, w) ?? w.peakC
+    return {
+        records,
+        utc,
+        ...s,
+        stops,
+        route,
+        badPositions,
+        alarmEvents: alarms.events,
+        deviceAlarmWindows: alarms.windows,
+        restarts: restartsFromBoots(records, utc),
+        evictions: evictionsOf(records, opts.sealed ?? (() => false)),
+        unplaced: records.filter(r => utc.get(r.seq) == null).length,
+        sampleSeqs: samples.map(x => x.seq),
+    }
+}
+
+/** The host's band rule: excursions of non-faulted readings outside the preset's band. */
+export function bandRule(a: Pick<LogAnalysis, "excursions">, band: Band, presetName: string): RuleOutcome {
+    const windows: AlarmWindow[] = a.excursions.map(e => {
+        const above = e.maxC > band.high
+        return {
+            start: e.start as number,
+            end: (e.end ?? null) as number | null,
+            type: above ? "above" : "below",
+            peakC: above ? e.maxC : (e.minC ?? null),
+        }
+    })
+    return {
+        id: "band",
+        name: `Band ${fmtBand(band)} (${presetName}), every non-faulted reading`,
+        source: "host",
+        recorded: true,
+        triggered: windows.length > 0,
+        windows,
+        events: [],
+        note: "evaluated on the host over the recorded readings; an excursion starts at the first reading outside the band and ends at the next reading inside it",
+    }
+}
+
+export function deviceBandRule(a: Pick<LogAnalysis, "alarmEvents" | "deviceAlarmWindows">): RuleOutcome {
+    return {
+        id: "device-band",
+        name: "Device band alarm (the logger's configured band, with its hysteresis)",
+        source: "device",
+        recorded: true,
+        triggered: a.deviceAlarmWindows.length > 0,
+        windows: a.deviceAlarmWindows,
+        events: a.alarmEvents,
+        note: "alarm records written by the logger: above band, below band, back in band",
+    }
+}
+
+export const NOT_RECORDED = "not recorded by this firmware"
+
+export function emptySections(): Pick<ReportModel, "battery" | "openings"> {
+    return {
+        battery: { recorded: false, note: `Battery: ${NOT_RECORDED} (the log holds no voltage records).`, series: [] },
+        openings: { recorded: false, note: `Shipper openings: ${NOT_RECORDED} (the log holds no lid or door records).`, events: [] },
+    }
+}
+
+export function alarmsNote(): string {
+    return `Alarm rules with durations (WHO presets): ${NOT_RECORDED}; the rule engine is coming. Shown: the preset's band evaluated here, and the logger's own band alarm records.`
+}
+
+export function verificationInfo(v: Verdict, text: string): VerificationInfo {
+    return {
+        word: v.ok ? "VERIFIED" : v.status.toUpperCase(),
+        ok: v.ok,
+        firstBad: v.firstBad ?? null,
+        reason: v.reason ?? null,
+        records: v.records,
+        sealedThrough: v.sealedThrough,
+        unsealed: v.unsealed,
+        positions: v.positions,
+        problems: v.problems,
+        text,
+    }
+}
+
+export interface BuildInput {
+    devid: string
+    /** the log as its holder keeps it (what the verifier read) */
+    entries: LogEntry[]
+    verdict: Verdict
+    /** the verifier's text (formatVerdict) */
+    verdictText: string
+    lockey: Buffer | null
+    shipment: Shipment | null
+    preset: { id: string; name: string; low: number; high: number; source: "shipment" | "default" }
+    timeZone: string
+    source: { kind: "server" | "device"; name: string }
+    /** the highest seq acknowledged to the device (checkpoints, or the device's lgack) */
+    ackSeq: number | null
+    uploads?: { attempts: number; ok: number; failed: number }
+    generatedAt: Date
+}
+
+/** Samples the evicted summaries account for that are not held any more. */
+function evictedSamplesGone(evictions: Eviction[], held: Set<number>, sampleSeqs: Set<number>): number {
+    let gone = 0
+    for (const e of evictions) {
+        let heldSamples = 0
+        let heldAny = false
+        for (let q = e.first; q <= e.last && q - e.first < 1_000_000; q++)
+            if (held.has(q)) {
+                heldAny = true
+                if (sampleSeqs.has(q)) heldSamples++
+            }
+        gone += heldAny ? Math.max(0, e.samples - heldSamples) : e.samples
+    }
+    return gone
+}
+
+export interface BuiltReport {
+    model: ReportModel
+    /** the distinct records the model describes, in seq order (for the CSV's one row per record) */
+    records: LogRecord[]
+    utc: Map<number, number | null>
+}
+
+/** The model of `coldtrace report`: the records, the verifier's verdict, the shipment and the zone. */
+export function buildReport(inp: BuildInput): BuiltReport {
+    const records = decodeDistinct(inp.entries)
+    const band = { low: inp.preset.low, high: inp.preset.high }
+    const sealedSeqs = inp.verdict.evictedRanges.filter(e => e.sealed).map(e => e.seq)
+    const a = analyzeLog(records, { devid: inp.devid, band, lockey: inp.lockey, sealed: q => sealedSeqs.includes(q) })
+    const held = new Set(records.map(r => r.seq))
+    const sampleSeqs = new Set(a.sampleSeqs)
+    const lost = evictedSamplesGone(a.evictions, held, sampleSeqs)
+    const acked = inp.ackSeq === null ? 0 : a.sampleSeqs.filter(q => q <= inp.ackSeq!).length
+    const times = a.series.map(p => p.t as number)
+    const v = inp.verdict
+    const notes: string[] = []
+    if (a.unplaced)
+        notes.push(
+            `${a.unplaced} record${a.unplaced === 1 ? "" : "s"} without a UTC time (a boot that never saw a time source): not drawn, listed by seq in the CSV.`,
+        )
+    if (inp.preset.source === "default")
+        notes.push(`No alarm preset given (no shipment file, or none in it): judged against the default preset, ${inp.preset.name}.`)
+    if (a.badPositions)
+        notes.push(`${a.badPositions} position${a.badPositions === 1 ? "" : "s"} did not authenticate under the location key: not shown.`)
+    notes.push(...v.notes.slice(0, 20))
+    const routeNote = inp.lockey
+        ? a.route.length
+            ? `${a.route.length} authenticated position${a.route.length === 1 ? "" : "s"} (GNSS fixes and stops), decrypted with the location key.`
+            : "No position in the log."
+        : "Positions are encrypted on the logger; the keys file holds no location key (lockey), so no position is shown."
+    const model: ReportModel = {
+        reportFormat: REPORT_FORMAT,
+        scenario: inp.shipment?.shipmentId ?? `device ${inp.devid}`,
+        deviceId: inp.devid,
+        started: times.length ? new Date(Math.min(...times)).toISOString() : "",
+        ended: times.length ? new Date(Math.max(...times)).toISOString() : "",
+        samples: {
+            taken: a.sampleSeqs.length + lost,
+            stored: a.sampleSeqs.length,
+            acknowledged: acked,
+            onDevice: inp.source.kind === "device" ? a.sampleSeqs.length - acked : 0,
+            lost,
+            faulted: a.faulted,
+        },
+        minC: a.minC,
+        maxC: a.maxC,
+        alarmBand: band,
+        excursions: a.excursions,
+        powerCuts: a.restarts,
+        uploads: inp.uploads ?? { attempts: 0, ok: 0, failed: 0 },
+        chain: { status: v.ok ? "ok" : v.status, detail: inp.verdictText },
+        series: a.series,
+        stops: a.stops,
+        faults: a.faults,
+        notes,
+        source: inp.source,
+        timeZone: inp.timeZone,
+        generatedAt: inp.generatedAt.toISOString(),
+        shipment: inp.shipment,
+        preset: { id: inp.preset.id, name: inp.preset.name, source: inp.preset.source },
+        fingerprint: { devid: inp.devid, firstSeq: v.firstSeq, lastSeq: v.lastSeq, head: v.head },
+        verification: verificationInfo(v, inp.verdictText),
+        alarms: { note: alarmsNote(), rules: [bandRule(a, band, inp.preset.name), deviceBandRule(a)] },
+        ...emptySections(),
+        route: { shown: !!inp.lockey && a.route.length > 0, note: routeNote, points: inp.lockey ? a.route : [] },
+        evictions: a.evictions,
+        unplaced: a.unplaced,
+    }
+    return { model, records, utc: a.utc }
+}
