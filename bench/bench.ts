@@ -389,7 +389,7 @@ export async function bench(args: string[]): Promise<number> {
         `${r.summary.samples.taken} samples, ${(simWall / 1000).toFixed(1)} s wall incl. build and boots` +
             (lockWaitMs ? `, not counting ${(lockWaitMs / 1000).toFixed(1)} s waiting for another simulator run` : ""),
     )
-    add("simulator: world speed-up", scenario.speed, "x")
+
     const rd = [...r.observed.sampleLines.values()].map(s => s.rd).filter(Number.isFinite)
     add(
         "VM ms per sample, driver step (median)",

@@ -30,6 +30,15 @@ beforeAll(() => {
 })
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
 
+/** wait for a condition on what the servers did (checked every 10 ms; the time limit is only a failure) */
+async function until(cond: () => boolean, what: string, limitMs = 10_000) {
+    const t0 = Date.now()
+    while (!cond()) {
+        if (Date.now() - t0 > limitMs) throw new Error(`still waiting for ${what} after ${limitMs} ms`)
+        await new Promise(r => setTimeout(r, 10))
+    }
+}
+
 function counts(db: Db) {
     const n = (t: string) => (db.prepare(`SELECT count(*) AS n FROM ${t}`).get() as { n: number }).n
     return { records: n("records"), batches: n("batches"), checkpoints: n("checkpoints") }
@@ -137,8 +146,7 @@ describe("ingest server over HTTPS", () => {
         const o = await request(srv.url + "/v1/health", {})
         expect(o.ok).toBe(false)
         if (!o.ok) expect(o.error).toMatch(/UNABLE_TO_VERIFY_LEAF_SIGNATURE|SELF_SIGNED|UNABLE_TO_GET_ISSUER_CERT/)
-        await new Promise(r => setTimeout(r, 50))
-        expect(logs.some(l => l.tls === "handshake failed")).toBe(true)
+        await until(() => logs.some(l => l.tls === "handshake failed"), "the failed handshake in the log")
         expect(counts(srv.db).batches).toBe(0)
     })
 
@@ -187,12 +195,13 @@ describe("HTTP fault injector (TLS-terminating)", () => {
         await srv?.close()
     })
     const post = (body: Buffer, timeoutMs?: number) => request(url, { ca: pki.caPem, body, timeoutMs })
-    /** the event of the request just made (events are pushed when the injector is done with it) */
-    async function lastEvent(): Promise<FaultEvent> {
-        for (let i = 0; i < 200 && inj.events.length === 0; i++) await new Promise(r => setTimeout(r, 10))
-        return inj.events.at(-1)!
+    /** the event of the n-th request (1-based): the injector emits it when it is done with the request */
+    async function event(n: number): Promise<FaultEvent> {
+        while (inj.events.length < n) await inj.next()
+        return inj.events[n - 1]
     }
-    const settle = () => new Promise(r => setTimeout(r, 100))
+    /** the event of the request just made, when it is the test's `n`-th (default the first) */
+    const lastEvent = (n = 1) => event(n)
 
     test("pass: relayed unchanged, the ack verifies", async () => {
         await setup()
@@ -235,8 +244,7 @@ describe("HTTP fault injector (TLS-terminating)", () => {
         const closed = await post(batchOf(CHAIN, K0, 0, 9))
         expect(closed.ok).toBe(false) // "socket hang up": the device's fetch gets a closed socket
         expect(Date.now() - t0).toBeGreaterThanOrEqual(350)
-        await settle()
-        expect(inj.events.at(-1)).toMatchObject({ fault: "hang", outcome: "closed unanswered after 400 ms" })
+        expect(await event(2)).toMatchObject({ fault: "hang", outcome: "closed unanswered after 400 ms" })
         expect(logs).toHaveLength(0)
         expect(counts(srv.db)).toEqual({ records: 0, batches: 0, checkpoints: 0 })
     })
@@ -249,7 +257,7 @@ describe("HTTP fault injector (TLS-terminating)", () => {
         expect(o.ok).toBe(false)
         const ev = await lastEvent()
         expect(ev).toMatchObject({ fault: "dropMidBody", forwardedBytes: Math.floor(body.length / 2) })
-        await settle()
+        await until(() => logs.length > 0, "the server's log of the cut request")
         expect(logs).toHaveLength(1)
         expect(logs[0]).toMatchObject({ method: "POST", path: "/v1/batch", status: 499 })
         expect(counts(srv.db)).toEqual({ records: 0, batches: 0, checkpoints: 0 })
@@ -266,7 +274,7 @@ describe("HTTP fault injector (TLS-terminating)", () => {
             const body = batchOf(CHAIN, K0, 10, 29)
             const lost = await post(body)
             expect(lost.ok).toBe(false)
-            expect(await lastEvent()).toMatchObject({ fault: "dropAck", upstreamStatus: 200, outcome: "ack dropped (server said 200)" })
+            expect(await lastEvent(2)).toMatchObject({ fault: "dropAck", upstreamStatus: 200, outcome: "ack dropped (server said 200)" })
             expect(counts(srv.db).records).toBe(30) // the server did store it
             const again = ackOf(await post(body))
             expect(again.ackSeq).toBe(29)
@@ -346,7 +354,7 @@ describe("HTTP fault injector (TLS-terminating)", () => {
             acked = ack.ackSeq!
         }
         expect(acked).toBe(last)
-        await settle()
+        await until(() => logs.filter(l => l.status === 499).length >= inj.counts.dropMidBody, "the server's log of every cut request")
         for (const f of HTTP_FAULTS) expect(inj.counts[f], f).toBeGreaterThan(0)
         expectConsistent(srv.db, last)
         // every batch the server stored is accounted for: new records once, lost acks re-sent as duplicates

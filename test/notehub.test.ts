@@ -1,6 +1,8 @@
 // The simulator's Notehub: devices sync notes over HTTP, batch notes go through a lossless but late,
 // reordering, duplicating relay to a real ingest server (real SQLite), and the server's acks come
-// back to the right device as inbound notes on its next sync.
+// back to the right device as inbound notes on its next sync. The relay runs on a virtual clock that
+// the tests move (as the simulator's world does): what is delivered when depends on the seed and
+// the steps, never on how fast the machine is.
 import http from "node:http"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -12,7 +14,14 @@ import { startIngestServer, type IngestServer } from "../src/ingest/server.js"
 import { startNotehub, type Notehub, type NotehubOptions } from "../src/uplink/notehub.js"
 import { batchOf, key, makeChain, mustReply, type Chain } from "./helpers/ingest-client.js"
 
-const sleep = (ms: number) => new Promise(r => setTimeout(r, ms))
+/** the relay's clock (ms): moved only by advance() */
+let clock = 0
+
+/** move the relay's clock on and deliver everything due (each delivery finished: the POST answered) */
+async function advance(h: Notehub, ms: number) {
+    clock += ms
+    await h.relay.pump()
+}
 
 interface Device {
     devid: string
@@ -46,6 +55,7 @@ let ingest: IngestServer
 let hubs: Notehub[]
 
 beforeEach(async () => {
+    clock = 0
     dir = mkdtempSync(join(tmpdir(), "coldtrace-notehub-"))
     ingest = await startIngestServer({ dbPath: join(dir, "ingest.sqlite"), log: () => {} })
     hubs = []
@@ -57,7 +67,7 @@ afterEach(async () => {
 })
 
 async function hub(o: Partial<NotehubOptions> = {}) {
-    const h = await startNotehub({ ingestUrl: `${ingest.url}/v1/batch`, ...o })
+    const h = await startNotehub({ ingestUrl: `${ingest.url}/v1/batch`, ...o, relay: { ...o.relay, now: () => clock }, pumpMs: 0 })
     hubs.push(h)
     return h
 }
@@ -67,36 +77,42 @@ function register(d: Device) {
 }
 
 /**
- * A device the way CellularUplink and the logger behave: each round it sends its unacknowledged
- * records in batches of `per` (up to `notesPerSync` notes in one sync), then keeps syncing until
- * acks come back; it frees (acknowledges) up to the highest authenticated ack seq. Returns the
- * number of rounds it needed.
+ * Devices the way CellularUplink and the logger behave, taking turns: each round every device that
+ * is not done sends its unacknowledged records in batches of `per` (up to `notesPerSync` notes in one
+ * sync), then the relay's clock moves 25 ms at a time (at most 20 steps) while it syncs for acks;
+ * it frees up to the highest authenticated ack seq. The rounds are a guard against a bug, not a
+ * timing budget: with the relay's clock virtual, every run takes the same rounds.
  */
-async function runDevice(h: Notehub, d: Device, per: number, notesPerSync: number): Promise<{ rounds: number; acks: number }> {
-    const n = d.chain.bytes.length
-    let acked = -1
-    let rounds = 0
-    let acks = 0
-    while (acked < n - 1) {
-        if (++rounds > 60) throw new Error(`device ${d.devid}: not acknowledged after 60 rounds (acked ${acked})`)
-        const notes = []
-        for (let f = acked + 1; f < n && notes.length < notesPerSync; f += per) notes.push(batchNote(d, f, Math.min(f + per - 1, n - 1)))
-        let got = await sync(h, d.devid, notes)
-        for (let i = 0; i < 20 && got.inbound.length === 0; i++) {
-            await sleep(25)
-            got = await sync(h, d.devid, [])
-        }
-        for (const a of got.inbound) {
-            expect(a.file).toBe("ack.qi")
-            const ack = decodeAck(Buffer.from(a.payload, "base64"), d.ackkey) // throws unless it is this device's
-            expect(ack.devid).toBe(d.devid)
-            expect([200, 409]).toContain(a.body.status)
-            expect(typeof a.body.first).toBe("number")
-            acks++
-            if (ack.ackSeq !== null) acked = Math.max(acked, ack.ackSeq)
+async function runDevices(h: Notehub, devices: { d: Device; per: number; notesPerSync: number }[]) {
+    const state = devices.map(() => ({ acked: -1, rounds: 0, acks: 0 }))
+    const done = (i: number) => state[i].acked >= devices[i].d.chain.bytes.length - 1
+    while (devices.some((_, i) => !done(i))) {
+        for (let i = 0; i < devices.length; i++) {
+            if (done(i)) continue
+            const { d, per, notesPerSync } = devices[i]
+            const st = state[i]
+            if (++st.rounds > 200) throw new Error(`device ${d.devid}: not acknowledged after 200 rounds (acked ${st.acked})`)
+            const n = d.chain.bytes.length
+            const notes = []
+            for (let f = st.acked + 1; f < n && notes.length < notesPerSync; f += per)
+                notes.push(batchNote(d, f, Math.min(f + per - 1, n - 1)))
+            let got = await sync(h, d.devid, notes)
+            for (let k = 0; k < 20 && got.inbound.length === 0; k++) {
+                await advance(h, 25)
+                got = await sync(h, d.devid, [])
+            }
+            for (const a of got.inbound) {
+                expect(a.file).toBe("ack.qi")
+                const ack = decodeAck(Buffer.from(a.payload, "base64"), d.ackkey) // throws unless it is this device's
+                expect(ack.devid).toBe(d.devid)
+                expect([200, 409]).toContain(a.body.status)
+                expect(typeof a.body.first).toBe("number")
+                st.acks++
+                if (ack.ackSeq !== null) st.acked = Math.max(st.acked, ack.ackSeq)
+            }
         }
     }
-    return { rounds, acks }
+    return state
 }
 
 function expectDbEqualsChain(d: Device) {
@@ -118,7 +134,9 @@ describe("notehub stand-in", () => {
         expect(first.headers["content-length"]).toBeDefined()
         expect(first.headers["connection"]).toBe("close")
         expect(first.inbound).toEqual([]) // the relay is still holding it
-        await sleep(120)
+        await advance(h, 29)
+        expect(h.waiting(d.devid)).toBe(0) // not yet due
+        await advance(h, 1)
         expect(h.waiting(d.devid)).toBe(1)
         const second = await sync(h, d.devid, [])
         expect(second.inbound.length).toBe(1)
@@ -139,7 +157,10 @@ describe("notehub stand-in", () => {
         const h = await hub({
             relay: { seed: 7, delayMs: 0, jitterMs: 40, reorder: 0.4, holdMs: 80, duplicate: 0.6, duplicateLagMs: 20 },
         })
-        const [ra, rb] = await Promise.all([runDevice(h, a, 20, 4), runDevice(h, b, 25, 3)])
+        const [ra, rb] = await runDevices(h, [
+            { d: a, per: 20, notesPerSync: 4 },
+            { d: b, per: 25, notesPerSync: 3 },
+        ])
         await h.drain() // late copies still in the relay land too, and change nothing
         expectDbEqualsChain(a)
         expectDbEqualsChain(b)
@@ -161,7 +182,8 @@ describe("notehub stand-in", () => {
         register(b)
         const h = await hub({ relay: { delayMs: 0 } })
         await sync(h, a.devid, [batchNote(a, 0, 4)])
-        await sleep(80)
+        await advance(h, 0)
+        expect(h.waiting(a.devid)).toBe(1)
         expect(h.waiting(b.devid)).toBe(0)
         expect((await sync(h, b.devid, [])).inbound).toEqual([])
         const got = await sync(h, a.devid, [])
@@ -193,14 +215,17 @@ describe("notehub stand-in", () => {
             const port = (front.address() as { port: number }).port
             const h = await hub({ ingestUrl: `http://127.0.0.1:${port}/v1/batch`, relay: { delayMs: 0, retryMs: 20 } })
             await sync(h, d.devid, [batchNote(d, 0, 19), batchNote(d, 20, 39)])
-            for (let i = 0; i < 50 && h.waiting(d.devid) < 2; i++) await sleep(20)
+            await advance(h, 0) // both tried: the first is refused (503) and rescheduled, then the second, ...
+            await advance(h, 20) // ... tried again 20 ms later
+            await advance(h, 20)
+            expect(h.waiting(d.devid)).toBe(2)
             expect(h.stats.ingestErrors).toBe(3)
             expect(h.relay.stats.retries).toBe(3)
             // both got through in the end; a retried note can be overtaken (then it is a 409 gap,
             // and the device resends from the ack, as the logger does)
             const got = await sync(h, d.devid, [])
             expect(got.inbound.map(n => n.body.status).sort()).toEqual(h.stats.ingest[409] ? [200, 409] : [200, 200])
-            await runDevice(h, d, 20, 2)
+            await runDevices(h, [{ d, per: 20, notesPerSync: 2 }])
             expectDbEqualsChain(d)
         } finally {
             front.closeAllConnections()
@@ -214,7 +239,7 @@ describe("notehub stand-in", () => {
         const h = await hub({ relay: { delayMs: 0 } })
         const forged = batchOf(d.chain, key("not the key"), 0, 4)
         await sync(h, d.devid, [{ file: "batch.qo", body: { first: 0, n: 5 }, payload: forged.toString("base64") }])
-        await sleep(80)
+        await advance(h, 0)
         expect(h.stats.ingest).toEqual({ 401: 1 })
         expect(h.relay.pending).toBe(0)
         expect((await sync(h, d.devid, [])).inbound).toEqual([])

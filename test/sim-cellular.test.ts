@@ -20,14 +20,19 @@ describe("Wi-Fi to cellular and back (wifi-cellular scenario)", () => {
         r = await runScenario({ scenario, outDir: out })
     }, 600_000)
 
-    const uploads = () =>
-        r.observed.vmLines.map((l, i) => ({ l, at: r.observed.vmLinesAt[i] / 3_600_000 })).filter(x => x.l.startsWith("ct:upload "))
+    const start = Date.parse(scenario.start)
+    /** upload attempts (`ct:upload` and `ct:upload-error`) with the world hour they were printed at */
+    const attempts = () =>
+        [...r.observed.console.tagged("upload"), ...r.observed.console.tagged("upload-error")].map(x => ({
+            f: x.line.fields,
+            at: (x.utc - start) / 3_600_000,
+        }))
 
     it("uploads over Wi-Fi at the depot, over cellular on the road, and over Wi-Fi again at the end", () => {
-        const u = uploads().filter(x => x.l.includes("status=200"))
-        expect(u.filter(x => x.l.includes("via=wifi") && x.at < 3.5).length).toBeGreaterThan(0)
-        expect(u.filter(x => x.l.includes("via=cellular") && x.at > 3.5 && x.at < 20.5).length).toBeGreaterThan(3)
-        expect(u.filter(x => x.l.includes("via=wifi") && x.at > 20.5).length).toBeGreaterThan(0)
+        const u = attempts().filter(x => x.f.status === "200")
+        expect(u.filter(x => x.f.via === "wifi" && x.at < 3.5).length).toBeGreaterThan(0)
+        expect(u.filter(x => x.f.via === "cellular" && x.at > 3.5 && x.at < 20.5).length).toBeGreaterThan(3)
+        expect(u.filter(x => x.f.via === "wifi" && x.at > 20.5).length).toBeGreaterThan(0)
         const hub = JSON.parse(readFileSync(path.join(out, "notehub.json"), "utf8"))
         expect(hub.relay.duplicates).toBeGreaterThan(0) // the relay really duplicated notes
         expect(hub.relay.delivered).toBeGreaterThan(hub.relay.pushed)
@@ -35,15 +40,8 @@ describe("Wi-Fi to cellular and back (wifi-cellular scenario)", () => {
 
     it("transmits nothing inside the radio-off window (flight), and logs on", () => {
         const flight = scenario.radioOff![0]
-        const attempts = r.observed.vmLines
-            .map((l, i) => ({ l, at: r.observed.vmLinesAt[i] / 3_600_000 }))
-            .filter(
-                x =>
-                    (x.l.startsWith("ct:upload") || x.l.startsWith("ct:upload-error")) &&
-                    x.at > flight.from + 0.01 &&
-                    x.at < flight.to - 0.01,
-            )
-        expect(attempts).toEqual([])
+        const inFlight = attempts().filter(x => x.at > flight.from + 0.01 && x.at < flight.to - 0.01)
+        expect(inFlight).toEqual([])
         const during = r.summary.series.filter(
             p =>
                 (p.t as number) >= Date.parse(scenario.start) + flight.from * 3.6e6 &&

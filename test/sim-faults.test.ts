@@ -46,8 +46,8 @@ describe("sensor faults in the simulator (sensor-faults scenario)", () => {
         const s = r.summary.series
         for (const p of s) expect(p.fault === "NO_READING").toBe(inWin(p.t as number, 4.0, 4.5))
         expect(s.filter(p => p.fault === "NO_READING").length).toBe(6)
-        expect(r.observed.vmLines.some(l => l.startsWith("ct:sensor-fault"))).toBe(true)
-        expect(r.observed.vmLines.some(l => l.startsWith("ct:sensor-ok"))).toBe(true)
+        expect(r.observed.console.tagged("sensor-fault").length).toBeGreaterThan(0)
+        expect(r.observed.console.tagged("sensor-ok").length).toBeGreaterThan(0)
     })
 
     it("flags a short to ground as OV/UV; every sample carries exactly the faults of its moment", () => {

@@ -498,17 +498,23 @@ export class UbloxModel implements I2cBus {
         return true
     }
 
+    /**
+     * One poll's worth of the capture: everything up to and including its next NAV-PVT, or, when no
+     * NAV-PVT is left, the rest of it (which answers nothing). What does not fit the TX buffer is
+     * dropped from the front: a receiver's buffer overflows with the oldest bytes, the NAV-PVT the
+     * poll asked for comes last. (The tail after the last NAV-PVT used to go out with it, and a tail
+     * longer than the buffer cost that NAV-PVT.)
+     */
     private replayNext() {
         let end = this.nextPvtEnd(this.capturePos)
-        if (end < 0 && this.captureLoop) {
+        if (end < 0 && this.captureLoop && this.nextPvtEnd(0) >= 0) {
             this.capturePos = 0
             end = this.nextPvtEnd(0)
         }
-        if (end < 0) return // the recording is over: no answer
-        if (this.nextPvtEnd(end) < 0) end = this.capture.length // the tail goes out with the last one
+        if (end < 0) end = this.capture.length
+        if (end <= this.capturePos) return // the recording is over: no answer
         let start = this.capturePos
         if (end - start > this.txBufferSize) {
-            // more than the TX buffer holds: keep the newest bytes (they end with the NAV-PVT)
             this.dropped++
             start = end - this.txBufferSize
         }

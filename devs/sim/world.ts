@@ -86,6 +86,26 @@ export class WorldLink extends Server implements ds.SimWorldServerSpec {
         this.listeners.push(fn)
     }
 
+    /** called with the whole recorded receiver stream once its last piece is in */
+    onCapture: (capture: Buffer) => void = undefined
+    private capturing: Buffer = undefined
+
+    capture(total: any, offset?: number, data?: Buffer) {
+        // (the server core may hand the command's fields over as one array)
+        if (Array.isArray(total)) {
+            data = total[2]
+            offset = total[1]
+            total = total[0]
+        }
+        if (offset === 0) this.capturing = Buffer.alloc(total)
+        if (!this.capturing || this.capturing.length !== total || offset + data.length > total) return
+        this.capturing.blitAt(offset, data, 0, data.length)
+        if (offset + data.length === total && this.onCapture) {
+            this.onCapture(this.capturing)
+            this.capturing = undefined
+        }
+    }
+
     /** world UTC at device time `ms` (millis since this VM started) */
     utcAt(ms: number): number {
         return this.now.originUtc + ms

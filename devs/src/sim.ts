@@ -13,6 +13,7 @@ import { TIME_SOURCE_SIM } from "../record/record"
 const FAULTS: Max31856Fault[] = ["none", "open", "short_vcc", "short_gnd", "dead", "stuck0"]
 const GPS_FIX = 0x01
 const GPS_PRESENT = 0x02
+const GPS_LOOP = 0x04
 const NET_UP = 0x01
 const RADIO_OFF = 0x02
 
@@ -52,6 +53,11 @@ function feed(w: WorldSnapshot) {
 }
 feed(world.now)
 world.onChange(feed)
+// a recorded receiver stream (the scenario's gnss.capture) replaces the model's live output
+world.onCapture = (capture: Buffer) => {
+    gps.replay(capture, (world.now.gpsFlags & GPS_LOOP) !== 0)
+    console.log(`ct:gnss-capture bytes=${capture.length}`)
+}
 const withGps = (world.now.gpsFlags & GPS_PRESENT) !== 0
 await startColdtrace({
     // a provisioned logger waits on the shelf until the shipment starts

@@ -920,4 +920,18 @@ describe("u-blox driver with the model", () => {
         checkFix(await r.drv.poll(), -23.5613456, -46.6565123, SP_UTC)
         expect(r.model.dropped).toBe(1)
     })
+
+    test("replay: more than the TX buffer holds AFTER the last NAV-PVT does not cost that NAV-PVT", async () => {
+        const r = rig()
+        await r.drv.configure()
+        const nmea = Buffer.from("$GNTXT,01,01,02,a long tail after the last solution of the capture*00\r\n")
+        const parts: Buffer[] = [bytes(PVT_BE_HEX), bytes(PVT_SP_HEX)]
+        for (let i = 0; i < 100; i++) parts.push(nmea) // ~7 KB: more than the 4 KB TX buffer
+        r.model.replay(cat(parts))
+        checkFix(await r.drv.poll(), 50.8467512, 4.3524862, BE_UTC)
+        checkFix(await r.drv.poll(), -23.5613456, -46.6565123, SP_UTC)
+        expect(r.model.dropped).toBe(0)
+        expect(await r.drv.poll()).toBe(undefined) // the tail holds no solution
+        expect(r.model.replayDone()).toBe(true)
+    })
 })

@@ -55,6 +55,8 @@ export class WorldDriver {
     private offUntil: number | null = null
     /** the VM start (`vm.boots`) the driver cut itself: its exit is no surprise */
     private cutStart = 0
+    /** the VM start (`vm.boots`) that has the scenario's receiver recording */
+    private captureFor = 0
     private queue: Promise<void> = Promise.resolve()
     private done!: () => void
     private fail!: (e: Error) => void
@@ -164,6 +166,10 @@ export class WorldDriver {
         const h = worldMs / H
         this.gate.setUp(!inWindow(this.s.outages, h) && (!this.s.wifi || !!inWindow(this.s.wifi, h)))
         if (this.notehub) await this.notehub.relay.pump()
+        // the receiver model of a VM that just came up gets the scenario's recording (it starts over:
+        // the receiver lost power with the board)
+        const capture = this.s.gnss?.bytes
+        if (capture && this.captureFor !== this.vm.boots && this.hub.sendCapture(capture)) this.captureFor = this.vm.boots
         // (a VM that has not announced its Sim World service yet gets the snapshot of a later jump)
         this.hub.publish(encodeSnapshot(this.s, worldMs, this.vm.origin))
         const horizon = Math.min(this.endMs, kill?.at ?? Infinity, this.nextNetworkChange(worldMs))

@@ -14,8 +14,11 @@ import {
 /** The VM's fixed Jacdac proxy port (docs/platform.md: one simulated device per machine). */
 export const HUB_PORT = 8082
 const VM_SENDER = "coldtrace-vm"
-/** set the `snapshot` register (0x80) of the Sim World service the VM hosts */
+/** set the `snapshot` register (0x80) of the Sim World service the VM hosts; its `capture` command */
 const CMD_SET_SNAPSHOT = 0x2000 | 0x80
+const CMD_CAPTURE = 0x81
+/** capture bytes per command (a Jacdac packet carries at most 236 bytes) */
+const CAPTURE_CHUNK = 200
 /** control messages between Jacdac frames on the VM link (src/sim/vm/vm-clock.cjs) */
 const CONTROL = 0x01
 
@@ -115,9 +118,27 @@ export class JacdacHub {
      * VM has not announced the service yet.
      */
     publish(snapshot: Uint8Array): boolean {
+        return this.toWorldService(CMD_SET_SNAPSHOT, snapshot)
+    }
+
+    /** Send a recorded receiver stream to the Sim World service, in pieces (devs/services/simworld.md). */
+    sendCapture(capture: Buffer): boolean {
+        for (let off = 0; off < capture.length; off += CAPTURE_CHUNK) {
+            const data = capture.subarray(off, off + CAPTURE_CHUNK)
+            const payload = Buffer.alloc(8 + data.length)
+            payload.writeUInt32LE(capture.length, 0)
+            payload.writeUInt32LE(off, 4)
+            data.copy(payload, 8)
+            if (!this.toWorldService(CMD_CAPTURE, payload)) return false
+        }
+        return true
+    }
+
+    /** a command to the Sim World service the VM hosts (no client role involved) */
+    private toWorldService(command: number, payload: Uint8Array): boolean {
         const at = this.worldAt
         if (!at || !this.vmConnected) return false
-        const pkt = Packet.from(CMD_SET_SNAPSHOT, snapshot)
+        const pkt = Packet.from(command, payload)
         pkt.deviceIdentifier = at.device
         pkt.serviceIndex = at.serviceIndex
         pkt.isCommand = true

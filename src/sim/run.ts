@@ -30,8 +30,18 @@ export interface RunResult {
     reportPath: string
     dbPath: string
     summary: Assessment["summary"]
-    /** what the run observed, for tests; vmLinesAt[i]: world ms (since start) when vmLines[i] was printed */
-    observed: { boots: number; sampleLines: Map<number, SampleLine>; vmLines: string[]; vmLinesAt: number[]; cuts: PowerCut[] }
+    /**
+     * what the run observed, for tests: the device's console (lines parsed by src/sim/console.ts, with
+     * the world instant each was printed at); vmLinesAt[i]: world ms (since start) of vmLines[i]
+     */
+    observed: {
+        boots: number
+        console: ConsoleLog
+        sampleLines: Map<number, SampleLine>
+        vmLines: string[]
+        vmLinesAt: number[]
+        cuts: PowerCut[]
+    }
     wallMs: number
 }
 
@@ -73,6 +83,7 @@ export async function runScenario(opts: RunOptions): Promise<RunResult> {
                 summary: a.summary,
                 observed: {
                     boots: tb.vm.boots,
+                    console: con,
                     sampleLines: con.samples,
                     vmLines: con.lines,
                     vmLinesAt: con.at.map(t => t - startUtc),

@@ -1,4 +1,5 @@
 import { readFileSync } from "node:fs"
+import path from "node:path"
 
 /**
  * A scenario is the simulated world of one shipment (docs/scenario.md). Times are hours from `start`.
@@ -9,8 +10,6 @@ export interface Scenario {
     start: string
     /** world length, hours */
     hours: number
-    /** world milliseconds per wall millisecond */
-    speed: number
     /** device configuration written at provisioning (the firmware's LoggerConfig) */
     device: { interval: number; upload: number; low: number; high: number; tc?: string; avg?: number; notch?: number }
     /** piecewise-linear temperatures, [hour, degrees C] keyframes */
@@ -30,9 +29,15 @@ export interface Scenario {
     /** power cuts: the VM is killed with SIGKILL at `at` and powered again `off` hours later */
     powerCuts?: { at: number; off: number }[]
     /** HTTP faults between the device and the server (seeded): rates per request of each fault */
-    httpFaults?: { seed: number; rates: Partial<Record<"error500" | "hang" | "dropMidBody" | "dropAck", number>>; hangMs?: number }
+    httpFaults?: { seed: number; rates: Partial<Record<"error500" | "hang" | "dropMidBody" | "dropAck", number>> }
     /** crash consistency: `kills` extra SIGKILLs at random world moments (seeded), power back at once */
     chaos?: { kills: number; seed: number }
+    /**
+     * a recorded receiver byte stream (raw UBX with NMEA text and noise) that the u-blox model plays
+     * instead of its live output, one NAV-PVT per poll: `capture` is a file path (relative to the
+     * scenario file), read at load time into `bytes`; `loop` starts it over at its end
+     */
+    gnss?: { capture: string; loop?: boolean; bytes?: Buffer }
     /** route waypoints [hour, lat, lon] (position is interpolated; equal consecutive positions = stopped) */
     route?: [number, number, number][]
     /** GNSS fix-loss windows (warehouse, tunnel, inside a container) */
@@ -74,14 +79,69 @@ function checkWindows(name: string, w: unknown, hours: number) {
     }
 }
 
+const KEYS = {
+    scenario: [
+        "name",
+        "start",
+        "hours",
+        "device",
+        "probe",
+        "board",
+        "noise",
+        "faults",
+        "outages",
+        "wifi",
+        "cellular",
+        "radioOff",
+        "powerCuts",
+        "httpFaults",
+        "chaos",
+        "gnss",
+        "route",
+        "gpsLoss",
+        "legs",
+    ],
+    device: ["interval", "upload", "low", "high", "tc", "avg", "notch", "oc", "epoch", "fix", "fixmv", "stopv", "stopt"],
+    window: ["from", "to"],
+    fault: ["from", "to", "kind"],
+    powerCut: ["at", "off"],
+    httpFaults: ["seed", "rates"],
+    chaos: ["kills", "seed"],
+    cellular: ["product", "relay"],
+    relay: ["seed", "delayMs", "jitterMs", "reorder", "holdMs", "duplicate", "duplicateLagMs", "retryMs"],
+    gnss: ["capture", "loop"],
+    leg: ["from", "label"],
+}
+
+/** A field nobody reads is a mistake (a typo, or a field of an older format): an error, not ignored. */
+function checkKeys(name: string, o: unknown, allowed: readonly string[]) {
+    if (o === undefined) return
+    check(o !== null && typeof o === "object" && !Array.isArray(o), `${name}: must be an object`)
+    for (const k of Object.keys(o as object)) check(allowed.includes(k), `${name}: unknown field "${k}" (known: ${allowed.join(", ")})`)
+}
+
+function checkEach(name: string, list: unknown, allowed: readonly string[]) {
+    if (Array.isArray(list)) list.forEach((x, i) => checkKeys(`${name}[${i}]`, x, allowed))
+}
+
 /** Parse and validate; every problem is reported with the field it concerns. */
 export function parseScenario(json: unknown): Scenario {
     const s = json as Scenario
     check(s && typeof s === "object", "scenario: not a JSON object")
+    checkKeys("scenario", s, KEYS.scenario)
+    checkKeys("device", s.device, KEYS.device)
+    checkEach("faults", s.faults, KEYS.fault)
+    for (const w of ["outages", "wifi", "radioOff", "gpsLoss"] as const) checkEach(w, s[w], KEYS.window)
+    checkEach("powerCuts", s.powerCuts, KEYS.powerCut)
+    checkKeys("httpFaults", s.httpFaults, KEYS.httpFaults)
+    checkKeys("chaos", s.chaos, KEYS.chaos)
+    checkKeys("cellular", s.cellular, KEYS.cellular)
+    checkKeys("cellular.relay", s.cellular?.relay, KEYS.relay)
+    checkKeys("gnss", s.gnss, KEYS.gnss)
+    checkEach("legs", s.legs, KEYS.leg)
     check(typeof s.name === "string" && s.name.length > 0, "name: required")
     check(typeof s.start === "string" && !Number.isNaN(Date.parse(s.start)), "start: must be an ISO 8601 date")
     check(typeof s.hours === "number" && s.hours > 0 && s.hours <= 24 * 90, "hours: must be 0 < hours <= 2160")
-    check(typeof s.speed === "number" && s.speed >= 1 && s.speed <= 20000, "speed: must be 1..20000")
     check(s.device && typeof s.device.interval === "number" && s.device.interval >= 1, "device.interval: seconds >= 1")
     check(typeof s.device.upload === "number" && s.device.upload >= 10, "device.upload: seconds >= 10")
     check(
@@ -108,7 +168,31 @@ export function parseScenario(json: unknown): Scenario {
     if (s.route) checkKeyframes("route", s.route, s.hours)
     checkWindows("gpsLoss", s.gpsLoss, s.hours)
     check(!s.gpsLoss || s.route, "gpsLoss: needs a route")
+    if (s.gnss) {
+        check(typeof s.gnss.capture === "string" && s.gnss.capture.length > 0, "gnss.capture: the path of a recorded receiver stream")
+        check(s.gnss.loop === undefined || typeof s.gnss.loop === "boolean", "gnss.loop: true or false")
+    }
     return s
+}
+
+/** the largest capture the model holds: the whole file goes into the VM's heap (about 58 KB in all) */
+export const MAX_CAPTURE_BYTES = 16 * 1024
+
+/** Read `gnss.capture` (a path relative to `baseDir`) into `gnss.bytes`. */
+export function loadCapture(s: Scenario, baseDir: string): Scenario {
+    if (!s.gnss) return s
+    const file = path.resolve(baseDir, s.gnss.capture)
+    let bytes: Buffer
+    try {
+        bytes = readFileSync(file)
+    } catch (e) {
+        throw new ScenarioError(`gnss.capture: cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`)
+    }
+    check(
+        bytes.length > 0 && bytes.length <= MAX_CAPTURE_BYTES,
+        `gnss.capture: ${bytes.length} bytes; 1..${MAX_CAPTURE_BYTES} fit the receiver model`,
+    )
+    return { ...s, gnss: { ...s.gnss, bytes } }
 }
 
 export function loadScenario(file: string): Scenario {
@@ -119,7 +203,7 @@ export function loadScenario(file: string): Scenario {
         throw new ScenarioError(`${file}: ${(e as Error).message}`)
     }
     try {
-        return parseScenario(json)
+        return loadCapture(parseScenario(json), path.dirname(file))
     } catch (e) {
         throw new ScenarioError(`${file}: ${(e as Error).message}`)
     }
@@ -192,7 +276,7 @@ export function worldAt(s: Scenario, h: number) {
         fault: fault ? fault.kind : undefined,
         networkUp: !inWindow(s.outages, h),
         radioOff: !!inWindow(s.radioOff, h),
-        gps: !!s.route,
+        gps: !!s.route || !!s.gnss,
         gpsFix: !!s.route && !inWindow(s.gpsLoss, h),
         lat: s.route ? interpolate(s.route, h, 1) : 0,
         lon: s.route ? interpolate(s.route, h, 2) : 0,

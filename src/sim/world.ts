@@ -6,6 +6,8 @@ export const NET_UP = 0x01
 export const RADIO_OFF = 0x02
 export const GPS_FIX = 0x01
 export const GPS_PRESENT = 0x02
+/** the scenario's recorded receiver stream starts over at its end */
+export const GPS_LOOP = 0x04
 
 function writeU64(b: Buffer, v: number, off: number) {
     b.writeUInt32LE(v % 2 ** 32, off)
@@ -28,7 +30,7 @@ export function encodeSnapshot(s: Scenario, worldMs: number, originUtc: number):
     b.writeInt32LE(Math.round(w.lat * 1e7), 20)
     b.writeInt32LE(Math.round(w.lon * 1e7), 24)
     b.writeUInt16LE(Math.min(65535, Math.round(w.speed * 100)), 28)
-    b.writeUInt8((w.gps ? GPS_PRESENT : 0) | (w.gpsFix ? GPS_FIX : 0), 30)
+    b.writeUInt8((w.gps ? GPS_PRESENT : 0) | (w.gpsFix ? GPS_FIX : 0) | (s.gnss?.loop ? GPS_LOOP : 0), 30)
     writeU64(b, originUtc, 32)
     writeU64(b, startMs, 40)
     b.writeInt32LE(Math.round(w.latRate * 1e7), 48)
