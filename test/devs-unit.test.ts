@@ -1,5 +1,8 @@
 // Runs every DeviceScript unit test suite (devs/test/*.test.ts, @devicescript/test) in the
-// DeviceScript VM in test mode, one vitest test per file, one file at a time.
+// DeviceScript VM in test mode, one vitest test per file, one file at a time. The VM's clock is
+// virtual (src/sim/vm/vm-clock.cjs, mode `alone`): it goes straight to the VM's next timer, so a
+// suite's waits (the settings store's replies, the runtime's packet throttle, conversion polls)
+// cost no wall time and the suites run the same on a loaded machine.
 //
 // Test mode (`devs run X --test --test-self-exit`) opens no ports, so it does not disturb a simulator
 // run on 8081/8082. Without --test-self-exit a failing suite exits 0, so it is always passed.
@@ -15,6 +18,7 @@ import { fileURLToPath } from "node:url"
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..")
 const DEVS_DIR = join(ROOT, "devs")
 const CLI = join(ROOT, "node_modules", "@devicescript", "cli", "built", "devicescript-cli.cjs")
+const VM_CLOCK = join(ROOT, "src", "sim", "vm", "vm-clock.cjs")
 const TIMEOUT = 60_000
 const VM_TIMEOUT = 45_000
 
@@ -32,8 +36,18 @@ function runSuite(rel: string): Promise<Run> {
     return new Promise((resolveRun, reject) => {
         const child = spawn(
             process.execPath,
-            [CLI, "--no-colors", "run", rel, "--test", "--test-self-exit", "--test-timeout", String(VM_TIMEOUT)],
-            { cwd: DEVS_DIR, env: { ...process.env, NO_COLOR: "1", FORCE_COLOR: "0" }, stdio: ["ignore", "pipe", "pipe"] },
+            ["--require", VM_CLOCK, CLI, "--no-colors", "run", rel, "--test", "--test-self-exit", "--test-timeout", String(VM_TIMEOUT)],
+            {
+                cwd: DEVS_DIR,
+                env: {
+                    ...process.env,
+                    NO_COLOR: "1",
+                    FORCE_COLOR: "0",
+                    COLDTRACE_VM_MODE: "alone",
+                    COLDTRACE_VM_UTC: String(Date.UTC(2026, 0, 1)),
+                },
+                stdio: ["ignore", "pipe", "pipe"],
+            },
         )
         let out = ""
         child.stdout.on("data", d => (out += d))

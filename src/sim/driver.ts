@@ -64,6 +64,9 @@ export class WorldDriver {
     private lastActivity = Date.now()
     private stallTimer?: NodeJS.Timeout
     private nextProgress: number
+    /** resolves when the world takes over the VM's clock at the shipment's start */
+    readonly started: Promise<void>
+    private markStarted!: () => void
 
     constructor(
         readonly s: Scenario,
@@ -75,6 +78,7 @@ export class WorldDriver {
         readonly events: DriverEvents,
         readonly progressEvery = 6 * H,
     ) {
+        this.started = new Promise(r => (this.markStarted = r))
         this.startUtc = Date.parse(s.start)
         this.endMs = s.hours * H
         this.nextProgress = progressEvery
@@ -126,6 +130,7 @@ export class WorldDriver {
             if (this.hub.mode === "interactive" && m.idle && m.wake !== null && m.wake >= this.startUtc) {
                 this.hub.mode = "lockstep"
                 this.hub.send({ t: "mode", mode: "lockstep" })
+                this.markStarted()
                 await this.advance(0)
             }
             return

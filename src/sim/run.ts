@@ -42,7 +42,10 @@ export interface RunResult {
         vmLinesAt: number[]
         cuts: PowerCut[]
     }
+    /** wall ms of the whole run (build, provisioning, the world, read-out, assessment) */
     wallMs: number
+    /** wall ms from the shipment's start to its end: the world alone */
+    worldWallMs: number
 }
 
 /** a provisioned logger sits on the shelf this long (world time) before the shipment starts */
@@ -90,6 +93,7 @@ export async function runScenario(opts: RunOptions): Promise<RunResult> {
                     cuts: r.cuts,
                 },
                 wallMs: performance.now() - wall0,
+                worldWallMs: r.worldWallMs,
             }
         } finally {
             await tb.close()
@@ -103,7 +107,11 @@ export async function runScenario(opts: RunOptions): Promise<RunResult> {
 }
 
 /** Provision the logger, run the world from start to end, read the device out. */
-async function drive(opts: RunOptions, tb: Testbed, con: ConsoleLog): Promise<{ exported: DeviceExport | undefined; cuts: PowerCut[] }> {
+async function drive(
+    opts: RunOptions,
+    tb: Testbed,
+    con: ConsoleLog,
+): Promise<{ exported: DeviceExport | undefined; cuts: PowerCut[]; worldWallMs: number }> {
     const s = opts.scenario
     const say = opts.progress ?? (() => {})
     const startUtc = Date.parse(s.start)
@@ -167,7 +175,10 @@ async function drive(opts: RunOptions, tb: Testbed, con: ConsoleLog): Promise<{ 
     )
     await writeProvisioning(logger, new Map([...extra, ...values]))
     say(`  provisioned device ${tb.devidHex} over Jacdac (key not shown)`)
+    await driver.started
+    const world0 = performance.now()
     await running
+    const worldWallMs = performance.now() - world0
     driver.freeze()
     say(`reading the device's flash over Jacdac ...`)
     let exported: DeviceExport | undefined
@@ -187,5 +198,5 @@ async function drive(opts: RunOptions, tb: Testbed, con: ConsoleLog): Promise<{ 
         path.join(tb.out, "http-faults.json"),
         JSON.stringify({ counts: tb.faults.counts, tlsErrors: tb.faults.tlsErrors }, null, 1),
     )
-    return { exported, cuts: driver.cuts }
+    return { exported, cuts: driver.cuts, worldWallMs }
 }

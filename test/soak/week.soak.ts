@@ -43,6 +43,20 @@ describe("soak: the default scenario (what npm start runs)", () => {
     }, 600_000)
 })
 
+describe("soak: a month in a thermal shipper (30 days, re-iced every 5 days, sea freight without a fix)", () => {
+    it("stores everything, loses nothing, one verified chain", async () => {
+        const scenario = loadScenario(path.join(ROOT, "src/sim/scenarios/month-thermal-shipper.json"))
+        const r = await runScenario({ scenario, outDir: mkdtempSync(path.join(os.tmpdir(), "coldtrace-month-")) })
+        const n = r.summary.samples
+        expect(n.taken).toBeGreaterThanOrEqual(30 * 288 - 14) // less the hour without power
+        expect(n.lost).toBe(0)
+        expect(n.taken).toBe(n.acknowledged + n.onDevice)
+        expect(n.onDevice).toBeLessThanOrEqual(13) // at most the last upload period
+        expect(r.summary.chain.status, r.summary.chain.detail).toBe("ok")
+        console.log(`a month: ${n.taken} samples, ${(r.wallMs / 1000).toFixed(1)} s wall (world ${(r.worldWallMs / 1000).toFixed(1)} s)`)
+    }, 900_000)
+})
+
 describe("soak: crash consistency, 200 SIGKILLs at random moments", () => {
     it("keeps one verifiable chain and loses nothing stored", async () => {
         const { expectCrashConsistent } = await import("../helpers/chaos-checks.js")

@@ -17,7 +17,9 @@
  *    and the network model does not hold it): the exchange takes no world time; a held connection
  *    (an injected hang) lets the clock run on to the device's own deadline.
  *  - in `free` mode (a factory-new logger being provisioned, the read-out at the end) with the wall
- *    clock, so the Jacdac tools on the host see a normal device.
+ *    clock, so the Jacdac tools on the host see a normal device;
+ *  - in `alone` mode (the firmware's unit tests, `devs run --test`: no world at all) straight to the
+ *    VM's next timer, always, except while a socket is open (then with the wall clock).
  *
  * The firmware's clock (devs/sim/world.ts) states whether its fibers are busy and its earliest
  * wake-up in console lines `ct:clk seq=N busy=B wake=MILLIS`, which this file reads (and does not
@@ -56,8 +58,8 @@ const realClearTimeout = global.clearTimeout
 const realClearInterval = global.clearInterval
 
 // ---- the clock -----------------------------------------------------------------------------------
-/** @type {"free" | "lockstep"} */
-let mode = process.env.COLDTRACE_VM_MODE === "free" ? "free" : "lockstep"
+/** @type {"free" | "lockstep" | "alone"} */
+let mode = process.env.COLDTRACE_VM_MODE === "free" ? "free" : process.env.COLDTRACE_VM_MODE === "alone" ? "alone" : "lockstep"
 let vnow = START
 let freeV0 = START
 let freeR0 = realDateNow()
@@ -377,6 +379,7 @@ function decide() {
         if (!realTimer) realTimer = realSetTimeout(runLoop, Math.max(0, loop.due - now()))
         return
     }
+    if (mode === "alone") return decideAlone()
     for (const b of early.splice(0)) cliData && cliData(b)
     if (loop.due <= vnow || io.kick) {
         io.kick = false
@@ -392,6 +395,25 @@ function decide() {
     }
     if (fw.idle) return need(fw.wake ?? Infinity, "idle")
     need(limit, limit === wake ? "wake" : limit === horizon ? "horizon" : "busy")
+}
+
+/** no world: the clock goes straight to the VM's next timer (with the wall clock while a socket is open) */
+function decideAlone() {
+    if (io.open > 0) {
+        if (realTimer) return
+        const wait = Math.max(0, Math.min(loop.due - vnow, 10))
+        const from = realDateNow()
+        realTimer = realSetTimeout(() => {
+            realTimer = null
+            vnow += realDateNow() - from
+            runLoop()
+            decide()
+        }, wait)
+        return
+    }
+    io.kick = false
+    advanceTo(loop.due)
+    runLoopSoon()
 }
 
 function runLoopSoon() {
