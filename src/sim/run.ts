@@ -143,7 +143,7 @@ async function runLocked(opts: RunOptions, out: string, fw: { bytecode: string; 
     const keys = newDeviceKeys()
     const devid = keys.devid
     const devidHex = devid.toString("hex")
-    registerDevice(ingest.db, { ...keys, label: s.name })
+    registerDevice(ingest.db, { devid: keys.devid, k0: keys.k0, ackkey: keys.ackkey, label: s.name })
     // keys stay out of every log; they are kept for `coldtrace verify` with owner-only access
     writeFileSync(path.join(out, "device-secret.json"), JSON.stringify(deviceSecretJson(keys)), { mode: 0o600 })
 
@@ -312,7 +312,7 @@ async function runLocked(opts: RunOptions, out: string, fw: { bytecode: string; 
         // the independent verifier, as `coldtrace verify` runs it: the server's database, and the
         // device's own flash against the checkpoints the server acknowledged
         const verification = [
-            runVerifier(["--db", dbPath], "server database"),
+            runVerifier(["--db", dbPath, "--keys", path.join(out, "device-secret.json")], "server database"),
             existsSync(path.join(out, "device-export.json"))
                 ? runVerifier(
                       [

@@ -16,13 +16,17 @@ import {
     type OpenDb,
 } from "./inputs.js"
 
-export const VERIFY_USAGE = `coldtrace verify --db FILE [--device DEVID] [--json]
-coldtrace verify --export FILE [--keys FILE] [--checkpoints-from DB | --checkpoint SEQ:HEAD:BOOT ...] [--json]
+export const VERIFY_USAGE = `coldtrace verify --db DB --keys FILE [--device DEVID] [--json]
+coldtrace verify --export FILE --keys FILE [--checkpoints-from DB | --checkpoint SEQ:HEAD:BOOT ...] [--json]
         Verify a device's log: sequence continuity, the hash chain from genesis, every epoch seal
         under its forward-secure key, boot records, acknowledged checkpoints, eviction summaries and
-        (with the location key) encrypted positions. --db takes the server's copy and the device's
-        keys from an ingest database; --export takes a device flash export (device-export.json) and
-        its keys file (device-secret.json), checked against the server's checkpoints when given.
+        (with the location key) encrypted positions. --db takes the server's copy from an ingest
+        database (a SQLite file or a postgres:// URL); --export takes a device flash export
+        (device-export.json), checked against the server's checkpoints when given.
+        --keys is the device's escrowed keys file (device-secret.json: devid, k0, lockey), always
+        required: the server never holds k0 or lockey, and seals are checked from k0. With --db the
+        key the server holds is checked too: it must be the one k0 evolves to (else bad-key).
+        Without --device the database must hold exactly one device, or the keys file names it.
         Prints the verdict and the first offending seq; exit 0 verified, 1 not, 2 usage error.`
 
 const VALUE_OPTS = ["--db", "--device", "--export", "--keys", "--checkpoints-from", "--checkpoint"]
@@ -61,21 +65,29 @@ export function inputFromArgs(args: string[]): { input: VerifyInput; what: strin
     try {
         if (dbFile && exportFile)
             throw new VerifyUsageError("give --db or --export, not both (check an export against a database with --checkpoints-from)")
+        const keysFile = one("--keys")
+        const keys = keysFile ? loadKeys(keysFile) : null
         if (dbFile) {
-            for (const k of ["--keys", "--checkpoints-from", "--checkpoint"])
+            for (const k of ["--checkpoints-from", "--checkpoint"])
                 if (values.has(k)) throw new VerifyUsageError(`${k} goes with --export, not --db`)
+            if (!keys || !keysFile)
+                throw new VerifyUsageError(
+                    "--db needs --keys device-secret.json: the server holds neither k0 nor lockey, and seals are checked from k0",
+                )
             const d = openIngestDb(dbFile)
             opened.push(d)
-            const devid = pickDevice(d, one("--device"))
-            return { input: dbInput(d, devid), what: `server database ${path.basename(dbFile)}`, json: flags.has("--json"), close }
+            const devid = pickDevice(d, one("--device") ?? (d.devices.length > 1 ? keys.devid : undefined))
+            if (keys.devid !== devid)
+                throw new VerifyUsageError(`${keysFile} holds the keys of device ${keys.devid}, not of device ${devid}`)
+            return { input: dbInput(d, devid, keys), what: `server database ${path.basename(dbFile)}`, json: flags.has("--json"), close }
         }
         if (exportFile) {
             if (values.has("--device")) throw new VerifyUsageError("--device goes with --db (an export names its device)")
             const file = readExportFile(exportFile)
             const dev = exportInput(file)
-            const keysFile = one("--keys")
-            const keys = keysFile ? loadKeys(keysFile) : null
-            if (keys && keys.devid !== file.devid)
+            if (!keys || !keysFile)
+                throw new VerifyUsageError("--export needs the device's keys: --keys device-secret.json (the server does not hold k0)")
+            if (keys.devid !== file.devid)
                 throw new VerifyUsageError(
                     `${keysFile} holds the keys of device ${keys.devid}, but the export is from device ${file.devid}`,
                 )
@@ -86,22 +98,16 @@ export function inputFromArgs(args: string[]): { input: VerifyInput; what: strin
             if (cpFrom) {
                 const d = openIngestDb(cpFrom)
                 opened.push(d)
-                ref = dbReference(d, pickDevice(d, file.devid))
-                if (keys && !keys.k0.equals(ref.k0))
-                    throw new VerifyUsageError(`${keysFile} and ${cpFrom} hold different keys for device ${file.devid}`)
+                ref = dbReference(d, pickDevice(d, file.devid), keys)
             }
-            const k0 = keys?.k0 ?? ref?.k0
-            if (!k0)
-                throw new VerifyUsageError(
-                    "--export needs the device's keys: --keys device-secret.json (or --checkpoints-from a database that holds them)",
-                )
             const input: VerifyInput = {
                 ...dev,
-                k0,
-                lockey: keys?.lockey ?? ref?.lockey ?? null,
+                k0: keys.k0,
+                lockey: keys.lockey,
                 checkpoints: ref ? ref.checkpoints : manual,
                 serverHeads: ref?.serverHeads,
                 others: ref?.others,
+                problems: [...(dev.problems ?? []), ...(ref?.problems ?? [])],
             }
             return { input, what: `device export ${path.basename(exportFile)}`, json: flags.has("--json"), close }
         }
