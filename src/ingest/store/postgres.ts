@@ -444,7 +444,9 @@ export class PostgresStore implements IngestStore {
     async listReaders() {
         return this.query<ReaderRow>("list_readers", "SELECT id, name, positions, created FROM readers ORDER BY id")
     }
-    async close() {
-        await this.pool.end()
+    private ended: Promise<void> | null = null
+    close() {
+        this.ended ??= this.pool.end()
+        return this.ended
     }
 }
