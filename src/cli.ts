@@ -14,6 +14,10 @@ Commands:
         Verify a device's log independently (docs/verify.md): chain, seals, sequence, boots,
         checkpoints, eviction summaries. Prints the verdict with the first offending seq;
         exit 0 verified, 1 not, 2 usage error.
+  ingest [--db DB] [--listen HOST:PORT] [--tls-cert FILE --tls-key FILE] [--admin-token-file FILE] ...
+        Run the ingest server as a service (SQLite file or PostgreSQL URL); coldtrace ingest --help
+  migrate --from FILE.sqlite --to postgres://...
+        Copy an ingest database from SQLite to PostgreSQL, checked row for row; coldtrace migrate --help
   bench [--out FILE]
         Measure the simulator, the firmware and the host; print a table and write JSON.
   help  This text.
@@ -72,6 +76,14 @@ export async function main(argv: string[]): Promise<number> {
             case "verify": {
                 const { verifyCommand } = await import("./verify/cli.js")
                 return await verifyCommand(args)
+            }
+            case "ingest": {
+                const { ingestCommand } = await import("./ingest/service.js")
+                return await ingestCommand(args)
+            }
+            case "migrate": {
+                const { migrateCommand } = await import("./ingest/migrate.js")
+                return await migrateCommand(args)
             }
             case "bench": {
                 const { bench } = await import("../bench/bench.js")

@@ -57,6 +57,8 @@ export interface IngestServer {
     readonly db: Db
     /** open connections right now */
     connections(): Promise<number>
+    /** requests in progress right now */
+    requests(): number
     /**
      * Stops taking connections, lets requests in progress finish (their batches are stored or
      * not, never half), then closes the store. After `graceMs` the rest are cut.
@@ -169,7 +171,8 @@ export async function startIngestServer(opts: IngestServerOptions): Promise<Inge
             if (req.method !== "GET") return text(405, "use GET")
             const who = { format: 2, db: store.backend, node: opts.node }
             if (stopping) return json(503, { status: "stopping", ...who })
-            return json(200, { status: "ok", ...who, devices: await store.deviceCount() })
+            // requests in progress besides this one: what a graceful stop waits for
+            return json(200, { status: "ok", ...who, devices: await store.deviceCount(), inProgress: inFlight - 1 })
         }
         const admin = await handleAdmin(store, adminToken, req.method, path, req.headers.authorization, async () => {
             const got = await readBody(req, ADMIN_MAX_BODY, deadline)
@@ -240,7 +243,7 @@ export async function startIngestServer(opts: IngestServerOptions): Promise<Inge
     }
     const serverOpts: http.ServerOptions = {
         // Slow or stuck clients must not hold the server: Node checks these every second
-        headersTimeout: timeouts.headMs,
+        headersTimeout: Math.min(timeouts.headMs, timeouts.requestMs),
         // the body phase has its own 408 (readBody); this is the backstop for the rest
         requestTimeout: timeouts.requestMs + 5_000,
         connectionsCheckingInterval: Math.min(1000, timeouts.headMs / 2),
@@ -253,6 +256,30 @@ export async function startIngestServer(opts: IngestServerOptions): Promise<Inge
         writeLog({ t: new Date().toISOString(), node: opts.node, remote: d?.remoteAddress ?? "", dropped: "max connections reached" }),
     )
     if (opts.tls) {
+        // The handshake timeout, on the TCP socket: Node's own (handshakeTimeout) does not fire for
+        // a client that connects and never says hello. Cleared once the handshake is done.
+        const handshaking = new Map<string, Socket>()
+        const keyOf = (s: { remoteAddress?: string; remotePort?: number }) => `${s.remoteAddress}|${s.remotePort}`
+        server.on("connection", (raw: Socket) => {
+            const k = keyOf(raw)
+            handshaking.set(k, raw)
+            raw.setTimeout(timeouts.tlsMs, () => {
+                writeLog({
+                    t: new Date().toISOString(),
+                    node: opts.node,
+                    remote: raw.remoteAddress ?? "",
+                    tls: "handshake failed",
+                    detail: `not complete within ${timeouts.tlsMs / 1000} s`,
+                })
+                raw.destroy()
+            })
+            raw.once("close", () => handshaking.get(k) === raw && handshaking.delete(k))
+        })
+        server.on("secureConnection", (s: Socket) => {
+            const raw = handshaking.get(keyOf(s))
+            raw?.setTimeout(0)
+            handshaking.delete(keyOf(s))
+        })
         // A failed handshake is no request, but a device that does not trust the certificate
         // shows up only here: one line per failure, with the TLS library's reason.
         server.on("tlsClientError", (err: Error & { code?: string }, socket) => {
@@ -303,6 +330,7 @@ export async function startIngestServer(opts: IngestServerOptions): Promise<Inge
             if (store instanceof SqliteStore) return store.db
             throw new Error("srv.db is the SQLite handle; this server runs on PostgreSQL (use srv.store)")
         },
+        requests: () => inFlight,
         connections: () => new Promise<number>((resolve, reject) => server.getConnections((e, n) => (e ? reject(e) : resolve(n)))),
         close(graceMs = timeouts.requestMs) {
             closing ??= (async () => {

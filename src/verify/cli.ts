@@ -158,15 +158,45 @@ export function formatVerdict(v: Verdict, what = "log"): string {
     return lines.join("\n")
 }
 
+/**
+ * A PostgreSQL database given to --db or --checkpoints-from is read into a temporary SQLite copy
+ * (the same tables, compared row for row) that the file-based readers below then verify.
+ */
+async function materializePostgres(args: string[]): Promise<{ args: string[]; cleanup: () => void }> {
+    const urls = args.filter((a, i) => i > 0 && ["--db", "--checkpoints-from"].includes(args[i - 1]) && /^postgres(ql)?:\/\//.test(a))
+    if (!urls.length) return { args, cleanup: () => {} }
+    const { mkdtempSync, rmSync } = await import("node:fs")
+    const { tmpdir } = await import("node:os")
+    const { snapshotToSqlite } = await import("../ingest/migrate.js")
+    const dir = mkdtempSync(path.join(tmpdir(), "coldtrace-verify-pg-"))
+    const cleanup = () => rmSync(dir, { recursive: true, force: true })
+    const copies = new Map<string, string>()
+    try {
+        for (const [i, url] of urls.entries()) {
+            const file = path.join(dir, `postgres-${i}.sqlite`)
+            await snapshotToSqlite(url, file)
+            copies.set(url, file)
+        }
+    } catch (e) {
+        cleanup()
+        throw new VerifyUsageError(`cannot read the PostgreSQL database: ${(e as Error).message.split("\n")[0]}`)
+    }
+    return { args: args.map(a => copies.get(a) ?? a), cleanup }
+}
+
 export async function verifyCommand(args: string[]): Promise<number> {
     if (args.includes("--help") || args.includes("-h")) {
         console.log(VERIFY_USAGE)
         return 0
     }
     let built: ReturnType<typeof inputFromArgs>
+    let cleanup = () => {}
     try {
-        built = inputFromArgs(args)
+        const m = await materializePostgres(args)
+        cleanup = m.cleanup
+        built = inputFromArgs(m.args)
     } catch (e) {
+        cleanup()
         if (e instanceof VerifyUsageError) {
             console.error(`coldtrace verify: ${e.message}\n(coldtrace verify --help for usage)`)
             return 2
@@ -178,6 +208,7 @@ export async function verifyCommand(args: string[]): Promise<number> {
         verdict = verifyLog(built.input)
     } finally {
         built.close()
+        cleanup()
     }
     if (built.json) console.log(JSON.stringify(verdict, null, 2))
     else console.log(formatVerdict(verdict, built.what))
