@@ -16,11 +16,14 @@ export class EmulatedLogger {
     private head: Buffer
     /** records after the acknowledged seq, with their heads */
     private pending: { seq: number; bytes: Buffer; head: Buffer }[] = []
+    /** every record and head (tests compare the server's copy with it; off for large fleets) */
+    readonly history: { bytes: Buffer; head: Buffer }[] | null
     private nextSeq = 0
     ackSeq: number | null = null
     private hours = 0
 
-    constructor(keys: DeviceKeys = newDeviceKeys()) {
+    constructor(keys: DeviceKeys = newDeviceKeys(), o: { history?: boolean } = {}) {
+        this.history = o.history ? [] : null
         this.keys = keys
         this.devid = keys.devid.toString("hex")
         this.key = Buffer.from(keys.k0)
@@ -41,6 +44,7 @@ export class EmulatedLogger {
         const bytes = encodeRecord({ ...r, seq } as unknown as LogRecord)
         this.head = nextHead(this.head, bytes)
         this.pending.push({ seq, bytes, head: this.head })
+        this.history?.push({ bytes, head: this.head })
     }
 
     /** Seals the open epoch and evolves the key (the old one is gone). */
@@ -86,6 +90,29 @@ export class EmulatedLogger {
             epoch: this.epoch,
             firstSeq: this.pending[0].seq,
             records: this.pending.map(p => p.bytes),
+            key: this.key,
+        })
+    }
+
+    /**
+     * A batch of records from..to under the current key (needs `history`); `fork` changes their
+     * temperatures first, as a logger restored from an old image and logging on would.
+     */
+    rangeBatch(from: number, to: number, o: { fork?: boolean; prev?: boolean } = {}): Buffer {
+        if (!this.history) throw new Error("rangeBatch needs { history: true }")
+        const records = this.history.slice(from, to + 1).map(h => {
+            if (!o.fork) return h.bytes
+            const b = Buffer.from(h.bytes)
+            if (b[4] === KIND.sample) b.writeInt32LE(b.readInt32LE(10) + 1000, 10)
+            return b
+        })
+        return encodeBatch({
+            devid: this.devid,
+            boot: this.boots,
+            epoch: this.epoch,
+            firstSeq: from,
+            prevHead: o.prev && from > 0 ? this.history[from - 1].head : null,
+            records,
             key: this.key,
         })
     }
