@@ -284,7 +284,11 @@ CREATE TABLE records (devid TEXT NOT NULL REFERENCES devices(devid), seq INTEGER
 
         const db = openDb(file)
         try {
-            expect(db.prepare("SELECT version FROM schema_migrations ORDER BY version").all()).toEqual([{ version: 1 }, { version: 2 }])
+            expect(db.prepare("SELECT version FROM schema_migrations ORDER BY version").all()).toEqual([
+                { version: 1 },
+                { version: 2 },
+                { version: 3 },
+            ])
             expect(db.prepare("SELECT devid, last_epoch, epoch_key, label FROM devices").get()).toEqual({
                 devid: DEV,
                 last_epoch: 7,

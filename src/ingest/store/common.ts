@@ -48,3 +48,9 @@ export function checkReader(r: ReaderInput): string {
 }
 
 export const nowIso = () => new Date().toISOString()
+
+/** Record kinds as SQL literals (integers only), so a planner sees they match a partial index. */
+export function kindList(kinds: number[]): string {
+    if (!kinds.length || !kinds.every(k => Number.isInteger(k) && k >= 0 && k <= 255)) throw new RangeError(`kinds ${kinds}`)
+    return kinds.join(", ")
+}

@@ -7,7 +7,7 @@
 import { chmodSync, closeSync, existsSync, openSync } from "node:fs"
 import Database from "better-sqlite3"
 import { HEAD_LEN, KIND, epochKey } from "../../format/index.js"
-import { checkReader, checkRegistration, newReaderKey, nowIso, readerKeyHash } from "./common.js"
+import { checkReader, checkRegistration, kindList, newReaderKey, nowIso, readerKeyHash } from "./common.js"
 import {
     RegistrationError,
     type BatchNote,
@@ -130,6 +130,13 @@ ALTER TABLE devices_v2 RENAME TO devices;
 const MIGRATIONS: Migration[] = [
     { version: 1, name: "initial schema", up: db => db.exec(V1) },
     { version: 2, name: "key custody: epoch key instead of k0, no lockey; retired devices", up: v2 },
+    {
+        version: 3,
+        name: "records_kind indexes only the kinds looked up by kind (alarm, evicted): samples skip it",
+        up: db =>
+            db.exec(`DROP INDEX IF EXISTS records_kind;
+                     CREATE INDEX records_kind ON records (devid, seq) WHERE kind IN (${KIND.alarm}, ${KIND.evicted});`),
+    },
 ]
 
 export const SQLITE_SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version
@@ -318,6 +325,8 @@ function deviceSummaries(db: Db, devid?: string): DeviceSummary[] {
     return q(db, sql).all(...(devid ? [devid] : [])) as DeviceSummary[]
 }
 
+const INSERT_ROWS = 64
+
 class SqliteTx implements DeviceTx {
     constructor(
         private readonly db: Db,
@@ -339,7 +348,11 @@ class SqliteTx implements DeviceTx {
         return maxStoredBelow(this.db, this.id, seq)
     }
     async evictedRecords() {
-        return q(this.db, "SELECT seq, bytes FROM records WHERE devid = ? AND kind = ? ORDER BY seq").all(this.id, KIND.evicted) as {
+        return q(
+            this.db,
+            `SELECT seq, bytes FROM records INDEXED BY records_kind
+                 WHERE devid = ? AND kind IN (${KIND.alarm}, ${KIND.evicted}) AND kind = ${KIND.evicted} ORDER BY seq`,
+        ).all(this.id) as {
             seq: number
             bytes: Buffer
         }[]
@@ -356,8 +369,14 @@ class SqliteTx implements DeviceTx {
         return Number(res.lastInsertRowid)
     }
     async addRecords(batchId: number, records: NewRecord[]) {
-        const ins = q(this.db, "INSERT INTO records (devid, seq, kind, bytes, head, batch_id) VALUES (?, ?, ?, ?, ?, ?)")
-        for (const r of records) ins.run(this.id, r.seq, r.kind, r.bytes, r.head, batchId)
+        // up to 64 rows per statement: one call into SQLite instead of one per record
+        for (let i = 0; i < records.length; i += INSERT_ROWS) {
+            const chunk = records.slice(i, i + INSERT_ROWS)
+            const values = chunk.map(() => "(?, ?, ?, ?, ?, ?)").join(", ")
+            const args: unknown[] = []
+            for (const r of chunk) args.push(this.id, r.seq, r.kind, r.bytes, r.head, batchId)
+            q(this.db, `INSERT INTO records (devid, seq, kind, bytes, head, batch_id) VALUES ${values}`).run(...args)
+        }
     }
     async addSegment(startSeq: number, prevHead: Buffer, batchId: number) {
         if (prevHead.length !== HEAD_LEN) throw new RangeError(`prevHead must be ${HEAD_LEN} bytes`)
@@ -462,13 +481,15 @@ export class SqliteStore implements IngestStore {
         )
     }
     recordsOfKinds(devid: string, kinds: number[]) {
-        const marks = kinds.map(() => "?").join(", ")
+        // literal kinds, so the planner sees they match the partial index
+        const marks = kindList(kinds)
         return this.serial(
             () =>
-                q(this.db, `SELECT seq, kind, bytes FROM records WHERE devid = ? AND kind IN (${marks}) ORDER BY seq`).all(
-                    devid,
-                    ...kinds,
-                ) as {
+                q(
+                    this.db,
+                    `SELECT seq, kind, bytes FROM records ${marks === `${KIND.alarm}, ${KIND.evicted}` ? "INDEXED BY records_kind" : ""}
+                   WHERE devid = ? AND kind IN (${marks}) ORDER BY seq`,
+                ).all(devid) as {
                     seq: number
                     kind: number
                     bytes: Buffer
