@@ -98,7 +98,12 @@ export async function handleAdmin(
         return { status: 201, json: { name: String(j.name).trim(), key }, admin: "add reader" }
     }
     if (what === "readers" && id !== undefined && method === "DELETE") {
-        const name = decodeURIComponent(id)
+        let name: string
+        try {
+            name = decodeURIComponent(id)
+        } catch {
+            return fail(400, "reader name is not valid URL encoding")
+        }
         if (!(await store.removeReader(name))) return fail(404, `no reader ${JSON.stringify(name)}`)
         return { status: 200, json: { name, status: "removed" }, admin: "remove reader" }
     }

@@ -89,7 +89,7 @@ class ClientGone extends Error {}
 type BodyResult = { ok: true; body: Buffer } | { ok: false; reply: Reply }
 
 /** The body, or the reply that ends the request: 413 over `max`, 408 past `deadline` (ms since the epoch). */
-function readBody(req: http.IncomingMessage, max: number, deadline: number): Promise<BodyResult> {
+function readBody(req: http.IncomingMessage, max: number, deadline: number, limitMs: number): Promise<BodyResult> {
     const tooLarge = (): BodyResult => ({ ok: false, reply: text(413, `body larger than ${max} bytes`) })
     const declared = Number(req.headers["content-length"])
     if (declared > max) return Promise.resolve(tooLarge())
@@ -105,7 +105,7 @@ function readBody(req: http.IncomingMessage, max: number, deadline: number): Pro
             else resolve(r)
         }
         const timer = setTimeout(
-            () => finish({ ok: false, reply: text(408, `request not complete within ${DEFAULT_TIMEOUTS.requestMs / 1000} s`) }),
+            () => finish({ ok: false, reply: text(408, `request not complete within ${limitMs / 1000} s`) }),
             Math.max(0, deadline - Date.now()),
         )
         req.on("data", (chunk: Buffer) => {
@@ -164,7 +164,7 @@ export async function startIngestServer(opts: IngestServerOptions): Promise<Inge
         const url = req.url ?? ""
         if (path === "/v1/batch") {
             if (req.method !== "POST") return text(405, "use POST")
-            const got = await readBody(req, maxBody, deadline)
+            const got = await readBody(req, maxBody, deadline, timeouts.requestMs)
             return got.ok ? acceptBatch(store, keys, got.body, remote, opts.timing) : got.reply
         }
         if (path === "/v1/health") {
@@ -175,7 +175,7 @@ export async function startIngestServer(opts: IngestServerOptions): Promise<Inge
             return json(200, { status: "ok", ...who, devices: await store.deviceCount(), inProgress: inFlight - 1 })
         }
         const admin = await handleAdmin(store, adminToken, req.method, path, req.headers.authorization, async () => {
-            const got = await readBody(req, ADMIN_MAX_BODY, deadline)
+            const got = await readBody(req, ADMIN_MAX_BODY, deadline, timeouts.requestMs)
             return got.ok ? got.body : null
         })
         if (admin)
