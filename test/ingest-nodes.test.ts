@@ -28,7 +28,7 @@ beforeAll(async () => {
     await db.connect()
 })
 afterAll(async () => {
-    await db?.end()
+    await db?.end().catch(() => {})
     await Promise.all(nodes.map(n => n.stop("SIGKILL")))
     await cluster?.stop()
 })
@@ -162,5 +162,18 @@ describe("three ingest nodes on one PostgreSQL database", () => {
         expect(whole.ok && whole.reply.status).toBe(200)
         expectExactlyOnce(log, await stored(log), last)
         nodes = nodes.slice(0, 2)
+    })
+
+    test("the database gone: health says so (a load balancer takes the nodes out), batches get 500, nothing is acked", async () => {
+        await db.end()
+        await cluster.stop()
+        for (const n of nodes) {
+            const h = await request(n.url + "/v1/health")
+            expect(h.ok && h.reply.status).toBe(503)
+            expect(h.ok && JSON.parse(h.reply.text).status).toBe("database unavailable")
+        }
+        const log = new EmulatedLogger()
+        const r = await request(nodes[0].url + "/v1/batch", { body: log.hour().batch()! })
+        expect(r.ok && [r.reply.status, r.reply.text]).toEqual([500, "internal error\n"])
     })
 })

@@ -171,8 +171,15 @@ export async function startIngestServer(opts: IngestServerOptions): Promise<Inge
             if (req.method !== "GET") return text(405, "use GET")
             const who = { format: 2, db: store.backend, node: opts.node }
             if (stopping) return json(503, { status: "stopping", ...who })
+            let devices: number
+            try {
+                devices = await store.deviceCount()
+            } catch (e) {
+                // a load balancer takes the node out until its database answers again
+                return json(503, { status: "database unavailable", ...who }, { detail: (e as Error).message.split("\n")[0] })
+            }
             // requests in progress besides this one: what a graceful stop waits for
-            return json(200, { status: "ok", ...who, devices: await store.deviceCount(), inProgress: inFlight - 1 })
+            return json(200, { status: "ok", ...who, devices, inProgress: inFlight - 1 })
         }
         const admin = await handleAdmin(store, adminToken, req.method, path, req.headers.authorization, async () => {
             const got = await readBody(req, ADMIN_MAX_BODY, deadline, timeouts.requestMs)
