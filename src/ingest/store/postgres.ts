@@ -288,6 +288,7 @@ export interface PostgresOptions {
 
 export class PostgresStore implements IngestStore {
     readonly backend = "postgres"
+    readonly commits = { count: 0, ms: 0 }
     /** the first day of the month after the last partition made (records_YYYY_MM) */
     private partitionedUntil = 0
     private partitioning: Promise<unknown> | null = null
@@ -360,7 +361,10 @@ export class PostgresStore implements IngestStore {
                     values: [devid],
                 })
                 const out = r.rows.length ? await fn(new PgTx(c, r.rows[0] as DeviceRow, this)) : null
+                const t0 = performance.now()
                 await c.query("COMMIT")
+                this.commits.count++
+                this.commits.ms += performance.now() - t0
                 return out
             } catch (e) {
                 await c.query("ROLLBACK").catch((re: Error) => (broken = re))

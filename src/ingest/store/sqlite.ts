@@ -420,6 +420,7 @@ class SqliteTx implements DeviceTx {
 
 export class SqliteStore implements IngestStore {
     readonly backend = "sqlite"
+    readonly commits = { count: 0, ms: 0 }
     /**
      * One connection, so this process's operations take turns: the awaits inside a transaction
      * must not let another request's statements run in it, or see what it has not committed.
@@ -454,7 +455,10 @@ export class SqliteStore implements IngestStore {
             try {
                 const device = getDevice(this.db, devid)
                 const out = device ? await fn(new SqliteTx(this.db, device)) : null
+                const t0 = performance.now()
                 this.db.exec("COMMIT")
+                this.commits.count++
+                this.commits.ms += performance.now() - t0
                 return out
             } catch (e) {
                 if (this.db.inTransaction) this.db.exec("ROLLBACK")

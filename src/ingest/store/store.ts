@@ -158,6 +158,8 @@ export interface ReaderInput {
 
 export interface IngestStore {
     readonly backend: Backend
+    /** commits of device transactions and the ms they took (the durable write: fsync on SQLite) */
+    readonly commits: { count: number; ms: number }
     /** Adds a device. A devid is registered once: a second key for it would fork its history. */
     registerDevice(r: Registration): Promise<void>
     /** Marks a device retired: its batches are refused from now on, its records stay readable. */
