@@ -128,6 +128,11 @@ describe("three ingest nodes on one PostgreSQL database", () => {
             const d = (await db.query("SELECT last_epoch FROM devices WHERE devid = $1", [log.devid])).rows[0]
             expect(Number(d.last_epoch)).toBe(log.epoch)
         }
+        // every record belongs to a stored batch of its own device (records carry no foreign keys on PostgreSQL)
+        const orphans = await db.query(
+            "SELECT count(*)::int AS n FROM records r LEFT JOIN batches b ON b.id = r.batch_id AND b.devid = r.devid LEFT JOIN devices d ON d.devid = r.devid WHERE b.id IS NULL OR d.devid IS NULL",
+        )
+        expect(orphans.rows[0].n).toBe(0)
         // one checkpoint per ack sent, each a head of the logger's own chain
         const cps = (await db.query("SELECT devid, seq, head FROM checkpoints WHERE seq IS NOT NULL")).rows
         expect((await db.query("SELECT count(*)::int AS n FROM checkpoints")).rows[0].n).toBe(acks)
