@@ -178,7 +178,8 @@ async function storeBatch(tx: DeviceTx, batch: DecodedBatch, key: Buffer, remote
     // head[firstSeq - 1]: genesis, the stored head, or (only with PREV) the batch's prev_head
     let start: Buffer
     const stated = batch.prevHead
-    const before = firstSeq === 0 ? null : await tx.headAt(firstSeq - 1)
+    // a logger sending on from its last ack continues the last stored record: no lookup needed
+    const before = firstSeq === 0 ? null : last?.seq === firstSeq - 1 ? last.head : await tx.headAt(firstSeq - 1)
     if (firstSeq === 0) {
         start = genesisHead(devid)
         if (stated && !stated.equals(start)) return conflict("prev_head is not the genesis head (first_seq 0)")
