@@ -6,10 +6,11 @@ import { buildFirmware, ROOT } from "../src/sim/vm.js"
 import { loadScenario } from "../src/sim/scenario.js"
 import { runScenario } from "../src/sim/run.js"
 import { verifyChain, type ChainEntry } from "../src/verify/chain.js"
-import { encodeRecord, encodeBatch, chainHeads, genesisHead, KIND } from "../src/format/index.js"
+import { encodeRecord, chainHeads, genesisHead, KIND } from "../src/format/index.js"
 import { startIngestServer } from "../src/ingest/server.js"
 import { registerDevice } from "../src/ingest/db.js"
 import { runLogBench, runTombstones, PROFILES, type LogBenchOut, type TombOut } from "./flash.js"
+import { ingestScaleRows } from "./ingest-scale.js"
 import { CaptureServer, analyzePeriod, type PeriodStats, type VmBatch } from "./uplink.js"
 
 /**
@@ -76,24 +77,6 @@ function rawShaMs(records: Buffer[]): number {
     const t0 = performance.now()
     for (const r of records) createHash("sha256").update(r).digest()
     return performance.now() - t0
-}
-
-async function ingestThroughput(records: Buffer[], devid: Buffer, k0: Buffer) {
-    const dir = mkdtempSync(path.join(os.tmpdir(), "coldtrace-bench-"))
-    const srv = await startIngestServer({ dbPath: path.join(dir, "bench.sqlite"), log: () => {} })
-    registerDevice(srv.db, { devid, k0, ackkey: randomBytes(32) })
-    const per = 100
-    const t0 = performance.now()
-    for (let i = 0; i < records.length; i += per) {
-        const recs = records.slice(i, i + per)
-        const body = encodeBatch({ devid, boot: 1, epoch: 0, firstSeq: i, records: recs, key: k0 })
-        const res = await fetch(`${srv.url}/v1/batch`, { method: "POST", body: new Uint8Array(body) })
-        if (res.status !== 200) throw new Error(`ingest bench: HTTP ${res.status} ${await res.text()}`)
-        await res.arrayBuffer()
-    }
-    const ms = performance.now() - t0
-    await srv.close()
-    return ms
 }
 
 /** POST the firmware's own batches (in order) to a fresh ingest server; HTTP statuses seen. */
@@ -432,7 +415,6 @@ export async function bench(args: string[]): Promise<number> {
     const n = 20_000
     const recs = sampleRecords(n)
     const devid = randomBytes(8)
-    const devkey = randomBytes(32)
     const heads = chainHeads(genesisHead(devid), recs)
     const entries: ChainEntry[] = recs.map((bytes, i) => ({ seq: i, bytes, head: heads[i] }))
     // median of 3 alternating runs: one run is ~50 ms and the first pays for warming up
@@ -452,9 +434,8 @@ export async function bench(args: string[]): Promise<number> {
     await verifyLogRows(lb, cap, add)
 
     await uplinkRows(lb, cap, add, details)
-    const ingMs = await ingestThroughput(recs, devid, devkey)
-    add("ingest throughput (HTTP, verify, SQLite WAL, 100/batch)", n / (ingMs / 1000), "records/s")
-    add("ingest time / raw SHA-256 time", ingMs / sha, "ratio")
+    // issue 16: the ingest split, SQLite and PostgreSQL with 1, 2 and 4 processes, the fleet (bench/ingest-scale.ts)
+    details.ingest = await ingestScaleRows(add, { progress: line => console.log(`  (${line})`) })
 
     const width = Math.max(...rows.map(r => r.figure.length))
     console.log("")

@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
-# The one install command (README, .ci/run): the Debian packages the tests use, then the npm packages.
-# Debian packages: chromium (the HTML report is checked in a real browser through puppeteer-core,
-# which downloads no browser), poppler-utils (pdftoppm, pdffonts, pdftotext check the PDF report),
-# fonts-dejavu-core (a font with the degree sign and minus for Chromium's rendering).
-# better-sqlite3 compiles from source with the machine's python3, make and g++.
+# The one install command (README, `npm run setup`, .ci/run): the Debian packages the tests use,
+# only those missing, then the npm packages (`npm ci`). The list is kept here and only here:
+#   chromium           the HTML report is checked in a real browser through puppeteer-core (which
+#                      downloads no browser)
+#   poppler-utils      pdftoppm, pdffonts, pdftotext check the PDF report
+#   fonts-dejavu-core  a font with the degree sign and minus for Chromium's rendering
+#   postgresql         the ingest tests start private PostgreSQL clusters (docs/ingest.md); its
+#                      binaries are enough, no system cluster is used
+#   python3 make g++   better-sqlite3 compiles from source when no prebuilt binary fits
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBIAN_PACKAGES=(chromium poppler-utils fonts-dejavu-core)
+DEBIAN_PACKAGES=(chromium poppler-utils fonts-dejavu-core postgresql python3 make g++)
 
 missing=()
 for p in "${DEBIAN_PACKAGES[@]}"; do

@@ -17,6 +17,10 @@ Commands:
   report (--db FILE | --export FILE) --keys FILE --out DIR [--shipment FILE] [--format html,pdf,csv,epcis] [--tz ZONE]
         Verify a device's log and write reports a receiver can use without our software: HTML,
         PDF, CSV, GS1 EPCIS 2.0 (docs/reports.md); exit 0 verified, 1 not, 2 input error.
+  ingest [--db DB] [--listen HOST:PORT] [--tls-cert FILE --tls-key FILE] [--admin-token-file FILE] ...
+        Run the ingest server as a service (SQLite file or PostgreSQL URL); coldtrace ingest --help
+  migrate --from FILE.sqlite --to postgres://...
+        Copy an ingest database from SQLite to PostgreSQL, checked row for row; coldtrace migrate --help
   bench [--out FILE]
         Measure the simulator, the firmware and the host; print a table and write JSON.
   help  This text.
@@ -79,6 +83,14 @@ export async function main(argv: string[]): Promise<number> {
             case "report": {
                 const { reportCommand } = await import("./report/cli.js")
                 return await reportCommand(args)
+            }
+            case "ingest": {
+                const { ingestCommand } = await import("./ingest/service.js")
+                return await ingestCommand(args)
+            }
+            case "migrate": {
+                const { migrateCommand } = await import("./ingest/migrate.js")
+                return await migrateCommand(args)
             }
             case "bench": {
                 const { bench } = await import("../bench/bench.js")

@@ -9,6 +9,7 @@ import { KIND, chainHeads, decodeAck, encodeBatch, encodeRecord, epochKey, genes
 import {
     checkpointsFor,
     getDevice,
+    retireDevice,
     lastStored,
     recordsFor,
     registerDevice,
@@ -159,7 +160,7 @@ beforeEach(async () => {
     dir = mkdtempSync(join(tmpdir(), "coldtrace-ingest-"))
     logs = []
     srv = await startIngestServer({ dbPath: join(dir, "ingest.db"), log: l => logs.push(JSON.parse(l)) })
-    registerDevice(srv.db, { devid: DEVID, k0: K0, ackkey: ACKKEY, lockey: LOCKEY, label: "test logger" })
+    registerDevice(srv.db, { devid: DEVID, k0: K0, ackkey: ACKKEY, label: "test logger" })
 })
 
 afterEach(async () => {
@@ -204,7 +205,11 @@ describe("accepting batches", () => {
         })
         expect(recordsFor(srv.db, DEVID, 5, 7).map(r => r.seq)).toEqual([5, 6, 7])
         expect(lastStored(srv.db, DEVID)).toEqual({ seq: 19, head: CHAIN.heads[19] })
-        expect(getDevice(srv.db, DEVID)).toMatchObject({ lastEpoch: 1, lastBoot: 2, lockey: LOCKEY, label: "test logger" })
+        // key custody: the server holds k[1] now, never k0 or a location key
+        expect(getDevice(srv.db, DEVID)).toMatchObject({ lastEpoch: 1, lastBoot: 2, epochKey: epochKey(K0, 1), label: "test logger" })
+        const columns = (srv.db.prepare("SELECT * FROM devices").all() as object[]).flatMap(r => Object.keys(r))
+        expect(columns).not.toContain("k0")
+        expect(columns).not.toContain("lockey")
         const cps = checkpointsFor(srv.db, DEVID)
         expect(cps.map(({ seq, boot, epoch, status }) => ({ seq, boot, epoch, status }))).toEqual([
             { seq: 9, boot: 1, epoch: 0, status: 200 },
@@ -295,7 +300,8 @@ describe("accepting batches", () => {
         await srv.close()
         srv = await startIngestServer({ dbPath: join(dir, "ingest.db"), log: l => logs.push(JSON.parse(l)) })
         expectAck(await post(srv.url, batchOf(10, 12, { epoch: 301 })), 12, { epoch: 301 })
-        expectText(await post(srv.url, batchOf(13, 14, { epoch: 299 })), 401, /epoch went back: 299 after 301/)
+        expectText(await post(srv.url, batchOf(13, 14, { epoch: 299 })), 401, /^not authenticated\n?$/)
+        expect(logs.at(-1)).toMatchObject({ status: 401, why: expect.stringMatching(/epoch went back: 299 after 301/) })
     })
 })
 
@@ -305,6 +311,12 @@ describe("refusing batches", () => {
     })
 
     /** Posts, checks status and reason, and that nothing in the database moved (receipts and acks aside when `authenticated`). */
+    /** A 401 says only "not authenticated"; the log line says why. */
+    async function denied(body: Buffer, why: RegExp) {
+        await refused(body, 401, /^not authenticated\n?$/)
+        expect(logs.at(-1)!.why).toMatch(why)
+    }
+
     async function refused(body: Buffer | string, status: number, reason: RegExp, authenticated = false) {
         const before = dbState(srv.db)
         const r = await post(srv.url, body)
@@ -389,35 +401,63 @@ describe("refusing batches", () => {
     })
 
     test("401: a mac made with another key", async () => {
-        await refused(batchOf(10, 12, { epoch: 2, key: OTHER_KEY }), 401, /mac does not verify/)
+        await denied(batchOf(10, 12, { epoch: 2, key: OTHER_KEY }), /mac does not verify/)
     })
 
     test("401: a mac made with the key of another epoch", async () => {
-        await refused(batchOf(10, 12, { epoch: 3, key: epochKey(K0, 2) }), 401, /mac does not verify/)
-        await refused(batchOf(10, 12, { epoch: 2, key: K0 }), 401, /mac does not verify/)
+        await denied(batchOf(10, 12, { epoch: 3, key: epochKey(K0, 2) }), /mac does not verify/)
+        await denied(batchOf(10, 12, { epoch: 2, key: K0 }), /mac does not verify/)
     })
 
     test("401: a tampered record", async () => {
         const b = batchOf(10, 12, { epoch: 2 })
         b[35] ^= 0x01
-        await refused(b, 401, /mac does not verify/)
+        await denied(b, /mac does not verify/)
     })
 
-    test("401: an unknown device", async () => {
-        await refused(batchOf(0, 3, { devid: "ffffffffffffffff" }), 401, /unknown device ffffffffffffffff/)
+    test("401: the MAC is checked before the items are decoded", async () => {
+        // items that do not decode, under a wrong key: an outsider gets the 401, never the decoder's 400
+        const junk = encodeBatch({
+            devid: DEVID,
+            boot: 1,
+            epoch: 2,
+            firstSeq: 10,
+            records: [],
+            items: Buffer.from([7, 7, 7]),
+            count: 1,
+            key: OTHER_KEY,
+        })
+        await denied(junk, /mac does not verify/)
     })
 
-    test("401: epoch went back (an authentic batch under an older key: a rollback)", async () => {
-        await refused(batchOf(10, 12, { epoch: 1 }), 401, /epoch went back: 1 after 2 was accepted/, true)
-        await refused(batchOf(10, 12, { epoch: 0 }), 401, /epoch went back: 0 after 2/, true)
+    test("401: an unknown device gets the same reply as a bad MAC", async () => {
+        await denied(batchOf(0, 3, { devid: "ffffffffffffffff" }), /unknown device/)
+        const unknown = await post(srv.url, batchOf(0, 3, { devid: "ffffffffffffffff" }))
+        const badMac = await post(srv.url, batchOf(10, 12, { epoch: 2, key: OTHER_KEY }))
+        const wentBack = await post(srv.url, batchOf(10, 12, { epoch: 1 }))
+        for (const r of [unknown, badMac, wentBack]) {
+            expect(r.status).toBe(401)
+            expect(r.body).toEqual(badMac.body)
+            expect(r.reason).toBe("not authenticated")
+        }
+    })
+
+    test("401: epoch went back (the server no longer holds the older key: nothing to check it with)", async () => {
+        await denied(batchOf(10, 12, { epoch: 1 }), /epoch went back: 1 after 2 was accepted/)
+        await denied(batchOf(10, 12, { epoch: 0 }), /epoch went back: 0 after 2/)
         expect(recordsFor(srv.db, DEVID)).toHaveLength(10)
     })
 
     test("401: an epoch too far ahead is refused before any key is derived", async () => {
         const t0 = performance.now()
-        await refused(batchOf(10, 12, { epoch: 2 + MAX_EPOCH_AHEAD + 1, key: OTHER_KEY }), 401, /more than 65536 past the accepted 2/)
-        await refused(batchOf(10, 12, { epoch: 0xffffffff, key: OTHER_KEY }), 401, /more than 65536 past/)
+        await denied(batchOf(10, 12, { epoch: 2 + MAX_EPOCH_AHEAD + 1, key: OTHER_KEY }), /more than 65536 past the accepted 2/)
+        await denied(batchOf(10, 12, { epoch: 0xffffffff, key: OTHER_KEY }), /more than 65536 past/)
         expect(performance.now() - t0).toBeLessThan(1000)
+    })
+
+    test("401: a retired device", async () => {
+        expect(retireDevice(srv.db, DEVID)).toBe(true)
+        await denied(batchOf(10, 12, { epoch: 2 }), /device retired/)
     })
 
     test("409: a PREV batch whose prev_head does not match the stored head, with the server's ack", async () => {
@@ -615,17 +655,17 @@ describe("other endpoints", () => {
 })
 
 describe("registerDevice", () => {
-    test("refuses a duplicate devid and bad keys; lockey is optional", () => {
+    test("refuses a duplicate devid, bad keys and any location key; stores k0 only as the epoch-0 key", () => {
         expect(() => registerDevice(srv.db, { devid: DEVID, k0: OTHER_KEY, ackkey: ACKKEY })).toThrow(/already registered/)
         expect(() => registerDevice(srv.db, { devid: "0123", k0: K0, ackkey: ACKKEY })).toThrow(/16 lower-case hex/)
         expect(() => registerDevice(srv.db, { devid: "1111111111111111", k0: K0.subarray(1), ackkey: ACKKEY })).toThrow(
             /k0 must be 32 bytes/,
         )
         expect(() => registerDevice(srv.db, { devid: "1111111111111111", k0: K0, ackkey: Buffer.alloc(3) })).toThrow(/ackkey must be 32/)
-        expect(() => registerDevice(srv.db, { devid: "1111111111111111", k0: K0, ackkey: ACKKEY, lockey: Buffer.alloc(3) })).toThrow(
-            /lockey/,
-        )
+        const withLockey = { devid: "1111111111111111", k0: K0, ackkey: ACKKEY, lockey: LOCKEY } as Parameters<typeof registerDevice>[1]
+        expect(() => registerDevice(srv.db, withLockey)).toThrow(/never holds lockey/)
+        expect(getDevice(srv.db, "1111111111111111")).toBeNull()
         registerDevice(srv.db, { devid: Buffer.from("2222222222222222", "hex"), k0: K0, ackkey: ACKKEY })
-        expect(getDevice(srv.db, "2222222222222222")).toMatchObject({ lockey: null, label: null, lastEpoch: 0, lastBoot: 0 })
+        expect(getDevice(srv.db, "2222222222222222")).toMatchObject({ epochKey: K0, label: null, lastEpoch: 0, lastBoot: 0, retired: null })
     })
 })

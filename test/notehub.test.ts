@@ -73,7 +73,7 @@ async function hub(o: Partial<NotehubOptions> = {}) {
 }
 
 function register(d: Device) {
-    registerDevice(ingest.db, { devid: Buffer.from(d.devid, "hex"), k0: d.k0, ackkey: d.ackkey, lockey: key(`lockey ${d.devid}`) })
+    registerDevice(ingest.db, { devid: Buffer.from(d.devid, "hex"), k0: d.k0, ackkey: d.ackkey })
 }
 
 /**

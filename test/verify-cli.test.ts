@@ -34,7 +34,7 @@ describe("coldtrace verify (command line)", () => {
     afterAll(removeScratch)
 
     it("verifies the real database: exit 0 and a verdict line first", () => {
-        const r = run("--db", fx.a.db)
+        const r = run("--db", fx.a.db, "--keys", fx.a.secret)
         expect(r.err).toBe("")
         expect(r.code).toBe(0)
         expect(r.first).toMatch(
@@ -49,7 +49,7 @@ describe("coldtrace verify (command line)", () => {
     })
 
     it("prints the Verdict with --json", () => {
-        const r = run("--db", fx.a.db, "--json")
+        const r = run("--db", fx.a.db, "--keys", fx.a.secret, "--json")
         expect(r.code).toBe(0)
         const v = JSON.parse(r.out) as Verdict
         expect(v).toMatchObject({
@@ -77,7 +77,7 @@ describe("coldtrace verify (command line)", () => {
         const alone = run("--export", fx.a.export, "--keys", fx.a.secret)
         expect(alone.code).toBe(0)
         expect(alone.first).toMatch(/^VERIFIED: device [0-9a-f]{16}, device export device-export\.json: \d+ records, seq \d+\.\.\d+$/)
-        const against = run("--export", fx.a.export, "--checkpoints-from", fx.a.db, "--json")
+        const against = run("--export", fx.a.export, "--keys", fx.a.secret, "--checkpoints-from", fx.a.db, "--json")
         expect(against.code).toBe(0)
         expect(JSON.parse(against.out)).toMatchObject({ ok: true, source: "device", start: "anchored" })
         // a checkpoint given by hand, as read off the server
@@ -117,11 +117,11 @@ describe("coldtrace verify (command line)", () => {
                 k,
             )
         })
-        const r = run("--db", db)
+        const r = run("--db", db, "--keys", fx.a.secret)
         expect(r.code).toBe(1)
         expect(r.first).toMatch(new RegExp(`^TAMPERED: first offending seq ${k}: modified: record ${k} does not hash to its stored head`))
         expect(r.out).toContain(`    seq ${k}  modified: `)
-        const j = JSON.parse(run("--db", db, "--json").out) as Verdict
+        const j = JSON.parse(run("--db", db, "--keys", fx.a.secret, "--json").out) as Verdict
         expect(j).toMatchObject({ ok: false, status: "tampered", firstBad: k })
         expect(j.problems[0]).toMatchObject({ seq: k, kind: "modified" })
         expect(j.reason).toMatch(/^modified: /)
@@ -130,7 +130,7 @@ describe("coldtrace verify (command line)", () => {
     it("exits 1 on a truncated database: incomplete", () => {
         const db = copyOf(fx.a.db)
         withDb(db, d => d.prepare("DELETE FROM records WHERE seq > ?").run(lastCp - 3))
-        const r = run("--db", db)
+        const r = run("--db", db, "--keys", fx.a.secret)
         expect(r.code).toBe(1)
         expect(r.first).toBe(
             `INCOMPLETE: first offending seq ${lastCp - 2}: truncated: the log ends at seq ${lastCp - 3}, but the server acknowledged records up to seq ${lastCp}`,
@@ -141,10 +141,15 @@ describe("coldtrace verify (command line)", () => {
         const cases: [string[], RegExp][] = [
             [[], /give --db FILE or --export FILE/],
             [["--db"], /--db needs a value/],
-            [["--db", "/nonexistent/ingest.sqlite"], /cannot open database \/nonexistent\/ingest\.sqlite/],
-            [["--db", fx.a.export], /is not a coldtrace ingest database/],
-            [["--db", fx.a.db, "--device", "0000000000000000"], /device 0000000000000000 is not in .*ingest\.sqlite/],
-            [["--db", fx.a.db, "--device", "XYZ"], /--device "XYZ": expected 16 lower-case hex digits/],
+            [["--db", fx.a.db], /--db needs --keys device-secret\.json/],
+            [["--db", "/nonexistent/ingest.sqlite", "--keys", fx.a.secret], /cannot open database \/nonexistent\/ingest\.sqlite/],
+            [["--db", fx.a.export, "--keys", fx.a.secret], /is not a coldtrace ingest database/],
+            [
+                ["--db", fx.a.db, "--keys", fx.a.secret, "--device", "0000000000000000"],
+                /device 0000000000000000 is not in .*ingest\.sqlite/,
+            ],
+            [["--db", fx.a.db, "--keys", fx.a.secret, "--device", "XYZ"], /--device "XYZ": expected 16 lower-case hex digits/],
+            [["--db", fx.a.db, "--keys", fx.b.secret], new RegExp(`holds the keys of device ${fx.b.devid}, not of device ${fx.a.devid}`)],
             [["--export", fx.a.export], /needs the device's keys/],
             [
                 ["--export", fx.a.export, "--keys", fx.b.secret],
@@ -153,7 +158,7 @@ describe("coldtrace verify (command line)", () => {
             [["--export", fx.a.export, "--keys", fx.a.export], /devid must be 16 lower-case hex digits|k0 must be 64 hex digits/],
             [["--export", fx.a.secret, "--keys", fx.a.secret], /not a coldtrace device export/],
             [["--export", fx.a.export, "--keys", fx.a.secret, "--checkpoint", "12:zz:1"], /expected seq:head:boot/],
-            [["--export", fx.a.export, "--checkpoints-from", fx.b.db], new RegExp(`device ${fx.a.devid} is not in`)],
+            [["--export", fx.a.export, "--keys", fx.a.secret, "--checkpoints-from", fx.b.db], new RegExp(`device ${fx.a.devid} is not in`)],
             [["--db", fx.a.db, "--export", fx.a.export], /not both/],
             [["--db", fx.a.db, "--frobnicate"], /unknown argument "--frobnicate"/],
         ]
@@ -169,10 +174,10 @@ describe("coldtrace verify (command line)", () => {
             d.exec(`ATTACH DATABASE '${fx.b.db}' AS b`)
             d.exec("INSERT INTO devices SELECT * FROM b.devices")
         })
-        const many = run("--db", db)
-        expect(many.code).toBe(2)
-        expect(many.err).toMatch(/holds 2 devices .*: name one with --device/)
-        expect(run("--db", db, "--device", fx.b.devid).code).toBe(0) // (its records are not in this copy: nothing acknowledged either)
+        // the keys file names the device; --device must agree with it
+        expect(run("--db", db, "--keys", fx.a.secret).code).toBe(0)
+        expect(run("--db", db, "--keys", fx.b.secret).code).toBe(0) // (its records are not in this copy: nothing acknowledged either)
+        expect(run("--db", db, "--keys", fx.a.secret, "--device", fx.b.devid).err).toMatch(/holds the keys of device/)
         const garbage = path.join(path.dirname(db), "garbage.json")
         writeFileSync(garbage, "{ not json")
         expect(run("--export", fx.a.export, "--keys", garbage).err).toMatch(/is not JSON/)

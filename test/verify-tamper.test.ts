@@ -91,7 +91,7 @@ describe("coldtrace verify on a real simulated logger", () => {
     })
 
     it("the untouched database verifies from genesis through every seal and checkpoint", () => {
-        const v = verify(["--db", fx.a.db])
+        const v = verify(["--db", fx.a.db, "--keys", fx.a.secret])
         expectOk(v)
         expect(v.start).toBe("genesis")
         expect(v.records).toBe(A.length)
@@ -101,7 +101,7 @@ describe("coldtrace verify on a real simulated logger", () => {
         expect(v.boots).toEqual([1, 2])
         expect(v.checkpoints.matched).toBe(v.checkpoints.given)
         expect(v.checkpoints.latest).toBe(lastCp)
-        expect(verify(["--db", fx.b.db]).ok).toBe(true)
+        expect(verify(["--db", fx.b.db, "--keys", fx.b.secret]).ok).toBe(true)
     })
 
     it("the untouched export verifies alone and against the server's checkpoints", () => {
@@ -123,7 +123,7 @@ describe("coldtrace verify on a real simulated logger", () => {
                 k,
             )
         })
-        const v = verify(["--db", db])
+        const v = verify(["--db", db, "--keys", fx.a.secret])
         expectFirst(v, "modified", k)
         expect(v.problems).toHaveLength(1)
         expect(v.problems[0].detail).toMatch(/after the device sealed them/)
@@ -179,7 +179,7 @@ describe("coldtrace verify on a real simulated logger", () => {
     it("a deleted record is reported at its seq", () => {
         const db = copyOf(fx.a.db)
         withDb(db, d => d.prepare("DELETE FROM records WHERE seq = ?").run(k))
-        const v = verify(["--db", db])
+        const v = verify(["--db", db, "--keys", fx.a.secret])
         expectFirst(v, "deleted", k)
         expect(v.problems[0].last).toBeUndefined()
         // the chain resumes at the stored head after the hole and the next seal still verifies
@@ -196,7 +196,7 @@ describe("coldtrace verify on a real simulated logger", () => {
             d.prepare("UPDATE records SET bytes = ? WHERE seq = ?").run(y, k)
             d.prepare("UPDATE records SET bytes = ? WHERE seq = ?").run(x, k + 1)
         })
-        expectFirst(verify(["--db", db]), "reordered", k)
+        expectFirst(verify(["--db", db, "--keys", fx.a.secret]), "reordered", k)
         // the same swap with the sequence numbers rewritten to hide it is a modification at k
         const db2 = copyOf(fx.a.db)
         withDb(db2, d => {
@@ -212,7 +212,7 @@ describe("coldtrace verify on a real simulated logger", () => {
                 k + 1,
             )
         })
-        const v = verify(["--db", db2])
+        const v = verify(["--db", db2, "--keys", fx.a.secret])
         expect(Buffer.compare(A[k].bytes.subarray(4), A[k + 1].bytes.subarray(4))).not.toBe(0)
         expectFirst(v, "modified", k)
         // blocks of a device export exchanged
@@ -233,7 +233,7 @@ describe("coldtrace verify on a real simulated logger", () => {
         const db = copyOf(fx.a.db)
         const keep = lastCp - 6
         withDb(db, d => d.prepare("DELETE FROM records WHERE seq > ?").run(keep))
-        const v = verify(["--db", db])
+        const v = verify(["--db", db, "--keys", fx.a.secret])
         expectFirst(v, "truncated", keep + 1, "incomplete")
         expect(v.problems[0].last).toBe(lastCp)
     })
@@ -249,7 +249,7 @@ describe("coldtrace verify on a real simulated logger", () => {
                     )
                     .get() as { f: number; n: number },
         )
-        const v = verify(["--db", fx.a.db], i => {
+        const v = verify(["--db", fx.a.db, "--keys", fx.a.secret], i => {
             i.records = [...i.records, ...i.records.filter(r => r.seq >= b.f && r.seq < b.f + b.n)]
         })
         expectFirst(v, "replayed", b.f)
@@ -281,7 +281,7 @@ describe("coldtrace verify on a real simulated logger", () => {
             }
             d.exec("DETACH DATABASE b")
         })
-        const v = verify(["--db", db, "--device", fx.a.devid])
+        const v = verify(["--db", db, "--device", fx.a.devid, "--keys", fx.a.secret])
         expectFirst(v, "foreign", at)
         expect(v.problems[0].last).toBe(at + 2)
         expect(v.problems[0].detail).toContain(fx.b.devid)
@@ -290,7 +290,7 @@ describe("coldtrace verify on a real simulated logger", () => {
         withDb(db2, d => {
             for (const q of span) d.prepare("UPDATE records SET bytes = ?, head = ? WHERE seq = ?").run(B[q].bytes, B[q].head, q)
         })
-        expectFirst(verify(["--db", db2]), "modified", at)
+        expectFirst(verify(["--db", db2, "--keys", fx.a.secret]), "modified", at)
     })
 
     it("a rollback to an older flash image is detected against the server's checkpoints", () => {
@@ -354,7 +354,7 @@ describe("coldtrace verify on a real simulated logger", () => {
             )
             rechainDb(d, fx.a.devid, k, true)
         })
-        const v = verify(["--db", db])
+        const v = verify(["--db", db, "--keys", fx.a.secret])
         expectFirst(v, "bad-seal", seals[1].seq + 1)
         expect(v.problems[0].last).toBe(seals[2].seq)
         expect(v.sealedThrough).toBe(seals[1].seq)
@@ -451,7 +451,7 @@ describe("coldtrace verify on a real simulated logger", () => {
     })
 
     it("genesis and devid bind the chain: the real log does not verify as another device's", () => {
-        const v = verify(["--db", fx.a.db], i => {
+        const v = verify(["--db", fx.a.db, "--keys", fx.a.secret], i => {
             i.devid = fx.b.devid
         })
         expect(v.ok).toBe(false)

@@ -109,8 +109,28 @@ export interface DecodedBatch {
     mac: Buffer
 }
 
-/** Parses and checks everything but the mac (which needs k[epoch]). Throws FormatError (400). */
-export function decodeBatch(body: Buffer): DecodedBatch {
+/**
+ * The fixed header and framing of a batch, without its items: enough to find the device, the
+ * epoch and the signed bytes, so the mac can be checked before anything else is decoded.
+ */
+export interface BatchFrame {
+    devid: string
+    boot: number
+    epoch: number
+    firstSeq: number
+    count: number
+    flags: number
+    /** head[firstSeq - 1] when PREV is set, else null */
+    prevHead: Buffer | null
+    /** the items as sent */
+    items: Buffer
+    /** bytes covered by the mac */
+    signed: Buffer
+    mac: Buffer
+}
+
+/** Checks the framing (magic, lengths, flags, count) and splits the body. Throws FormatError (400). */
+export function readBatchFrame(body: Buffer): BatchFrame {
     if (body.length === 0) throw new FormatError("empty body")
     if (body.length >= 4 && body.toString("latin1", 0, 4) !== BATCH_MAGIC) {
         throw new FormatError(`bad magic: expected "${BATCH_MAGIC}"`)
@@ -134,25 +154,31 @@ export function decodeBatch(body: Buffer): DecodedBatch {
     const count = body.readUInt16LE(24)
     if (count < 1 || count > BATCH_MAX_COUNT) throw new FormatError(`count ${count} out of range 1..${BATCH_MAX_COUNT}`)
     if (firstSeq > MAX_SEQ) throw new FormatError("first_seq 0xffffffff is reserved")
-    const items = Buffer.from(body.subarray(itemsAt, itemsAt + bodyLen))
-    const { records, recordBytes } = decodeItems(items, firstSeq, { maxCount: count })
-    if (records.length !== count) throw new FormatError(`count says ${count} records, the items hold ${records.length}`)
     const signedEnd = itemsAt + bodyLen
     return {
         devid: body.toString("hex", 4, 4 + DEVID_LEN),
         boot: body.readUInt32LE(12),
         epoch: body.readUInt32LE(16),
         firstSeq,
-        lastSeq: firstSeq + count - 1,
         count,
         flags,
         prevHead: prev ? Buffer.from(body.subarray(BATCH_FIXED_LEN, BATCH_FIXED_LEN + HEAD_LEN)) : null,
-        items,
-        records,
-        recordBytes,
-        signed: Buffer.from(body.subarray(0, signedEnd)),
-        mac: Buffer.from(body.subarray(signedEnd)),
+        items: body.subarray(itemsAt, signedEnd),
+        signed: body.subarray(0, signedEnd),
+        mac: body.subarray(signedEnd),
     }
+}
+
+/** Decodes a frame's items into exactly `count` canonical records. Throws FormatError (400). */
+export function decodeBatchItems(frame: BatchFrame): DecodedBatch {
+    const { records, recordBytes } = decodeItems(frame.items, frame.firstSeq, { maxCount: frame.count })
+    if (records.length !== frame.count) throw new FormatError(`count says ${frame.count} records, the items hold ${records.length}`)
+    return { ...frame, lastSeq: frame.firstSeq + frame.count - 1, records, recordBytes }
+}
+
+/** Parses and checks everything but the mac (which needs k[epoch]). Throws FormatError (400). */
+export function decodeBatch(body: Buffer): DecodedBatch {
+    return decodeBatchItems(readBatchFrame(body))
 }
 
 /** `key` is k[batch.epoch]. */

@@ -1,23 +1,12 @@
 // The read API (docs/ingest.md): devices, records by seq range, alarms and checkpoints, as
 // JSON, for readers holding an access key (`Authorization: Bearer <key>`, see addReader).
 //
-// Positions (stop and fix records) leave the server decrypted only when the server holds the
-// device's lockey AND the reader's key carries the `positions` flag; otherwise they stay the
-// AES-CCM ciphertext the device recorded (docs/format.md section 2.2).
-import {
-    ALARM_TYPE,
-    BOOT_REASON,
-    FormatError,
-    KIND,
-    LOC_SCALE,
-    MAX_SEQ,
-    TIME_SOURCE,
-    decodeRecord,
-    decryptLoc,
-    isFaulted,
-    type LogRecord,
-} from "../format/index.js"
-import { checkpointsFor, getDevice, readerByKey, segmentsFor, type Db, type ReaderRow } from "./db.js"
+// Positions (stop and fix records) leave the server as the AES-CCM ciphertext the device recorded
+// (docs/format.md section 2.2): the server never holds a location key (docs/security.md), so only
+// a reader holding the device's lockey can decrypt them.
+import { ALARM_TYPE, BOOT_REASON, KIND, MAX_SEQ, TIME_SOURCE, decodeRecord, isFaulted, type LogRecord } from "../format/index.js"
+import { unexplained } from "./segments.js"
+import type { IngestStore, ReaderRow } from "./store/store.js"
 
 /** What a read request ended with; the server turns it into a reply and a log line. */
 export interface ReadReply {
@@ -53,7 +42,7 @@ function fail(status: number, reason: string, extra: Partial<ReadReply> = {}): R
  * The reader behind an `Authorization` header, or the 401 to send. There is no default or
  * anonymous reader: with no readers registered every request is refused.
  */
-function authenticate(db: Db, header: string | undefined): ReaderRow | ReadReply {
+async function authenticate(store: IngestStore, header: string | undefined): Promise<ReaderRow | ReadReply> {
     const challenge = (error?: string) => ({
         "WWW-Authenticate": error ? `Bearer realm="coldtrace", error="${error}"` : `Bearer realm="coldtrace"`,
     })
@@ -62,7 +51,7 @@ function authenticate(db: Db, header: string | undefined): ReaderRow | ReadReply
     }
     const m = /^Bearer +([A-Za-z0-9_-]{1,200})\s*$/.exec(header)
     if (!m) return fail(401, "malformed Authorization header: expected Bearer <key>", { headers: challenge("invalid_request") })
-    const reader = readerByKey(db, m[1])
+    const reader = await store.readerByKey(m[1])
     if (!reader) return fail(401, "unknown reader key", { headers: challenge("invalid_token") })
     return reader
 }
@@ -76,26 +65,12 @@ function intParam(q: URLSearchParams, name: string, def: number, max: number): n
 }
 
 const hex = (b: Buffer) => b.toString("hex")
-const deg = (e7: number) => e7 / LOC_SCALE
 
-interface PositionAccess {
-    lockey: Buffer | null
-}
-
-/** One stored record as JSON: its decoded fields; buffers as hex; positions per `access`. */
-export function recordJson(devid: string, bytes: Buffer, access: PositionAccess): Record<string, unknown> {
+/** One stored record as JSON: its decoded fields; buffers (positions included) as hex. */
+export function recordJson(bytes: Buffer): Record<string, unknown> {
     const r: LogRecord = decodeRecord(bytes)
     const base = { seq: r.seq, kind: r.kind, name: KIND_NAME[r.kind] ?? "unknown", uptime: r.uptime }
-    const position = (loc: Buffer) => {
-        if (!access.lockey) return { loc: hex(loc) }
-        try {
-            const p = decryptLoc(access.lockey, devid, r.seq, loc)
-            return { position: { lat: deg(p.lat), lon: deg(p.lon) } }
-        } catch (err) {
-            if (!(err instanceof FormatError)) throw err
-            return { loc: hex(loc), locError: "does not authenticate under the device's lockey" }
-        }
-    }
+    const position = (loc: Buffer) => ({ loc: hex(loc) })
     if ("payload" in r) return { ...base, payload: hex(r.payload) }
     switch (r.kind) {
         case KIND.sample: {
@@ -148,80 +123,51 @@ function safeIso(ms: number): string | null {
     return Number.isNaN(d.getTime()) ? null : d.toISOString()
 }
 
-/** Who may see this device's positions, and why not when not. */
-function positionAccess(reader: ReaderRow, lockey: Buffer | null): PositionAccess & { positions: string } {
-    if (!reader.positions) return { lockey: null, positions: "encrypted: this reader key may not see positions" }
-    if (!lockey) return { lockey: null, positions: "encrypted: the server does not hold this device's lockey" }
-    return { lockey, positions: "decrypted" }
+/** What a reader learns about positions: always ciphertext, the server holds no location key. */
+function positionsNote(reader: ReaderRow): string {
+    return reader.positions
+        ? "encrypted: the server holds no location keys; decrypt with the device's lockey"
+        : "encrypted: this reader key may not see positions"
 }
 
-interface DeviceListRow {
-    devid: string
-    label: string | null
-    created: string
-    lastEpoch: number
-    lastBoot: number
-    records: number
-    firstSeq: number | null
-    lastSeq: number | null
-    alarms: number
-    lastUpload: string | null
-    ackSeq: number | null
-    haveLockey: number
-}
-
-function listDevices(db: Db, devid?: string): object[] {
-    const rows = db
-        .prepare(
-            `SELECT d.devid, d.label, d.created, d.last_epoch AS lastEpoch, d.last_boot AS lastBoot,
-         (SELECT count(*) FROM records r WHERE r.devid = d.devid) AS records,
-         (SELECT min(seq) FROM records r WHERE r.devid = d.devid) AS firstSeq,
-         (SELECT max(seq) FROM records r WHERE r.devid = d.devid) AS lastSeq,
-         (SELECT count(*) FROM records r WHERE r.devid = d.devid AND r.kind = ${KIND.alarm}) AS alarms,
-         (SELECT max(received_at) FROM batches b WHERE b.devid = d.devid AND b.outcome LIKE '200%') AS lastUpload,
-         (SELECT seq FROM checkpoints c WHERE c.devid = d.devid ORDER BY id DESC LIMIT 1) AS ackSeq,
-         d.lockey IS NOT NULL AS haveLockey
-       FROM devices d ${devid ? "WHERE d.devid = ?" : ""} ORDER BY d.devid`,
-        )
-        .all(...(devid ? [devid] : [])) as DeviceListRow[]
-    return rows.map(({ haveLockey, ...r }) => ({
-        ...r,
-        serverHoldsLockey: haveLockey === 1,
-        unexplainedSegments: segmentsFor(db, r.devid).filter(s => s.status === "unexplained").length,
-    }))
+async function listDevices(store: IngestStore, devid?: string): Promise<object[]> {
+    const rows = await store.devices(devid)
+    const out: object[] = []
+    for (const r of rows) out.push({ ...r, unexplainedSegments: unexplained(await store.segments(r.devid)).length })
+    return out
 }
 
 /**
  * Handles a request under /v1/devices, or returns null for any other path. `query` is the
  * URL's search part; `authorization` the raw header (never logged).
  */
-export function handleRead(
-    db: Db,
+export async function handleRead(
+    store: IngestStore,
     method: string | undefined,
     path: string,
     query: URLSearchParams,
     authorization: string | undefined,
-): ReadReply | null {
+): Promise<ReadReply | null> {
     const parts = path.split("/") // "", "v1", "devices", devid?, what?
     if (parts[1] !== "v1" || parts[2] !== "devices" || parts.length > 5) return null
 
-    const auth = authenticate(db, authorization)
+    const auth = await authenticate(store, authorization)
     if ("status" in auth) return auth
     const reader = auth.name
     if (method !== "GET") return fail(405, "use GET", { reader, headers: { Allow: "GET" } })
 
     if (parts.length === 3) {
-        const devices = listDevices(db)
+        const devices = await listDevices(store)
         return { status: 200, json: { devices }, reader, n: devices.length }
     }
     const devid = parts[3]
     if (!DEVID_RE.test(devid)) return fail(400, "a device id is 16 lower-case hex digits", { reader })
-    const device = getDevice(db, devid)
+    const device = await store.device(devid)
     if (!device) return fail(404, `no such device: ${devid}`, { reader, devid })
     const what = parts[4]
     const base = { reader, devid }
 
-    if (what === undefined) return { status: 200, json: listDevices(db, devid)[0], ...base, n: 1 }
+    if (what === undefined) return { status: 200, json: (await listDevices(store, devid))[0], ...base, n: 1 }
 
     if (what === "records") {
         const from = intParam(query, "from", 0, MAX_SEQ)
@@ -231,37 +177,31 @@ export function handleRead(
         const [f, t, l] = [from, to, limit] as number[]
         if (f > t) return fail(400, `from ${f} is after to ${t}`, base)
         if (l < 1) return fail(400, "limit must be at least 1", base)
-        const rows = db
-            .prepare("SELECT seq, bytes FROM records WHERE devid = ? AND seq BETWEEN ? AND ? ORDER BY seq LIMIT ?")
-            .all(devid, f, t, l + 1) as { seq: number; bytes: Buffer }[]
+        const rows = await store.records(devid, f, t, l + 1)
         const more = rows.length > l
         const page = more ? rows.slice(0, l) : rows
-        const access = positionAccess(auth, device.lockey)
-        const records = page.map(row => recordJson(devid, row.bytes, access))
+        const records = page.map(row => recordJson(row.bytes))
         return {
             status: 200,
             ...base,
             n: records.length,
-            json: { devid, from: f, to: t, positions: access.positions, records, next: more ? rows[l].seq : null },
+            json: { devid, from: f, to: t, positions: positionsNote(auth), records, next: more ? rows[l].seq : null },
         }
     }
 
     if (what === "alarms") {
-        const rows = db
-            .prepare("SELECT seq, kind, bytes FROM records WHERE devid = ? AND kind IN (?, ?) ORDER BY seq")
-            .all(devid, KIND.alarm, KIND.evicted) as { seq: number; kind: number; bytes: Buffer }[]
-        const none = { lockey: null }
-        const alarms = rows.filter(r => r.kind === KIND.alarm).map(r => recordJson(devid, r.bytes, none))
+        const rows = await store.recordsOfKinds(devid, [KIND.alarm, KIND.evicted])
+        const alarms = rows.filter(r => r.kind === KIND.alarm).map(r => recordJson(r.bytes))
         // evicted summaries that say an excursion or a fault happened in records that never arrived
         const evicted = rows
             .filter(r => r.kind === KIND.evicted && r.bytes.length === 40)
-            .map(r => recordJson(devid, r.bytes, none))
+            .map(r => recordJson(r.bytes))
             .filter(e => (e.outMin as number) > 0 || (e.srOr as number) !== 0 || (e.sflagsOr as number) !== 0)
         return { status: 200, ...base, n: alarms.length + evicted.length, json: { devid, alarms, evicted } }
     }
 
     if (what === "checkpoints") {
-        const checkpoints = checkpointsFor(db, devid).map(c => ({
+        const checkpoints = (await store.checkpoints(devid)).map(c => ({
             id: c.id,
             seq: c.seq,
             head: c.head ? hex(c.head) : null,

@@ -1,53 +1,36 @@
-// The ingest HTTP server: receives batches (docs/format.md section 6), authenticates
-// them with the device's epoch key, keeps each device's chain append-only (with
-// segments where a PREV batch starts after a gap) and answers with signed acks
-// (section 7), one checkpoint row per ack. Readers holding an access key get devices,
-// records, alarms and checkpoints as JSON (readapi.ts). Plain HTTP, or HTTPS with
-// `tls` (docs/ingest.md).
+// The ingest HTTP server: receives batches (docs/format.md section 6) and answers with signed
+// acks (section 7) through the acceptance rules (accept.ts), serves readers (readapi.ts) and the
+// admin API (admin.ts), over a store (store/: SQLite or PostgreSQL). Plain HTTP, or HTTPS with
+// `tls`. Limits, timeouts and the graceful close are here (docs/ingest.md).
 //
-// Every reply carries Content-Length and `Connection: close`: the device's fetch
-// cannot read chunked bodies, and its VM has one socket at a time anyway.
+// Every reply carries Content-Length and `Connection: close`: the device's fetch cannot read
+// chunked bodies, and its VM has one socket at a time anyway.
 import http from "node:http"
 import https from "node:https"
-import type { AddressInfo } from "node:net"
-import {
-    FormatError,
-    chainHeads,
-    decodeBatch,
-    encodeAck,
-    evolveKey,
-    genesisHead,
-    nextHead,
-    verifyBatchMac,
-    type DecodedBatch,
-} from "../format/index.js"
-import {
-    addSegment,
-    getDevice,
-    headAt,
-    lastStored,
-    openDb,
-    recordsFor,
-    refreshSegments,
-    runEnd,
-    segmentsFor,
-    type Db,
-    type DeviceRow,
-} from "./db.js"
+import type { AddressInfo, Socket } from "node:net"
+import { MAX_EPOCH_AHEAD, acceptBatch, text, type BatchOutcome, type IngestTiming } from "./accept.js"
+import { ADMIN_MAX_BODY, handleAdmin } from "./admin.js"
+import { EpochKeyCache } from "./keys.js"
 import { handleRead } from "./readapi.js"
+import { openStore } from "./store/open.js"
+import { SqliteStore, type Db } from "./store/sqlite.js"
+import type { IngestStore } from "./store/store.js"
+
+export { MAX_EPOCH_AHEAD }
 
 /** Far above the largest valid batch (65,612 bytes), small enough to refuse floods early. */
 export const MAX_BODY = 256 * 1024
-/**
- * How far past the newest accepted epoch a batch may claim to be. Deriving k[e]
- * costs one HMAC per epoch, and an unauthenticated body chooses `e`: this bounds
- * that work (about 0.1 s, once per device, then cached). At the default 6 h epoch
- * it is 44 years; a logger rebooting every minute would need 45 days offline.
- */
-export const MAX_EPOCH_AHEAD = 65536
+
+/** docs/ingest.md: the request head within 10 s, the whole request within 30 s, a TLS handshake within 10 s. */
+export const DEFAULT_TIMEOUTS = { headMs: 10_000, requestMs: 30_000, tlsMs: 10_000 }
+/** Open connections at once; more are closed as they arrive (a logger retries at its next upload). */
+export const DEFAULT_MAX_CONNECTIONS = 1000
 
 export interface IngestServerOptions {
-    dbPath: string
+    /** a SQLite file path or a postgres:// URL (opened and closed by the server) */
+    dbPath?: string
+    /** a store opened by the caller (closed by the server's close()) */
+    store?: IngestStore
     host?: string
     /** 0 picks a free port */
     port?: number
@@ -56,208 +39,48 @@ export interface IngestServerOptions {
     maxBody?: number
     /** serve HTTPS with this certificate chain and key (PEM); plain HTTP without */
     tls?: { cert: string | Buffer; key: string | Buffer }
+    timeouts?: Partial<typeof DEFAULT_TIMEOUTS>
+    maxConnections?: number
+    /** enables the admin API (docs/ingest.md); without it /v1/admin answers 403 */
+    adminToken?: string | null
+    /** names this process in health replies and log lines (several nodes on one database) */
+    node?: string
+    /** sums where batch time goes (the bench) */
+    timing?: IngestTiming
 }
 
 export interface IngestServer {
     url: string
     port: number
-    db: Db
-    close(): Promise<void>
+    store: IngestStore
+    /** the better-sqlite3 handle of a SQLite store (throws on PostgreSQL) */
+    readonly db: Db
+    /** open connections right now */
+    connections(): Promise<number>
+    /** requests in progress right now */
+    requests(): number
+    /**
+     * Stops taking connections, lets requests in progress finish (their batches are stored or
+     * not, never half), then closes the store. After `graceMs` the rest are cut.
+     */
+    close(graceMs?: number): Promise<void>
 }
 
 /** What a request ended with; also the fields of its log line (never keys or bodies). */
-interface Reply {
-    status: number
-    body: Buffer | string
-    type: string
+interface Reply extends Omit<BatchOutcome, "reason"> {
     reason?: string
-    devid?: string
-    first?: number
-    last?: number
-    epoch?: number
-    boot?: number
-    stored?: number
-    ackSeq?: number | null
-    /** segments of the device whose gap no evicted record explains (after this request) */
-    unexplained?: number
-    /** log only, never sent */
+    /** log only: cause of a 500 */
     detail?: string
-    /** extra reply headers */
     headers?: Record<string, string>
     /** read API: the reader's name (never its key) and how many items went out */
     reader?: string
     n?: number
+    /** admin API: what was done */
+    admin?: string
 }
 
-function text(status: number, reason: string, extra: Partial<Reply> = {}): Reply {
-    return { status, body: reason + "\n", type: "text/plain; charset=utf-8", reason, ...extra }
-}
-
-const LADDER_STEP = 256
-
-/**
- * k[e] of one device without re-deriving from k0 each time: the newest derived
- * key, and every k[256 i] passed on the way, so any epoch costs at most 255
- * steps after the first derivation up to it.
- */
-class EpochKeys {
-    private ladder: Buffer[]
-    private newest: { epoch: number; key: Buffer }
-    constructor(readonly k0: Buffer) {
-        this.ladder = [k0]
-        this.newest = { epoch: 0, key: k0 }
-    }
-    get(e: number): Buffer {
-        if (e === this.newest.epoch) return this.newest.key
-        let epoch: number
-        let key: Buffer
-        if (e > this.newest.epoch) {
-            ;({ epoch, key } = this.newest)
-        } else {
-            const i = Math.floor(e / LADDER_STEP)
-            epoch = i * LADDER_STEP
-            key = this.ladder[i]
-        }
-        while (epoch < e) {
-            key = evolveKey(key, ++epoch)
-            if (epoch % LADDER_STEP === 0 && this.ladder.length === epoch / LADDER_STEP) this.ladder.push(key)
-        }
-        if (e > this.newest.epoch) this.newest = { epoch: e, key }
-        return key
-    }
-}
-
-/**
- * Checks an authenticated batch against the device's stored chain and stores its
- * new records. Runs inside one IMMEDIATE transaction, so the check and the insert
- * see the same state even with several server processes on one database file.
- */
-function ingest(db: Db, batch: DecodedBatch, remote: string): Reply {
-    const { devid, firstSeq, lastSeq, count } = batch
-    const device = getDevice(db, devid)!
-    const base = { devid, first: firstSeq, last: lastSeq, epoch: batch.epoch, boot: batch.boot }
-    const receipt = db.prepare(
-        `INSERT INTO batches (devid, boot, epoch, first_seq, count, flags, received_at, remote, outcome)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    )
-    const now = new Date().toISOString()
-    const note = (outcome: string) =>
-        Number(receipt.run(devid, batch.boot, batch.epoch, firstSeq, count, batch.flags, now, remote, outcome).lastInsertRowid)
-    const checkpoint = db.prepare("INSERT INTO checkpoints (devid, seq, head, boot, epoch, status, at) VALUES (?, ?, ?, ?, ?, ?, ?)")
-    /** The ack, and its checkpoint row: one per ack sent. */
-    const ack = (status: number, seq: number | null, head: Buffer | null, epoch: number): Buffer => {
-        checkpoint.run(devid, seq, seq === null ? null : head, batch.boot, epoch, status, now)
-        return encodeAck({ devid, ackkey: device.ackkey, ackSeq: seq, head, boot: batch.boot, epoch })
-    }
-    const unexplained = () => segmentsFor(db, devid).filter(s => s.status === "unexplained").length
-
-    if (batch.epoch < device.lastEpoch) {
-        const reason = `epoch went back: ${batch.epoch} after ${device.lastEpoch} was accepted`
-        note(`401 ${reason}`)
-        return { ...text(401, reason), ...base }
-    }
-
-    // 409 tells the device where the server stands, so the body is the ack, not text.
-    const last = lastStored(db, devid)
-    const conflict = (reason: string): Reply => {
-        note(`409 ${reason}`)
-        const ackSeq = last ? last.seq : null
-        return {
-            ...base,
-            status: 409,
-            reason,
-            type: "application/octet-stream",
-            ackSeq,
-            body: ack(409, ackSeq, last?.head ?? null, device.lastEpoch),
-        }
-    }
-    const fork = (reason: string): Reply => {
-        note(`422 ${reason}`)
-        return { ...text(422, reason), ...base }
-    }
-
-    // head[firstSeq - 1]: genesis, the stored head, or (only with PREV) the batch's prev_head
-    let start: Buffer
-    const stated = batch.prevHead
-    const before = firstSeq === 0 ? null : headAt(db, devid, firstSeq - 1)
-    if (firstSeq === 0) {
-        start = genesisHead(devid)
-        if (stated && !stated.equals(start)) return conflict("prev_head is not the genesis head (first_seq 0)")
-    } else if (before) {
-        if (stated && !stated.equals(before)) return conflict(`prev_head does not match the stored head[${firstSeq - 1}]`)
-        start = before
-    } else if (stated) {
-        start = stated
-    } else if (!last) {
-        return conflict(`gap: nothing stored yet, first_seq must be 0 (or PREV set), got ${firstSeq}`)
-    } else if (firstSeq > last.seq) {
-        return conflict(`gap: first_seq ${firstSeq} after last stored seq ${last.seq} without PREV`)
-    } else {
-        return conflict(`gap: seq ${firstSeq - 1} is not stored, first_seq ${firstSeq} needs PREV`)
-    }
-
-    // Records already stored must come back byte for byte and chain the same way; the
-    // record after the batch, if stored, must chain onto its last head. Anything else is a fork.
-    const heads = chainHeads(start, batch.recordBytes)
-    const stored = new Set<number>()
-    for (const row of recordsFor(db, devid, firstSeq, lastSeq + 1)) {
-        if (row.seq > lastSeq) {
-            if (!nextHead(heads[count - 1], row.bytes).equals(row.head)) {
-                return fork(`the stored record ${row.seq} does not chain onto record ${lastSeq} (forked log)`)
-            }
-            continue
-        }
-        const i = row.seq - firstSeq
-        if (!row.bytes.equals(batch.recordBytes[i])) return fork(`record ${row.seq} differs from the stored one (forked log)`)
-        if (!row.head.equals(heads[i])) return fork(`record ${row.seq} is stored after another head (forked log)`)
-        stored.add(row.seq)
-    }
-
-    const fresh = count - stored.size
-    const batchId = note(fresh > 0 ? `200 stored ${fresh}` : "200 duplicate")
-    const insert = db.prepare("INSERT INTO records (devid, seq, kind, bytes, head, batch_id) VALUES (?, ?, ?, ?, ?, ?)")
-    for (let i = 0; i < count; i++) {
-        if (!stored.has(firstSeq + i)) insert.run(devid, firstSeq + i, batch.records[i].kind, batch.recordBytes[i], heads[i], batchId)
-    }
-    if (stated && firstSeq > 0 && !before && !stored.has(firstSeq)) addSegment(db, devid, firstSeq, stated, batchId)
-    refreshSegments(db, devid)
-    const epoch = Math.max(device.lastEpoch, batch.epoch)
-    db.prepare("UPDATE devices SET last_epoch = ?, last_boot = max(last_boot, ?) WHERE devid = ?").run(epoch, batch.boot, devid)
-
-    const ackSeq = runEnd(db, devid, lastSeq)
-    const ackHead = ackSeq === lastSeq ? heads[count - 1] : headAt(db, devid, ackSeq)!
-    return {
-        ...base,
-        status: 200,
-        type: "application/octet-stream",
-        stored: fresh,
-        ackSeq,
-        unexplained: unexplained(),
-        body: ack(200, ackSeq, ackHead, epoch),
-    }
-}
-
-function handleBatch(db: Db, keys: Map<string, EpochKeys>, body: Buffer, remote: string): Reply {
-    let batch: DecodedBatch
-    try {
-        batch = decodeBatch(body)
-    } catch (err) {
-        if (err instanceof FormatError) return text(err.status, err.message)
-        throw err
-    }
-    const base = { devid: batch.devid, first: batch.firstSeq, last: batch.lastSeq, epoch: batch.epoch, boot: batch.boot }
-    const device: DeviceRow | null = getDevice(db, batch.devid)
-    if (!device) return { ...text(401, `unknown device ${batch.devid}`), ...base }
-    if (batch.epoch > device.lastEpoch + MAX_EPOCH_AHEAD) {
-        return { ...text(401, `epoch ${batch.epoch} is more than ${MAX_EPOCH_AHEAD} past the accepted ${device.lastEpoch}`), ...base }
-    }
-    let ks = keys.get(device.devid)
-    if (!ks || !ks.k0.equals(device.k0)) {
-        ks = new EpochKeys(device.k0)
-        keys.set(device.devid, ks)
-    }
-    if (!verifyBatchMac(batch, ks.get(batch.epoch))) return { ...text(401, "mac does not verify"), ...base }
-    return db.transaction(() => ingest(db, batch, remote)).immediate()
+function json(status: number, body: unknown, extra: Partial<Reply> = {}): Reply {
+    return { status, type: "application/json; charset=utf-8", body: JSON.stringify(body), ...extra }
 }
 
 /** The client went away before its body arrived: nothing to answer, only to log. */
@@ -265,7 +88,8 @@ class ClientGone extends Error {}
 
 type BodyResult = { ok: true; body: Buffer } | { ok: false; reply: Reply }
 
-function readBody(req: http.IncomingMessage, max: number): Promise<BodyResult> {
+/** The body, or the reply that ends the request: 413 over `max`, 408 past `deadline` (ms since the epoch). */
+function readBody(req: http.IncomingMessage, max: number, deadline: number, limitMs: number): Promise<BodyResult> {
     const tooLarge = (): BodyResult => ({ ok: false, reply: text(413, `body larger than ${max} bytes`) })
     const declared = Number(req.headers["content-length"])
     if (declared > max) return Promise.resolve(tooLarge())
@@ -273,20 +97,28 @@ function readBody(req: http.IncomingMessage, max: number): Promise<BodyResult> {
         const chunks: Buffer[] = []
         let size = 0
         let done = false
+        const finish = (r: BodyResult | Error) => {
+            if (done) return
+            done = true
+            clearTimeout(timer)
+            if (r instanceof Error) reject(r)
+            else resolve(r)
+        }
+        const timer = setTimeout(
+            () => finish({ ok: false, reply: text(408, `request not complete within ${limitMs / 1000} s`) }),
+            Math.max(0, deadline - Date.now()),
+        )
         req.on("data", (chunk: Buffer) => {
             if (done) return
             size += chunk.length
-            if (size > max) {
-                done = true
-                resolve(tooLarge())
-                return
-            }
+            if (size > max) return finish(tooLarge())
             chunks.push(chunk)
         })
-        req.on("end", () => {
-            if (!done) resolve({ ok: true, body: Buffer.concat(chunks) })
+        req.on("end", () => finish({ ok: true, body: Buffer.concat(chunks) }))
+        req.on("error", () => finish(new ClientGone()))
+        req.on("close", () => {
+            if (!req.complete) finish(new ClientGone())
         })
-        req.on("error", () => reject(new ClientGone()))
     })
 }
 
@@ -310,32 +142,14 @@ function send(res: http.ServerResponse, r: Reply): void {
 }
 
 export async function startIngestServer(opts: IngestServerOptions): Promise<IngestServer> {
-    const { dbPath, host = "127.0.0.1", port = 0, maxBody = MAX_BODY } = opts
+    const { host = "127.0.0.1", port = 0, maxBody = MAX_BODY } = opts
+    const timeouts = { ...DEFAULT_TIMEOUTS, ...opts.timeouts }
     const log = opts.log ?? ((line: string) => process.stdout.write(line + "\n"))
-    const db = openDb(dbPath)
-    const keys = new Map<string, EpochKeys>()
-
-    const route = async (req: http.IncomingMessage, path: string, remote: string): Promise<Reply> => {
-        const url = req.url ?? ""
-        const query = new URLSearchParams(url.includes("?") ? url.slice(url.indexOf("?") + 1) : "")
-        const read = handleRead(db, req.method, path, query, req.headers.authorization)
-        if (read) {
-            const { json, reason, ...rest } = read
-            const body = JSON.stringify(json !== undefined ? json : { status: read.status, error: reason })
-            return { ...rest, reason, type: "application/json; charset=utf-8", body }
-        }
-        if (path === "/v1/health") {
-            if (req.method !== "GET") return text(405, "use GET")
-            const { n } = db.prepare("SELECT count(*) AS n FROM devices").get() as { n: number }
-            return { status: 200, type: "application/json", body: JSON.stringify({ status: "ok", format: 2, devices: n }) }
-        }
-        if (path === "/v1/batch") {
-            if (req.method !== "POST") return text(405, "use POST")
-            const got = await readBody(req, maxBody)
-            return got.ok ? handleBatch(db, keys, got.body, remote) : got.reply
-        }
-        return text(404, `no such endpoint: ${path}`)
-    }
+    if (!opts.store && !opts.dbPath) throw new RangeError("startIngestServer needs dbPath or store")
+    const store = opts.store ?? (await openStore(opts.dbPath!))
+    const keys = new EpochKeyCache()
+    const adminToken = opts.adminToken ?? null
+    let stopping = false
 
     /** One JSON line; never keys, bodies or the Authorization header. */
     const writeLog = (line: object) => {
@@ -345,11 +159,51 @@ export async function startIngestServer(opts: IngestServerOptions): Promise<Inge
             // a broken logger must not take the server down
         }
     }
+
+    const route = async (req: http.IncomingMessage, path: string, remote: string, deadline: number): Promise<Reply> => {
+        const url = req.url ?? ""
+        if (path === "/v1/batch") {
+            if (req.method !== "POST") return text(405, "use POST")
+            const got = await readBody(req, maxBody, deadline, timeouts.requestMs)
+            return got.ok ? acceptBatch(store, keys, got.body, remote, opts.timing) : got.reply
+        }
+        if (path === "/v1/health") {
+            if (req.method !== "GET") return text(405, "use GET")
+            const who = { format: 2, db: store.backend, node: opts.node }
+            if (stopping) return json(503, { status: "stopping", ...who })
+            let devices: number
+            try {
+                devices = await store.deviceCount()
+            } catch (e) {
+                // a load balancer takes the node out until its database answers again
+                return json(503, { status: "database unavailable", ...who }, { detail: (e as Error).message.split("\n")[0] })
+            }
+            // requests in progress besides this one: what a graceful stop waits for
+            return json(200, { status: "ok", ...who, devices, inProgress: inFlight - 1 })
+        }
+        const admin = await handleAdmin(store, adminToken, req.method, path, req.headers.authorization, async () => {
+            const got = await readBody(req, ADMIN_MAX_BODY, deadline, timeouts.requestMs)
+            return got.ok ? got.body : null
+        })
+        if (admin)
+            return json(admin.status, admin.json, { reason: admin.reason, headers: admin.headers, devid: admin.devid, admin: admin.admin })
+        const query = new URLSearchParams(url.includes("?") ? url.slice(url.indexOf("?") + 1) : "")
+        const read = await handleRead(store, req.method, path, query, req.headers.authorization)
+        if (read) {
+            const { json: body, reason, ...rest } = read
+            return json(read.status, body !== undefined ? body : { status: read.status, error: reason }, { ...rest, reason })
+        }
+        return text(404, `no such endpoint: ${path}`)
+    }
+
+    let inFlight = 0
+    let idle: (() => void) | null = null
     const handler = (req: http.IncomingMessage, res: http.ServerResponse) => {
         const start = Date.now()
         const remote = req.socket.remoteAddress ?? ""
         const path = (req.url ?? "").split("?")[0]
-        route(req, path, remote)
+        inFlight++
+        route(req, path, remote, start + timeouts.requestMs)
             .catch((err: unknown): Reply => {
                 if (err instanceof ClientGone) return text(499, "client closed the connection mid-body")
                 // The client gets no internals; the log line gets the cause.
@@ -358,19 +212,22 @@ export async function startIngestServer(opts: IngestServerOptions): Promise<Inge
             })
             .then(r => {
                 try {
-                    if (!res.headersSent) send(res, r)
+                    if (!res.headersSent && !res.destroyed) send(res, r)
                 } catch {
                     res.destroy() // socket already gone: nothing left to tell the client
                 }
-                // Drop whatever the client is still sending (e.g. after a 413).
-                req.resume()
-                const line = {
+                // Drop whatever the client is still sending (e.g. after a 413); a 408 closes the connection.
+                if (r.status === 408) res.once("finish", () => req.socket.destroy())
+                else req.resume()
+                writeLog({
                     t: new Date(start).toISOString(),
+                    node: opts.node,
                     remote,
                     method: req.method,
                     path,
                     status: r.status,
                     reason: r.reason,
+                    why: r.why,
                     devid: r.devid,
                     first: r.first,
                     last: r.last,
@@ -381,33 +238,84 @@ export async function startIngestServer(opts: IngestServerOptions): Promise<Inge
                     unexplained: r.unexplained,
                     reader: r.reader,
                     n: r.n,
+                    admin: r.admin,
                     detail: r.detail,
                     ms: Date.now() - start,
-                }
-                writeLog(line)
+                })
             })
             .catch(() => res.destroy())
+            .finally(() => {
+                if (--inFlight === 0 && idle) idle()
+            })
+    }
+    const serverOpts: http.ServerOptions = {
+        // Slow or stuck clients must not hold the server: Node checks these every second
+        headersTimeout: Math.min(timeouts.headMs, timeouts.requestMs),
+        // the body phase has its own 408 (readBody); this is the backstop for the rest
+        requestTimeout: timeouts.requestMs + 5_000,
+        connectionsCheckingInterval: Math.min(1000, timeouts.headMs / 2),
     }
     const server = opts.tls
-        ? https.createServer({ cert: opts.tls.cert, key: opts.tls.key, handshakeTimeout: 10_000 }, handler)
-        : http.createServer(handler)
+        ? https.createServer({ ...serverOpts, cert: opts.tls.cert, key: opts.tls.key, handshakeTimeout: timeouts.tlsMs }, handler)
+        : http.createServer(serverOpts, handler)
+    server.maxConnections = opts.maxConnections ?? DEFAULT_MAX_CONNECTIONS
+    server.on("drop", (d?: { remoteAddress?: string }) =>
+        writeLog({ t: new Date().toISOString(), node: opts.node, remote: d?.remoteAddress ?? "", dropped: "max connections reached" }),
+    )
     if (opts.tls) {
+        // The handshake timeout, on the TCP socket: Node's own (handshakeTimeout) does not fire for
+        // a client that connects and never says hello. Cleared once the handshake is done.
+        const handshaking = new Map<string, Socket>()
+        const keyOf = (s: { remoteAddress?: string; remotePort?: number }) => `${s.remoteAddress}|${s.remotePort}`
+        server.on("connection", (raw: Socket) => {
+            const k = keyOf(raw)
+            handshaking.set(k, raw)
+            raw.setTimeout(timeouts.tlsMs, () => {
+                writeLog({
+                    t: new Date().toISOString(),
+                    node: opts.node,
+                    remote: raw.remoteAddress ?? "",
+                    tls: "handshake failed",
+                    detail: `not complete within ${timeouts.tlsMs / 1000} s`,
+                })
+                raw.destroy()
+            })
+            raw.once("close", () => handshaking.get(k) === raw && handshaking.delete(k))
+        })
+        server.on("secureConnection", (s: Socket) => {
+            const raw = handshaking.get(keyOf(s))
+            raw?.setTimeout(0)
+            handshaking.delete(keyOf(s))
+        })
         // A failed handshake is no request, but a device that does not trust the certificate
         // shows up only here: one line per failure, with the TLS library's reason.
         server.on("tlsClientError", (err: Error & { code?: string }, socket) => {
             writeLog({
                 t: new Date().toISOString(),
+                node: opts.node,
                 remote: socket.remoteAddress ?? "",
                 tls: "handshake failed",
                 detail: err.code ?? err.message.split("\n")[0],
             })
         })
     }
-    // Slow or stuck clients must not hold the (single-threaded) server.
-    server.headersTimeout = 10_000
-    server.requestTimeout = 30_000
-    server.on("clientError", (_err, socket) => {
-        if (socket.writable) socket.end("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+    server.on("clientError", (err: Error & { code?: string }, socket: Socket) => {
+        const timedOut = err.code === "ERR_HTTP_REQUEST_TIMEOUT"
+        const [status, reason] = timedOut
+            ? [408, `request head not complete within ${timeouts.headMs / 1000} s`]
+            : [400, "malformed request"]
+        // a connection reset is no request, and a request in progress logs its own line (a 499)
+        const inProgress =
+            (socket as Socket & { _httpMessage?: unknown })._httpMessage !== undefined &&
+            (socket as Socket & { _httpMessage?: unknown })._httpMessage !== null
+        if (timedOut || (err.code?.startsWith("HPE_") && !inProgress))
+            writeLog({ t: new Date().toISOString(), node: opts.node, remote: socket.remoteAddress ?? "", status, reason })
+        const body = reason + "\n"
+        if (socket.writable)
+            socket.end(
+                `HTTP/1.1 ${status} ${timedOut ? "Request Timeout" : "Bad Request"}\r\nContent-Type: text/plain; charset=utf-8\r\n` +
+                    `Content-Length: ${body.length}\r\nX-Coldtrace-Reason: ${reason}\r\nConnection: close\r\n\r\n${body}`,
+            )
         else socket.destroy()
     })
 
@@ -424,15 +332,28 @@ export async function startIngestServer(opts: IngestServerOptions): Promise<Inge
     return {
         url: `${opts.tls ? "https" : "http"}://${urlHost}:${actual}`,
         port: actual,
-        db,
-        close() {
-            closing ??= new Promise<void>(resolve => {
-                server.close(() => {
-                    db.close()
-                    resolve()
-                })
+        store,
+        get db(): Db {
+            if (store instanceof SqliteStore) return store.db
+            throw new Error("srv.db is the SQLite handle; this server runs on PostgreSQL (use srv.store)")
+        },
+        requests: () => inFlight,
+        connections: () => new Promise<number>((resolve, reject) => server.getConnections((e, n) => (e ? reject(e) : resolve(n)))),
+        close(graceMs = timeouts.requestMs) {
+            closing ??= (async () => {
+                stopping = true
+                const closed = new Promise<void>(resolve => server.close(() => resolve()))
+                // connections without a request in progress go now; the others once their reply is sent
+                server.closeIdleConnections()
+                const drained = inFlight === 0 ? Promise.resolve() : new Promise<void>(resolve => (idle = resolve))
+                let cut: NodeJS.Timeout | undefined
+                const late = new Promise<void>(resolve => (cut = setTimeout(resolve, graceMs)))
+                await Promise.race([drained, late])
+                clearTimeout(cut)
                 server.closeAllConnections()
-            })
+                await closed
+                await store.close()
+            })()
             return closing
         },
     }

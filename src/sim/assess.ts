@@ -10,7 +10,7 @@ import { verifyChain, mergeLogs, type ChainEntry } from "../verify/chain.js"
 import { summarize } from "./summarize.js"
 import { verifyLog, type Verdict, type VerifyInput } from "../verify/verify.js"
 import { formatVerdict } from "../verify/cli.js"
-import { dbInput, dbReference, exportInput, loadKeys, openIngestDb, pickDevice, readExportFile } from "../verify/inputs.js"
+import { dbInput, dbReference, exportVerifyInput, loadKeys, openIngestDb, pickDevice, readExportFile } from "../verify/inputs.js"
 import { renderReportHtml } from "../report/html.js"
 
 export interface Verification {
@@ -27,21 +27,11 @@ export function verifyRun(dbPath: string, exportFile: string | undefined, keysFi
     const out: Verification[] = []
     const d = openIngestDb(dbPath)
     try {
-        const devid = pickDevice(d)
-        out.push(verification("server database", dbInput(d, devid)))
+        const keys = loadKeys(keysFile)
+        out.push(verification("server database", dbInput(d, pickDevice(d), keys)))
         if (exportFile && existsSync(exportFile)) {
             const file = readExportFile(exportFile)
-            const keys = loadKeys(keysFile)
-            const ref = dbReference(d, pickDevice(d, file.devid))
-            const input: VerifyInput = {
-                ...exportInput(file),
-                k0: keys.k0,
-                lockey: keys.lockey,
-                checkpoints: ref.checkpoints,
-                serverHeads: ref.serverHeads,
-                others: ref.others,
-            }
-            out.push(verification("device flash", input))
+            out.push(verification("device flash", exportVerifyInput(file, keys, dbReference(d, pickDevice(d, file.devid), keys))))
         }
     } finally {
         d.close()

@@ -7,7 +7,7 @@ import {
     VerifyUsageError,
     dbInput,
     dbReference,
-    exportInput,
+    exportVerifyInput,
     loadKeys,
     openIngestDb,
     parseCheckpointArg,
@@ -16,13 +16,17 @@ import {
     type OpenDb,
 } from "./inputs.js"
 
-export const VERIFY_USAGE = `coldtrace verify --db FILE [--device DEVID] [--json]
-coldtrace verify --export FILE [--keys FILE] [--checkpoints-from DB | --checkpoint SEQ:HEAD:BOOT ...] [--json]
+export const VERIFY_USAGE = `coldtrace verify --db DB --keys FILE [--device DEVID] [--json]
+coldtrace verify --export FILE --keys FILE [--checkpoints-from DB | --checkpoint SEQ:HEAD:BOOT ...] [--json]
         Verify a device's log: sequence continuity, the hash chain from genesis, every epoch seal
         under its forward-secure key, boot records, acknowledged checkpoints, eviction summaries and
-        (with the location key) encrypted positions. --db takes the server's copy and the device's
-        keys from an ingest database; --export takes a device flash export (device-export.json) and
-        its keys file (device-secret.json), checked against the server's checkpoints when given.
+        (with the location key) encrypted positions. --db takes the server's copy from an ingest
+        database (a SQLite file or a postgres:// URL); --export takes a device flash export
+        (device-export.json), checked against the server's checkpoints when given.
+        --keys is the device's escrowed keys file (device-secret.json: devid, k0, lockey), always
+        required: the server never holds k0 or lockey, and seals are checked from k0. With --db the
+        key the server holds is checked too: it must be the one k0 evolves to (else bad-key).
+        Without --device the database must hold exactly one device, or the keys file names it.
         Prints the verdict and the first offending seq; exit 0 verified, 1 not, 2 usage error.`
 
 const VALUE_OPTS = ["--db", "--device", "--export", "--keys", "--checkpoints-from", "--checkpoint"]
@@ -61,21 +65,28 @@ export function inputFromArgs(args: string[]): { input: VerifyInput; what: strin
     try {
         if (dbFile && exportFile)
             throw new VerifyUsageError("give --db or --export, not both (check an export against a database with --checkpoints-from)")
+        const keysFile = one("--keys")
+        const keys = keysFile ? loadKeys(keysFile) : null
         if (dbFile) {
-            for (const k of ["--keys", "--checkpoints-from", "--checkpoint"])
+            for (const k of ["--checkpoints-from", "--checkpoint"])
                 if (values.has(k)) throw new VerifyUsageError(`${k} goes with --export, not --db`)
+            if (!keys || !keysFile)
+                throw new VerifyUsageError(
+                    "--db needs --keys device-secret.json: the server holds neither k0 nor lockey, and seals are checked from k0",
+                )
             const d = openIngestDb(dbFile)
             opened.push(d)
-            const devid = pickDevice(d, one("--device"))
-            return { input: dbInput(d, devid), what: `server database ${path.basename(dbFile)}`, json: flags.has("--json"), close }
+            const devid = pickDevice(d, one("--device") ?? (d.devices.length > 1 ? keys.devid : undefined))
+            if (keys.devid !== devid)
+                throw new VerifyUsageError(`${keysFile} holds the keys of device ${keys.devid}, not of device ${devid}`)
+            return { input: dbInput(d, devid, keys), what: `server database ${path.basename(dbFile)}`, json: flags.has("--json"), close }
         }
         if (exportFile) {
             if (values.has("--device")) throw new VerifyUsageError("--device goes with --db (an export names its device)")
             const file = readExportFile(exportFile)
-            const dev = exportInput(file)
-            const keysFile = one("--keys")
-            const keys = keysFile ? loadKeys(keysFile) : null
-            if (keys && keys.devid !== file.devid)
+            if (!keys || !keysFile)
+                throw new VerifyUsageError("--export needs the device's keys: --keys device-secret.json (the server does not hold k0)")
+            if (keys.devid !== file.devid)
                 throw new VerifyUsageError(
                     `${keysFile} holds the keys of device ${keys.devid}, but the export is from device ${file.devid}`,
                 )
@@ -86,23 +97,9 @@ export function inputFromArgs(args: string[]): { input: VerifyInput; what: strin
             if (cpFrom) {
                 const d = openIngestDb(cpFrom)
                 opened.push(d)
-                ref = dbReference(d, pickDevice(d, file.devid))
-                if (keys && !keys.k0.equals(ref.k0))
-                    throw new VerifyUsageError(`${keysFile} and ${cpFrom} hold different keys for device ${file.devid}`)
+                ref = dbReference(d, pickDevice(d, file.devid), keys)
             }
-            const k0 = keys?.k0 ?? ref?.k0
-            if (!k0)
-                throw new VerifyUsageError(
-                    "--export needs the device's keys: --keys device-secret.json (or --checkpoints-from a database that holds them)",
-                )
-            const input: VerifyInput = {
-                ...dev,
-                k0,
-                lockey: keys?.lockey ?? ref?.lockey ?? null,
-                checkpoints: ref ? ref.checkpoints : manual,
-                serverHeads: ref?.serverHeads,
-                others: ref?.others,
-            }
+            const input = exportVerifyInput(file, keys, ref, manual)
             return { input, what: `device export ${path.basename(exportFile)}`, json: flags.has("--json"), close }
         }
         throw new VerifyUsageError("give --db FILE or --export FILE")
@@ -152,15 +149,45 @@ export function formatVerdict(v: Verdict, what = "log"): string {
     return lines.join("\n")
 }
 
+/**
+ * A PostgreSQL database given to --db or --checkpoints-from is read into a temporary SQLite copy
+ * (the same tables, compared row for row) that the file-based readers below then verify.
+ */
+async function materializePostgres(args: string[]): Promise<{ args: string[]; cleanup: () => void }> {
+    const urls = args.filter((a, i) => i > 0 && ["--db", "--checkpoints-from"].includes(args[i - 1]) && /^postgres(ql)?:\/\//.test(a))
+    if (!urls.length) return { args, cleanup: () => {} }
+    const { mkdtempSync, rmSync } = await import("node:fs")
+    const { tmpdir } = await import("node:os")
+    const { snapshotToSqlite } = await import("../ingest/migrate.js")
+    const dir = mkdtempSync(path.join(tmpdir(), "coldtrace-verify-pg-"))
+    const cleanup = () => rmSync(dir, { recursive: true, force: true })
+    const copies = new Map<string, string>()
+    try {
+        for (const [i, url] of urls.entries()) {
+            const file = path.join(dir, `postgres-${i}.sqlite`)
+            await snapshotToSqlite(url, file)
+            copies.set(url, file)
+        }
+    } catch (e) {
+        cleanup()
+        throw new VerifyUsageError(`cannot read the PostgreSQL database: ${(e as Error).message.split("\n")[0]}`)
+    }
+    return { args: args.map(a => copies.get(a) ?? a), cleanup }
+}
+
 export async function verifyCommand(args: string[]): Promise<number> {
     if (args.includes("--help") || args.includes("-h")) {
         console.log(VERIFY_USAGE)
         return 0
     }
     let built: ReturnType<typeof inputFromArgs>
+    let cleanup = () => {}
     try {
-        built = inputFromArgs(args)
+        const m = await materializePostgres(args)
+        cleanup = m.cleanup
+        built = inputFromArgs(m.args)
     } catch (e) {
+        cleanup()
         if (e instanceof VerifyUsageError) {
             console.error(`coldtrace verify: ${e.message}\n(coldtrace verify --help for usage)`)
             return 2
@@ -172,6 +199,7 @@ export async function verifyCommand(args: string[]): Promise<number> {
         verdict = verifyLog(built.input)
     } finally {
         built.close()
+        cleanup()
     }
     if (built.json) console.log(JSON.stringify(verdict, null, 2))
     else console.log(formatVerdict(verdict, built.what))

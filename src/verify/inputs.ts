@@ -1,8 +1,21 @@
 // Where `coldtrace verify` gets a log from: the ingest server's SQLite database, or a device's
-// flash export (device-export.json) with the device's keys file (device-secret.json).
+// flash export (device-export.json), each with the device's keys file (device-secret.json, the
+// escrow of k0 and lockey). The server holds neither k0 nor lockey (docs/security.md), only the
+// key of the newest epoch it accepted: the verifier checks that it is the one k0 evolves to.
 import { readFileSync } from "node:fs"
 import Database from "better-sqlite3"
-import { HEAD_LEN, KEY_LEN, LOG_ACK_KEY, LOG_META_KEY, blockKey, decodeBlock, decodeLogAck, decodeLogMeta } from "../format/index.js"
+import {
+    HEAD_LEN,
+    KEY_LEN,
+    LOG_ACK_KEY,
+    LOG_META_KEY,
+    blockKey,
+    decodeBlock,
+    decodeLogAck,
+    decodeLogMeta,
+    epochKey,
+    macEquals,
+} from "../format/index.js"
 import type { DeviceExportFile } from "../sim/export.js"
 import type { Checkpoint, HeadClaim, LogEntry, OtherDevice, Problem, VerifyInput } from "./verify.js"
 
@@ -104,15 +117,39 @@ export function pickDevice(d: OpenDb, devid?: string): string {
     throw new VerifyUsageError(`${d.file} holds ${d.devices.length} devices (${d.devices.join(", ")}): name one with --device`)
 }
 
-interface DeviceRow {
-    k0: Buffer
-    lockey: Buffer | null
+/** The key the server holds for a device: k[epoch] (schema 2), or k0 itself in a database of schema 1. */
+interface ServerKey {
+    epoch: number
+    key: Buffer
 }
 
-function deviceRow(d: OpenDb, devid: string): DeviceRow {
-    const row = d.db.prepare("SELECT k0, lockey FROM devices WHERE devid = ?").get(devid) as DeviceRow | undefined
+function serverKey(d: OpenDb, devid: string): ServerKey {
+    const cols = (d.db.prepare("SELECT name FROM pragma_table_info('devices')").all() as { name: string }[]).map(c => c.name)
+    const sql = cols.includes("epoch_key")
+        ? "SELECT last_epoch AS epoch, epoch_key AS key FROM devices WHERE devid = ?"
+        : "SELECT 0 AS epoch, k0 AS key FROM devices WHERE devid = ?"
+    const row = d.db.prepare(sql).get(devid) as ServerKey | undefined
     if (!row) throw new VerifyUsageError(`device ${devid} is not in ${d.file}`)
     return row
+}
+
+/**
+ * A finding when the server's stored key is not k[epoch] derived from the escrowed k0: the
+ * server's key was replaced or the device registered with other keys (the batches it accepted
+ * were then checked under a key the device never had).
+ */
+export function keyProblems(d: OpenDb, devid: string, k0: Buffer): Problem[] {
+    const held = serverKey(d, devid)
+    if (!Buffer.isBuffer(held.key) || held.key.length !== KEY_LEN || held.epoch < 0 || held.epoch > 1 << 22)
+        return [{ seq: 0, kind: "bad-key", detail: `the server's stored key for epoch ${held.epoch} is malformed` }]
+    if (macEquals(epochKey(k0, held.epoch), held.key)) return []
+    return [
+        {
+            seq: 0,
+            kind: "bad-key",
+            detail: `the server's stored key for epoch ${held.epoch} is not the one the escrowed k0 evolves to: it checked batches under another key`,
+        },
+    ]
 }
 
 /** Every checkpoint the server acknowledged to the device ("none yet" acks left out). */
@@ -143,19 +180,12 @@ function dbOthers(d: OpenDb, devid: string): OtherDevice[] {
     return d.devices
         .filter(x => x !== devid)
         .map(x => {
-            const row = deviceRow(d, x)
-            return {
-                devid: x,
-                k0: row.k0,
-                lockey: row.lockey,
-                records: (seq: number) => get.get(x, seq) as LogEntry | undefined,
-            }
+            return { devid: x, records: (seq: number) => get.get(x, seq) as LogEntry | undefined }
         })
 }
 
-/** The server's copy of a device's log, with its keys, checkpoints and PREV segments. */
-export function dbInput(d: OpenDb, devid: string): VerifyInput {
-    const row = deviceRow(d, devid)
+/** The server's copy of a device's log, its checkpoints and PREV segments, verified with the escrowed keys. */
+export function dbInput(d: OpenDb, devid: string, keys: VerifyKeys): VerifyInput {
     let segments: { startSeq: number; prevHead: Buffer }[] = []
     try {
         segments = d.db
@@ -166,13 +196,14 @@ export function dbInput(d: OpenDb, devid: string): VerifyInput {
     }
     return {
         devid,
-        k0: row.k0,
-        lockey: row.lockey,
+        k0: keys.k0,
+        lockey: keys.lockey,
         source: "server",
         records: dbRecords(d, devid),
         segments,
         checkpoints: dbCheckpoints(d, devid),
         others: dbOthers(d, devid),
+        problems: keyProblems(d, devid, keys.k0),
     }
 }
 
@@ -180,10 +211,15 @@ export function dbInput(d: OpenDb, devid: string): VerifyInput {
 export function dbReference(
     d: OpenDb,
     devid: string,
-): Pick<VerifyInput, "checkpoints" | "serverHeads" | "others"> & { k0: Buffer; lockey: Buffer | null } {
-    const row = deviceRow(d, devid)
+    keys: VerifyKeys,
+): Pick<VerifyInput, "checkpoints" | "serverHeads" | "others" | "problems"> {
     const serverHeads = dbRecords(d, devid).flatMap(r => (r.head ? [{ seq: r.seq, head: r.head }] : []))
-    return { k0: row.k0, lockey: row.lockey, checkpoints: dbCheckpoints(d, devid), serverHeads, others: dbOthers(d, devid) }
+    return {
+        checkpoints: dbCheckpoints(d, devid),
+        serverHeads,
+        others: dbOthers(d, devid),
+        problems: keyProblems(d, devid, keys.k0),
+    }
 }
 
 // ---------------------------------------------------------------- device export
@@ -255,4 +291,26 @@ export function exportInput(file: DeviceExportFile): Pick<VerifyInput, "devid" |
         }
     }
     return { devid: file.devid, source: "device", records, claims, image: { boot, ack }, problems }
+}
+
+/**
+ * A device's flash export as the verifier takes it: its records with the escrowed keys, checked
+ * against what a server database holds for it (`ref`, from dbReference) or against given checkpoints.
+ */
+export function exportVerifyInput(
+    file: DeviceExportFile,
+    keys: VerifyKeys,
+    ref: ReturnType<typeof dbReference> | null,
+    checkpoints: Checkpoint[] = [],
+): VerifyInput {
+    const dev = exportInput(file)
+    return {
+        ...dev,
+        k0: keys.k0,
+        lockey: keys.lockey,
+        checkpoints: ref ? ref.checkpoints : checkpoints,
+        serverHeads: ref?.serverHeads,
+        others: ref?.others,
+        problems: [...(dev.problems ?? []), ...(ref?.problems ?? [])],
+    }
 }

@@ -52,6 +52,8 @@ export type ProblemKind =
     | "bad-summary"
     /** bytes that are not a record */
     | "malformed"
+    /** the server's stored epoch key is not the one the escrowed k0 evolves to */
+    | "bad-key"
 
 /** Problems that leave the log incomplete rather than altered. Every other kind means tampered. */
 export const INCOMPLETE_KINDS: readonly ProblemKind[] = ["truncated"]

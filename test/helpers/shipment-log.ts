@@ -278,7 +278,7 @@ export async function ingestDb(
 ): Promise<number> {
     const server = await startIngestServer({ dbPath: file, log: () => {} })
     try {
-        registerDevice(server.db, { devid: w.devid, k0: w.k0, ackkey: w.ackkey, lockey: null })
+        registerDevice(server.db, { devid: w.devid, k0: w.k0, ackkey: w.ackkey })
         const size = o.batch ?? 120
         const upTo = w.seq - (o.keepOnDevice ?? 0)
         let acked = -1

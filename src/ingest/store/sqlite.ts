@@ -1,0 +1,526 @@
+// The SQLite ingest store: one WAL-mode file, the embedded default (`npm start`, tests, a pilot).
+// Several server processes may share the file: every batch is one IMMEDIATE transaction, which
+// takes the file's write lock, so the check and the insert see the same state.
+//
+// The sync functions below (registerDevice, recordsFor, ...) are the same queries for callers that
+// hold the better-sqlite3 handle directly (the simulator, tests; re-exported by ../db.ts).
+import { chmodSync, closeSync, existsSync, openSync } from "node:fs"
+import Database from "better-sqlite3"
+import { HEAD_LEN, KIND, epochKey } from "../../format/index.js"
+import { checkReader, checkRegistration, kindList, newReaderKey, nowIso, readerKeyHash } from "./common.js"
+import {
+    RegistrationError,
+    type BatchNote,
+    type CheckpointRow,
+    type DeviceRow,
+    type DeviceSummary,
+    type DeviceTx,
+    type IngestStore,
+    type NewCheckpoint,
+    type NewRecord,
+    type ReaderInput,
+    type ReaderRow,
+    type RecordRow,
+    type Registration,
+    type SegmentRow,
+    type Stored,
+} from "./store.js"
+
+export type Db = Database.Database
+
+/** Versioned schema: each step runs once, in order, recorded in schema_migrations. */
+interface Migration {
+    version: number
+    name: string
+    up(db: Db): void
+}
+
+/** Version 1 is the schema before versioning (it held k0 and lockey); IF NOT EXISTS adopts such files. */
+const V1 = `
+CREATE TABLE IF NOT EXISTS devices (
+  devid      TEXT PRIMARY KEY,
+  k0         BLOB NOT NULL,
+  ackkey     BLOB NOT NULL,
+  lockey     BLOB,
+  label      TEXT,
+  created    TEXT NOT NULL,
+  last_epoch INTEGER NOT NULL DEFAULT 0,
+  last_boot  INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS batches (
+  id          INTEGER PRIMARY KEY AUTOINCREMENT,
+  devid       TEXT NOT NULL REFERENCES devices(devid),
+  boot        INTEGER NOT NULL,
+  epoch       INTEGER NOT NULL,
+  first_seq   INTEGER NOT NULL,
+  count       INTEGER NOT NULL,
+  flags       INTEGER NOT NULL,
+  received_at TEXT NOT NULL,
+  remote      TEXT,
+  outcome     TEXT NOT NULL             -- "200 stored N", "200 duplicate", "401 ...", "409 ...", "422 ..."
+);
+CREATE TABLE IF NOT EXISTS records (
+  devid    TEXT NOT NULL REFERENCES devices(devid),
+  seq      INTEGER NOT NULL,
+  kind     INTEGER NOT NULL,
+  bytes    BLOB NOT NULL,               -- canonical form
+  head     BLOB NOT NULL,               -- head[seq]
+  batch_id INTEGER NOT NULL REFERENCES batches(id),
+  PRIMARY KEY (devid, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS segments (
+  devid        TEXT NOT NULL REFERENCES devices(devid),
+  start_seq    INTEGER NOT NULL,        -- first record of the segment
+  prev_head    BLOB NOT NULL,           -- head[start_seq - 1] as the PREV batch stated it
+  batch_id     INTEGER NOT NULL REFERENCES batches(id),
+  gap_first    INTEGER NOT NULL,        -- missing seqs before the segment, as of the last store
+  gap_last     INTEGER NOT NULL,        -- (gap_first > gap_last once records fill the gap)
+  status       TEXT NOT NULL CHECK (status IN ('unexplained', 'explained', 'joined')),
+  explained_by TEXT,                    -- JSON list of the seqs of the evicted records that cover the gap
+  PRIMARY KEY (devid, start_seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS checkpoints (
+  id     INTEGER PRIMARY KEY AUTOINCREMENT,
+  devid  TEXT NOT NULL REFERENCES devices(devid),
+  seq    INTEGER,                       -- NULL: "none yet"
+  head   BLOB,                          -- head[seq], NULL with seq
+  boot   INTEGER NOT NULL,
+  epoch  INTEGER NOT NULL,
+  status INTEGER NOT NULL,              -- the HTTP status the ack went out with (200 or 409)
+  at     TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS checkpoints_devid ON checkpoints (devid, id);
+CREATE INDEX IF NOT EXISTS records_kind ON records (devid, kind, seq);
+CREATE TABLE IF NOT EXISTS readers (
+  id        INTEGER PRIMARY KEY AUTOINCREMENT,
+  name      TEXT NOT NULL UNIQUE,
+  key_hash  BLOB NOT NULL UNIQUE,       -- SHA-256 of the key text; the key itself is never stored
+  positions INTEGER NOT NULL CHECK (positions IN (0, 1)),
+  created   TEXT NOT NULL
+);
+`
+
+/**
+ * Version 2, key custody (docs/security.md): the server keeps k[last_epoch] instead of k0, and no
+ * location key. Existing devices get their current epoch key derived from the k0 being dropped.
+ * The table is rebuilt (k0 and lockey gone for good; secure_delete zeroes the freed pages).
+ */
+function v2(db: Db): void {
+    const old = db.prepare("SELECT devid, k0, last_epoch AS e FROM devices").all() as { devid: string; k0: Buffer; e: number }[]
+    db.exec(`
+CREATE TABLE devices_v2 (
+  devid      TEXT PRIMARY KEY CHECK (length(devid) = 16), -- 16 lower-case hex digits
+  ackkey     BLOB NOT NULL CHECK (length(ackkey) = 32),
+  epoch_key  BLOB NOT NULL CHECK (length(epoch_key) = 32), -- k[last_epoch]; k0 itself is never kept
+  label      TEXT,
+  created    TEXT NOT NULL,                      -- ISO-8601 UTC
+  last_epoch INTEGER NOT NULL DEFAULT 0,         -- newest key epoch of an accepted batch
+  last_boot  INTEGER NOT NULL DEFAULT 0,         -- highest boot counter of an accepted batch
+  retired    TEXT                                -- ISO-8601 UTC: batches refused from then on
+);
+INSERT INTO devices_v2 (devid, ackkey, epoch_key, label, created, last_epoch, last_boot)
+  SELECT devid, ackkey, zeroblob(32), label, created, last_epoch, last_boot FROM devices;
+DROP TABLE devices;
+ALTER TABLE devices_v2 RENAME TO devices;
+`)
+    const set = db.prepare("UPDATE devices SET epoch_key = ? WHERE devid = ?")
+    for (const d of old) set.run(epochKey(d.k0, d.e), d.devid)
+}
+
+const MIGRATIONS: Migration[] = [
+    { version: 1, name: "initial schema", up: db => db.exec(V1) },
+    { version: 2, name: "key custody: epoch key instead of k0, no lockey; retired devices", up: v2 },
+    {
+        version: 3,
+        name: "records_kind indexes only the kinds looked up by kind (alarm, evicted): samples skip it",
+        up: db =>
+            db.exec(`DROP INDEX IF EXISTS records_kind;
+                     CREATE INDEX records_kind ON records (devid, seq) WHERE kind IN (${KIND.alarm}, ${KIND.evicted});`),
+    },
+]
+
+export const SQLITE_SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version
+
+function migrate(db: Db): void {
+    db.exec("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied TEXT NOT NULL)")
+    const done = new Set((db.prepare("SELECT version FROM schema_migrations").all() as { version: number }[]).map(r => r.version))
+    let rebuilt = false
+    for (const m of MIGRATIONS) {
+        if (done.has(m.version)) continue
+        // a table rebuild must not trip the foreign keys that point at it (they are checked after)
+        db.pragma("foreign_keys = OFF")
+        db.transaction(() => {
+            m.up(db)
+            const broken = db.pragma("foreign_key_check") as unknown[]
+            if (broken.length) throw new Error(`migration ${m.version} broke ${broken.length} foreign keys`)
+            db.prepare("INSERT INTO schema_migrations (version, name, applied) VALUES (?, ?, ?)").run(m.version, m.name, nowIso())
+        }).immediate()
+        db.pragma("foreign_keys = ON")
+        rebuilt ||= m.version === 2 && done.size > 0
+    }
+    // an upgraded file drops the pages that held k0 and the WAL frames that still do
+    if (rebuilt) {
+        db.exec("VACUUM")
+        db.pragma("wal_checkpoint(TRUNCATE)")
+    }
+}
+
+/** Opens (creating, mode 0600) and migrates an ingest database. */
+export function openDb(path: string): Db {
+    // the file holds epoch and ack keys: owner only, from the first byte (WAL and SHM files inherit the mode)
+    if (path !== ":memory:") {
+        if (!existsSync(path)) closeSync(openSync(path, "a", 0o600))
+        chmodSync(path, 0o600)
+    }
+    const db = new Database(path)
+    db.pragma("journal_mode = WAL")
+    // An ack promises the records are durably stored, so every commit is synced
+    // (WAL's usual synchronous=NORMAL may lose the last commits on power loss).
+    db.pragma("synchronous = FULL")
+    db.pragma("foreign_keys = ON")
+    // several server processes may share the file: wait for the writer instead of failing
+    db.pragma("busy_timeout = 20000")
+    // overwritten epoch keys and deleted rows are zeroed, not left in free pages
+    db.pragma("secure_delete = ON")
+    migrate(db)
+    return db
+}
+
+// ---- prepared statements, one set per connection ---------------------------------------------
+
+const cache = new WeakMap<Db, Map<string, Database.Statement>>()
+
+function q(db: Db, sql: string): Database.Statement {
+    let m = cache.get(db)
+    if (!m) cache.set(db, (m = new Map()))
+    let s = m.get(sql)
+    if (!s) m.set(sql, (s = db.prepare(sql)))
+    return s
+}
+
+// ---- devices ----------------------------------------------------------------------------------
+
+/** Adds a device (k0 stored as its epoch-0 key). Throws RegistrationError; a devid is registered once. */
+export function registerDevice(db: Db, d: Registration | (Omit<Registration, "devid"> & { devid: Buffer | string })): void {
+    const r = checkRegistration(d as Registration)
+    const res = q(db, "INSERT OR IGNORE INTO devices (devid, ackkey, epoch_key, label, created) VALUES (?, ?, ?, ?, ?)").run(
+        r.devid,
+        r.ackkey,
+        r.k0,
+        r.label ?? null,
+        nowIso(),
+    )
+    if (res.changes === 0) throw new RegistrationError(`device ${r.devid} is already registered`)
+}
+
+export function retireDevice(db: Db, devid: string): boolean {
+    return q(db, "UPDATE devices SET retired = ? WHERE devid = ? AND retired IS NULL").run(nowIso(), devid).changes > 0
+}
+
+export function getDevice(db: Db, devid: string): DeviceRow | null {
+    const row = q(
+        db,
+        `SELECT devid, label, created, last_epoch AS lastEpoch, epoch_key AS epochKey, ackkey, last_boot AS lastBoot, retired
+         FROM devices WHERE devid = ?`,
+    ).get(devid) as DeviceRow | undefined
+    return row ?? null
+}
+
+// ---- records, segments, checkpoints -----------------------------------------------------------
+
+/** The last stored record's seq and head, or null when nothing is stored for the device. */
+export function lastStored(db: Db, devid: string): Stored | null {
+    return (q(db, "SELECT seq, head FROM records WHERE devid = ? ORDER BY seq DESC LIMIT 1").get(devid) as Stored | undefined) ?? null
+}
+
+export function headAt(db: Db, devid: string, seq: number): Buffer | null {
+    const row = q(db, "SELECT head FROM records WHERE devid = ? AND seq = ?").get(devid, seq) as { head: Buffer } | undefined
+    return row?.head ?? null
+}
+
+/** The highest stored seq below `seq`, or -1. */
+export function maxStoredBelow(db: Db, devid: string, seq: number): number {
+    const row = q(db, "SELECT max(seq) AS m FROM records WHERE devid = ? AND seq < ?").get(devid, seq) as { m: number | null }
+    return row.m ?? -1
+}
+
+/** Stored records of a device in seq order, optionally limited to fromSeq..toSeq (inclusive). */
+export function recordsFor(db: Db, devid: string, fromSeq = 0, toSeq = 0xffffffff): RecordRow[] {
+    return q(
+        db,
+        "SELECT seq, kind, bytes, head, batch_id AS batchId FROM records WHERE devid = ? AND seq BETWEEN ? AND ? ORDER BY seq",
+    ).all(devid, fromSeq, toSeq) as RecordRow[]
+}
+
+/** Segments started by PREV batches, in seq order. */
+export function segmentsFor(db: Db, devid: string): SegmentRow[] {
+    const rows = q(
+        db,
+        `SELECT start_seq AS startSeq, prev_head AS prevHead, batch_id AS batchId, gap_first AS gapFirst,
+                gap_last AS gapLast, status, explained_by AS explainedBy
+         FROM segments WHERE devid = ? ORDER BY start_seq`,
+    ).all(devid) as (Omit<SegmentRow, "explainedBy"> & { explainedBy: string | null })[]
+    return rows.map(r => ({ ...r, explainedBy: r.explainedBy ? (JSON.parse(r.explainedBy) as number[]) : [] }))
+}
+
+/** Segments whose gap no evicted record explains yet: what a verifier must report. */
+export function unexplainedSegments(db: Db, devid: string): SegmentRow[] {
+    return segmentsFor(db, devid).filter(s => s.status === "unexplained")
+}
+
+/** Every ack sent to a device, oldest first. */
+export function checkpointsFor(db: Db, devid: string): CheckpointRow[] {
+    return q(db, "SELECT id, seq, head, boot, epoch, status, at FROM checkpoints WHERE devid = ? ORDER BY id").all(devid) as CheckpointRow[]
+}
+
+// ---- readers (the read API's access keys) -----------------------------------------------------
+
+/**
+ * Adds a reader and returns its new key. The key is returned only here: the database keeps its
+ * SHA-256, so a lost key is replaced (removeReader, addReader), never recovered.
+ */
+export function addReader(db: Db, r: ReaderInput): string {
+    const name = checkReader(r)
+    const key = newReaderKey()
+    const res = q(db, "INSERT OR IGNORE INTO readers (name, key_hash, positions, created) VALUES (?, ?, ?, ?)").run(
+        name,
+        readerKeyHash(key),
+        r.positions ? 1 : 0,
+        nowIso(),
+    )
+    if (res.changes === 0) throw new Error(`reader ${name} already exists`)
+    return key
+}
+
+/** Removes a reader (its key stops working at once); false if there was none of that name. */
+export function removeReader(db: Db, name: string): boolean {
+    return q(db, "DELETE FROM readers WHERE name = ?").run(name).changes > 0
+}
+
+type RawReader = Omit<ReaderRow, "positions"> & { positions: number }
+const reader = (r: RawReader): ReaderRow => ({ ...r, positions: r.positions === 1 })
+
+/** The reader holding `key`, or null. */
+export function readerByKey(db: Db, key: string): ReaderRow | null {
+    const row = q(db, "SELECT id, name, positions, created FROM readers WHERE key_hash = ?").get(readerKeyHash(key)) as
+        RawReader | undefined
+    return row ? reader(row) : null
+}
+
+export function listReaders(db: Db): ReaderRow[] {
+    return (q(db, "SELECT id, name, positions, created FROM readers ORDER BY id").all() as RawReader[]).map(reader)
+}
+
+// ---- the store --------------------------------------------------------------------------------
+
+function deviceSummaries(db: Db, devid?: string): DeviceSummary[] {
+    const sql = `SELECT d.devid, d.label, d.created, d.last_epoch AS lastEpoch, d.last_boot AS lastBoot, d.retired,
+         (SELECT count(*) FROM records r WHERE r.devid = d.devid) AS records,
+         (SELECT min(seq) FROM records r WHERE r.devid = d.devid) AS firstSeq,
+         (SELECT max(seq) FROM records r WHERE r.devid = d.devid) AS lastSeq,
+         (SELECT count(*) FROM records r WHERE r.devid = d.devid AND r.kind = ${KIND.alarm}) AS alarms,
+         (SELECT max(received_at) FROM batches b WHERE b.devid = d.devid AND b.outcome LIKE '200%') AS lastUpload,
+         (SELECT seq FROM checkpoints c WHERE c.devid = d.devid ORDER BY id DESC LIMIT 1) AS ackSeq
+       FROM devices d ${devid ? "WHERE d.devid = ?" : ""} ORDER BY d.devid`
+    return q(db, sql).all(...(devid ? [devid] : [])) as DeviceSummary[]
+}
+
+const INSERT_ROWS = 64
+
+class SqliteTx implements DeviceTx {
+    constructor(
+        private readonly db: Db,
+        readonly device: DeviceRow,
+    ) {}
+    private get id() {
+        return this.device.devid
+    }
+    async lastStored() {
+        return lastStored(this.db, this.id)
+    }
+    async headAt(seq: number) {
+        return headAt(this.db, this.id, seq)
+    }
+    async recordsBetween(fromSeq: number, toSeq: number) {
+        return recordsFor(this.db, this.id, fromSeq, toSeq)
+    }
+    async maxStoredBelow(seq: number) {
+        return maxStoredBelow(this.db, this.id, seq)
+    }
+    async evictedRecords() {
+        return q(
+            this.db,
+            `SELECT seq, bytes FROM records INDEXED BY records_kind
+                 WHERE devid = ? AND kind IN (${KIND.alarm}, ${KIND.evicted}) AND kind = ${KIND.evicted} ORDER BY seq`,
+        ).all(this.id) as {
+            seq: number
+            bytes: Buffer
+        }[]
+    }
+    async segments() {
+        return segmentsFor(this.db, this.id)
+    }
+    async noteBatch(n: BatchNote) {
+        const res = q(
+            this.db,
+            `INSERT INTO batches (devid, boot, epoch, first_seq, count, flags, received_at, remote, outcome)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        ).run(this.id, n.boot, n.epoch, n.firstSeq, n.count, n.flags, n.at, n.remote, n.outcome)
+        return Number(res.lastInsertRowid)
+    }
+    async addRecords(batchId: number, records: NewRecord[]) {
+        // up to 64 rows per statement: one call into SQLite instead of one per record
+        for (let i = 0; i < records.length; i += INSERT_ROWS) {
+            const chunk = records.slice(i, i + INSERT_ROWS)
+            const values = chunk.map(() => "(?, ?, ?, ?, ?, ?)").join(", ")
+            const args: unknown[] = []
+            for (const r of chunk) args.push(this.id, r.seq, r.kind, r.bytes, r.head, batchId)
+            q(this.db, `INSERT INTO records (devid, seq, kind, bytes, head, batch_id) VALUES ${values}`).run(...args)
+        }
+    }
+    async addSegment(startSeq: number, prevHead: Buffer, batchId: number) {
+        if (prevHead.length !== HEAD_LEN) throw new RangeError(`prevHead must be ${HEAD_LEN} bytes`)
+        q(
+            this.db,
+            `INSERT INTO segments (devid, start_seq, prev_head, batch_id, gap_first, gap_last, status)
+             VALUES (?, ?, ?, ?, ?, ?, 'unexplained')`,
+        ).run(this.id, startSeq, prevHead, batchId, startSeq, startSeq - 1)
+    }
+    async updateSegment(s: Pick<SegmentRow, "startSeq" | "gapFirst" | "gapLast" | "status" | "explainedBy">) {
+        q(this.db, "UPDATE segments SET gap_first = ?, gap_last = ?, status = ?, explained_by = ? WHERE devid = ? AND start_seq = ?").run(
+            s.gapFirst,
+            s.gapLast,
+            s.status,
+            s.explainedBy.length ? JSON.stringify(s.explainedBy) : null,
+            this.id,
+            s.startSeq,
+        )
+    }
+    async addCheckpoint(c: NewCheckpoint) {
+        q(this.db, "INSERT INTO checkpoints (devid, seq, head, boot, epoch, status, at) VALUES (?, ?, ?, ?, ?, ?, ?)").run(
+            this.id,
+            c.seq,
+            c.seq === null ? null : c.head,
+            c.boot,
+            c.epoch,
+            c.status,
+            c.at,
+        )
+    }
+    async advanceDevice(a: { epoch: number; epochKey: Buffer; boot: number }) {
+        q(
+            this.db,
+            `UPDATE devices SET
+               epoch_key = CASE WHEN ? > last_epoch THEN ? ELSE epoch_key END,
+               last_epoch = max(last_epoch, ?), last_boot = max(last_boot, ?)
+             WHERE devid = ?`,
+        ).run(a.epoch, a.epochKey, a.epoch, a.boot, this.id)
+    }
+}
+
+export class SqliteStore implements IngestStore {
+    readonly backend = "sqlite"
+    readonly commits = { count: 0, ms: 0 }
+    /**
+     * One connection, so this process's operations take turns: the awaits inside a transaction
+     * must not let another request's statements run in it, or see what it has not committed.
+     */
+    private turn: Promise<unknown> = Promise.resolve()
+
+    constructor(readonly db: Db) {}
+
+    static open(path: string): SqliteStore {
+        return new SqliteStore(openDb(path))
+    }
+
+    private serial<T>(fn: () => T | Promise<T>): Promise<T> {
+        const result = this.turn.then(fn, fn)
+        this.turn = result.catch(() => {})
+        return result
+    }
+
+    registerDevice(r: Registration) {
+        return this.serial(() => registerDevice(this.db, r))
+    }
+    retireDevice(devid: string) {
+        return this.serial(() => retireDevice(this.db, devid))
+    }
+    device(devid: string) {
+        return this.serial(() => getDevice(this.db, devid))
+    }
+
+    withDevice<T>(devid: string, fn: (tx: DeviceTx) => Promise<T>): Promise<T | null> {
+        return this.serial(async () => {
+            this.db.exec("BEGIN IMMEDIATE")
+            try {
+                const device = getDevice(this.db, devid)
+                const out = device ? await fn(new SqliteTx(this.db, device)) : null
+                const t0 = performance.now()
+                this.db.exec("COMMIT")
+                this.commits.count++
+                this.commits.ms += performance.now() - t0
+                return out
+            } catch (e) {
+                if (this.db.inTransaction) this.db.exec("ROLLBACK")
+                throw e
+            }
+        })
+    }
+
+    deviceCount() {
+        return this.serial(() => (q(this.db, "SELECT count(*) AS n FROM devices").get() as { n: number }).n)
+    }
+    devices(devid?: string) {
+        return this.serial(() => deviceSummaries(this.db, devid))
+    }
+    records(devid: string, fromSeq: number, toSeq: number, limit: number) {
+        return this.serial(
+            () =>
+                q(this.db, "SELECT seq, kind, bytes FROM records WHERE devid = ? AND seq BETWEEN ? AND ? ORDER BY seq LIMIT ?").all(
+                    devid,
+                    fromSeq,
+                    toSeq,
+                    limit,
+                ) as { seq: number; kind: number; bytes: Buffer }[],
+        )
+    }
+    recordsOfKinds(devid: string, kinds: number[]) {
+        // literal kinds, so the planner sees they match the partial index
+        const marks = kindList(kinds)
+        return this.serial(
+            () =>
+                q(
+                    this.db,
+                    `SELECT seq, kind, bytes FROM records ${marks === `${KIND.alarm}, ${KIND.evicted}` ? "INDEXED BY records_kind" : ""}
+                   WHERE devid = ? AND kind IN (${marks}) ORDER BY seq`,
+                ).all(devid) as {
+                    seq: number
+                    kind: number
+                    bytes: Buffer
+                }[],
+        )
+    }
+    segments(devid: string) {
+        return this.serial(() => segmentsFor(this.db, devid))
+    }
+    checkpoints(devid: string) {
+        return this.serial(() => checkpointsFor(this.db, devid))
+    }
+    addReader(r: ReaderInput) {
+        return this.serial(() => addReader(this.db, r))
+    }
+    removeReader(name: string) {
+        return this.serial(() => removeReader(this.db, name))
+    }
+    readerByKey(key: string) {
+        return this.serial(() => readerByKey(this.db, key))
+    }
+    listReaders() {
+        return this.serial(() => listReaders(this.db))
+    }
+    async close() {
+        await this.serial(() => {
+            if (this.db.open) this.db.close()
+        })
+    }
+}
