@@ -1,42 +1,40 @@
-import * as ds from "@devicescript/core"
 import { hmac } from "@devicescript/crypto"
 import { bufEq } from "../chain/chain"
-import { ItemEncoder } from "../record/items"
+import { Pending } from "../flash/logstore"
 
-/** Batch and acknowledgement (docs/format.md sections 6 and 7). */
+/**
+ * Batch and acknowledgement (docs/format.md sections 6 and 7). The body is the flash blocks' packed
+ * streams as they are ("parts"): an upload copies bytes, it never decodes or re-encodes records.
+ */
 export const ACK_NONE = 0xffffffff
 const FLAG_PREV = 0x01
+const FIXED = 31
+export const ACK_LEN = 84
 
-/** `prevHead` is included (flag PREV) only when the batch does not continue the last checkpoint. */
-export async function encodeBatch(
-    devid: Buffer,
-    key: Buffer,
-    boot: number,
-    epoch: number,
-    firstSeq: number,
-    prevHead: Buffer,
-    records: Buffer[],
-): Promise<Buffer> {
-    const enc = new ItemEncoder()
-    let body = Buffer.alloc(0)
-    for (let i = 0; i < records.length; ++i) {
-        body = enc.append(body, records[i])
-        // the VM panics after ~100k instructions without a pause
-        if ((i & 31) === 31) await ds.sleep(0)
+/** The signed batch for `p` (parts from p.firstSeq; PREV when p.prevHead is set). */
+export function encodeBatch(devid: Buffer, key: Buffer, boot: number, epoch: number, nonce: number, p: Pending): Buffer {
+    let bodyLen = 0
+    for (const part of p.parts) bodyLen += 4 + part.stream.length
+    const hdrLen = FIXED + (p.prevHead ? 32 : 0) + 2
+    const b = Buffer.alloc(hdrLen + bodyLen)
+    b.blitAt(0, "CTB3", 0, 4)
+    b.blitAt(4, devid, 0, 8)
+    b.setAt(12, "u32", boot)
+    b.setAt(16, "u32", epoch)
+    b.setAt(20, "u32", nonce >>> 0)
+    b.setAt(24, "u32", p.firstSeq)
+    b.setAt(28, "u16", p.count)
+    b.setAt(30, "u8", p.prevHead ? FLAG_PREV : 0)
+    if (p.prevHead) b.blitAt(FIXED, p.prevHead, 0, 32)
+    b.setAt(hdrLen - 2, "u16", bodyLen)
+    let off = hdrLen
+    for (const part of p.parts) {
+        b.setAt(off, "u16", part.stream.length)
+        b.setAt(off + 2, "u16", part.count)
+        b.blitAt(off + 4, part.stream, 0, part.stream.length)
+        off += 4 + part.stream.length
     }
-    const hdrLen = prevHead ? 61 : 29
-    const hdr = Buffer.alloc(hdrLen)
-    hdr.blitAt(0, "CTB2", 0, 4)
-    hdr.blitAt(4, devid, 0, 8)
-    hdr.setAt(12, "u32", boot)
-    hdr.setAt(16, "u32", epoch)
-    hdr.setAt(20, "u32", firstSeq)
-    hdr.setAt(24, "u16", records.length)
-    hdr.setAt(26, "u8", prevHead ? FLAG_PREV : 0)
-    if (prevHead) hdr.blitAt(27, prevHead, 0, 32)
-    hdr.setAt(hdrLen - 2, "u16", body.length)
-    const signed = hdr.concat(body)
-    return signed.concat(hmac(key, "sha256", signed).slice(0, 16))
+    return b.concat(hmac(key, "sha256", b).slice(0, 16))
 }
 
 export interface Ack {
@@ -44,13 +42,23 @@ export interface Ack {
     head: Buffer
     boot: number
     epoch: number
+    nonce: number
+    /** the server's UTC, ms (0: none) */
+    utc: number
 }
 
 /** An authenticated ack for this device, or undefined (wrong length, device, magic or MAC). */
 export function parseAck(body: Buffer, devid: Buffer, ackkey: Buffer): Ack {
-    if (!body || body.length !== 72) return undefined
-    if (body.slice(0, 4).toString("utf-8") !== "CTA2") return undefined
+    if (!body || body.length !== ACK_LEN) return undefined
+    if (body.slice(0, 4).toString("utf-8") !== "CTA3") return undefined
     if (!bufEq(body.slice(4, 12), devid)) return undefined
-    if (!bufEq(hmac(ackkey, "sha256", body.slice(0, 56)).slice(0, 16), body.slice(56, 72))) return undefined
-    return { seq: body.getAt(12, "u32"), head: body.slice(16, 48), boot: body.getAt(48, "u32"), epoch: body.getAt(52, "u32") }
+    if (!bufEq(hmac(ackkey, "sha256", body.slice(0, 68)).slice(0, 16), body.slice(68, 84))) return undefined
+    return {
+        seq: body.getAt(12, "u32"),
+        head: body.slice(16, 48),
+        boot: body.getAt(48, "u32"),
+        epoch: body.getAt(52, "u32"),
+        nonce: body.getAt(56, "u32"),
+        utc: body.getAt(60, "u32") + body.getAt(64, "u32") * 4294967296,
+    }
 }

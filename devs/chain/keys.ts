@@ -2,26 +2,29 @@ import { evolveKey, sealMac } from "./chain"
 import { kvGet, kvSet, kvDelete } from "../flash/kv"
 
 /**
- * The forward-secure epoch key (docs/format.md sections 1 and 3.2). Flash holds only k[epoch]:
+ * The forward-secure epoch key (docs/format.md sections 1, 3.2 and 5.2). Flash holds only k[epoch]:
  * evolving overwrites it, so a key read out of a captured logger cannot seal an earlier epoch.
- *   ekey = epoch u32 | k[epoch] 32 | seal_seq u32
+ *   ep = epoch u32 | k[epoch] 32 | seal_seq u32 | start u32 (device time the epoch began)
  */
-const EKEY = "ekey"
+const EKEY = "ep"
 const NONE = 0xffffffff
 
 export class EpochKeys {
     epoch = 0
     /** seq of the seal that ended the previous epoch (NONE for epoch 0) */
     sealSeq = NONE
+    /** device time (s) this epoch began */
+    start = 0
     private key: Buffer
 
-    /** Load k[epoch]; on the first boot take k0 from the provisioning key and erase that. */
-    async load(): Promise<boolean> {
+    /** Load k[epoch]; on the first boot take k0 from the provisioning key and erase that. `now`: device time. */
+    async load(now: number): Promise<boolean> {
         const e = await kvGet(EKEY)
-        if (e && e.length === 40) {
+        if (e && e.length === 44) {
             this.epoch = e.getAt(0, "u32")
             this.key = e.slice(4, 36)
             this.sealSeq = e.getAt(36, "u32")
+            this.start = e.getAt(40, "u32")
             // a power cut between writing ekey and deleting devkey (below) would leave k0 in
             // flash for good: finish the move on every load
             if (await kvGet("devkey")) await kvDelete("devkey")
@@ -32,6 +35,7 @@ export class EpochKeys {
         this.epoch = 0
         this.key = k0
         this.sealSeq = NONE
+        this.start = now
         await this.write()
         await kvDelete("devkey")
         return true
@@ -52,18 +56,20 @@ export class EpochKeys {
     }
 
     /** After the seal of this epoch (at `sealSeq`) is in flash: move to k[epoch+1], erase k[epoch]. */
-    async evolve(sealSeq: number): Promise<void> {
+    async evolve(sealSeq: number, now: number): Promise<void> {
         this.key = evolveKey(this.key, this.epoch + 1)
         this.epoch++
         this.sealSeq = sealSeq
+        this.start = now
         await this.write()
     }
 
     private async write() {
-        const b = Buffer.alloc(40)
+        const b = Buffer.alloc(44)
         b.setAt(0, "u32", this.epoch)
         b.blitAt(4, this.key, 0, 32)
         b.setAt(36, "u32", this.sealSeq)
+        b.setAt(40, "u32", this.start >>> 0)
         await kvSet(EKEY, b)
     }
 }

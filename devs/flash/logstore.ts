@@ -1,317 +1,399 @@
 import * as ds from "@devicescript/core"
 import { genesisHead, nextHead, bufEq } from "../chain/chain"
+import { PackEncoder, PackDecoder, PACK_STATE_LEN } from "../record/pack"
 import { recordSeq } from "../record/record"
-import { ItemDecoder, ItemEncoder } from "../record/items"
-import { kvGet, kvSet, kvDelete, MAX_VALUE, Mutex } from "./kv"
+import { kvGet, kvSet, kvDelete } from "./kv"
 
 /**
- * The record log in flash (docs/format.md section 5): blocks of compactly encoded records in the
- * settings store, each block carrying the chain head before its first record, so the head can
- * always be recomputed from flash alone after a power cut.
+ * The record log in flash (docs/format.md section 5). Closed blocks hold packed streams of records;
+ * the open block grows one record at a time: its stored value holds the bytes written at its last
+ * flush, and the tail (`tl`, written at every append) holds the bytes since, the chain head and the
+ * encoder's state, so an append costs one settings write and nothing is re-encoded or re-hashed at a
+ * wake. `lgmeta` names the held blocks and the heads before the first and the open one.
  */
-const BLOCK_HDR = 36
+export const VALUE_MAX = 224
+const BLOCK_HDR = 4
+const TAIL_KEY = "tl"
 const META_KEY = "lgmeta"
 const ACK_KEY = "lgack"
+const TAIL_VERSION = 3
+const TAIL_HDR = 40
+/** tail bytes kept in `tl` before they are flushed into the open block's value */
+export const TAIL_MAX = VALUE_MAX - TAIL_HDR - PACK_STATE_LEN
 export const NONE = 0xffffffff
-
-/**
- * Block n lives under a key reused round a ring of 64 names (docs/format.md 5.1): the settings store
- * keeps a small record of every deleted key for good, so one new name per block would fill it in
- * months. At most maxBlocks + 1 (< 64) blocks are live.
- */
+/** block keys are reused round a ring (deleted keys cost the store an entry until rewritten) */
 export const BLOCK_SLOTS = 64
 
-export function blockKey(n: number) {
+export function blockKey(n: number): string {
+    const s = n & (BLOCK_SLOTS - 1)
+    const hex = "0123456789abcdef"
+    return "b" + hex[s >> 4] + hex[s & 15]
+}
+
+function u32(v: number): Buffer {
     const b = Buffer.alloc(4)
-    b.setAt(0, "u32", n & (BLOCK_SLOTS - 1))
-    // big-endian hex so keys sort like the numbers
-    return (
-        "lg" + b.slice(3, 4).toString("hex") + b.slice(2, 3).toString("hex") + b.slice(1, 2).toString("hex") + b.slice(0, 1).toString("hex")
-    )
+    b.setAt(0, "u32", v)
+    return b
 }
 
-export interface Batch {
-    firstSeq: number
-    prevHead: Buffer
-    records: Buffer[]
+/** One part of an upload: a block's packed stream and how many records it holds. */
+export class Part {
+    constructor(
+        readonly count: number,
+        readonly stream: Buffer,
+    ) {}
 }
 
-export interface StoreStatus {
-    nextSeq: number
-    ackSeq: number
-    blocks: number
-    bytes: number
-    evicted: number
-}
-
-function firstSeqOf(blk: Buffer): number {
-    return blk.getAt(0, "u32")
-}
-
-/** Canonical records of a block (throws on a malformed block: flash we wrote ourselves). */
-export function blockRecords(blk: Buffer): Buffer[] {
-    const out: Buffer[] = []
-    const d = new ItemDecoder(firstSeqOf(blk))
-    if (!d.decode(blk, BLOCK_HDR, blk.length, out)) throw new Error("log block: " + d.error)
-    return out
+/** What an upload sends: parts from `firstSeq`, with the head before it. */
+export class Pending {
+    firstSeq = 0
+    count = 0
+    prevHead: Buffer = undefined
+    parts: Part[] = []
+    bytes = 0
 }
 
 export class LogStore {
-    private lock = new Mutex()
-    // block numbers start at 1; lastBlock = firstBlock - 1 means no block yet
-    private firstBlock = 1
-    private lastBlock = 0
-    // RAM mirror of the live blocks (index i = block firstBlock + i): reads for uploads never touch
-    // flash or hold the lock long, so sampling keeps its schedule while a backlog is being sent
-    private blocks: Buffer[] = []
-    private enc = new ItemEncoder()
-    head: Buffer
+    // lgmeta
+    firstBlock = 1
+    lastBlock = 1
+    baseHead: Buffer
+    openHead: Buffer
+    // tl
     nextSeq = 0
+    head: Buffer
+    private blockLen = BLOCK_HDR
+    private tail: Buffer = Buffer.alloc(0)
+    private enc: PackEncoder
+    /** the open block's stored value, when read */
+    private openValue: Buffer = undefined
+    // lgack
     ackSeq = NONE
+    ackHead: Buffer = undefined
     ackBoot = 0
-    boot = 0
-    evicted = 0
-    /** the last record appended (or found at start), canonical */
-    last: Buffer = undefined
 
-    /** `maxBlocks`: live blocks allowed before the oldest unacknowledged one is evicted */
     constructor(
         readonly devid: Buffer,
         readonly maxBlocks: number,
     ) {
         this.head = genesisHead(devid)
-    }
-
-    /** Find the head after a restart and count this boot. */
-    async start(): Promise<void> {
-        await this.lock.acquire()
-        try {
-            const meta = await kvGet(META_KEY)
-            if (meta && meta.length >= 12) {
-                this.firstBlock = meta.getAt(0, "u32")
-                this.lastBlock = meta.getAt(4, "u32")
-                this.boot = meta.getAt(8, "u32")
-            }
-            const ack = await kvGet(ACK_KEY)
-            if (ack && ack.length >= 40) {
-                this.ackSeq = ack.getAt(0, "u32")
-                this.ackBoot = ack.getAt(36, "u32")
-            }
-            this.blocks = []
-            for (let n = this.firstBlock; n <= this.lastBlock; ++n) {
-                const b = await kvGet(blockKey(n))
-                if (b) this.blocks.push(b)
-                else if (this.blocks.length) throw new Error(`log block ${n} missing`)
-                else this.firstBlock = n + 1 // leading blocks already freed
-            }
-            this.lastBlock = this.firstBlock + this.blocks.length - 1
-            // a block written just before a cut, before its meta update: the next slot, if it holds
-            // the continuation (a stale block from a lap ago does not)
-            const after = await kvGet(blockKey(this.lastBlock + 1))
-            if (after && after.length > BLOCK_HDR) {
-                const expect = this.blocks.length ? new ItemDecoder(firstSeqOf(this.blocks[this.blocks.length - 1])) : undefined
-                if (expect)
-                    expect.decode(this.blocks[this.blocks.length - 1], BLOCK_HDR, this.blocks[this.blocks.length - 1].length, undefined)
-                if (!expect || firstSeqOf(after) === expect.seq) {
-                    this.blocks.push(after)
-                    this.lastBlock++
-                }
-            }
-            if (this.blocks.length) {
-                const blk = this.blocks[this.blocks.length - 1]
-                const d = new ItemDecoder(firstSeqOf(blk))
-                const recs: Buffer[] = []
-                if (!d.decode(blk, BLOCK_HDR, blk.length, recs)) throw new Error("log block: " + d.error)
-                let h = blk.slice(4, BLOCK_HDR)
-                for (const r of recs) h = nextHead(h, r)
-                this.head = h
-                this.nextSeq = d.seq
-                this.last = recs[recs.length - 1]
-                this.enc.resume(d)
-            }
-            // a cut between the meta update and the delete of a freed block leaves it behind
-            if (this.firstBlock > 1 && (await kvGet(blockKey(this.firstBlock - 1)))) await kvDelete(blockKey(this.firstBlock - 1))
-            this.boot++
-            await this.writeMeta()
-        } finally {
-            this.lock.release()
-        }
-    }
-
-    status(): StoreStatus {
-        let bytes = 0
-        for (const b of this.blocks) bytes += b.length
-        return { nextSeq: this.nextSeq, ackSeq: this.ackSeq, blocks: this.blocks.length, bytes, evicted: this.evicted }
+        this.baseHead = this.head
+        this.openHead = this.head
+        this.enc = new PackEncoder(0)
     }
 
     /**
-     * Append one record, built with `seq = nextSeq` (one fiber appends; others only read and ack).
-     * Resolves once it is in flash.
+     * A wake: the tail, the ring and the ack, as the last append left them. False when there is no
+     * log yet or the tail is not this version (the caller then opens it as at a boot).
      */
+    async load(): Promise<boolean> {
+        const tl = await kvGet(TAIL_KEY)
+        const meta = await kvGet(META_KEY)
+        if (!tl || !meta || tl[0] !== TAIL_VERSION || tl.length < TAIL_HDR + PACK_STATE_LEN || meta.length !== 72) return false
+        this.firstBlock = meta.getAt(0, "u32")
+        this.lastBlock = meta.getAt(4, "u32")
+        this.baseHead = meta.slice(8, 40)
+        this.openHead = meta.slice(40, 72)
+        this.blockLen = tl[1]
+        this.nextSeq = tl.getAt(4, "u32")
+        this.head = tl.slice(8, 40)
+        this.enc = PackEncoder.resume(this.nextSeq, tl.slice(TAIL_HDR, TAIL_HDR + PACK_STATE_LEN))
+        this.tail = tl.slice(TAIL_HDR + PACK_STATE_LEN, TAIL_HDR + PACK_STATE_LEN + tl[2])
+        const ack = await kvGet(ACK_KEY)
+        if (ack && ack.length === 40) {
+            this.ackSeq = ack.getAt(0, "u32")
+            this.ackHead = ack.slice(4, 36)
+            this.ackBoot = ack.getAt(36, "u32")
+        }
+        return true
+    }
+
+    /**
+     * A boot: load, then check the open block against the tail (docs/format.md 5.3): a flush or a
+     * close that landed just before a power cut is completed, and the open block's records are
+     * re-hashed from `openHead` to the tail's head. Returns a problem found, or undefined.
+     */
+    async open(): Promise<string> {
+        if (!(await this.load())) {
+            // a new log: block 1, empty
+            await kvSet(blockKey(1), u32(0))
+            await this.writeMeta()
+            await this.writeTail()
+            return undefined
+        }
+        const value = await this.readOpen()
+        if (!value) return `open block ${this.lastBlock} is missing`
+        const first = value.getAt(0, "u32")
+        if (first === this.nextSeq) return undefined // just opened: nothing in it yet
+        if (value.length === this.blockLen + this.tail.length && bufEq(value.slice(this.blockLen), this.tail)) {
+            // flushed, then cut before the tail was rewritten
+            this.blockLen = value.length
+            this.tail = Buffer.alloc(0)
+            await this.writeTail()
+        } else if (value.length !== this.blockLen) {
+            // closed (rewritten finished), then cut before the next block opened: open it now
+            const h = await this.hashBlock(value, this.openHead, this.nextSeq - first)
+            if (!h || !bufEq(h, this.head)) return `block ${this.lastBlock} does not end at the tail's head`
+            await this.openNext()
+            return undefined
+        }
+        const h = await this.hashBlock(this.complete(value), this.openHead, this.nextSeq - first)
+        if (!h || !bufEq(h, this.head)) return `open block ${this.lastBlock} does not end at the tail's head`
+        return undefined
+    }
+
+    /** held blocks, the open one included */
+    blocks(): number {
+        return this.lastBlock - this.firstBlock + 1
+    }
+
+    overBudget(): boolean {
+        return this.blocks() > this.maxBlocks
+    }
+
+    /** first seq still held */
+    async firstHeld(): Promise<number> {
+        const b = await kvGet(blockKey(this.firstBlock))
+        return b ? b.getAt(0, "u32") : this.nextSeq
+    }
+
+    /** Append one canonical record (seq = nextSeq); resolves once it is in flash. */
     async append(rec: Buffer): Promise<number> {
-        await this.lock.acquire()
-        try {
-            const seq = this.nextSeq
-            if (recordSeq(rec) !== seq) throw new Error(`record seq ${recordSeq(rec)}, expected ${seq}`)
-            const open = this.blocks.length ? this.blocks[this.blocks.length - 1] : undefined
-            // try the open block with a scratch encoder; keep its state only once flash has it
-            const trial = new ItemEncoder()
-            trial.ref = this.enc.ref
-            trial.runAt = this.enc.runAt
-            trial.runN = this.enc.runN
-            trial.runStep = this.enc.runStep
-            const grown = open ? trial.append(open, rec) : undefined
-            if (grown && grown.length <= MAX_VALUE) {
-                await kvSet(blockKey(this.lastBlock), grown)
-                this.blocks[this.blocks.length - 1] = grown
-                this.enc = trial
-            } else {
-                const hdr = Buffer.alloc(BLOCK_HDR)
-                hdr.setAt(0, "u32", seq)
-                hdr.blitAt(4, this.head, 0, 32)
-                const fresh = new ItemEncoder() // a block decodes on its own: no reference from before
-                const nb = fresh.append(hdr, rec)
-                // block first, meta second: a cut in between leaves a block that start() finds
-                await kvSet(blockKey(this.lastBlock + 1), nb)
-                this.lastBlock++
-                this.blocks.push(nb)
-                this.enc = fresh
-                // the record is in flash now (start() probes last_block + 1): count it before the
-                // meta write, so a failing meta write cannot leave the RAM state one record behind
-                // the block (the next append would then write this seq a second time)
-                this.head = nextHead(this.head, rec)
-                this.nextSeq = seq + 1
-                this.last = rec
-                await this.writeMeta()
-                return seq
-            }
+        const seq = this.nextSeq
+        if (recordSeq(rec) !== seq) throw new Error(`record seq ${recordSeq(rec)}, expected ${seq}`)
+        const trial = this.enc.copy()
+        trial.add(rec)
+        const out = trial.takeOut()
+        const closedLen = this.blockLen + this.tail.length + out.length + trial.flushBytes().length
+        if (closedLen <= VALUE_MAX) {
+            this.enc = trial
+            this.tail = this.tail.concat(out)
             this.head = nextHead(this.head, rec)
             this.nextSeq = seq + 1
-            this.last = rec
+            if (this.tail.length > TAIL_MAX) await this.flush()
+            await this.writeTail()
             return seq
-        } finally {
-            this.lock.release()
         }
+        await this.close()
+        await this.openNext()
+        return await this.append(rec)
     }
 
-    /** Whether the store is over its block budget (the caller then evicts with a summary). */
-    overBudget(): boolean {
-        return this.blocks.length > this.maxBlocks
+    /** the open block's value followed by the tail's bytes */
+    private async flush() {
+        const value = await this.readOpen()
+        const grown = value.slice(0, this.blockLen).concat(this.tail)
+        await kvSet(blockKey(this.lastBlock), grown)
+        this.openValue = grown
+        this.blockLen = grown.length
+        this.tail = Buffer.alloc(0)
     }
 
-    /** Canonical records of the oldest block, if it is not the only one (for the eviction summary). */
-    async oldestRecords(): Promise<Buffer[]> {
-        await this.lock.acquire()
-        try {
-            return this.blocks.length < 2 ? undefined : blockRecords(this.blocks[0])
-        } finally {
-            this.lock.release()
-        }
+    /** the open block rewritten finished (it holds everything up to nextSeq - 1) */
+    private async close() {
+        const value = await this.readOpen()
+        await kvSet(blockKey(this.lastBlock), this.complete(value))
     }
 
-    /** Drop the oldest block even if unacknowledged; returns [first, last] seq dropped. */
-    async evictOldest(): Promise<number[]> {
-        await this.lock.acquire()
-        try {
-            if (this.blocks.length < 2) return undefined
-            const first = firstSeqOf(this.blocks[0])
-            const last = firstSeqOf(this.blocks[1]) - 1
-            await this.dropFirstBlock()
-            this.evicted += last - first + 1
-            return [first, last]
-        } finally {
-            this.lock.release()
-        }
+    /** a new, empty open block at nextSeq; the ring and the tail follow */
+    private async openNext() {
+        this.lastBlock++
+        this.openHead = this.head
+        this.openValue = u32(this.nextSeq)
+        await kvSet(blockKey(this.lastBlock), this.openValue)
+        await this.writeMeta()
+        this.enc = new PackEncoder(this.nextSeq)
+        this.blockLen = BLOCK_HDR
+        this.tail = Buffer.alloc(0)
+        await this.writeTail()
     }
 
-    /** Up to `max` records from `fromSeq` on (or the oldest held, if evicted), with the head before them. */
-    async readFrom(fromSeq: number, max: number): Promise<Batch> {
-        await this.lock.acquire()
-        try {
-            if (fromSeq >= this.nextSeq || !this.blocks.length) return undefined
-            let i = this.indexOf(fromSeq)
-            const out: Buffer[] = []
-            let prevHead: Buffer
-            for (; i < this.blocks.length && out.length < max; ++i) {
-                // the VM panics after ~100k instructions without a pause: yield between blocks
-                await ds.sleep(0)
-                const blk = this.blocks[i]
-                let h = blk.slice(4, BLOCK_HDR)
-                for (const rec of blockRecords(blk)) {
-                    if (recordSeq(rec) >= fromSeq && out.length < max) {
-                        if (!prevHead) prevHead = h
-                        out.push(rec)
-                    }
-                    h = nextHead(h, rec)
-                }
-            }
-            if (!out.length) return undefined
-            return { firstSeq: recordSeq(out[0]), prevHead, records: out }
-        } finally {
-            this.lock.release()
-        }
+    private async readOpen(): Promise<Buffer> {
+        if (!this.openValue) this.openValue = await kvGet(blockKey(this.lastBlock))
+        return this.openValue
     }
 
-    /**
-     * The server durably holds everything up to `seq` with chain head `head`. Frees those blocks,
-     * but only if `head` is our own head at `seq` (a server holding other bytes frees nothing).
-     */
-    async acknowledge(seq: number, head: Buffer, boot: number): Promise<boolean> {
-        await this.lock.acquire()
-        try {
-            if (seq >= this.nextSeq || !this.blocks.length) return false
-            if (this.ackSeq !== NONE && seq <= this.ackSeq) return true
-            const blk = this.blocks[this.indexOf(seq)]
-            let h = blk.slice(4, BLOCK_HDR)
-            let found = false
-            for (const rec of blockRecords(blk)) {
-                h = nextHead(h, rec)
-                if (recordSeq(rec) === seq) {
-                    found = true
-                    break
-                }
-            }
-            if (!found || !bufEq(h, head)) return false
-            const a = Buffer.alloc(40)
-            a.setAt(0, "u32", seq)
-            a.blitAt(4, head, 0, 32)
-            a.setAt(36, "u32", boot)
-            await kvSet(ACK_KEY, a)
-            this.ackSeq = seq
-            this.ackBoot = boot
-            // free whole blocks that are acknowledged; the last block stays (it holds the head)
-            while (this.blocks.length > 1 && firstSeqOf(this.blocks[1]) - 1 <= seq) await this.dropFirstBlock()
-            return true
-        } finally {
-            this.lock.release()
-        }
+    /** the open block finished: stored bytes, tail, flush */
+    private complete(value: Buffer): Buffer {
+        return value.slice(0, this.blockLen).concat(this.tail).concat(this.enc.flushBytes())
     }
 
-    /** first seq still held in flash */
-    firstHeld(): number {
-        return this.blocks.length ? firstSeqOf(this.blocks[0]) : this.nextSeq
-    }
-
-    /** index of the block holding `seq` (or the first block when `seq` was evicted) */
-    private indexOf(seq: number): number {
-        let i = this.blocks.length - 1
-        while (i > 0 && firstSeqOf(this.blocks[i]) > seq) i--
-        return i
-    }
-
-    private async dropFirstBlock() {
-        const n = this.firstBlock
-        this.firstBlock++
-        this.blocks.shift()
-        await this.writeMeta() // meta first: a cut between the two leaves an orphan, never a hole
-        await kvDelete(blockKey(n))
+    private async writeTail() {
+        const b = Buffer.alloc(TAIL_HDR + PACK_STATE_LEN + this.tail.length)
+        b[0] = TAIL_VERSION
+        b[1] = this.blockLen
+        b[2] = this.tail.length
+        b.setAt(4, "u32", this.nextSeq)
+        b.blitAt(8, this.head, 0, 32)
+        b.blitAt(TAIL_HDR, this.enc.saveState(), 0, PACK_STATE_LEN)
+        b.blitAt(TAIL_HDR + PACK_STATE_LEN, this.tail, 0, this.tail.length)
+        await kvSet(TAIL_KEY, b)
     }
 
     private async writeMeta() {
-        const m = Buffer.alloc(12)
+        const m = Buffer.alloc(72)
         m.setAt(0, "u32", this.firstBlock)
         m.setAt(4, "u32", this.lastBlock)
-        m.setAt(8, "u32", this.boot)
+        m.blitAt(8, this.baseHead, 0, 32)
+        m.blitAt(40, this.openHead, 0, 32)
         await kvSet(META_KEY, m)
+    }
+
+    /**
+     * Decode `count` records of a finished block value from `head`, calling `each` with every record;
+     * resolves with the head after them (undefined if the block does not decode). Yields between
+     * records: the VM allows a fiber only so many instructions without a pause.
+     */
+    async walk(value: Buffer, head: Buffer, count: number, each: (rec: Buffer) => void): Promise<Buffer> {
+        const d = new PackDecoder(value, BLOCK_HDR, value.getAt(0, "u32"))
+        for (let i = 0; i < count; ++i) {
+            const r = d.next()
+            if (!r) return undefined
+            head = nextHead(head, r)
+            if (each) each(r)
+            if ((i & 31) === 31) await ds.sleep(0)
+        }
+        return head
+    }
+
+    private async hashBlock(value: Buffer, head: Buffer, count: number): Promise<Buffer> {
+        return await this.walk(value, head, count, undefined)
+    }
+
+    /** the finished value and record count of held block n */
+    async blockAt(n: number): Promise<Part> {
+        const v = n === this.lastBlock ? this.complete(await this.readOpen()) : await kvGet(blockKey(n))
+        const next = n === this.lastBlock ? this.nextSeq : (await kvGet(blockKey(n + 1))).getAt(0, "u32")
+        return new Part(next - v.getAt(0, "u32"), v)
+    }
+
+    /**
+     * Whole blocks from the one holding `fromSeq` (or the first held, if it is gone), up to `maxBytes`
+     * of streams: what an upload sends (docs/format.md 6). `prevHead` is set when `fromSeq` is no longer
+     * held (evicted): the parts then start at the first held block, after lgmeta's base head.
+     */
+    async pending(fromSeq: number, maxBytes: number): Promise<Pending> {
+        const p = new Pending()
+        if (fromSeq >= this.nextSeq) return p
+        let n = this.lastBlock
+        for (; n > this.firstBlock; n--) {
+            const v = await kvGet(blockKey(n))
+            if (v && v.getAt(0, "u32") <= fromSeq) break
+        }
+        for (; n <= this.lastBlock; n++) {
+            const part = await this.blockAt(n)
+            if (part.count <= 0) break
+            if (p.parts.length && p.bytes + part.stream.length > maxBytes) break
+            if (!p.parts.length) {
+                p.firstSeq = part.stream.getAt(0, "u32")
+                // records before fromSeq were evicted: the batch starts a new segment (docs/format.md 6)
+                if (p.firstSeq > fromSeq) p.prevHead = this.baseHead
+            }
+            p.parts.push(new Part(part.count, part.stream.slice(BLOCK_HDR)))
+            p.count += part.count
+            p.bytes += part.stream.length - BLOCK_HDR
+        }
+        return p
+    }
+
+    /**
+     * The head after record `seq`: the tail's head, a block boundary's, or decoded from the base head;
+     * undefined if `seq` is not held.
+     */
+    async headAt(seq: number): Promise<Buffer> {
+        if (seq === this.nextSeq - 1) return this.head
+        let head = this.baseHead // before block n
+        for (let n = this.firstBlock; n <= this.lastBlock; n++) {
+            const part = await this.blockAt(n)
+            const first = part.stream.getAt(0, "u32")
+            if (seq === first - 1) return head
+            if (seq < first + part.count) return await this.headIn(part.stream, head, seq - first)
+            if (n + 1 === this.lastBlock) head = this.openHead
+            else if (n < this.lastBlock) head = await this.walk(part.stream, head, part.count, undefined)
+            if (!head) return undefined
+        }
+        return undefined
+    }
+
+    /** the head after record `index` of a block value, from the head before it */
+    private async headIn(value: Buffer, head: Buffer, index: number): Promise<Buffer> {
+        const d = new PackDecoder(value, BLOCK_HDR, value.getAt(0, "u32"))
+        for (let i = 0; i <= index; ++i) {
+            const r = d.next()
+            if (!r) return undefined
+            head = nextHead(head, r)
+            if ((i & 31) === 31) await ds.sleep(0)
+        }
+        return head
+    }
+
+    /**
+     * The server durably holds everything up to `seq` with head `head`: keep that checkpoint and free
+     * the blocks it covers, but only if `head` is our own head at `seq` (a server holding other bytes
+     * frees nothing). The open block always stays (its value holds the stream the tail continues).
+     */
+    async acknowledge(seq: number, head: Buffer, boot: number): Promise<boolean> {
+        if (seq >= this.nextSeq) return false
+        if (this.ackSeq !== NONE && seq <= this.ackSeq) return true
+        const mine = await this.headAt(seq)
+        if (!mine || !bufEq(mine, head)) return false
+        const a = Buffer.alloc(40)
+        a.setAt(0, "u32", seq)
+        a.blitAt(4, head, 0, 32)
+        a.setAt(36, "u32", boot)
+        await kvSet(ACK_KEY, a)
+        this.ackSeq = seq
+        this.ackHead = head
+        this.ackBoot = boot
+        await this.freeThrough(seq, head)
+        return true
+    }
+
+    /** drop the closed blocks whose records are all at or before `seq` */
+    private async freeThrough(seq: number, headAtSeq: Buffer) {
+        let last = this.firstBlock - 1
+        let newBase: Buffer = undefined
+        for (let n = this.firstBlock; n < this.lastBlock; n++) {
+            const next = await kvGet(blockKey(n + 1))
+            const end = next.getAt(0, "u32") - 1
+            if (end > seq) break
+            last = n
+            newBase = end === seq ? headAtSeq : n + 1 === this.lastBlock ? this.openHead : undefined
+        }
+        if (last < this.firstBlock) return
+        if (!newBase) newBase = await this.headAt((await kvGet(blockKey(last + 1))).getAt(0, "u32") - 1)
+        const from = this.firstBlock
+        this.firstBlock = last + 1
+        this.baseHead = newBase
+        await this.writeMeta() // meta first: a cut leaves an unnamed block behind, never a hole
+        for (let n = from; n <= last; n++) await kvDelete(blockKey(n))
+    }
+
+    /**
+     * The oldest held block, if it is closed: calls `each` with its records; resolves with the seq
+     * range, or undefined. evictOldest() then drops it.
+     */
+    async oldest(each: (rec: Buffer) => void): Promise<number[]> {
+        this.evictHead = undefined
+        if (this.firstBlock >= this.lastBlock) return undefined
+        const part = await this.blockAt(this.firstBlock)
+        const first = part.stream.getAt(0, "u32")
+        const h = await this.walk(part.stream, this.baseHead, part.count, each)
+        if (!h) return undefined
+        this.evictHead = h
+        return [first, first + part.count - 1]
+    }
+    private evictHead: Buffer = undefined
+
+    /** Drop the block oldest() read, records unsent (after its summary is in the log and sealed). */
+    async evictOldest(): Promise<boolean> {
+        if (this.firstBlock >= this.lastBlock || !this.evictHead) return false
+        const n = this.firstBlock
+        this.firstBlock++
+        this.baseHead = this.evictHead
+        this.evictHead = undefined
+        await this.writeMeta()
+        await kvDelete(blockKey(n))
+        return true
     }
 }

@@ -1,6 +1,6 @@
 /**
  * Canonical records (docs/format.md section 2): what the chain hashes and what the server stores.
- * seq u32 | kind u8 | len u8 | payload (starting with uptime u32)
+ * seq u32 | kind u8 | len u8 | payload (starting with t u32: seconds on the real-time clock)
  */
 export const KIND_SAMPLE = 1
 export const KIND_BOOT = 2
@@ -11,29 +11,50 @@ export const KIND_ALARM = 6
 export const KIND_EVICTED = 7
 export const KIND_SEAL = 8
 export const KIND_FIX = 9
+export const KIND_BATTERY = 10
 
 export const SFLAG_NO_READING = 0x01
 export const SFLAG_CONFIG_MISMATCH = 0x02
 
+export const BOOT_POWER_ON = 0
+export const BOOT_RESTART = 1
+export const BOOT_WATCHDOG = 2
+export const BOOT_BROWN_OUT = 3
+export const BOOT_INTERRUPTED = 4
+
+/** boot record `rtc` bits */
+export const BOOT_RTC_LOST = 0x01
+export const BOOT_RTC_BACKUP = 0x02
+export const BOOT_RTC_UNSET = 0x04
+
 export const TIME_SOURCE_GPS = 1
 export const TIME_SOURCE_NETWORK = 2
 export const TIME_SOURCE_SIM = 3
+export const TIME_SOURCE_TECHNICIAN = 4
+/** time record flag: the real-time clock was set to this UTC here */
+export const TIME_FLAG_SET = 0x01
+
+export const BATTERY_NORMAL = 0
+export const BATTERY_LOW = 1
+export const BATTERY_CRITICAL = 2
+export const BATTERY_FLAG_EXTERNAL = 0x01
 
 export const HEADER_LEN = 6
 export const SAMPLE_LEN = HEADER_LEN + 12
+export const LOC_LEN = 24
 
-function record(seq: number, kind: number, uptime: number, payloadLen: number): Buffer {
+function record(seq: number, kind: number, t: number, payloadLen: number): Buffer {
     const b = Buffer.alloc(HEADER_LEN + 4 + payloadLen)
     b.setAt(0, "u32", seq)
     b.setAt(4, "u8", kind)
     b.setAt(5, "u8", 4 + payloadLen)
-    b.setAt(6, "u32", uptime >>> 0)
+    b.setAt(6, "u32", t >>> 0)
     return b
 }
 
 /** A temperature sample: raw MAX31856 counts and fault bits, exactly as read. */
-export function sampleRecord(seq: number, uptime: number, tc: number, cj: number, sr: number, sflags: number): Buffer {
-    const b = record(seq, KIND_SAMPLE, uptime, 8)
+export function sampleRecord(seq: number, t: number, tc: number, cj: number, sr: number, sflags: number): Buffer {
+    const b = record(seq, KIND_SAMPLE, t, 8)
     b.setAt(10, "i32", tc)
     b.setAt(14, "i16", cj)
     b.setAt(16, "u8", sr)
@@ -41,47 +62,50 @@ export function sampleRecord(seq: number, uptime: number, tc: number, cj: number
     return b
 }
 
-/** `prevHead`: the head before this record; its first 8 bytes are stated in the record */
-export function bootRecord(seq: number, uptime: number, boot: number, reason: number, prevHead: Buffer): Buffer {
-    const b = record(seq, KIND_BOOT, uptime, 13)
+/** `prevHead`: the head before this record (its first 8 bytes are stated); `fw`: 8 bytes of program identity */
+export function bootRecord(seq: number, t: number, boot: number, reason: number, rtc: number, prevHead: Buffer, fw: Buffer): Buffer {
+    const b = record(seq, KIND_BOOT, t, 22)
     b.setAt(10, "u32", boot)
     b.setAt(14, "u8", reason)
-    if (seq > 0) b.blitAt(15, prevHead, 0, 8)
+    b.setAt(15, "u8", rtc)
+    if (seq > 0) b.blitAt(16, prevHead, 0, 8)
+    b.blitAt(24, fw, 0, 8)
     return b
 }
 
-export function configRecord(seq: number, uptime: number, hash16: Buffer): Buffer {
-    const b = record(seq, KIND_CONFIG, uptime, 16)
+export function configRecord(seq: number, t: number, hash16: Buffer): Buffer {
+    const b = record(seq, KIND_CONFIG, t, 16)
     b.blitAt(10, hash16, 0, 16)
     return b
 }
 
-/** UTC (ms since 1970) valid at `uptime`; the host places every record of this boot from it. */
-export function timeRecord(seq: number, uptime: number, utcMs: number, source: number): Buffer {
-    const b = record(seq, KIND_TIME, uptime, 9)
+/** UTC (ms since 1970) at device time `t`; with TIME_FLAG_SET the clock was set to it here. */
+export function timeRecord(seq: number, t: number, utcMs: number, source: number, flags: number): Buffer {
+    const b = record(seq, KIND_TIME, t, 10)
     const hi = Math.floor(utcMs / 4294967296)
     b.setAt(10, "u32", utcMs - hi * 4294967296)
     b.setAt(14, "u32", hi)
     b.setAt(18, "u8", source)
+    b.setAt(19, "u8", flags)
     return b
 }
 
-/** A stop: from uptime `start` to `uptime`, at the encrypted position `loc` (16 bytes). */
-export function stopRecord(seq: number, uptime: number, start: number, loc: Buffer): Buffer {
-    const b = record(seq, KIND_STOP, uptime, 20)
+/** A stop: from device time `start` to `t`, at the encrypted position `loc` (24 bytes). */
+export function stopRecord(seq: number, t: number, start: number, loc: Buffer): Buffer {
+    const b = record(seq, KIND_STOP, t, 28)
     b.setAt(10, "u32", start >>> 0)
-    b.blitAt(14, loc, 0, 16)
+    b.blitAt(14, loc, 0, LOC_LEN)
     return b
 }
 
-export function alarmRecord(seq: number, uptime: number, type: number, tc: number): Buffer {
-    const b = record(seq, KIND_ALARM, uptime, 5)
+export function alarmRecord(seq: number, t: number, type: number, tc: number): Buffer {
+    const b = record(seq, KIND_ALARM, t, 5)
     b.setAt(10, "u8", type)
     b.setAt(11, "i32", tc)
     return b
 }
 
-/** Summary of records evicted unsent from a full store (docs/format.md section 5.3). */
+/** Summary of records evicted unsent from a full store (docs/format.md section 5.5). */
 export class EvictedSummary {
     first = 0
     last = 0
@@ -95,8 +119,8 @@ export class EvictedSummary {
     sflagsOr = 0
 }
 
-export function evictedRecord(seq: number, uptime: number, s: EvictedSummary): Buffer {
-    const b = record(seq, KIND_EVICTED, uptime, 30)
+export function evictedRecord(seq: number, t: number, s: EvictedSummary): Buffer {
+    const b = record(seq, KIND_EVICTED, t, 30)
     b.setAt(10, "u32", s.first)
     b.setAt(14, "u32", s.last)
     b.setAt(18, "u16", s.samples)
@@ -110,19 +134,28 @@ export function evictedRecord(seq: number, uptime: number, s: EvictedSummary): B
     return b
 }
 
-export function sealRecord(seq: number, uptime: number, epoch: number, count: number, mac16: Buffer): Buffer {
-    const b = record(seq, KIND_SEAL, uptime, 22)
+export function sealRecord(seq: number, t: number, epoch: number, count: number, mac16: Buffer): Buffer {
+    const b = record(seq, KIND_SEAL, t, 22)
     b.setAt(10, "u32", epoch)
     b.setAt(14, "u16", count)
     b.blitAt(16, mac16, 0, 16)
     return b
 }
 
-export function fixRecord(seq: number, uptime: number, loc: Buffer, fixType: number, sv: number): Buffer {
-    const b = record(seq, KIND_FIX, uptime, 18)
-    b.blitAt(10, loc, 0, 16)
-    b.setAt(26, "u8", fixType)
-    b.setAt(27, "u8", sv)
+export function fixRecord(seq: number, t: number, loc: Buffer, fixType: number, sv: number): Buffer {
+    const b = record(seq, KIND_FIX, t, 26)
+    b.blitAt(10, loc, 0, LOC_LEN)
+    b.setAt(34, "u8", fixType)
+    b.setAt(35, "u8", sv)
+    return b
+}
+
+/** Cell voltage (mV) and the level the firmware acts on. */
+export function batteryRecord(seq: number, t: number, mv: number, level: number, flags: number): Buffer {
+    const b = record(seq, KIND_BATTERY, t, 4)
+    b.setAt(10, "u16", mv)
+    b.setAt(12, "u8", level)
+    b.setAt(13, "u8", flags)
     return b
 }
 
@@ -134,13 +167,23 @@ export function recordKind(rec: Buffer): number {
     return rec.getAt(4, "u8")
 }
 
-export function recordUptime(rec: Buffer): number {
+/** device time of a record (seconds on the real-time clock) */
+export function recordTime(rec: Buffer): number {
     return rec.getAt(6, "u32")
 }
 
-/** Total length of the record starting at `off` in `buf`, or 0 if it does not fit. */
-export function recordLengthAt(buf: Buffer, off: number): number {
-    if (off + HEADER_LEN > buf.length) return 0
-    const n = HEADER_LEN + buf.getAt(off + 5, "u8")
-    return off + n <= buf.length ? n : 0
+/** sample fields (for records of KIND_SAMPLE) */
+export function sampleTc(rec: Buffer): number {
+    return rec.getAt(10, "i32")
+}
+export function sampleSr(rec: Buffer): number {
+    return rec[16]
+}
+export function sampleFlags(rec: Buffer): number {
+    return rec[17]
+}
+
+/** seal fields (for records of KIND_SEAL) */
+export function sealEpoch(rec: Buffer): number {
+    return rec.getAt(10, "u32")
 }

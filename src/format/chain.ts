@@ -1,9 +1,9 @@
 // The hash chain, epoch keys and seals (docs/format.md sections 1 and 3) and device identifiers.
 import { createHash, createHmac, timingSafeEqual } from "node:crypto"
 
-export const CHAIN_TAG = "coldtrace-chain-v2"
-export const EVOLVE_TAG = "coldtrace-evolve-v2"
-export const SEAL_TAG = "coldtrace-seal-v2"
+export const CHAIN_TAG = "coldtrace-chain-v3"
+export const EVOLVE_TAG = "coldtrace-evolve-v3"
+export const SEAL_TAG = "coldtrace-seal-v3"
 export const DEVID_LEN = 8
 export const HEAD_LEN = 32
 export const KEY_LEN = 32
@@ -66,7 +66,7 @@ export function macEquals(a: Buffer, b: Buffer): boolean {
     return a.length === b.length && timingSafeEqual(a, b)
 }
 
-/** head[-1] = SHA-256("coldtrace-chain-v2" || devid) */
+/** head[-1] = SHA-256("coldtrace-chain-v3" || devid) */
 export function genesisHead(devid: Buffer | string): Buffer {
     return sha256(Buffer.from(CHAIN_TAG, "ascii"), devidBytes(devid))
 }
@@ -97,7 +97,7 @@ export function hashRun(prev: Buffer, records: Buffer[]): Buffer {
 
 /**
  * One step of key evolution: `k` is k[nextEpoch - 1], the result is
- * k[nextEpoch] = HMAC-SHA256(k, "coldtrace-evolve-v2" || u32 nextEpoch).
+ * k[nextEpoch] = HMAC-SHA256(k, "coldtrace-evolve-v3" || u32 nextEpoch).
  */
 export function evolveKey(k: Buffer, nextEpoch: number): Buffer {
     checkKey(k)
@@ -117,7 +117,7 @@ export function epochKey(k0: Buffer, e: number): Buffer {
 
 /**
  * The MAC of the seal record with seq `seq` that ends epoch `epoch`:
- * MAC16(k[e], "coldtrace-seal-v2" || devid || u32 e || u32 s || head[s-1] || u16 count).
+ * MAC16(k[e], "coldtrace-seal-v3" || devid || u32 e || u32 s || head[s-1] || u16 count).
  */
 export function sealMac(ke: Buffer, devid: Buffer | string, epoch: number, seq: number, prevHead: Buffer, count: number): Buffer {
     checkKey(ke, "k[e]")

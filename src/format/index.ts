@@ -1,7 +1,7 @@
-// coldtrace formats v2 (docs/format.md), host side.
+// coldtrace formats v3 (docs/format.md), host side.
 export * from "./record.js"
 export * from "./chain.js"
 export * from "./loc.js"
-export * from "./items.js"
+export * from "./pack.js"
 export * from "./batch.js"
 export * from "./block.js"

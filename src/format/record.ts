@@ -24,41 +24,64 @@ export const KIND = {
     evicted: 7,
     seal: 8,
     fix: 9,
+    battery: 10,
 } as const
 
-/** Payload length (uptime included) of every known kind. */
+/** Payload length (`t` included) of every known kind. */
 export const PAYLOAD_LEN: { readonly [kind: number]: number } = {
     [KIND.sample]: 12,
-    [KIND.boot]: 17,
+    [KIND.boot]: 26,
     [KIND.config]: 20,
-    [KIND.time]: 13,
-    [KIND.stop]: 24,
+    [KIND.time]: 14,
+    [KIND.stop]: 32,
     [KIND.alarm]: 9,
     [KIND.evicted]: 34,
     [KIND.seal]: 26,
-    [KIND.fix]: 22,
+    [KIND.fix]: 30,
+    [KIND.battery]: 8,
 }
 
 export const RECORD_HEADER_LEN = 6 // seq u32, kind u8, len u8
-export const UPTIME_LEN = 4
+export const T_LEN = 4
 /** 0xFFFFFFFF means "none" in an ack, so no record can carry it. */
 export const MAX_SEQ = 0xfffffffe
-export const LOC_LEN = 16
+export const LOC_LEN = 24
 export const BOOT_PREV_LEN = 8
+export const FIRMWARE_ID_LEN = 8
 export const CONFIG_HASH_LEN = 16
 export const SEAL_MAC_LEN = 16
 
 export const SFLAG_NO_READING = 0x01
 export const SFLAG_CONFIG_MISMATCH = 0x02
 
-export const BOOT_REASON = { powerOn: 0, softRestart: 1, watchdog: 2 } as const
-export const TIME_SOURCE = { gnss: 1, network: 2, simulator: 3 } as const
+/** Why the logger booted (a wake from standby is not a boot; docs/format.md 2.3). */
+export const BOOT_REASON = { powerOn: 0, restart: 1, watchdog: 2, brownOut: 3, interrupted: 4 } as const
+/** Boot record `rtc` bits: what the real-time clock said at this boot. */
+export const BOOT_RTC = {
+    /** power-on reset: the clock lost all power, its time restarted from 0 */
+    lost: 0x01,
+    /** it ran on its backup supply since the previous boot */
+    backup: 0x02,
+    /** its time was never set from a trusted source since it last lost power */
+    unset: 0x04,
+} as const
+export const TIME_SOURCE = { gnss: 1, network: 2, simulator: 3, technician: 4 } as const
+/** Time record `flags` */
+export const TIME_FLAG = {
+    /** the real-time clock was set to `utc` at this record: records after it read the new time */
+    set: 0x01,
+} as const
 export const ALARM_TYPE = { aboveBand: 1, belowBand: 2, backInBand: 3 } as const
+export const BATTERY_LEVEL = { normal: 0, low: 1, critical: 2 } as const
+export const BATTERY_FLAG = {
+    /** external power (USB) present */
+    external: 0x01,
+} as const
 
 interface RecordBase {
     seq: number
-    /** ms since this boot (device clock) */
-    uptime: number
+    /** device time: seconds on the logger's real-time clock (docs/timebase.md) */
+    t: number
 }
 export interface SampleRecord extends RecordBase {
     kind: typeof KIND.sample
@@ -75,8 +98,12 @@ export interface BootRecord extends RecordBase {
     /** boot counter, 1 for the first boot */
     boot: number
     reason: number
+    /** BOOT_RTC bits */
+    rtc: number
     /** first 8 bytes of the head before this record (zeros for seq 0) */
     prev: Buffer
+    /** the program that runs: first 8 bytes of its identity (docs/format.md 2.3) */
+    fw: Buffer
 }
 export interface ConfigRecord extends RecordBase {
     kind: typeof KIND.config
@@ -85,13 +112,15 @@ export interface ConfigRecord extends RecordBase {
 }
 export interface TimeRecord extends RecordBase {
     kind: typeof KIND.time
-    /** UTC ms since 1970 at `uptime` (utc_hi:utc_lo on the wire) */
+    /** UTC ms since 1970 at `t` (utc_hi:utc_lo on the wire) */
     utc: number
     source: number
+    /** TIME_FLAG bits */
+    flags: number
 }
 export interface StopRecord extends RecordBase {
     kind: typeof KIND.stop
-    /** uptime when the stop began (`uptime` is when it ended) */
+    /** device time when the stop began (`t` is when it ended) */
     start: number
     /** encrypted position, section 2.2 (see encryptLoc) */
     loc: Buffer
@@ -109,7 +138,7 @@ export interface EvictedRecord extends RecordBase {
     last: number
     /** sample records among them */
     samples: number
-    /** UTC seconds of the first and last removed sample, 0 if not known */
+    /** device time of the first and last removed sample (0 if none) */
     tFirst: number
     tLast: number
     /** extremes of the non-faulted samples (0, 0 if none) */
@@ -138,15 +167,33 @@ export interface FixRecord extends RecordBase {
     /** satellites */
     sv: number
 }
+export interface BatteryRecord extends RecordBase {
+    kind: typeof KIND.battery
+    /** cell voltage, mV */
+    mv: number
+    /** BATTERY_LEVEL */
+    level: number
+    /** BATTERY_FLAG bits */
+    flags: number
+}
 /** A kind this reader does not know: kept whole so it can be stored and re-hashed. */
 export interface UnknownRecord extends RecordBase {
     kind: number
-    /** payload bytes after `uptime` */
+    /** payload bytes after `t` */
     payload: Buffer
 }
 
 export type KnownRecord =
-    SampleRecord | BootRecord | ConfigRecord | TimeRecord | StopRecord | AlarmRecord | EvictedRecord | SealRecord | FixRecord
+    | SampleRecord
+    | BootRecord
+    | ConfigRecord
+    | TimeRecord
+    | StopRecord
+    | AlarmRecord
+    | EvictedRecord
+    | SealRecord
+    | FixRecord
+    | BatteryRecord
 export type LogRecord = KnownRecord | UnknownRecord
 
 export function isKnown(r: LogRecord): r is KnownRecord {
@@ -185,9 +232,9 @@ const U32 = 0xffffffff
 const I32_MIN = -0x80000000
 const I32_MAX = 0x7fffffff
 
-/** The payload after `uptime` of a known record. */
+/** The payload after `t` of a known record. */
 function encodeBody(k: KnownRecord): Buffer {
-    const body = Buffer.alloc(PAYLOAD_LEN[k.kind] - UPTIME_LEN)
+    const body = Buffer.alloc(PAYLOAD_LEN[k.kind] - T_LEN)
     switch (k.kind) {
         case KIND.sample:
             checkInt(k.tc, I32_MIN, I32_MAX, "tc")
@@ -202,10 +249,14 @@ function encodeBody(k: KnownRecord): Buffer {
         case KIND.boot:
             checkInt(k.boot, 0, U32, "boot")
             checkInt(k.reason, 0, U8, "reason")
+            checkInt(k.rtc, 0, U8, "rtc")
             checkBuf(k.prev, BOOT_PREV_LEN, "boot prev")
+            checkBuf(k.fw, FIRMWARE_ID_LEN, "boot fw")
             body.writeUInt32LE(k.boot, 0)
             body.writeUInt8(k.reason, 4)
-            k.prev.copy(body, 5)
+            body.writeUInt8(k.rtc, 5)
+            k.prev.copy(body, 6)
+            k.fw.copy(body, 14)
             break
         case KIND.config:
             checkBuf(k.hash, CONFIG_HASH_LEN, "config hash")
@@ -214,9 +265,11 @@ function encodeBody(k: KnownRecord): Buffer {
         case KIND.time:
             checkInt(k.utc, 0, Number.MAX_SAFE_INTEGER, "utc")
             checkInt(k.source, 0, U8, "source")
+            checkInt(k.flags, 0, U8, "flags")
             body.writeUInt32LE(k.utc % 0x100000000, 0)
             body.writeUInt32LE(Math.floor(k.utc / 0x100000000), 4)
             body.writeUInt8(k.source, 8)
+            body.writeUInt8(k.flags, 9)
             break
         case KIND.stop:
             checkInt(k.start, 0, U32, "start")
@@ -265,8 +318,16 @@ function encodeBody(k: KnownRecord): Buffer {
             checkInt(k.fix, 0, U8, "fix")
             checkInt(k.sv, 0, U8, "sv")
             k.loc.copy(body, 0)
-            body.writeUInt8(k.fix, 16)
-            body.writeUInt8(k.sv, 17)
+            body.writeUInt8(k.fix, LOC_LEN)
+            body.writeUInt8(k.sv, LOC_LEN + 1)
+            break
+        case KIND.battery:
+            checkInt(k.mv, 0, U16, "mv")
+            checkInt(k.level, 0, U8, "level")
+            checkInt(k.flags, 0, U8, "flags")
+            body.writeUInt16LE(k.mv, 0)
+            body.writeUInt8(k.level, 2)
+            body.writeUInt8(k.flags, 3)
             break
     }
     return body
@@ -276,8 +337,8 @@ function encodeBody(k: KnownRecord): Buffer {
 export function encodeRecord(r: LogRecord): Buffer {
     checkInt(r.seq, 0, MAX_SEQ, "seq")
     checkInt(r.kind, 0, U8, "kind")
-    checkInt(r.uptime, 0, U32, "uptime")
-    let body: Buffer // payload after uptime
+    checkInt(r.t, 0, U32, "t")
+    let body: Buffer // payload after t
     if ("payload" in r) {
         if (PAYLOAD_LEN[r.kind] !== undefined) {
             throw new RangeError(`kind ${r.kind} is known: encode it from its fields, not a payload`)
@@ -287,14 +348,14 @@ export function encodeRecord(r: LogRecord): Buffer {
         if (PAYLOAD_LEN[r.kind] === undefined) throw new RangeError(`kind ${r.kind} is not known: give its payload`)
         body = encodeBody(r)
     }
-    const len = UPTIME_LEN + body.length
+    const len = T_LEN + body.length
     if (len > U8) throw new RangeError(`payload of ${len} bytes does not fit the u8 len field`)
     const out = Buffer.alloc(RECORD_HEADER_LEN + len)
     out.writeUInt32LE(r.seq, 0)
     out.writeUInt8(r.kind, 4)
     out.writeUInt8(len, 5)
-    out.writeUInt32LE(r.uptime, 6)
-    body.copy(out, RECORD_HEADER_LEN + UPTIME_LEN)
+    out.writeUInt32LE(r.t, 6)
+    body.copy(out, RECORD_HEADER_LEN + T_LEN)
     return out
 }
 
@@ -306,30 +367,30 @@ export function decodeRecord(buf: Buffer): LogRecord {
 }
 
 /**
- * Fields of a record from its kind and payload (uptime included). The caller has
+ * Fields of a record from its kind and payload (`t` included). The caller has
  * checked that a known kind has its exact payload length.
  */
 export function decodeFields(seq: number, kind: number, p: Buffer): LogRecord {
-    const uptime = p.readUInt32LE(0)
+    const t = p.readUInt32LE(0)
     const copy = (from: number, to: number) => Buffer.from(p.subarray(from, to))
     switch (kind) {
         case KIND.sample:
-            return { seq, kind, uptime, tc: p.readInt32LE(4), cj: p.readInt16LE(8), sr: p[10], sflags: p[11] }
+            return { seq, kind, t, tc: p.readInt32LE(4), cj: p.readInt16LE(8), sr: p[10], sflags: p[11] }
         case KIND.boot:
-            return { seq, kind, uptime, boot: p.readUInt32LE(4), reason: p[8], prev: copy(9, 17) }
+            return { seq, kind, t, boot: p.readUInt32LE(4), reason: p[8], rtc: p[9], prev: copy(10, 18), fw: copy(18, 26) }
         case KIND.config:
-            return { seq, kind, uptime, hash: copy(4, 20) }
+            return { seq, kind, t, hash: copy(4, 20) }
         case KIND.time:
-            return { seq, kind, uptime, utc: p.readUInt32LE(8) * 0x100000000 + p.readUInt32LE(4), source: p[12] }
+            return { seq, kind, t, utc: p.readUInt32LE(8) * 0x100000000 + p.readUInt32LE(4), source: p[12], flags: p[13] }
         case KIND.stop:
-            return { seq, kind, uptime, start: p.readUInt32LE(4), loc: copy(8, 24) }
+            return { seq, kind, t, start: p.readUInt32LE(4), loc: copy(8, 8 + LOC_LEN) }
         case KIND.alarm:
-            return { seq, kind, uptime, type: p[4], tc: p.readInt32LE(5) }
+            return { seq, kind, t, type: p[4], tc: p.readInt32LE(5) }
         case KIND.evicted:
             return {
                 seq,
                 kind,
-                uptime,
+                t,
                 first: p.readUInt32LE(4),
                 last: p.readUInt32LE(8),
                 samples: p.readUInt16LE(12),
@@ -342,21 +403,23 @@ export function decodeFields(seq: number, kind: number, p: Buffer): LogRecord {
                 sflagsOr: p[33],
             }
         case KIND.seal:
-            return { seq, kind, uptime, epoch: p.readUInt32LE(4), count: p.readUInt16LE(8), mac: copy(10, 26) }
+            return { seq, kind, t, epoch: p.readUInt32LE(4), count: p.readUInt16LE(8), mac: copy(10, 26) }
         case KIND.fix:
-            return { seq, kind, uptime, loc: copy(4, 20), fix: p[20], sv: p[21] }
+            return { seq, kind, t, loc: copy(4, 4 + LOC_LEN), fix: p[4 + LOC_LEN], sv: p[5 + LOC_LEN] }
+        case KIND.battery:
+            return { seq, kind, t, mv: p.readUInt16LE(4), level: p[6], flags: p[7] }
         default:
-            return { seq, kind, uptime, payload: copy(UPTIME_LEN, p.length) }
+            return { seq, kind, t, payload: copy(T_LEN, p.length) }
     }
 }
 
 /**
  * Checks a payload length against the kind (FormatError otherwise): at least the
- * uptime, and exactly the table's length for a known kind (a different size is a
+ * device time `t`, and exactly the table's length for a known kind (a different size is a
  * writer bug, not an extension).
  */
 export function checkPayloadLen(kind: number, len: number, where: string): void {
-    if (len < UPTIME_LEN) throw new FormatError(`${where}: payload of ${len} bytes has no uptime`)
+    if (len < T_LEN) throw new FormatError(`${where}: payload of ${len} bytes has no t`)
     const want = PAYLOAD_LEN[kind]
     if (want !== undefined && len !== want) {
         throw new FormatError(`${where}: payload is ${len} bytes, kind ${kind} needs ${want}`)
@@ -371,7 +434,7 @@ export interface ParsedRecords {
 
 /**
  * Walks a concatenation of canonical records that must be filled exactly by whole
- * records (for tools; flash and batches carry items, see items.ts).
+ * records (for tools; flash and batches carry packed streams, see pack.ts).
  * With `firstSeq`, the records must also be numbered consecutively from it.
  */
 export function parseRecords(buf: Buffer, firstSeq?: number): ParsedRecords {
@@ -402,4 +465,36 @@ export function parseRecords(buf: Buffer, firstSeq?: number): ParsedRecords {
         off = end
     }
     return { records, raw }
+}
+
+/** A record as a typed object or as its canonical bytes. */
+export type RecordLike = LogRecord | Buffer
+
+export interface Canonical {
+    records: LogRecord[]
+    /** canonical bytes of each record */
+    recordBytes: Buffer[]
+}
+
+/** Typed records and canonical bytes of a list given either way; checks that seq runs consecutively. */
+export function canonical(list: RecordLike[]): Canonical {
+    const records: LogRecord[] = []
+    const recordBytes: Buffer[] = []
+    for (const x of list) {
+        if (Buffer.isBuffer(x)) {
+            const { records: rs, raw } = parseRecords(x)
+            if (rs.length !== 1) throw new RangeError(`a canonical record buffer must hold one record, found ${rs.length}`)
+            records.push(rs[0])
+            recordBytes.push(raw[0])
+        } else {
+            records.push(x)
+            recordBytes.push(encodeRecord(x))
+        }
+    }
+    for (let i = 1; i < records.length; i++) {
+        if (records[i].seq !== records[0].seq + i) {
+            throw new RangeError(`records must have consecutive seq: record ${i} has ${records[i].seq}, expected ${records[0].seq + i}`)
+        }
+    }
+    return { records, recordBytes }
 }
