@@ -1,4 +1,3 @@
-import { encrypt } from "@devicescript/crypto"
 import { Clock } from "../hal/clock"
 import { Ublox } from "../sensor/ublox"
 import { NavPvt, positionValid, timeValid } from "../sensor/ubx"
@@ -16,18 +15,6 @@ export interface GnssConfig {
     stopt: number
 }
 
-/** AES-256-CCM of lat||lon under the location key, nonce devid || u32 seq || 'L' (format 2.2) */
-export function encryptLoc(lockey: Buffer, devid: Buffer, seq: number, lat: number, lon: number): Buffer {
-    const iv = Buffer.alloc(13)
-    iv.blitAt(0, devid, 0, 8)
-    iv.setAt(8, "u32", seq)
-    iv[12] = 0x4c
-    const pt = Buffer.alloc(8)
-    pt.setAt(0, "i32", lat)
-    pt.setAt(4, "i32", lon)
-    return encrypt({ algo: "aes-256-ccm", key: lockey, iv, data: pt, tagLength: 8 })
-}
-
 /** What the GNSS step decided the logger should record. */
 export class GnssEvents {
     /** device time the solution refers to */
@@ -42,6 +29,13 @@ export class GnssEvents {
 
 const RECORD_AFTER_MS = 6 * 3_600_000
 const RECORD_MOVE_E7 = 18000 // ~200 m in 1e-7 degrees of latitude
+
+/** The tracker for a configured receiver (the entry points' `gnss` factory): never throws. */
+export async function startGnss(gps: Ublox, clock: Clock, cfg: GnssConfig): Promise<GnssTracker> {
+    await gps.retryConfigure()
+    if (!gps.ok) console.log("ct:gnss-fault " + gps.lastError)
+    return new GnssTracker(gps, clock, cfg)
+}
 
 export class GnssTracker {
     /** last fix with valid UTC: UTC now = utc + (clock.now() - at) */

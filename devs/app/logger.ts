@@ -16,16 +16,28 @@ import {
     EvictedSummary,
     recordKind,
     recordSeq,
-    recordUptime,
+    recordTime,
+    sealEpoch,
+    sampleTc,
+    sampleSr,
+    sampleFlags,
     KIND_SAMPLE,
     KIND_SEAL,
     SFLAG_NO_READING,
     TIME_SOURCE_GPS,
+    TIME_FLAG_SET,
+    BOOT_POWER_ON,
+    BOOT_INTERRUPTED,
 } from "../record/record"
 import { encodeBatch, parseAck } from "../batch/batch"
 import { Uplink, HttpsUplink } from "../uplink/uplink"
-import { Mutex } from "../flash/kv"
-import { GnssTracker, GnssEvents, encryptLoc } from "./gnss"
+import { Mutex } from "../hal/mutex"
+import { Rv3028 } from "../sensor/rv3028"
+import { randomBuffer } from "@devicescript/crypto"
+import { GnssTracker, GnssEvents } from "./gnss"
+import { encryptLoc } from "../record/loc"
+import { DeviceTime } from "./devtime"
+import { WakeState, ST_RTC_SET } from "./state"
 
 /** What the logger needs from a temperature front end (the MAX31856 driver). Never throws from read(). */
 export interface Thermometer {
@@ -51,17 +63,27 @@ export interface Board {
     uplinks?: Uplink[]
     /** false inside radio-off windows (flights): nothing transmits, logging goes on */
     radioAllowed?: () => boolean
+    /** the real-time clock (RV-3028) that `t` is read from; without it `t` counts from each boot */
+    rtc?: Rv3028
     /** live blocks in flash before the oldest unsent one is evicted */
     maxBlocks: number
 }
 
-// bounded by the VM heap (~58 KB for firmware and, in the simulator, the chip models): a canonical
-// record costs ~44 bytes of heap while a batch is built; 64 also keeps a batch within one Notecard note
-const MAX_BATCH_RECORDS = 64
+/**
+ * Which program made the records (the boot record's `fw`, 8 bytes): a build id compiled in, since the
+ * runtime does not expose its program hash to the program (docs/security.md).
+ */
+export const FIRMWARE_ID = Buffer.from("ct-fw-03")
+
+// a batch carries whole blocks' packed streams (~220 B each, hundreds of samples): 4 blocks keep it
+// within one Notecard note and a few KB of the VM heap (~58 KB for firmware and chip models)
+const MAX_BATCH_BYTES = 900
 const BACKOFF_MIN = 30_000
 const BACKOFF_MAX = 3_600_000
-// 12 h: an ESP32 crystal drifts < 2 s in that time, and every anchor costs flash (docs/timebase.md)
+// 12 h: the RV-3028 drifts < 1 s in that time, and every anchor costs flash (docs/timebase.md)
 const TIME_ANCHOR_EVERY = 12 * 3_600_000
+// the clock is set again when it is this far from the time source
+const RTC_SET_ERROR_MS = 2000
 const ALARM_HYSTERESIS_C = 0.5
 
 /**
@@ -72,14 +94,16 @@ const ALARM_HYSTERESIS_C = 0.5
 export class Logger {
     readonly store: LogStore
     readonly keys = new EpochKeys()
+    readonly st = new WakeState()
+    readonly time: DeviceTime
     uploadNow = false
     /** fired when something must be uploaded at once (an alarm): wakes the uploader early */
     private uploadSignal = new Signal()
+    /** CPU ms of the last time record */
     private lastAnchor = -1
-    private anchorUptime = -1
-    private anchorUtc = 0
-    private bootSeq = 0
-    private epochStart = 0
+    /** UTC ms minus t*1000 at the last time record, and the first seq it applies to */
+    private anchorOffset = 0
+    private anchorFrom = -1
     private inBand = true
     // several fibers record (sampling, GNSS): each record is built and appended under this lock,
     // so its seq and the head it may state are the ones it really gets
@@ -92,27 +116,38 @@ export class Logger {
         readonly prov: Provisioning,
     ) {
         this.store = new LogStore(prov.devid, board.maxBlocks)
+        this.time = new DeviceTime(board.clock, board.rtc)
         this.uplinks = board.uplinks || [new HttpsUplink(prov.endpoint)]
     }
 
     async start(): Promise<void> {
         const clock = this.board.clock
         const store = this.store
-        await store.start()
-        if (!(await this.keys.load())) throw new Error("no epoch key: provisioning incomplete")
+        const st = this.st
+        const hadState = await st.load()
+        await this.time.start(hadState && st.has(ST_RTC_SET))
+        st.set(ST_RTC_SET, this.time.trusted)
+        const problem = await store.open()
+        if (problem) console.log("ct:store-problem " + problem)
+        const t = this.time.now()
+        if (!(await this.keys.load(t))) throw new Error("no epoch key: provisioning incomplete")
         // the epoch left open by the previous boot: finish an interrupted evolution, or seal it now
-        const last = store.last
-        if (last && recordKind(last) === KIND_SEAL && last.getAt(10, "u32") === this.keys.epoch) await this.keys.evolve(recordSeq(last))
+        const last = await store.lastRecord()
+        if (last && recordKind(last) === KIND_SEAL && sealEpoch(last) === this.keys.epoch) await this.keys.evolve(recordSeq(last), t)
         else if (store.nextSeq > 0) await this.seal()
-        this.bootSeq = store.nextSeq
-        const now = clock.now()
+        // a boot that follows a run of this logger was an interruption (power cut, reset): the
+        // always-on firmware never stops on its own
+        const reason = hadState ? BOOT_INTERRUPTED : BOOT_POWER_ON
+        st.boot++
+        await st.save()
         const hash = this.prov.configHash
-        await this.add(seq => bootRecord(seq, now, store.boot, 0, store.head))
+        const rtc = this.time.bootFlags
+        await this.add(seq => bootRecord(seq, t, st.boot, reason, rtc, store.head, FIRMWARE_ID))
         // the configuration in force is part of the chain from every boot on
-        await this.add(seq => configRecord(seq, now, hash))
-        this.epochStart = clock.now()
-        const st = store.status()
-        console.log(`ct:boot boot=${store.boot} next=${st.nextSeq} ack=${st.ackSeq === NONE ? -1 : st.ackSeq} epoch=${this.keys.epoch}`)
+        await this.add(seq => configRecord(seq, t, hash))
+        if (this.time.trusted) this.anchorFrom = -1
+        const ack = store.ackSeq === NONE ? -1 : store.ackSeq
+        console.log(`ct:boot boot=${st.boot} next=${store.nextSeq} ack=${ack} epoch=${this.keys.epoch} rtc=${rtc} t=${t}`)
         clock.spawn(runSampling, this)
         clock.spawn(runUploads, this)
         if (this.board.gnss) clock.spawn(runGnss, this)
@@ -136,8 +171,9 @@ export class Logger {
             const seq = store.nextSeq
             const count = this.keys.countAt(seq)
             const mac = this.keys.seal(this.prov.devid, seq, store.head, count)
-            await store.append(sealRecord(seq, this.board.clock.now(), this.keys.epoch, count, mac))
-            await this.keys.evolve(seq)
+            const t = this.time.now()
+            await store.append(sealRecord(seq, t, this.keys.epoch, count, mac))
+            await this.keys.evolve(seq, t)
             console.log(`ct:seal epoch=${this.keys.epoch - 1} seq=${seq} count=${count}`)
         } finally {
             this.appending.release()
@@ -150,18 +186,38 @@ export class Logger {
         return b.utcNow ? b.utcNow() : 0
     }
 
-    /** A time record at the first valid UTC of a boot and every 6 hours after (docs/timebase.md). */
+    /**
+     * Time records (docs/timebase.md): at the first valid UTC of a boot and every 12 hours after. When
+     * the clock does not hold UTC (lost, never set) or is off by more than 2 s, it is set: a time
+     * record on the old count, the clock set, a time record with SET on the new count.
+     */
     private async appendTimeAnchor() {
         const b = this.board
         const utc = this.utcNow()
         if (!(utc > 0)) return
         const now = b.clock.now()
-        if (this.lastAnchor >= 0 && now - this.lastAnchor < TIME_ANCHOR_EVERY) return
+        const tm = this.time
+        const t = tm.now()
+        const off = utc - t * 1000
+        const wrong = !tm.trusted || off > RTC_SET_ERROR_MS + 1000 || off < -RTC_SET_ERROR_MS
+        if (!wrong && this.lastAnchor >= 0 && now - this.lastAnchor < TIME_ANCHOR_EVERY) return
         this.lastAnchor = now
-        this.anchorUptime = now
-        this.anchorUtc = utc
         const source = b.gnss ? TIME_SOURCE_GPS : b.utcSource
-        await this.add(seq => timeRecord(seq, now, utc, source))
+        const seq = await this.add(s => timeRecord(s, t, utc, source, 0))
+        if (this.anchorFrom < 0 || !wrong) {
+            this.anchorOffset = off
+            if (this.anchorFrom < 0) this.anchorFrom = this.store.nextSeq - 1
+        }
+        if (!wrong || !b.rtc) return
+        const utc2 = this.utcNow()
+        if (!(await tm.set(utc2))) return
+        this.st.set(ST_RTC_SET, true)
+        await this.st.save()
+        const t2 = tm.now()
+        const seq2 = await this.add(s => timeRecord(s, t2, utc2, source, TIME_FLAG_SET))
+        this.anchorOffset = utc2 - t2 * 1000
+        this.anchorFrom = seq2
+        console.log(`ct:rtc-set t=${t2} was=${t} seq=${seq}`)
     }
 
     /** The GNSS fiber: fixes on their schedule, time anchors, encrypted positions, stops. */
@@ -180,20 +236,20 @@ export class Logger {
     // (a method of its own: DeviceScript closures cannot capture variables of a loop body)
     private async recordGnss(ev: GnssEvents) {
         await this.appendTimeAnchor()
-        const now = this.board.clock.now()
-        const devid = this.prov.devid
+        const now = this.time.now()
         const lockey = this.prov.lockey
         const fix = ev.fix
         if (fix) {
-            const at = ev.at
-            await this.add(seq => fixRecord(seq, at, encryptLoc(lockey, devid, seq, fix.lat, fix.lon), fix.fixType, fix.numSV))
-            console.log(`ct:fix lat=${fix.lat} lon=${fix.lon} sv=${fix.numSV}`)
+            const at = this.time.atCpu(ev.at)
+            await this.add(seq => fixRecord(seq, at, encryptLoc(lockey, seq, fix.lat, fix.lon), fix.fixType, fix.numSV))
+            // never the position itself: the console is readable over USB (docs/security.md)
+            console.log(`ct:fix t=${at} sv=${fix.numSV}`)
         }
         if (ev.stopStart >= 0) {
-            const start = ev.stopStart
+            const start = this.time.atCpu(ev.stopStart)
             const lat = ev.stopLat
             const lon = ev.stopLon
-            await this.add(seq => stopRecord(seq, now, start, encryptLoc(lockey, devid, seq, lat, lon)))
+            await this.add(seq => stopRecord(seq, now, start, encryptLoc(lockey, seq, lat, lon)))
             console.log(`ct:stop start=${start} end=${now}`)
         }
     }
@@ -201,18 +257,15 @@ export class Logger {
     async sampling() {
         const clock = this.board.clock
         const interval = this.prov.config.interval * 1000
-        const epochLen = this.prov.config.epoch * 1000
+        const epochLen = this.prov.config.epoch
         let next = clock.now()
         for (;;) {
             const wait = next - clock.now()
             if (wait > 0) await clock.sleep(wait)
             try {
                 await this.takeSample()
-                // every epoch is sealed, empty ones included
-                while (clock.now() - this.epochStart >= epochLen) {
-                    await this.seal()
-                    this.epochStart += epochLen
-                }
+                // an epoch is sealed when it is `epoch` seconds old (device time, kept across boots)
+                if (this.time.now() - this.keys.start >= epochLen) await this.seal()
                 await this.makeRoom()
             } catch (e) {
                 // the schedule survives anything a cycle can throw; the error is on the console
@@ -229,6 +282,7 @@ export class Logger {
     private async takeSample() {
         const clock = this.board.clock
         const t0 = ds.millis()
+        await this.time.sync()
         await this.appendTimeAnchor()
         let r: ThermoReading
         const tr = ds.millis()
@@ -237,15 +291,17 @@ export class Logger {
         } catch (e) {
             r = { tc: 0, cj: 0, sr: 0, sflags: SFLAG_NO_READING }
         }
-        // stamped when the conversion ended, in whole seconds (docs/format.md 2.1)
-        const uptime = Math.round(clock.now() / 1000) * 1000
+        // stamped when the conversion ended (docs/format.md 2.1)
+        const t = this.time.now()
+        const uptime = clock.now()
         const readMs = ds.millis() - tr
-        const seq = await this.add(s => sampleRecord(s, uptime, r.tc, r.cj, r.sr, r.sflags))
+        const seq = await this.add(s => sampleRecord(s, t, r.tc, r.cj, r.sr, r.sflags))
         // rd = VM wall ms of the driver read, ms = of the whole cycle (read + flash append)
         // (the compiler takes at most a handful of substitutions per template: two halves)
         const timing = `rd=${readMs} ms=${ds.millis() - t0}`
-        console.log(`ct:sample seq=${seq} up=${uptime} tc=${r.tc} cj=${r.cj} sr=${r.sr} fl=${r.sflags} ` + timing)
-        if (!r.sr && !r.sflags) await this.checkAlarm(r.tc, uptime)
+        const when = `seq=${seq} up=${uptime} t=${t}`
+        console.log(`ct:sample ` + when + ` tc=${r.tc} cj=${r.cj} sr=${r.sr} fl=${r.sflags} ` + timing)
+        if (!r.sr && !r.sflags) await this.checkAlarm(r.tc, t)
     }
 
     /**
@@ -258,49 +314,53 @@ export class Logger {
 
     private async evictOldest(): Promise<boolean> {
         const store = this.store
-        const recs = await store.oldestRecords()
-        if (!recs) return false
-        const s = this.summarize(recs)
-        const now = this.board.clock.now()
+        const s = new EvictedSummary()
+        this.summary = s
+        this.summaryAny = false
+        const self = this
+        const range = await store.oldest(r => self.summarize(r))
+        this.summary = undefined
+        if (!range) return false
+        s.first = range[0]
+        s.last = range[1]
+        const now = this.time.now()
         await this.add(seq => evictedRecord(seq, now, s))
         await this.seal()
-        this.epochStart = this.board.clock.now()
         await store.evictOldest()
         console.log(`ct:evicted first=${s.first} last=${s.last} samples=${s.samples}`)
         return true
     }
 
-    private summarize(recs: Buffer[]): EvictedSummary {
-        const s = new EvictedSummary()
+    // the summary being built by evictOldest() (LogStore.oldest calls back per record)
+    summary: EvictedSummary = undefined
+    summaryAny = false
+
+    /** one record of a block being evicted, into its summary (docs/format.md 5.5) */
+    summarize(r: Buffer) {
+        const s = this.summary
+        if (recordKind(r) !== KIND_SAMPLE) return
         const cfg = this.prov.config
-        s.first = recordSeq(recs[0])
-        s.last = recordSeq(recs[recs.length - 1])
-        let any = false
-        for (const r of recs) {
-            if (recordKind(r) !== KIND_SAMPLE) continue
-            s.samples++
-            const sr = r[16]
-            const fl = r[17]
-            s.srOr |= sr
-            s.sflagsOr |= fl
-            // UTC only for records of this boot, placed from this boot's anchor
-            if (this.anchorUptime >= 0 && recordSeq(r) > this.bootSeq) {
-                const t = Math.floor((this.anchorUtc + recordUptime(r) - this.anchorUptime) / 1000)
-                if (!s.tFirst) s.tFirst = t
-                s.tLast = t
-            }
-            if (sr || fl) continue
-            const tc = r.getAt(10, "i32")
-            if (!any || tc < s.minTc) s.minTc = tc
-            if (!any || tc > s.maxTc) s.maxTc = tc
-            any = true
-            const c = tc / 128
-            if (c > cfg.high || c < cfg.low) s.outMin += Math.round(cfg.interval / 60)
+        s.samples++
+        const sr = sampleSr(r)
+        const fl = sampleFlags(r)
+        s.srOr |= sr
+        s.sflagsOr |= fl
+        // UTC only for records the current clock run places (since the last time record's run began)
+        if (this.anchorFrom >= 0 && recordSeq(r) >= this.anchorFrom) {
+            const t = Math.floor((recordTime(r) * 1000 + this.anchorOffset) / 1000)
+            if (!s.tFirst) s.tFirst = t
+            s.tLast = t
         }
-        return s
+        if (sr || fl) return
+        const tc = sampleTc(r)
+        if (!this.summaryAny || tc < s.minTc) s.minTc = tc
+        if (!this.summaryAny || tc > s.maxTc) s.maxTc = tc
+        this.summaryAny = true
+        const c = tc / 128
+        if (c > cfg.high || c < cfg.low) s.outMin += Math.round(cfg.interval / 60)
     }
 
-    private async checkAlarm(tc: number, uptime: number) {
+    private async checkAlarm(tc: number, t: number) {
         const c = tc / 128
         const cfg = this.prov.config
         const type = c > cfg.high ? 1 : c < cfg.low ? 2 : 3
@@ -310,7 +370,7 @@ export class Logger {
         // (the excursion itself is judged on every raw reading by whoever reads the log)
         if (inBand && (c > cfg.high - ALARM_HYSTERESIS_C || c < cfg.low + ALARM_HYSTERESIS_C)) return
         this.inBand = inBand
-        await this.add(seq => alarmRecord(seq, uptime, type, tc))
+        await this.add(seq => alarmRecord(seq, t, type, tc))
         console.log(`ct:alarm type=${type} tc=${tc}`)
         this.uploadNow = true // an excursion is reported at once, not at the next upload slot
         this.board.clock.raise(this.uploadSignal)
@@ -366,27 +426,23 @@ export class Logger {
         for (;;) {
             const expected = store.ackSeq === NONE ? 0 : store.ackSeq + 1
             if (expected > upTo) return true
-            const batch = await store.readFrom(expected, Math.min(MAX_BATCH_RECORDS, upTo - expected + 1))
-            if (!batch) return true
-            // evicted records: the batch starts a new segment at its stated prev_head
-            const prev = batch.firstSeq !== expected ? batch.prevHead : undefined
-            const body = await encodeBatch(
-                this.prov.devid,
-                this.keys.current(),
-                store.boot,
-                this.keys.epoch,
-                batch.firstSeq,
-                prev,
-                batch.records,
-            )
-            const last = batch.firstSeq + batch.records.length - 1
-            const reply = await this.sendVia(body, batch.firstSeq, last)
+            const p = await store.pending(expected, MAX_BATCH_BYTES)
+            if (!p.count) return true
+            // a fresh nonce per request: the ack must echo it, so an old ack replayed proves nothing
+            const nonce = randomBuffer(4).getAt(0, "u32")
+            const body = encodeBatch(this.prov.devid, this.keys.current(), this.st.boot, this.keys.epoch, nonce, p)
+            const last = p.firstSeq + p.count - 1
+            const reply = await this.sendVia(body, p.firstSeq, last)
             if (!reply) return false
-            const ack = parseAck(reply.body, this.prov.devid, this.prov.ackkey)
+            let ack = parseAck(reply.body, this.prov.devid, this.prov.ackkey)
+            if (ack && ack.nonce !== nonce) {
+                console.log(`ct:ack-stale nonce=${ack.nonce}`)
+                ack = undefined
+            }
             if (ack && ack.seq !== NONE) await store.acknowledge(ack.seq, ack.head, ack.boot)
-            const what = `n=${batch.records.length} bytes=${body.length} status=${reply.status} via=${reply.via}`
-            console.log(`ct:upload first=${batch.firstSeq} last=${last} ` + what + ` ack=${ack ? ack.seq : "none"}`)
-            if (reply.status !== 200 || store.ackSeq !== last) return false
+            const what = `n=${p.count} bytes=${body.length} status=${reply.status} via=${reply.via}`
+            console.log(`ct:upload first=${p.firstSeq} last=${last} ` + what + ` ack=${ack ? ack.seq : "none"}`)
+            if (reply.status !== 200 || store.ackSeq < last || store.ackSeq === NONE) return false
         }
     }
 }

@@ -1,11 +1,8 @@
 import { Clock } from "../hal/clock"
 import { SpiDevice, ReadyLine } from "../hal/spi"
-import { I2cBus } from "../hal/i2c"
-import { Ublox } from "../sensor/ublox"
-import { GnssTracker } from "./gnss"
+import { Rv3028 } from "../sensor/rv3028"
+import { GnssTracker, GnssConfig } from "./gnss"
 import { Uplink, HttpsUplink } from "../uplink/uplink"
-import { Notecard } from "../uplink/notecard"
-import { CellularUplink } from "../uplink/cellular"
 import { kvGet } from "../flash/kv"
 import { startMax31856, Max31856 } from "../sensor/max31856"
 import { waitForProvisioning, LoggerConfig } from "./config"
@@ -33,8 +30,10 @@ export interface BoardParts {
     clock: Clock
     spi: SpiDevice
     ready?: ReadyLine
-    /** the I2C bus with the GNSS receiver (0x42), when fitted */
-    i2c?: I2cBus
+    /** the GNSS receiver (u-blox on I2C 0x42), when fitted: `startGnss` with its driver */
+    gnss?: (cfg: GnssConfig) => Promise<GnssTracker>
+    /** the real-time clock's driver (RV-3028 on I2C 0x52), when fitted */
+    rtc?: Rv3028
     utcNow?: () => number
     utcSource?: number
     /** flash blocks the log may hold before evicting unsent records (store size / ~220 B) */
@@ -42,10 +41,11 @@ export interface BoardParts {
     /** uplinks in order of preference (default: HTTPS to the provisioned endpoint) */
     uplinks?: Uplink[]
     /**
-     * the I2C bus with a Notecard (0x17), when fitted: a CellularUplink is tried after the others,
-     * provided the provisioning names a Notehub product (setting `ncproduct`)
+     * a Notecard's uplink (a CellularUplink), when one is fitted: tried after the others, provided the
+     * provisioning names a Notehub product (setting `ncproduct`). A factory, so a build without a modem
+     * carries none of its code.
      */
-    cellular?: I2cBus
+    cellular?: (devid: Buffer, product: string) => Promise<Uplink>
     /** false inside radio-off windows */
     radioAllowed?: () => boolean
     /** after provisioning, before the first boot record (the simulator: the shipment's start) */
@@ -61,8 +61,7 @@ export async function buildUplinks(parts: BoardParts, devid: Buffer, endpoint: s
     if (parts.cellular) {
         const product = await kvGet("ncproduct")
         if (product) {
-            const card = new Notecard(parts.cellular, { clock: parts.clock })
-            list.push(new CellularUplink(card, { devid, product: product.toString(), clock: parts.clock }))
+            list.push(await parts.cellular(devid, product.toString()))
             console.log("ct:uplinks " + list.map(u => u.name).join(","))
         } else console.log("ct:cellular-off no ncproduct setting")
     }
@@ -84,14 +83,8 @@ export async function startColdtrace(parts: BoardParts): Promise<Logger> {
         ready: parts.ready,
     })
     if (!driver.ok) console.log("ct:sensor-fault " + driver.lastError)
-    let gnss: GnssTracker = undefined
-    if (parts.i2c) {
-        const gps = new Ublox(parts.i2c, { clock: parts.clock })
-        await gps.retryConfigure()
-        if (!gps.ok) console.log("ct:gnss-fault " + gps.lastError)
-        const c = prov.config
-        gnss = new GnssTracker(gps, parts.clock, { fix: c.fix, fixmv: c.fixmv, stopv: c.stopv, stopt: c.stopt })
-    }
+    const c = prov.config
+    const gnss = parts.gnss ? await parts.gnss({ fix: c.fix, fixmv: c.fixmv, stopv: c.stopv, stopt: c.stopt }) : undefined
     const logger = new Logger(
         {
             clock: parts.clock,
@@ -101,6 +94,7 @@ export async function startColdtrace(parts: BoardParts): Promise<Logger> {
             gnss,
             uplinks: await buildUplinks(parts, prov.devid, prov.endpoint),
             radioAllowed: parts.radioAllowed,
+            rtc: parts.rtc,
             maxBlocks: parts.maxBlocks,
         },
         prov,

@@ -260,6 +260,24 @@ export class LogStore {
         return await this.walk(value, head, count, undefined)
     }
 
+    /** The last record in the log (undefined when empty): for a boot's look at how the last run ended. */
+    async lastRecord(): Promise<Buffer> {
+        for (let n = this.lastBlock; n >= this.firstBlock && n >= this.lastBlock - 1; n--) {
+            const part = await this.blockAt(n)
+            if (part.count <= 0) continue
+            let last: Buffer = undefined
+            const d = new PackDecoder(part.stream, BLOCK_HDR, part.stream.getAt(0, "u32"))
+            for (let i = 0; i < part.count; ++i) {
+                const r = d.next()
+                if (!r) return undefined
+                last = r
+                if ((i & 31) === 31) await ds.sleep(0)
+            }
+            return last
+        }
+        return undefined
+    }
+
     /** the finished value and record count of held block n */
     async blockAt(n: number): Promise<Part> {
         const v = n === this.lastBlock ? this.complete(await this.readOpen()) : await kvGet(blockKey(n))

@@ -30,9 +30,21 @@ export class WorldSnapshot {
     /** how fast the position changes, 1e-7 degrees per second */
     latRate = 0
     lonRate = 0
+    /** the RV-3028's state as the world holds it (the chip outlives the VM); gen 0: none sent */
+    rtcGen = 0
+    rtcBase = 0
+    rtcBaseUtc = 0
+    rtcPpb = 0
+    rtcStatus = 0
+    rtcMirror = 0
+    rtcEe = 0
+    rtcControl1 = 0
+    rtcRam = 0
 }
 
 export const SNAPSHOT_LEN = 56
+/** with the real-time clock's section (docs/simulator.md): 56 + 28 */
+export const SNAPSHOT_RTC_LEN = 84
 
 function u64(b: Buffer, off: number): number {
     return b.getAt(off, "u32") + b.getAt(off + 4, "u32") * 4294967296
@@ -53,6 +65,17 @@ export function decodeWorld(b: Buffer, out: WorldSnapshot): boolean {
     out.startUtc = u64(b, 40)
     out.latRate = b.getAt(48, "i32")
     out.lonRate = b.getAt(52, "i32")
+    if (b.length >= SNAPSHOT_RTC_LEN) {
+        out.rtcGen = b.getAt(56, "u32")
+        out.rtcBase = b.getAt(60, "u32")
+        out.rtcBaseUtc = u64(b, 64)
+        out.rtcPpb = b.getAt(72, "i32")
+        out.rtcStatus = b[76]
+        out.rtcMirror = b[77]
+        out.rtcEe = b[78]
+        out.rtcControl1 = b[79]
+        out.rtcRam = b.getAt(80, "u16")
+    }
     return true
 }
 

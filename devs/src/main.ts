@@ -7,6 +7,9 @@ import { Clock } from "../hal/clock"
 import { SpiDevice, ReadyLine } from "../hal/spi"
 import { I2cBus } from "../hal/i2c"
 import { startColdtrace } from "../app/start"
+import { Ublox } from "../sensor/ublox"
+import { startGnss, GnssConfig } from "../app/gnss"
+import { Rv3028 } from "../sensor/rv3028"
 
 /**
  * Hardware entry point for the coldtrace v1 board (hardware/coldtrace_v1.board.json): the MAX31856
@@ -44,12 +47,15 @@ spi.configure({ miso: pins.MISO, mosi: pins.MOSI, sck: pins.SCK, mode: 1, hz: 1_
 pins.TC_CS.setMode(ds.GPIOMode.OutputHigh)
 pins.TC_DRDY.setMode(ds.GPIOMode.InputPullUp)
 
+const clock = new Clock()
+const boardI2c = new BoardI2c()
 await startColdtrace({
-    clock: new Clock(),
+    clock,
     spi: new BoardSpi(pins.TC_CS),
     ready: new DrdyLine(pins.TC_DRDY),
-    i2c: new BoardI2c(),
-    // 16 KB settings header on the ESP32 (platform notes): 56 blocks of at most 216 B in flash
-    // (24 B entry + 192 B value) plus keys and config leave room for compaction
-    maxBlocks: 56,
+    gnss: async (cfg: GnssConfig) => await startGnss(new Ublox(boardI2c, { clock }), clock, cfg),
+    rtc: new Rv3028(boardI2c, clock),
+    // 16 KB settings header on the ESP32 (platform notes): 48 blocks of at most 248 B in flash
+    // (24 B entry + 224 B value) plus keys and the open block's tail leave room for compaction
+    maxBlocks: 48,
 })

@@ -5,6 +5,7 @@ import type { HttpFaultInjector } from "./httpfaults.js"
 import type { Notehub } from "../uplink/notehub.js"
 import { Scenario, allPowerCuts, inWindow } from "./scenario.js"
 import { encodeSnapshot } from "./world.js"
+import { WorldRtc } from "./rtc.js"
 import { mulberry32 } from "../uplink/notecard-relay.js"
 
 const H = 3_600_000
@@ -35,6 +36,8 @@ interface Kill {
     delay: number
     off: number
     chaos: boolean
+    /** the real-time clock's backup supply does not outlast this cut */
+    rtcLost: boolean
 }
 
 /**
@@ -67,6 +70,8 @@ export class WorldDriver {
     /** resolves when the world takes over the VM's clock at the shipment's start */
     readonly started: Promise<void>
     private markStarted!: () => void
+    /** the board's real-time clock: it outlives the VM */
+    readonly rtc: WorldRtc
 
     constructor(
         readonly s: Scenario,
@@ -82,11 +87,13 @@ export class WorldDriver {
         this.startUtc = Date.parse(s.start)
         this.endMs = s.hours * H
         this.nextProgress = progressEvery
+        this.rtc = new WorldRtc(this.startUtc, { driftPpm: s.rtc?.driftPpm })
         const rnd = mulberry32((s.chaos?.seed ?? 1) ^ 0x5eed)
         this.kills = allPowerCuts(s).map(c => {
             const chaos = c.off === 0 && !(s.powerCuts ?? []).includes(c)
             // a chaos kill lands inside the work after the first wake-up at or after its instant
-            return { at: chaos ? null : c.at * H, after: c.at * H, delay: chaos ? Math.floor(rnd() * 250) : 0, off: c.off * H, chaos }
+            const delay = chaos ? Math.floor(rnd() * 250) : 0
+            return { at: chaos ? null : c.at * H, after: c.at * H, delay, off: c.off * H, chaos, rtcLost: !!c.rtcLost }
         })
     }
 
@@ -176,7 +183,7 @@ export class WorldDriver {
         const capture = this.s.gnss?.bytes
         if (capture && this.captureFor !== this.vm.boots && this.hub.sendCapture(capture)) this.captureFor = this.vm.boots
         // (a VM that has not announced its Sim World service yet gets the snapshot of a later jump)
-        this.hub.publish(encodeSnapshot(this.s, worldMs, this.vm.origin))
+        this.hub.publish(encodeSnapshot(this.s, worldMs, this.vm.origin, this.rtc.encode()))
         const horizon = Math.min(this.endMs, kill?.at ?? Infinity, this.nextNetworkChange(worldMs))
         this.hub.send({ t: "jump", to: this.startUtc + worldMs, horizon: this.startUtc + horizon })
         while (worldMs >= this.nextProgress) {
@@ -213,6 +220,7 @@ export class WorldDriver {
             return
         }
         this.worldMs = back
+        this.rtc.powerOn(this.startUtc + back, kill.rtcLost)
         this.startVm(back)
         this.events.powerBack?.(back)
     }
@@ -234,6 +242,7 @@ export class WorldDriver {
         }
         // a reset nobody asked for (the runtime's watchdog, a crash): the board starts again at once
         this.events.reset?.(this.worldMs, code)
+        this.rtc.powerOn(this.startUtc + this.worldMs, false)
         this.startVm(this.worldMs)
     }
 

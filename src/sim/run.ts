@@ -7,7 +7,7 @@ import { exportDeviceLog, type DeviceExport } from "./export.js"
 import { provisionValues, writeProvisioning } from "../provision/provision.js"
 import { acquireVmLock } from "./vm-lock.js"
 import { Testbed } from "./testbed.js"
-import { ConsoleLog, type SampleLine } from "./console.js"
+import { ConsoleLog, parseConsoleLine, type SampleLine } from "./console.js"
 import { WorldDriver, fmtWorld, type PowerCut } from "./driver.js"
 import { assessRun, type Assessment } from "./assess.js"
 import { encodeSnapshot } from "./world.js"
@@ -62,8 +62,10 @@ export async function runScenario(opts: RunOptions): Promise<RunResult> {
     const out = path.resolve(opts.outDir)
     rmSync(out, { recursive: true, force: true })
     mkdirSync(out, { recursive: true })
-    say(`building firmware (devs/src/sim.ts) ...`)
-    const fw = await buildFirmware("src/sim.ts", path.join(out, "firmware-sim.devs"))
+    // a logger with a modem runs the build with the Notecard's model (docs/devicescript-traps.md)
+    const entry = opts.scenario.cellular ? "src/sim-cell.ts" : "src/sim.ts"
+    say(`building firmware (devs/${entry}) ...`)
+    const fw = await buildFirmware(entry, path.join(out, "firmware-sim.devs"))
     say(`firmware: ${fw.bytes} bytes of bytecode`)
     const releaseVm = await acquireVmLock(undefined, say)
     try {
@@ -140,6 +142,8 @@ async function drive(
     )
     tb.worldUtc = () => startUtc + driver.worldMs
     tb.vm.on("line", (line: string, utc: number) => {
+        // the clock chip's state lives in the world: the firmware's writes come back as lines
+        if (line.startsWith("ct:sim-rtc ")) driver.rtc.take(parseConsoleLine(line)!.fields)
         con.add(line, utc)
         opts.vmLine?.(line)
     })
@@ -159,7 +163,7 @@ async function drive(
     const running = driver.run()
     // on the shelf the world stands still at the start; the logger's first snapshot may come before
     // its role is bound, so it is sent again until the world takes over
-    const shelf = encodeSnapshot(s, 0, startUtc - SHELF_MS)
+    const shelf = encodeSnapshot(s, 0, startUtc - SHELF_MS, driver.rtc.encode())
     const shelfTimer = setInterval(() => tb.hub.mode === "interactive" && tb.hub.publish(shelf), 100)
     running.finally(() => clearInterval(shelfTimer)).catch(() => {})
     const logger = await findLogger(tb.hub.bus, 20_000)

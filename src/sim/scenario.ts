@@ -26,8 +26,13 @@ export interface Scenario {
     cellular?: { product?: string; relay?: Record<string, number> }
     /** radio-off windows (flights): the logger must not transmit inside them */
     radioOff?: { from: number; to: number }[]
-    /** power cuts: the VM is killed with SIGKILL at `at` and powered again `off` hours later */
-    powerCuts?: { at: number; off: number }[]
+    /**
+     * power cuts: the VM is killed with SIGKILL at `at` and powered again `off` hours later;
+     * `rtcLost`: the real-time clock's backup supply did not last (it starts over, time lost)
+     */
+    powerCuts?: { at: number; off: number; rtcLost?: boolean }[]
+    /** the real-time clock (RV-3028): its drift in ppm (factory-new at the start: time not set) */
+    rtc?: { driftPpm?: number }
     /** HTTP faults between the device and the server (seeded): rates per request of each fault */
     httpFaults?: { seed: number; rates: Partial<Record<"error500" | "hang" | "dropMidBody" | "dropAck", number>> }
     /** crash consistency: `kills` extra SIGKILLs at random world moments (seeded), power back at once */
@@ -100,11 +105,13 @@ const KEYS = {
         "route",
         "gpsLoss",
         "legs",
+        "rtc",
     ],
     device: ["interval", "upload", "low", "high", "tc", "avg", "notch", "oc", "epoch", "fix", "fixmv", "stopv", "stopt"],
     window: ["from", "to"],
     fault: ["from", "to", "kind"],
-    powerCut: ["at", "off"],
+    powerCut: ["at", "off", "rtcLost"],
+    rtc: ["driftPpm"],
     httpFaults: ["seed", "rates"],
     chaos: ["kills", "seed"],
     cellular: ["product", "relay"],
@@ -138,6 +145,7 @@ export function parseScenario(json: unknown): Scenario {
     checkKeys("cellular", s.cellular, KEYS.cellular)
     checkKeys("cellular.relay", s.cellular?.relay, KEYS.relay)
     checkKeys("gnss", s.gnss, KEYS.gnss)
+    checkKeys("rtc", s.rtc, KEYS.rtc)
     checkEach("legs", s.legs, KEYS.leg)
     check(typeof s.name === "string" && s.name.length > 0, "name: required")
     check(typeof s.start === "string" && !Number.isNaN(Date.parse(s.start)), "start: must be an ISO 8601 date")
@@ -165,7 +173,11 @@ export function parseScenario(json: unknown): Scenario {
             Number.isInteger(s.chaos.kills) && s.chaos.kills >= 0 && s.chaos.kills <= 10000 && Number.isInteger(s.chaos.seed),
             "chaos: needs integer kills (0..10000) and seed",
         )
+    if (s.rtc?.driftPpm !== undefined)
+        check(typeof s.rtc.driftPpm === "number" && Math.abs(s.rtc.driftPpm) <= 1000, "rtc.driftPpm: a number within +-1000")
     if (s.route) checkKeyframes("route", s.route, s.hours)
+    // one program cannot hold both the receiver's and the modem's models (docs/devicescript-traps.md)
+    check(!(s.cellular && (s.route || s.gnss)), "cellular: cannot run with a GNSS route or capture in one simulator build")
     checkWindows("gpsLoss", s.gpsLoss, s.hours)
     check(!s.gpsLoss || s.route, "gpsLoss: needs a route")
     if (s.gnss) {
@@ -288,7 +300,7 @@ export function worldAt(s: Scenario, h: number) {
 }
 
 /** Every power cut of the run, in time order: the scripted ones and the seeded random SIGKILLs. */
-export function allPowerCuts(s: Scenario): { at: number; off: number }[] {
+export function allPowerCuts(s: Scenario): { at: number; off: number; rtcLost?: boolean }[] {
     const cuts = [...(s.powerCuts ?? [])]
     if (s.chaos?.kills) {
         // mulberry32: deterministic, so a failing crash run can be replayed

@@ -2,6 +2,8 @@ import { FAULT_CODES, Scenario, worldAt } from "./scenario.js"
 
 /** Sim World snapshot bytes (docs/simulator.md); the firmware's devs/sim/world.ts decodes them. */
 export const SNAPSHOT_LEN = 56
+/** with the real-time clock's section (src/sim/rtc.ts) */
+export const SNAPSHOT_RTC_LEN = 84
 export const NET_UP = 0x01
 export const RADIO_OFF = 0x02
 export const GPS_FIX = 0x01
@@ -15,10 +17,11 @@ function writeU64(b: Buffer, v: number, off: number) {
 }
 
 /**
- * The world at `worldMs` (since the scenario start) as the VM sees it. `originUtc`: the world instant
+ * The world at `worldMs` (since the scenario start) as the VM sees it, with the real-time clock's
+ * state (`rtc`, 28 bytes: src/sim/rtc.ts) when the world has one. `originUtc`: the world instant
  * at which the running VM's millis() was 0 (the VM's clock is the world's: src/sim/vm/vm-clock.cjs).
  */
-export function encodeSnapshot(s: Scenario, worldMs: number, originUtc: number): Buffer {
+export function encodeSnapshot(s: Scenario, worldMs: number, originUtc: number, rtc?: Buffer): Buffer {
     const startMs = Date.parse(s.start)
     const w = worldAt(s, worldMs / 3_600_000)
     const b = Buffer.alloc(SNAPSHOT_LEN)
@@ -35,5 +38,5 @@ export function encodeSnapshot(s: Scenario, worldMs: number, originUtc: number):
     writeU64(b, startMs, 40)
     b.writeInt32LE(Math.round(w.latRate * 1e7), 48)
     b.writeInt32LE(Math.round(w.lonRate * 1e7), 52)
-    return b
+    return rtc ? Buffer.concat([b, rtc]) : b
 }
