@@ -89,7 +89,8 @@ export class Rv3028Model implements I2cBus {
 
     private write(r: number, v: number, unix: Buffer) {
         const s = this.s
-        if (r === REG_STATUS) s.status = s.status & v & ~STATUS_EEBUSY // flags clear on 0, 1 keeps
+        if (r === REG_STATUS)
+            s.status = s.status & v & ~STATUS_EEBUSY // flags clear on 0, 1 keeps
         else if (r === REG_CONTROL1) s.control1 = v
         else if (r >= REG_UNIX && r < REG_UNIX + 4) unix[r - REG_UNIX] = v
         else if (r === REG_RAM) s.ram = (s.ram & 0xff00) | v
