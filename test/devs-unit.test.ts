@@ -10,67 +10,17 @@
 // write in a fresh test VM costs ~0.9 s, every write after ~20 ms): --test-timeout raises it, and it
 // stays below the vitest timeout so a hung suite is reported by the VM ("timeout") first.
 import { describe, test, expect } from "vitest"
-import { spawn } from "node:child_process"
 import { readdirSync } from "node:fs"
-import { join, resolve, dirname } from "node:path"
-import { fileURLToPath } from "node:url"
-
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..")
-const DEVS_DIR = join(ROOT, "devs")
-const CLI = join(ROOT, "node_modules", "@devicescript", "cli", "built", "devicescript-cli.cjs")
-const VM_CLOCK = join(ROOT, "src", "sim", "vm", "vm-clock.cjs")
+import { join } from "node:path"
+import { DEVS_DIR, runSuite, parseSummary } from "./helpers/devs-suite.js"
 const TIMEOUT = 60_000
 const VM_TIMEOUT = 45_000
+// the long run of the log store takes about 25 s of wall time per profile
+const SLOW: Record<string, number> = { "logstore-longrun.test.ts": 240_000 }
 
 const files = readdirSync(join(DEVS_DIR, "test"))
     .filter(f => f.endsWith(".test.ts"))
     .sort()
-
-interface Run {
-    code: number | null
-    signal: NodeJS.Signals | null
-    out: string
-}
-
-function runSuite(rel: string): Promise<Run> {
-    return new Promise((resolveRun, reject) => {
-        const child = spawn(
-            process.execPath,
-            ["--require", VM_CLOCK, CLI, "--no-colors", "run", rel, "--test", "--test-self-exit", "--test-timeout", String(VM_TIMEOUT)],
-            {
-                cwd: DEVS_DIR,
-                env: {
-                    ...process.env,
-                    NO_COLOR: "1",
-                    FORCE_COLOR: "0",
-                    COLDTRACE_VM_MODE: "alone",
-                    COLDTRACE_VM_UTC: String(Date.UTC(2026, 0, 1)),
-                },
-                stdio: ["ignore", "pipe", "pipe"],
-            },
-        )
-        let out = ""
-        child.stdout.on("data", d => (out += d))
-        child.stderr.on("data", d => (out += d))
-        const timer = setTimeout(() => child.kill("SIGKILL"), TIMEOUT - 5_000)
-        child.on("error", e => {
-            clearTimeout(timer)
-            reject(e)
-        })
-        child.on("close", (code, signal) => {
-            clearTimeout(timer)
-            // the WASM console colours its lines even when asked not to
-            resolveRun({ code, signal, out: out.replace(/\x1b\[[0-9;]*m/g, "") })
-        })
-    })
-}
-
-/** The @devicescript/test summary line: "tests: N, pass: P, error: E" (the last one printed). */
-function parseSummary(out: string): { total: number; pass: number; error: number } | undefined {
-    const all = [...out.matchAll(/tests: (\d+), pass: (\d+), error: (\d+)/g)]
-    const m = all[all.length - 1]
-    return m ? { total: Number(m[1]), pass: Number(m[2]), error: Number(m[3]) } : undefined
-}
 
 describe("DeviceScript unit tests (devs/test, in the VM)", () => {
     test("there are suites to run", () => {
@@ -81,7 +31,8 @@ describe("DeviceScript unit tests (devs/test, in the VM)", () => {
         test(
             f,
             async () => {
-                const r = await runSuite(`test/${f}`)
+                const wall = SLOW[f] ?? TIMEOUT
+                const r = await runSuite(`test/${f}`, wall === TIMEOUT ? VM_TIMEOUT : wall * 4, wall)
                 const where = `devs/test/${f}: exit ${r.code}${r.signal ? ` (${r.signal})` : ""}\n--- VM output ---\n${r.out}`
                 expect(r.code, where).toBe(0)
                 const s = parseSummary(r.out)
@@ -91,7 +42,7 @@ describe("DeviceScript unit tests (devs/test, in the VM)", () => {
                 expect(s!.pass, where).toBe(s!.total)
                 expect(r.out, where).toMatch(/test OK/)
             },
-            TIMEOUT,
+            SLOW[f] ?? TIMEOUT,
         )
     }
 })

@@ -321,6 +321,11 @@ export class Logger {
         const range = await store.oldest(r => self.summarize(r))
         this.summary = undefined
         if (!range) return false
+        if (store.ackSeq !== NONE && range[1] <= store.ackSeq) {
+            // the server holds all of it (acknowledged after the block closed): just free it
+            await store.evictOldest()
+            return true
+        }
         s.first = range[0]
         s.last = range[1]
         const now = this.time.now()

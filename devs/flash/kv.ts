@@ -2,10 +2,13 @@ import * as ds from "@devicescript/core"
 import { settings } from "@devicescript/settings"
 
 /**
- * Raw Buffer access to the settings store, the only flash API (platform notes). Values must stay
- * under ~200 bytes: longer ones can be written but not read back.
+ * Raw Buffer access to the settings store, the only flash API (platform notes). A value is read back
+ * in one Jacdac report holding the key, a NUL and the value: measured, key + 1 + value must stay
+ * within 230 bytes, and reading a longer one aborts the VM. The log's keys are at most 4 characters,
+ * so its values (blocks, tail) may take 224 bytes.
  */
-export const MAX_VALUE = 192
+export const MAX_VALUE = 224
+const MAX_KEY_AND_VALUE = 229
 
 export async function kvGet(key: string): Promise<Buffer> {
     const pkt = await ds.actionReport(
@@ -23,7 +26,8 @@ export async function kvGet(key: string): Promise<Buffer> {
  * room (platform notes), so a value counts as written only once it reads back.
  */
 export async function kvSet(key: string, value: Buffer): Promise<void> {
-    if (value.length > MAX_VALUE) throw new RangeError(`${key}: ${value.length} bytes > ${MAX_VALUE}`)
+    if (value.length > MAX_VALUE || key.length + value.length > MAX_KEY_AND_VALUE)
+        throw new RangeError(`${key}: ${value.length} bytes, more than a read-back can hold`)
     await settings.set(key, value)
     const back = await kvGet(key)
     if (!back || back.length !== value.length) throw new Error(`flash: ${key} did not stick (store full?)`)

@@ -251,7 +251,7 @@ export class LogStore {
             if (!r) return undefined
             head = nextHead(head, r)
             if (each) each(r)
-            if ((i & 31) === 31) await ds.sleep(0)
+            if ((i & 7) === 7) await ds.sleep(0)
         }
         return head
     }
@@ -271,7 +271,7 @@ export class LogStore {
                 const r = d.next()
                 if (!r) return undefined
                 last = r
-                if ((i & 31) === 31) await ds.sleep(0)
+                if ((i & 7) === 7) await ds.sleep(0)
             }
             return last
         }
@@ -340,7 +340,7 @@ export class LogStore {
             const r = d.next()
             if (!r) return undefined
             head = nextHead(head, r)
-            if ((i & 31) === 31) await ds.sleep(0)
+            if ((i & 7) === 7) await ds.sleep(0)
         }
         return head
     }

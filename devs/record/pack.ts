@@ -36,6 +36,14 @@ const PRIORS = [
     34304, 32768, 32768, 32768, 32768, 32768, 32768, 32768, 41728, 37120, 36096, 32256, 34560, 35840,
 ]
 
+/**
+ * x mod m for x >= 0. DeviceScript's `%` works on int32 and is wrong from 2^31 on (measured:
+ * 3409444864 % 16777216 gives -13107200), and coder registers go up to 2^33.
+ */
+function mod(x: number, m: number): number {
+    return x - Math.floor(x / m) * m
+}
+
 /** 2^k for k = 0..53, built by doubling (exact) */
 const POW2: number[] = [1]
 for (let k = 1; k <= 53; k++) POW2.push(POW2[k - 1] * 2)
@@ -163,7 +171,7 @@ export class RangeEncoder {
             this.cache = Math.floor(this.low / TOP) & 0xff
             this.hasCache = true
         } else this.ffCount++
-        this.low = (this.low % TOP) * 256
+        this.low = mod(this.low, TOP) * 256
     }
 
     private normalize() {
@@ -186,7 +194,7 @@ export class RangeEncoder {
     direct(v: number, n: number) {
         for (let k = n - 1; k >= 0; k--) {
             this.range = Math.floor(this.range / 2)
-            if (Math.floor(v / POW2[k]) % 2) this.low += this.range
+            if (mod(Math.floor(v / POW2[k]), 2)) this.low += this.range
             this.normalize()
         }
     }
@@ -266,10 +274,10 @@ export class PackEncoder {
         }
         if (len >= 2) {
             const rest = mag - POW2[len - 1]
-            const top = Math.floor(rest / POW2[len - 2]) % 2
+            const top = mod(Math.floor(rest / POW2[len - 2]), 2)
             if (tc && len <= 7) this.bit(CTX_TC_MANT + len - 2, top)
             else this.rc.direct(top, 1)
-            if (len >= 3) this.rc.direct(rest % POW2[len - 2], len - 2)
+            if (len >= 3) this.rc.direct(mod(rest, POW2[len - 2]), len - 2)
         }
     }
 
@@ -451,7 +459,7 @@ class RangeDecoder {
     private normalize() {
         while (this.range < TOP) {
             this.range *= 256
-            this.code = (this.code % TOP) * 256 + this.next()
+            this.code = mod(this.code, TOP) * 256 + this.next()
         }
     }
 
@@ -537,7 +545,7 @@ export class PackDecoder {
             let n = 0
             while (!this.rc.direct(1)) if (++n > 40) return -1
             const z = POW2[n] + this.rc.direct(n) - 1
-            const d = z % 2 ? -(z + 1) / 2 : z / 2
+            const d = mod(z, 2) ? -(z + 1) / 2 : z / 2
             t = (m.prevT + d) >>> 0
         }
         if (sample) {

@@ -42,19 +42,19 @@ async function errorOf(f: () => Promise<any>): Promise<any> {
 /** a batch-shaped body (magic, devid, first_seq, count; filler); the uplink does not check the MAC */
 function batch(first: number, n: number, size = 120): Buffer {
     const b = Buffer.alloc(size)
-    b.blitAt(0, "CTB2", 0, 4)
+    b.blitAt(0, "CTB3", 0, 4)
     b.blitAt(4, DEVID, 0, 8)
     b.setAt(12, "u32", 1)
-    b.setAt(20, "u32", first)
-    b.setAt(24, "u16", n)
-    for (let i = 29; i < size && i < 200; i++) b[i] = (i * 7) & 0xff // (a longer loop would need yields)
+    b.setAt(24, "u32", first)
+    b.setAt(28, "u16", n)
+    for (let i = 31; i < size && i < 200; i++) b[i] = (i * 7) & 0xff // (a longer loop would need yields)
     return b
 }
 
 /** an ack-shaped body (magic, devid, seq); MAC zeros: the logger checks it, not the uplink */
 function ack(devid: Buffer, seq: number): Buffer {
-    const b = Buffer.alloc(72)
-    b.blitAt(0, "CTA2", 0, 4)
+    const b = Buffer.alloc(84)
+    b.blitAt(0, "CTA3", 0, 4)
     b.blitAt(4, devid, 0, 8)
     b.setAt(12, "u32", seq)
     b[60] = 0x5a
@@ -89,7 +89,7 @@ class FakeCloud implements NotecardCloud {
             this.up.push(n)
             if (!this.answer || n.file !== BATCH_FILE) continue
             const b = await base64Decode(n.payload)
-            const last = b.getAt(20, "u32") + b.getAt(24, "u16") - 1
+            const last = b.getAt(24, "u32") + b.getAt(28, "u16") - 1
             const body = { first: n.body.first, n: n.body.n, status: this.status }
             this.later.push(await ackNote(this.ackDevid, last, body))
         }
@@ -131,7 +131,7 @@ describe("cellular uplink", () => {
         const t0 = r.clock.now()
         const rep = await r.up.send(body)
         expect(rep.status).toBe(200)
-        expect(rep.body.length).toBe(72)
+        expect(rep.body.length).toBe(84)
         expect(rep.body.getAt(12, "u32")).toBe(14)
         expect(rep.body.slice(4, 12).toString("hex")).toBe(DEVID.toString("hex"))
         // hub.set once: product, serial number = devid, periodic mode

@@ -14,7 +14,7 @@ import { Uplink } from "./uplink"
  *                          hub.sync                      (with back-off: inbound notes come down
  *                                                         only during a sync)
  *
- * An inbound ack note carries the server's 72-byte ack as its payload and echoes the batch note's
+ * An inbound ack note carries the server's 84-byte ack as its payload and echoes the batch note's
  * body {first, n} plus the HTTP status ({first, n, status}) in its body. Acks for earlier batches
  * (late, duplicated by the relay) are drained too: the uplink returns the one with the highest seq
  * for this device, {status, body: ack}; the logger authenticates it (parseAck), this uplink only
@@ -29,7 +29,7 @@ import { Uplink } from "./uplink"
 
 export const BATCH_FILE = "batch.qo"
 export const ACK_FILE = "ack.qi"
-const ACK_LEN = 72
+const ACK_LEN = 84
 const ACK_NONE = 0xffffffff
 
 /**
@@ -120,11 +120,11 @@ export class CellularUplink implements Uplink {
     }
 
     private async sendOnce(body: Buffer): Promise<UplinkReply> {
-        if (!body || body.length < 29 || body.slice(0, 4).toString() !== "CTB2") throw new Error("cellular: not a batch")
+        if (!body || body.length < 49 || body.slice(0, 4).toString() !== "CTB3") throw new Error("cellular: not a batch")
         if (body.length > this.maxPayload)
             throw new Error("cellular: batch of " + body.length + " bytes, one note carries at most " + this.maxPayload)
-        const first = body.getAt(20, "u32")
-        const n = body.getAt(24, "u16")
+        const first = body.getAt(24, "u32")
+        const n = body.getAt(28, "u16")
         const last = first + n - 1
         const card = this.card
         if (!this.configured) {
@@ -210,14 +210,14 @@ export class CellularUplink implements Uplink {
     }
 
     private async parseAckNote(rsp: any, first: number, n: number, last: number): Promise<AckNote> {
-        if (typeof rsp.payload !== "string" || rsp.payload.length !== 96) return undefined
+        if (typeof rsp.payload !== "string" || rsp.payload.length !== 112) return undefined
         let b: Buffer
         try {
             b = await base64Decode(rsp.payload)
         } catch (e: any) {
             return undefined
         }
-        if (b.length !== ACK_LEN || b.slice(0, 4).toString() !== "CTA2") return undefined
+        if (b.length !== ACK_LEN || b.slice(0, 4).toString() !== "CTA3") return undefined
         for (let i = 0; i < 8; i++) if (b[4 + i] !== this.devid[i]) return undefined
         const a = new AckNote()
         a.body = b
