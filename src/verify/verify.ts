@@ -475,7 +475,7 @@ export function verifyLog(input: VerifyInput): Verdict {
             if (!(v.first <= v.last && v.last < s))
                 add({ seq: s, kind: "malformed", detail: `evicted record names seq ${v.first}..${v.last}, not a range before it` })
             else {
-                const { seq: _s, kind: _k, uptime: _u, ...sum } = v
+                const { seq: _s, kind: _k, t: _t, ...sum } = v
                 evicted.push({ seq: s, ...sum, sealed: false })
                 evictedIdx.push(i)
             }
@@ -652,7 +652,7 @@ export function verifyLog(input: VerifyInput): Verdict {
     function checkLoc(r: FixRecord | StopRecord) {
         if (!input.lockey || !positions) return
         try {
-            decryptLoc(input.lockey, devid, r.seq, r.loc)
+            decryptLoc(input.lockey, r.seq, r.loc)
             positions.decrypted++
         } catch {
             positions.failed++
@@ -660,7 +660,7 @@ export function verifyLog(input: VerifyInput): Verdict {
             for (const o of input.others ?? []) {
                 if (!o.lockey) continue
                 try {
-                    decryptLoc(o.lockey, o.devid, r.seq, r.loc)
+                    decryptLoc(o.lockey, r.seq, r.loc)
                     whose = devidHex(o.devid)
                     break
                 } catch {
