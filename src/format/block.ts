@@ -112,7 +112,13 @@ export function decodePackState(b: Buffer): { rc: CoderState; m: PackModel } {
     m.sealEpoch = b.readUInt32LE(153)
     m.sealSeq = b.readUInt32LE(157)
     return {
-        rc: { low: b.readUInt32LE(0) + b[4] * 2 ** 32, range: b.readUInt32LE(5), cache: b[9], hasCache: (b[10] & 1) !== 0, ffCount: b.readUInt16LE(11) },
+        rc: {
+            low: b.readUInt32LE(0) + b[4] * 2 ** 32,
+            range: b.readUInt32LE(5),
+            cache: b[9],
+            hasCache: (b[10] & 1) !== 0,
+            ffCount: b.readUInt16LE(11),
+        },
         m,
     }
 }
