@@ -477,6 +477,13 @@ describe("flash", () => {
         gone.delete("b00")
         expect(readFlashLog(k => gone.get(k)).problems[0].detail).toMatch(/block b00 \(number 64\) is missing/)
         expect(readFlashLog(() => undefined)).toMatchObject({ entries: [], problems: [], ack: null, boot: 0 })
+        for (const v of ["0102", "ffffffff00"]) {
+            const short = new Map(settings)
+            short.set("b00", hex(v))
+            expect(readFlashLog(k => short.get(k)).problems[0].detail).toMatch(
+                /block b00: block (of 2 bytes has no first_seq|first_seq 0xffffffff)/,
+            )
+        }
     })
 
     test("lgack (40 bytes: seq, head, boot) and ep (44 bytes: epoch, key, seal_seq, start)", () => {
