@@ -300,6 +300,17 @@ describe("verifyLog on firmware-shaped logs", () => {
         expect(v.problems[0]).toMatchObject({ kind: "foreign", seq: 0 })
     })
 
+    it("reports the device's clock: runs, unplaced records, and t going backwards without making the log tampered", () => {
+        const d = new FakeLogger().start().samples(3)
+        let v = verifyLog(d.input())
+        expect(v.clock).toEqual({ runs: 1, unplaced: 4, findings: [] })
+        d.up -= 900 // the clock steps back with no SET time record to explain it
+        d.samples(2)
+        v = verifyLog(d.input())
+        expect(v.status).toBe("ok")
+        expect(v.clock.findings).toMatchObject([{ seq: 4, kind: "time-backwards" }])
+    })
+
     it("refuses to compute absurd epochs", () => {
         const d = new FakeLogger().start().samples(2)
         const r = { seq: d.seq, kind: KIND.seal, t: 0, epoch: 0xfffffff0, count: 3, mac: Buffer.alloc(16) } as LogRecord
