@@ -56,13 +56,13 @@ const f2 = (x: number) => x.toFixed(2)
 
 function sampleRecords(n: number): Buffer[] {
     const out: Buffer[] = []
-    // uptime is a u32 of ms: it wraps after 49.7 days, as on the device
+    // t: seconds on the device's real-time clock
     for (let i = 0; i < n; i++)
         out.push(
             encodeRecord({
                 seq: i,
                 kind: KIND.sample,
-                uptime: (i * 300_000) % 0x1_0000_0000,
+                t: i * 300,
                 tc: -9000 + (i % 7),
                 cj: -640,
                 sr: 0,
@@ -241,7 +241,7 @@ async function uplinkRows(lb: LogBenchOut, cap: CaptureServer, add: Add, details
             `uplink bytes/sample, stable, upload every ${h} h (HTTP request)`,
             per,
             "B/sample",
-            `${st.batches} batches in 30 d, ${st.samples} samples, ${st.records} records; per batch: header ${f1(st.headerBytes / st.batches)} + items ${f1(st.itemBytes / st.batches)} + MAC 16 ` +
+            `${st.batches} batches in 30 d, ${st.samples} samples, ${st.records} records; per batch: header ${f1(st.headerBytes / st.batches)} + parts ${f1(st.bodyBytes / st.batches)} + MAC 16 ` +
                 `+ HTTP request line and headers ${f1(st.httpHeadBytes / st.batches)} B (the firmware's client, devs/uplink/http.ts, captured: ${JSON.stringify(exampleHead.replace(/content-length: 100/, "content-length: N"))})` +
                 (st.period === 86400 ? `; the ingest server answered the firmware's 24 h batches with ${ingestNote}` : ""),
         )

@@ -34,7 +34,7 @@ const quantile = (xs: number[], q: number) => {
 /** Stable dry-ice samples, seq 0..n-1 (the same records as bench.ts's verify rows). */
 function sampleRecords(n: number): Buffer[] {
     return Array.from({ length: n }, (_, i) =>
-        encodeRecord({ seq: i, kind: KIND.sample, uptime: (i * 300_000) % 0x1_0000_0000, tc: -9000 + (i % 7), cj: -640, sr: 0, sflags: 0 }),
+        encodeRecord({ seq: i, kind: KIND.sample, t: i * 300, tc: -9000 + (i % 7), cj: -640, sr: 0, sflags: 0 }),
     )
 }
 

@@ -171,7 +171,8 @@ export interface PeriodStats {
     /** bytes of all batches (header + items + MAC) */
     batchBytes: number
     headerBytes: number
-    itemBytes: number
+    /** the packed parts (body_len bytes) */
+    bodyBytes: number
     macBytes: number
     httpHeadBytes: number
     /** request bytes: HTTP head + batch, summed */
@@ -185,7 +186,7 @@ export function naiveJson(samples: LogRecord[], utc0: number): string {
     return JSON.stringify(
         samples.map(s => {
             const x = s as Extract<LogRecord, { kind: 1 }>
-            return { seq: x.seq, t: Math.floor((utc0 + x.uptime) / 1000), tc: x.tc, cj: x.cj, sr: x.sr, fl: x.sflags }
+            return { seq: x.seq, t: Math.floor((utc0 + x.t * 1000) / 1000), tc: x.tc, cj: x.cj, sr: x.sr, fl: x.sflags }
         }),
     )
 }
@@ -224,7 +225,7 @@ export function analyzePeriod(
         records: 0,
         batchBytes: 0,
         headerBytes: 0,
-        itemBytes: 0,
+        bodyBytes: 0,
         macBytes: 0,
         httpHeadBytes: 0,
         requestBytes: 0,
@@ -254,9 +255,9 @@ export function analyzePeriod(
         st.samples += samples.length
         st.records += d.count
         st.batchBytes += b.bytes.length
-        st.itemBytes += d.items.length
+        st.bodyBytes += d.body.length
         st.macBytes += d.mac.length
-        st.headerBytes += b.bytes.length - d.items.length - d.mac.length
+        st.headerBytes += b.bytes.length - d.body.length - d.mac.length
         const h = cap.headFor(endpoint, b.bytes.length)
         st.httpHeadBytes += h.length
         st.requestBytes += h.length + b.bytes.length

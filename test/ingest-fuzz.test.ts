@@ -53,23 +53,35 @@ function rng(seed: number) {
     }
 }
 
+/** the random part of every loc in this file (fixed, so positions can be compared) */
+const LOC_R = Buffer.from("0123456789abcdef", "hex")
+
 // A chain with every kind, runs of samples and an evicted record; 0..29 get stored first.
 function makeChain(n: number): { bytes: Buffer[]; heads: Buffer[] } {
     const recs: LogRecord[] = []
     for (let seq = 0; seq < n; seq++) {
-        const uptime = 60_000 * (seq + 1)
+        const t = 60 * (seq + 1)
         const k = seq % 17
-        if (seq === 0) recs.push({ seq, kind: KIND.boot, uptime: 5, boot: 1, reason: BOOT_REASON.powerOn, prev: Buffer.alloc(8) })
-        else if (k === 3) recs.push({ seq, kind: KIND.time, uptime: uptime + 7, utc: 1767225600123 + seq, source: TIME_SOURCE.gnss })
-        else if (k === 5)
-            recs.push({ seq, kind: KIND.fix, uptime: uptime + 9, loc: encryptLoc(key("loc"), DEVID, seq, 1, -1), fix: 3, sv: 7 })
-        else if (k === 7) recs.push({ seq, kind: KIND.alarm, uptime: uptime + 3, type: 1, tc: -9000 })
-        else if (k === 11) recs.push({ seq, kind: 42, uptime: uptime + 1, payload: Buffer.from("0102", "hex") })
+        if (seq === 0)
+            recs.push({
+                seq,
+                kind: KIND.boot,
+                t: 5,
+                boot: 1,
+                reason: BOOT_REASON.powerOn,
+                rtc: 0,
+                prev: Buffer.alloc(8),
+                fw: Buffer.alloc(8),
+            })
+        else if (k === 3) recs.push({ seq, kind: KIND.time, t: t + 7, utc: 1767225600123 + seq, source: TIME_SOURCE.gnss, flags: 0 })
+        else if (k === 5) recs.push({ seq, kind: KIND.fix, t: t + 9, loc: encryptLoc(key("loc"), seq, 1, -1, LOC_R), fix: 3, sv: 7 })
+        else if (k === 7) recs.push({ seq, kind: KIND.alarm, t: t + 3, type: 1, tc: -9000 })
+        else if (k === 11) recs.push({ seq, kind: 42, t: t + 1, payload: Buffer.from("0102", "hex") })
         else if (k === 13) {
             recs.push({
                 seq,
                 kind: KIND.evicted,
-                uptime: uptime + 2,
+                t: t + 2,
                 first: 1000,
                 last: 1001,
                 samples: 2,
@@ -81,7 +93,7 @@ function makeChain(n: number): { bytes: Buffer[]; heads: Buffer[] } {
                 srOr: 0,
                 sflagsOr: 0,
             })
-        } else recs.push({ seq, kind: KIND.sample, uptime, tc: -8960 + (seq % 5) - 2, cj: 1400, sr: seq % 23 === 9 ? 4 : 0, sflags: 0 })
+        } else recs.push({ seq, kind: KIND.sample, t, tc: -8960 + (seq % 5) - 2, cj: 1400, sr: seq % 23 === 9 ? 4 : 0, sflags: 0 })
     }
     const bytes = recs.map(encodeRecord)
     return { bytes, heads: chainHeads(GENESIS, bytes) }

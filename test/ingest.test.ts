@@ -5,7 +5,25 @@ import { request } from "node:http"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterEach, beforeEach, describe, expect, test } from "vitest"
-import { KIND, chainHeads, decodeAck, encodeBatch, encodeRecord, epochKey, genesisHead, type LogRecord } from "../src/format/index.js"
+import {
+    ACK_LEN,
+    BATCH_FIXED_LEN,
+    CTX,
+    KIND,
+    PRIORS,
+    RangeEncoder,
+    adaptShift,
+    chainHeads,
+    decodeAck,
+    decodeBatch,
+    encodeBatch,
+    encodePack,
+    encodeParts,
+    encodeRecord,
+    epochKey,
+    genesisHead,
+    type LogRecord,
+} from "../src/format/index.js"
 import {
     checkpointsFor,
     getDevice,
@@ -38,8 +56,8 @@ interface Chain {
 function makeChain(n: number, special: { [seq: number]: Spec } = {}, variant = 0): Chain {
     const records = Array.from({ length: n }, (_, seq) => {
         const s = special[seq]
-        if (s) return { seq, uptime: seq * 60_000 + 1, ...s } as LogRecord
-        return { seq, kind: KIND.sample, uptime: seq * 60_000, tc: 640 + (seq % 3) + variant, cj: 1500, sr: 0, sflags: 0 } as LogRecord
+        if (s) return { seq, t: seq * 60 + 1, ...s } as unknown as LogRecord
+        return { seq, kind: KIND.sample, t: seq * 60, tc: 640 + (seq % 3) + variant, cj: 1500, sr: 0, sflags: 0 } as LogRecord
     })
     const bytes = records.map(encodeRecord)
     return { records, bytes, heads: chainHeads(GENESIS, bytes) }
@@ -170,7 +188,7 @@ afterEach(async () => {
 
 function expectAck(r: Res, ackSeq: number | null, o: { boot?: number; epoch?: number; chain?: Chain } = {}) {
     expect(r.type).toBe("application/octet-stream")
-    expect(r.body.length).toBe(72)
+    expect(r.body.length).toBe(ACK_LEN)
     const ack = decodeAck(r.body, ACKKEY) // throws unless the mac verifies under ackkey
     expect(ack.devid).toBe(DEVID)
     expect(ack.ackSeq).toBe(ackSeq)
@@ -188,6 +206,17 @@ function expectText(r: Res, status: number, reason: RegExp) {
 }
 
 describe("accepting batches", () => {
+    test("the ack echoes the batch's nonce and carries the server's UTC", async () => {
+        const b = batchOf(0, 9, { epoch: 0, boot: 1 })
+        const before = Date.now()
+        const r = await post(srv.url, b)
+        expect(r.status).toBe(200)
+        const ack = expectAck(r, 9, { boot: 1, epoch: 0 })
+        expect(ack.nonce).toBe(decodeBatch(b).nonce)
+        expect(ack.utc).toBeGreaterThanOrEqual(before)
+        expect(ack.utc).toBeLessThanOrEqual(Date.now())
+    })
+
     test("happy path: stores records and heads, acks the last seq, keeps a checkpoint per ack", async () => {
         const r1 = await post(srv.url, batchOf(0, 9, { epoch: 0, boot: 1 }))
         expect(r1.status).toBe(200)
@@ -263,7 +292,9 @@ describe("accepting batches", () => {
         const before = dbState(srv.db)
         const b = await post(srv.url, batchOf(0, 9))
         expect(b.status).toBe(200)
-        expect(b.body).toEqual(a.body)
+        // the same ack but for the nonce it echoes, the server's time and so the mac
+        const same = (x: Buffer) => ({ ...decodeAck(x, ACKKEY), nonce: 0, utc: 0, mac: null })
+        expect(same(b.body)).toEqual(same(a.body))
         const after = dbState(srv.db)
         expect(after.records).toBe(10)
         expect(after.hash).toBe(before.hash)
@@ -340,23 +371,38 @@ describe("refusing batches", () => {
         return r
     }
 
-    const sign = (o: { items: Buffer; count: number; firstSeq?: number }) =>
+    const sign = (o: { body: Buffer; count: number; firstSeq?: number }) =>
         encodeBatch({ devid: DEVID, boot: 1, epoch: 2, firstSeq: o.firstSeq ?? 10, records: [], key: epochKey(K0, 2), ...o })
-    const fullSample = Buffer.concat([Buffer.from([1]), CHAIN.bytes[10].subarray(4)])
+    /** a part: len u16, count u16, stream */
+    const part = (stream: Buffer, count: number) => encodeParts([{ count, stream }])
+    const oneSample = part(encodePack([CHAIN.bytes[10]]), 1)
+    /** a stream that codes one record as the coder's fields say (for records no encoder would write) */
+    const crafted = (f: (rc: RangeEncoder, p: number[]) => void) => {
+        const rc = new RangeEncoder()
+        f(rc, PRIORS.slice())
+        return rc.finish()
+    }
+    const otherRecord = (kind: number, len: number) =>
+        crafted((rc, p) => {
+            rc.bit(p, CTX.sample, 1, adaptShift(0))
+            rc.direct(kind, 8)
+            rc.direct(len, 8)
+            rc.direct(600, 32)
+        })
 
     test.each<[string, () => Buffer | string, RegExp]>([
         ["empty body", () => Buffer.alloc(0), /empty body/],
         ["random binary", () => noise(300), /bad magic/],
         ["JSON text", () => JSON.stringify({ devid: DEVID, seq: 10, tc: 640 }), /bad magic/],
-        ["a v1 batch", () => Buffer.concat([Buffer.from("CTB1"), batchOf(10, 12).subarray(4)]), /bad magic/],
+        ["a v2 batch", () => Buffer.concat([Buffer.from("CTB2"), batchOf(10, 12).subarray(4)]), /bad magic/],
         ["truncated", () => batchOf(10, 12, { epoch: 2 }).subarray(0, -1), /wrong length/],
         ["extra byte", () => Buffer.concat([batchOf(10, 12, { epoch: 2 }), Buffer.from([0])]), /wrong length/],
-        ["header only", () => batchOf(10, 12, { epoch: 2 }).subarray(0, 29), /wrong length/],
+        ["header only", () => batchOf(10, 12, { epoch: 2 }).subarray(0, BATCH_FIXED_LEN + 2), /wrong length/],
         [
             "PREV flag without the head",
             () => {
                 const b = batchOf(10, 12, { epoch: 2 })
-                b[26] = 1
+                b[30] = 1
                 return b
             },
             /wrong length/,
@@ -365,36 +411,56 @@ describe("refusing batches", () => {
             "unknown flags",
             () => {
                 const b = batchOf(10, 12, { epoch: 2 })
-                b[26] = 4
+                b[30] = 4
                 return b
             },
             /unknown flags 0x04/,
         ],
-        ["count 0", () => sign({ items: fullSample, count: 0 }), /count 0 out of range/],
-        ["count above the items", () => sign({ items: fullSample, count: 2 }), /count says 2 records, the items hold 1/],
-        ["count below the items", () => sign({ items: Buffer.concat([fullSample, fullSample]), count: 1 }), /more than 1 records/],
-        ["unknown item tag", () => sign({ items: Buffer.concat([fullSample, Buffer.from([7])]), count: 2 }), /unknown item tag 0x07/],
-        ["run without reference", () => sign({ items: Buffer.from([2, 1, 60, 0, 0]), count: 1 }), /run without a reference sample/],
+        ["count 0", () => sign({ body: oneSample, count: 0 }), /count 0/],
+        ["count above the parts", () => sign({ body: oneSample, count: 2 }), /count says 2 records, the parts hold 1/],
+        ["count below the parts", () => sign({ body: Buffer.concat([oneSample, oneSample]), count: 1 }), /the parts hold more/],
+        ["truncated part header", () => sign({ body: Buffer.concat([oneSample, Buffer.from([7])]), count: 2 }), /truncated part header/],
+        ["part of 0 records", () => sign({ body: part(Buffer.alloc(0), 0), count: 1 }), /a part of 0 records/],
+        ["part longer than the body", () => sign({ body: oneSample.subarray(0, -1), count: 1 }), /run past the body/],
+        ["stream shorter than its records", () => sign({ body: part(Buffer.alloc(0), 1), count: 1 }), /ends before its records/],
+        ["known kind, wrong len", () => sign({ body: part(otherRecord(8, 4), 1), count: 1 }), /kind 8 needs 26/],
         [
-            "pad nibble",
-            () => sign({ items: Buffer.concat([fullSample, Buffer.from([2, 1, 60, 0, 0x30])]), count: 2 }),
-            /pad nibble is not 0/,
+            "a sample coded as another record",
+            () => sign({ body: part(otherRecord(1, 12), 1), count: 1 }),
+            /a sample coded as another record/,
         ],
-        ["truncated full item", () => sign({ items: fullSample.subarray(0, 10), count: 1 }), /runs past the end/],
-        ["known kind, wrong len", () => sign({ items: Buffer.from([1, 8, 4, 0, 0, 0, 0]), count: 1 }), /kind 8 needs 26/],
+        [
+            "a faulted sample without fault bits",
+            () =>
+                sign({
+                    body: part(
+                        crafted((rc, p) => {
+                            rc.bit(p, CTX.sample, 0, adaptShift(0))
+                            rc.bit(p, CTX.fault, 1, adaptShift(0))
+                            rc.direct(600, 32)
+                            rc.direct(0, 16)
+                            rc.direct(0, 32)
+                            rc.direct(0, 16)
+                        }),
+                        1,
+                    ),
+                    count: 1,
+                }),
+            /faulted sample without fault bits/,
+        ],
         [
             "seq 0xffffffff",
             () => {
-                const b = sign({ items: fullSample, count: 1 })
-                b.writeUInt32LE(0xffffffff, 20)
+                const b = sign({ body: oneSample, count: 1 })
+                b.writeUInt32LE(0xffffffff, 24)
                 return b
             },
             /reserved/,
         ],
         [
             "seq past 0xfffffffe",
-            () => sign({ items: Buffer.concat([fullSample, fullSample]), count: 2, firstSeq: 0xfffffffe }),
-            /seq past 0xfffffffe/,
+            () => sign({ body: Buffer.concat([oneSample, oneSample]), count: 2, firstSeq: 0xfffffffe }),
+            /past seq 0xfffffffe/,
         ],
     ])("400: %s", async (_name, body, reason) => {
         await refused(body(), 400, reason)
@@ -411,19 +477,19 @@ describe("refusing batches", () => {
 
     test("401: a tampered record", async () => {
         const b = batchOf(10, 12, { epoch: 2 })
-        b[35] ^= 0x01
+        b[BATCH_FIXED_LEN + 2 + 4 + 1] ^= 0x01 // a byte of the packed stream
         await denied(b, /mac does not verify/)
     })
 
-    test("401: the MAC is checked before the items are decoded", async () => {
-        // items that do not decode, under a wrong key: an outsider gets the 401, never the decoder's 400
+    test("401: the MAC is checked before the parts are decoded", async () => {
+        // parts that do not decode, under a wrong key: an outsider gets the 401, never the decoder's 400
         const junk = encodeBatch({
             devid: DEVID,
             boot: 1,
             epoch: 2,
             firstSeq: 10,
             records: [],
-            items: Buffer.from([7, 7, 7]),
+            body: Buffer.from([7, 7, 7]),
             count: 1,
             key: OTHER_KEY,
         })
@@ -467,7 +533,7 @@ describe("refusing batches", () => {
             /prev_head does not match the stored head\[9\]/,
             true,
         )
-        expect(r.length).toBe("72")
+        expect(r.length).toBe(String(ACK_LEN))
         expect(checkpointsFor(srv.db, DEVID).at(-1)).toMatchObject({ seq: 9, status: 409, epoch: 2, boot: 1 })
     })
 

@@ -6,7 +6,7 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from "vitest"
-import { ALARM_TYPE, BOOT_REASON, KIND, TIME_SOURCE, encryptLoc } from "../src/format/index.js"
+import { ALARM_TYPE, BOOT_REASON, BOOT_RTC, KIND, TIME_FLAG, TIME_SOURCE, encryptLoc } from "../src/format/index.js"
 import { addReader, checkpointsFor, listReaders, readerByKey, registerDevice, removeReader } from "../src/ingest/db.js"
 import { DEFAULT_LIMIT } from "../src/ingest/readapi.js"
 import { startIngestServer, type IngestServer } from "../src/ingest/server.js"
@@ -21,16 +21,26 @@ const LOCKEY_A = key("read lockey a")
 const LOCKEY_B = key("read lockey b")
 const LAT = 525200000 // 52.52 N
 const LON = 134050000 // 13.405 E
+/** the random part of every loc in this file (fixed, so positions can be compared) */
+const LOC_R = Buffer.from("0123456789abcdef", "hex")
 
 function chainFor(devid: string, lockey: Buffer): Chain {
     return makeChain(devid, 30, {
-        0: { kind: KIND.boot, uptime: 5, boot: 1, reason: BOOT_REASON.powerOn, prev: Buffer.alloc(8) },
-        1: { kind: KIND.time, utc: 1767225600123, source: TIME_SOURCE.gnss },
+        0: {
+            kind: KIND.boot,
+            t: 5,
+            boot: 1,
+            reason: BOOT_REASON.powerOn,
+            rtc: BOOT_RTC.lost,
+            prev: Buffer.alloc(8),
+            fw: Buffer.from("fw-test1"),
+        },
+        1: { kind: KIND.time, utc: 1767225600123, source: TIME_SOURCE.gnss, flags: TIME_FLAG.set },
         2: { kind: KIND.config, hash: Buffer.alloc(16, 0xcf) },
-        5: { kind: KIND.fix, loc: encryptLoc(lockey, devid, 5, LAT, LON), fix: 3, sv: 9 },
+        5: { kind: KIND.fix, loc: encryptLoc(lockey, 5, LAT, LON, LOC_R), fix: 3, sv: 9 },
         7: { kind: KIND.alarm, type: ALARM_TYPE.aboveBand, tc: 1100 },
         8: { kind: KIND.sample, tc: 0, cj: 0, sr: 0, sflags: 1 }, // faulted: no temperature
-        9: { kind: KIND.stop, start: 400_000, loc: encryptLoc(lockey, devid, 9, LAT + 10, LON - 10) },
+        9: { kind: KIND.stop, start: 400_000, loc: encryptLoc(lockey, 9, LAT + 10, LON - 10, LOC_R) },
         11: { kind: KIND.alarm, type: ALARM_TYPE.backInBand, tc: 1000 },
         13: {
             kind: KIND.evicted,
@@ -234,28 +244,33 @@ describe("read API", () => {
                 seq: 0,
                 kind: 2,
                 name: "boot",
-                uptime: 5,
+                t: 5,
                 boot: 1,
                 reason: 0,
                 reasonName: "powerOn",
+                rtc: 1,
+                rtcFlags: ["lost"],
                 prev: "0000000000000000",
+                fw: Buffer.from("fw-test1").toString("hex"),
             })
             expect(at(1)).toEqual({
                 seq: 1,
                 kind: 4,
                 name: "time",
-                uptime: 60_001,
+                t: 61,
                 utc: 1767225600123,
                 utcIso: "2026-01-01T00:00:00.123Z",
                 source: 1,
                 sourceName: "gnss",
+                flags: 1,
+                set: true,
             })
             expect(at(2)).toMatchObject({ name: "config", hash: "cf".repeat(16) })
             expect(at(3)).toEqual({
                 seq: 3,
                 kind: 1,
                 name: "sample",
-                uptime: 180_000,
+                t: 180,
                 tc: 640,
                 cj: 1500,
                 sr: 0,
@@ -268,18 +283,18 @@ describe("read API", () => {
             expect(at(8)).toMatchObject({ name: "sample", sflags: 1, faulted: true, celsius: null })
             expect(at(13)).toMatchObject({ name: "evicted", first: 1000, last: 1001, outMin: 14, minTc: 900, maxTc: 1200 })
             expect(at(15)).toMatchObject({ name: "seal", epoch: 0, count: 15, mac: "5e".repeat(16) })
-            expect(at(16)).toEqual({ seq: 16, kind: 42, name: "unknown", uptime: 960_001, payload: "c0ffee" })
+            expect(at(16)).toEqual({ seq: 16, kind: 42, name: "unknown", t: 961, payload: "c0ffee" })
             // positions stay the ciphertext the device recorded
             expect(at(5)).toEqual({
                 seq: 5,
                 kind: 9,
                 name: "fix",
-                uptime: 300_001,
-                loc: encryptLoc(LOCKEY_A, DEV_A, 5, LAT, LON).toString("hex"),
+                t: 301,
+                loc: encryptLoc(LOCKEY_A, 5, LAT, LON, LOC_R).toString("hex"),
                 fix: 3,
                 sv: 9,
             })
-            expect(at(9)).toMatchObject({ name: "stop", start: 400_000, loc: expect.stringMatching(/^[0-9a-f]{32}$/) })
+            expect(at(9)).toMatchObject({ name: "stop", start: 400_000, loc: expect.stringMatching(/^[0-9a-f]{48}$/) })
             expect(at(9).position).toBeUndefined()
             expect(logs.at(-1)).toMatchObject({ path: `/v1/devices/${DEV_A}/records`, status: 200, devid: DEV_A, reader: "auditor", n: 17 })
         })
@@ -291,14 +306,14 @@ describe("read API", () => {
                 seq: 5,
                 kind: 9,
                 name: "fix",
-                uptime: 300_001,
-                loc: encryptLoc(LOCKEY_A, DEV_A, 5, LAT, LON).toString("hex"),
+                t: 301,
+                loc: encryptLoc(LOCKEY_A, 5, LAT, LON, LOC_R).toString("hex"),
                 fix: 3,
                 sv: 9,
             })
-            expect(a.records[4]).toMatchObject({ name: "stop", loc: encryptLoc(LOCKEY_A, DEV_A, 9, LAT + 10, LON - 10).toString("hex") })
+            expect(a.records[4]).toMatchObject({ name: "stop", loc: encryptLoc(LOCKEY_A, 9, LAT + 10, LON - 10, LOC_R).toString("hex") })
             const b = json(await get(`/v1/devices/${DEV_B}/records?from=5&to=9`, ops))
-            expect(b.records[0].loc).toBe(encryptLoc(LOCKEY_B, DEV_B, 5, LAT, LON).toString("hex"))
+            expect(b.records[0].loc).toBe(encryptLoc(LOCKEY_B, 5, LAT, LON, LOC_R).toString("hex"))
             for (const r of [...a.records, ...b.records]) expect(r.position).toBeUndefined()
             const c = json(await get(`/v1/devices/${DEV_A}/records?from=5&to=9`, auditor))
             expect(c.positions).toBe("encrypted: this reader key may not see positions")

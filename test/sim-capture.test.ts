@@ -94,7 +94,7 @@ describe("a recorded receiver stream replayed through the u-blox model (gnss.cap
     })
 
     it("records the recording's positions, every one, in order, to the 1e-7 degree", () => {
-        const got = fixes.map(f => decryptLoc(lockey, devid, f.seq, f.loc))
+        const got = fixes.map(f => decryptLoc(lockey, f.seq, f.loc))
         expect(got.map(p => [p.lat, p.lon])).toEqual(cap.fixes.map(f => [f.lat, f.lon]))
     })
 

@@ -9,18 +9,9 @@ import Database from "better-sqlite3"
 import { runScenario } from "../src/sim/run.js"
 import { loadScenario } from "../src/sim/scenario.js"
 import { ROOT } from "../src/sim/vm.js"
-import type { DeviceExportFile } from "../src/sim/export.js"
-import {
-    blockKey,
-    encodeBlock,
-    encodeLogAck,
-    encodeLogMeta,
-    encodeRecord,
-    genesisHead,
-    nextHead,
-    decodeRecord,
-    type LogRecord,
-} from "../src/format/index.js"
+import { EXPORT_FORMAT, type DeviceExportFile } from "../src/sim/export.js"
+import { flashImage as layOutFlash, imageSettingsHex } from "../src/sim/flash-image.js"
+import { encodeRecord, genesisHead, nextHead, decodeRecord, type LogRecord } from "../src/format/index.js"
 
 export interface RunFiles {
     dir: string
@@ -170,8 +161,9 @@ export function writeExport(file: DeviceExportFile): string {
 }
 
 /**
- * A flash image as the firmware lays it out (docs/format.md 5): the records cut into blocks of at
- * most 192 bytes from block 1 on, lgmeta with the boot counter, lgack with the acknowledged checkpoint.
+ * A flash image as the firmware lays it out (docs/format.md 5, src/sim/flash-image.ts): the records
+ * packed into blocks of at most 224 bytes from block 1 on, the open block with its tail, lgmeta,
+ * lgack with the acknowledged checkpoint and the boot counter in `st`.
  */
 export function flashImage(opts: {
     devid: string
@@ -180,30 +172,12 @@ export function flashImage(opts: {
     boot: number
     ack?: { seq: number; head: Buffer; boot: number }
 }): DeviceExportFile {
-    const settings: Record<string, string> = {}
-    let n = 0
-    let head = opts.prevHead
-    let i = 0
-    while (i < opts.records.length) {
-        let take = 1
-        let block = encodeBlock({ firstSeq: opts.records[i].readUInt32LE(0), prevHead: head, records: opts.records.slice(i, i + 1) })
-        while (i + take < opts.records.length) {
-            try {
-                block = encodeBlock({
-                    firstSeq: opts.records[i].readUInt32LE(0),
-                    prevHead: head,
-                    records: opts.records.slice(i, i + take + 1),
-                })
-                take++
-            } catch {
-                break
-            }
-        }
-        settings[blockKey(++n)] = block.toString("hex")
-        for (const r of opts.records.slice(i, i + take)) head = nextHead(head, r)
-        i += take
-    }
-    settings.lgmeta = encodeLogMeta({ firstBlock: 1, lastBlock: n, boot: opts.boot }).toString("hex")
-    if (opts.ack) settings.lgack = encodeLogAck({ ackSeq: opts.ack.seq, head: opts.ack.head, boot: opts.ack.boot }).toString("hex")
-    return { format: "coldtrace-export-v2", devid: opts.devid, settings }
+    const img = layOutFlash({
+        records: opts.records,
+        baseHead: opts.prevHead,
+        firstBlock: 1,
+        boot: opts.boot,
+        ack: opts.ack ? { ackSeq: opts.ack.seq, head: opts.ack.head, boot: opts.ack.boot } : null,
+    })
+    return { format: EXPORT_FORMAT, devid: opts.devid, settings: imageSettingsHex(img) }
 }

@@ -10,7 +10,7 @@ import {
     nextHead,
     sealMac,
     decodeRecord,
-    decodeBlock,
+    blockFirstSeq,
     type SealRecord,
     type LogRecord,
 } from "../src/format/index.js"
@@ -217,13 +217,17 @@ describe("coldtrace verify on a real simulated logger", () => {
         expectFirst(v, "modified", k)
         // blocks of a device export exchanged
         const file = readExport(fx.a.export)
-        const keys = Object.keys(file.settings).filter(x => /^lg[0-9a-f]{8}$/.test(x))
-        if (keys.length >= 2) {
-            const [p, q] = keys
+        // TODO(v3): closed blocks carry no count (the next block's first_seq ends them), so two exchanged
+        // blocks make the image unreadable past the first (readFlashLog reports it) rather than reordered
+        const keys = Object.keys(file.settings)
+            .filter(x => /^b[0-9a-f]{2}$/.test(x))
+            .sort()
+        if (keys.length >= 3) {
+            const [p, q, r] = keys
+            const firstOf = (k: string) => blockFirstSeq(Buffer.from(file.settings[k], "hex"))
+            const moved = { firstSeq: firstOf(q), lastSeq: firstOf(r) - 1 }
             ;[file.settings[p], file.settings[q]] = [file.settings[q], file.settings[p]]
             const w = verify(["--export", writeExport(file), "--keys", fx.a.secret])
-            // the block that now comes second holds the records found out of place
-            const moved = decodeBlock(Buffer.from(file.settings[q], "hex"))
             expectFirst(w, "reordered", moved.firstSeq)
             expect(w.problems[0].last).toBe(moved.lastSeq)
         }
@@ -328,9 +332,9 @@ describe("coldtrace verify on a real simulated logger", () => {
         }
         let seq = last + 1
         const mac = sealMac(epochKey(fx.a.k0, openEpoch), fx.a.devid, openEpoch, seq, head, seq - prevSeal - 1)
-        push({ seq, kind: KIND.seal, uptime: 0, epoch: openEpoch, count: seq - prevSeal - 1, mac })
-        push({ seq: ++seq, kind: KIND.boot, uptime: 0, boot: 2, reason: 0, prev: head.subarray(0, 8) })
-        for (let n = 1; n <= 4; n++) push({ seq: ++seq, kind: KIND.sample, uptime: n * 300_000, tc: -9000 - n, cj: -640, sr: 0, sflags: 0 })
+        push({ seq, kind: KIND.seal, t: 0, epoch: openEpoch, count: seq - prevSeal - 1, mac })
+        push({ seq: ++seq, kind: KIND.boot, t: 0, boot: 2, reason: 0, rtc: 0, prev: head.subarray(0, 8), fw: Buffer.alloc(8) })
+        for (let n = 1; n <= 4; n++) push({ seq: ++seq, kind: KIND.sample, t: n * 300, tc: -9000 - n, cj: -640, sr: 0, sflags: 0 })
         const forked = flashImage({
             devid: fx.a.devid,
             prevHead: cps.head,
@@ -404,7 +408,7 @@ describe("coldtrace verify on a real simulated logger", () => {
                 encodeRecord({
                     seq,
                     kind: KIND.seal,
-                    uptime: 9_000_000,
+                    t: 9_000,
                     epoch: E,
                     count,
                     mac: sealMac(kE, fx.a.devid, E, seq, head, count),

@@ -20,6 +20,9 @@ import {
 // the cases the real simulator runs do not reach in a few seconds (evictions, positions, firmware
 // faults in boots and seals), and the order checks in isolation.
 
+/** the random part of every loc in this file */
+const LOC_R = Buffer.from("0123456789abcdef", "hex")
+
 /** A logger as the firmware behaves: seal the open epoch at every boot, evolve after each seal. */
 class FakeLogger {
     readonly devid = randomBytes(8).toString("hex")
@@ -47,20 +50,21 @@ class FakeLogger {
     start(bootCounter = this.boot + 1) {
         if (this.seq > 0) this.seal()
         this.boot = bootCounter
-        this.up = 0
         this.push({
             seq: this.seq,
             kind: KIND.boot,
-            uptime: 0,
+            t: this.up,
             boot: this.boot,
             reason: 0,
+            rtc: 0,
             prev: this.seq ? this.head.subarray(0, 8) : Buffer.alloc(8),
+            fw: Buffer.alloc(8),
         })
         return this
     }
     sample(tc = -10000) {
-        this.up += 300_000
-        this.push({ seq: this.seq, kind: KIND.sample, uptime: this.up, tc, cj: -640, sr: 0, sflags: 0 })
+        this.up += 300
+        this.push({ seq: this.seq, kind: KIND.sample, t: this.up, tc, cj: -640, sr: 0, sflags: 0 })
         return this
     }
     samples(n: number) {
@@ -71,7 +75,7 @@ class FakeLogger {
         const seq = this.seq
         const count = seq - this.sealSeq - 1
         const mac = sealMac(epochKey(this.k0, epoch), this.devid, epoch, seq, this.head, count)
-        this.push({ seq, kind: KIND.seal, uptime: this.up, epoch, count, mac })
+        this.push({ seq, kind: KIND.seal, t: this.up, epoch, count, mac })
         this.sealSeq = seq
         this.epoch = epoch + 1
         return this
@@ -80,8 +84,8 @@ class FakeLogger {
         this.push({
             seq: this.seq,
             kind: KIND.fix,
-            uptime: this.up,
-            loc: encryptLoc(this.lockey, this.devid, this.seq, lat, lon),
+            t: this.up,
+            loc: encryptLoc(this.lockey, this.seq, lat, lon, LOC_R),
             fix: 3,
             sv: 9,
         })
@@ -96,7 +100,7 @@ class FakeLogger {
         const v: EvictedRecord = {
             seq: this.seq,
             kind: KIND.evicted,
-            uptime: this.up,
+            t: this.up,
             first,
             last,
             samples: rs.length,
@@ -167,7 +171,7 @@ describe("verifyLog on firmware-shaped logs", () => {
         const fake: EvictedRecord = {
             seq: d.seq,
             kind: KIND.evicted,
-            uptime: 1,
+            t: 1,
             first: 5,
             last: 20,
             samples: 16,
@@ -229,7 +233,7 @@ describe("verifyLog on firmware-shaped logs", () => {
         expect(v.notes.join("\n")).toMatch(/jumps from 1 to 3/)
         // a boot record right after a sample: the open epoch was not sealed
         const d = new FakeLogger().start().samples(3)
-        d.push({ seq: d.seq, kind: KIND.boot, uptime: 0, boot: 2, reason: 0, prev: d.head.subarray(0, 8) })
+        d.push({ seq: d.seq, kind: KIND.boot, t: 0, boot: 2, reason: 0, rtc: 0, prev: d.head.subarray(0, 8), fw: Buffer.alloc(8) })
         expect(kinds(verifyLog(d.input()))).toEqual(["bad-boot@4"])
         // the log must begin with the first boot
         const e = new FakeLogger()
@@ -296,9 +300,20 @@ describe("verifyLog on firmware-shaped logs", () => {
         expect(v.problems[0]).toMatchObject({ kind: "foreign", seq: 0 })
     })
 
+    it("reports the device's clock: runs, unplaced records, and t going backwards without making the log tampered", () => {
+        const d = new FakeLogger().start().samples(3)
+        let v = verifyLog(d.input())
+        expect(v.clock).toEqual({ runs: 1, unplaced: 4, findings: [] })
+        d.up -= 900 // the clock steps back with no SET time record to explain it
+        d.samples(2)
+        v = verifyLog(d.input())
+        expect(v.status).toBe("ok")
+        expect(v.clock.findings).toMatchObject([{ seq: 4, kind: "time-backwards" }])
+    })
+
     it("refuses to compute absurd epochs", () => {
         const d = new FakeLogger().start().samples(2)
-        const r = { seq: d.seq, kind: KIND.seal, uptime: 0, epoch: 0xfffffff0, count: 3, mac: Buffer.alloc(16) } as LogRecord
+        const r = { seq: d.seq, kind: KIND.seal, t: 0, epoch: 0xfffffff0, count: 3, mac: Buffer.alloc(16) } as LogRecord
         d.push(r)
         const t0 = performance.now()
         const v = verifyLog(d.input())

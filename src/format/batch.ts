@@ -39,7 +39,7 @@ export interface BatchPart {
 export function packParts(list: RecordLike[], perPart = Infinity): BatchPart[] {
     const { recordBytes } = canonical(list)
     const parts: BatchPart[] = []
-    for (let i = 0; i < recordBytes.length; ) {
+    for (let i = 0; i < recordBytes.length;) {
         const n = Math.min(perPart, recordBytes.length - i)
         const enc = new PackEncoder(recordBytes[i].readUInt32LE(0))
         for (let k = 0; k < n; k++) enc.add(recordBytes[i + k])

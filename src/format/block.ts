@@ -112,7 +112,13 @@ export function decodePackState(b: Buffer): { rc: CoderState; m: PackModel } {
     m.sealEpoch = b.readUInt32LE(153)
     m.sealSeq = b.readUInt32LE(157)
     return {
-        rc: { low: b.readUInt32LE(0) + b[4] * 2 ** 32, range: b.readUInt32LE(5), cache: b[9], hasCache: (b[10] & 1) !== 0, ffCount: b.readUInt16LE(11) },
+        rc: {
+            low: b.readUInt32LE(0) + b[4] * 2 ** 32,
+            range: b.readUInt32LE(5),
+            cache: b[9],
+            hasCache: (b[10] & 1) !== 0,
+            ffCount: b.readUInt16LE(11),
+        },
         m,
     }
 }
@@ -343,14 +349,24 @@ export function readFlashLog(get: (key: string) => Buffer | undefined): FlashLog
         }
         values.push(v)
     }
-    out.claims.push({ seq: blockFirstSeq(values[0]) - 1, head: meta.baseHead, what: "lgmeta base head" })
-    out.claims.push({ seq: blockFirstSeq(values[values.length - 1]) - 1, head: meta.openHead, what: "lgmeta open head" })
+    // every block's first_seq first: a value too short to hold one is a problem, not an exception
+    const firsts: number[] = []
+    for (let i = 0; i < values.length; i++) {
+        try {
+            firsts.push(blockFirstSeq(values[i]))
+        } catch (e) {
+            problem(firsts.length ? firsts[firsts.length - 1] : 0, `block ${blockKey(meta.firstBlock + i)}: ${(e as Error).message}`)
+            return out
+        }
+    }
+    out.claims.push({ seq: firsts[0] - 1, head: meta.baseHead, what: "lgmeta base head" })
+    out.claims.push({ seq: firsts[firsts.length - 1] - 1, head: meta.openHead, what: "lgmeta open head" })
     out.claims.push({ seq: tail.nextSeq - 1, head: tail.head, what: "tail head" })
     for (let i = 0; i < values.length; i++) {
         const key = blockKey(meta.firstBlock + i)
-        const first = blockFirstSeq(values[i])
+        const first = firsts[i]
         const open = i === values.length - 1
-        const end = open ? tail.nextSeq : blockFirstSeq(values[i + 1])
+        const end = open ? tail.nextSeq : firsts[i + 1]
         if (end < first) {
             problem(first, `block ${key} starts at ${first}, after the next record ${end}`)
             break

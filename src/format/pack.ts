@@ -200,9 +200,9 @@ export const CTX = {
 
 /** Initial probabilities of a 0, per context (section 4.3): typical thermocouple statistics. */
 export const PRIORS: readonly number[] = [
-    63488, 63488, 63488, 49152, 16384, 16384, 16384, 16384, 55808, 32768, 43008, 33024, 34560, 32768, 12288, 38144, 20224, 35584,
-    33280, 27136, 17408, 32768, 19456, 23040, 28416, 27136, 14080, 33536, 15616, 18432, 23552, 23808, 22528, 35840, 35072, 36608,
-    34304, 32768, 32768, 32768, 32768, 32768, 32768, 32768, 41728, 37120, 36096, 32256, 34560, 35840,
+    63488, 63488, 63488, 49152, 16384, 16384, 16384, 16384, 55808, 32768, 43008, 33024, 34560, 32768, 12288, 38144, 20224, 35584, 33280,
+    27136, 17408, 32768, 19456, 23040, 28416, 27136, 14080, 33536, 15616, 18432, 23552, 23808, 22528, 35840, 35072, 36608, 34304, 32768,
+    32768, 32768, 32768, 32768, 32768, 32768, 41728, 37120, 36096, 32256, 34560, 35840,
 ]
 
 const SEAL_LEN = 26
@@ -279,12 +279,7 @@ export function newModel(): PackModel {
 
 /** The four thermocouple predictions: last, linear, mean (EMA), damped trend. */
 function predictions(m: PackModel): number[] {
-    return [
-        m.t1,
-        clampI32(2 * m.t1 - m.t2),
-        Math.floor((m.ema + 512) / 1024),
-        clampI32(m.t1 + Math.floor((m.t1 - m.t2) / 2)),
-    ]
+    return [m.t1, clampI32(2 * m.t1 - m.t2), Math.floor((m.ema + 512) / 1024), clampI32(m.t1 + Math.floor((m.t1 - m.t2) / 2))]
 }
 
 /** index of the prediction with the lowest score (the first on a tie) */

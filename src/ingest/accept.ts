@@ -4,7 +4,7 @@
 import {
     FormatError,
     chainHeads,
-    decodeBatchItems,
+    decodeBatchBody,
     encodeAck,
     genesisHead,
     mac16,
@@ -57,7 +57,7 @@ export interface IngestTiming {
     batches: number
     /** framing and the MAC over the raw body */
     mac: number
-    /** items to canonical records */
+    /** packed parts to canonical records */
     decode: number
     /** SHA-256 chain heads */
     chain: number
@@ -82,7 +82,7 @@ const denied = (base: Base, why: string): BatchOutcome => ({ ...text(401, NOT_AU
 
 /**
  * A batch from its raw body to its reply. The MAC is checked on the raw bytes (it covers every
- * byte before it) before any item is decoded: unauthenticated input never reaches the decoder.
+ * byte before it) before any part is decoded: unauthenticated input never reaches the decoder.
  */
 export async function acceptBatch(
     store: IngestStore,
@@ -90,6 +90,7 @@ export async function acceptBatch(
     body: Buffer,
     remote: string,
     timing?: IngestTiming,
+    now: () => number = Date.now,
 ): Promise<BatchOutcome> {
     let t = timing ? performance.now() : 0
     const lap = (what: "mac" | "decode") => {
@@ -121,7 +122,7 @@ export async function acceptBatch(
 
     let batch: DecodedBatch
     try {
-        batch = decodeBatchItems(frame)
+        batch = decodeBatchBody(frame)
     } catch (err) {
         if (err instanceof FormatError) return { ...text(err.status, err.message), ...base }
         throw err
@@ -129,7 +130,7 @@ export async function acceptBatch(
     lap("decode")
     const t0 = timing ? performance.now() : 0
     const chainBefore = timing?.chain ?? 0
-    const out = await store.withDevice(batch.devid, tx => storeBatch(tx, batch, key, remote, timing))
+    const out = await store.withDevice(batch.devid, tx => storeBatch(tx, batch, key, remote, timing, now))
     if (timing) {
         timing.batches++
         timing.store += performance.now() - t0 - (timing.chain - chainBefore)
@@ -141,7 +142,14 @@ export async function acceptBatch(
  * Checks an authenticated batch against the device's stored chain and stores its new records,
  * inside the transaction that holds the device's lock. `key` is k[batch.epoch], verified.
  */
-async function storeBatch(tx: DeviceTx, batch: DecodedBatch, key: Buffer, remote: string, timing?: IngestTiming): Promise<BatchOutcome> {
+async function storeBatch(
+    tx: DeviceTx,
+    batch: DecodedBatch,
+    key: Buffer,
+    remote: string,
+    timing: IngestTiming | undefined,
+    now: () => number,
+): Promise<BatchOutcome> {
     const { devid, firstSeq, lastSeq, count } = batch
     const device = tx.device
     const base = baseOf(batch)
@@ -151,7 +159,8 @@ async function storeBatch(tx: DeviceTx, batch: DecodedBatch, key: Buffer, remote
     /** The ack, and its checkpoint row: one per ack sent. */
     const ack = async (status: number, seq: number | null, head: Buffer | null, epoch: number): Promise<Buffer> => {
         await tx.addCheckpoint({ seq, head: seq === null ? null : head, boot: batch.boot, epoch, status, at })
-        return encodeAck({ devid, ackkey: device.ackkey, ackSeq: seq, head, boot: batch.boot, epoch })
+        const utc = Math.max(0, Math.floor(now()))
+        return encodeAck({ devid, ackkey: device.ackkey, ackSeq: seq, head, boot: batch.boot, epoch, nonce: batch.nonce, utc })
     }
 
     // another node may have accepted a later epoch since the MAC was checked

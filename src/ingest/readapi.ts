@@ -4,7 +4,20 @@
 // Positions (stop and fix records) leave the server as the AES-CCM ciphertext the device recorded
 // (docs/format.md section 2.2): the server never holds a location key (docs/security.md), so only
 // a reader holding the device's lockey can decrypt them.
-import { ALARM_TYPE, BOOT_REASON, KIND, MAX_SEQ, TIME_SOURCE, decodeRecord, isFaulted, type LogRecord } from "../format/index.js"
+import {
+    ALARM_TYPE,
+    BATTERY_FLAG,
+    BATTERY_LEVEL,
+    BOOT_REASON,
+    BOOT_RTC,
+    KIND,
+    MAX_SEQ,
+    TIME_FLAG,
+    TIME_SOURCE,
+    decodeRecord,
+    isFaulted,
+    type LogRecord,
+} from "../format/index.js"
 import { unexplained } from "./segments.js"
 import type { IngestStore, ReaderRow } from "./store/store.js"
 
@@ -29,6 +42,7 @@ export const MAX_LIMIT = 10_000
 const KIND_NAME: Record<number, string> = Object.fromEntries(Object.entries(KIND).map(([k, v]) => [v, k]))
 const invert = (o: Record<string, number>): Record<number, string> => Object.fromEntries(Object.entries(o).map(([k, v]) => [v, k]))
 const BOOT_REASON_NAME = invert(BOOT_REASON)
+const BATTERY_LEVEL_NAME = invert(BATTERY_LEVEL)
 const TIME_SOURCE_NAME = invert(TIME_SOURCE)
 const ALARM_TYPE_NAME = invert(ALARM_TYPE)
 
@@ -69,7 +83,7 @@ const hex = (b: Buffer) => b.toString("hex")
 /** One stored record as JSON: its decoded fields; buffers (positions included) as hex. */
 export function recordJson(bytes: Buffer): Record<string, unknown> {
     const r: LogRecord = decodeRecord(bytes)
-    const base = { seq: r.seq, kind: r.kind, name: KIND_NAME[r.kind] ?? "unknown", uptime: r.uptime }
+    const base = { seq: r.seq, kind: r.kind, name: KIND_NAME[r.kind] ?? "unknown", t: r.t }
     const position = (loc: Buffer) => ({ loc: hex(loc) })
     if ("payload" in r) return { ...base, payload: hex(r.payload) }
     switch (r.kind) {
@@ -87,11 +101,28 @@ export function recordJson(bytes: Buffer): Record<string, unknown> {
             }
         }
         case KIND.boot:
-            return { ...base, boot: r.boot, reason: r.reason, reasonName: BOOT_REASON_NAME[r.reason] ?? "unknown", prev: hex(r.prev) }
+            return {
+                ...base,
+                boot: r.boot,
+                reason: r.reason,
+                reasonName: BOOT_REASON_NAME[r.reason] ?? "unknown",
+                rtc: r.rtc,
+                rtcFlags: flagNames(BOOT_RTC, r.rtc),
+                prev: hex(r.prev),
+                fw: hex(r.fw),
+            }
         case KIND.config:
             return { ...base, hash: hex(r.hash) }
         case KIND.time:
-            return { ...base, utc: r.utc, utcIso: safeIso(r.utc), source: r.source, sourceName: TIME_SOURCE_NAME[r.source] ?? "unknown" }
+            return {
+                ...base,
+                utc: r.utc,
+                utcIso: safeIso(r.utc),
+                source: r.source,
+                sourceName: TIME_SOURCE_NAME[r.source] ?? "unknown",
+                flags: r.flags,
+                set: (r.flags & TIME_FLAG.set) !== 0,
+            }
         case KIND.stop:
             return { ...base, start: r.start, ...position(r.loc) }
         case KIND.alarm:
@@ -114,8 +145,24 @@ export function recordJson(bytes: Buffer): Record<string, unknown> {
             return { ...base, epoch: r.epoch, count: r.count, mac: hex(r.mac) }
         case KIND.fix:
             return { ...base, ...position(r.loc), fix: r.fix, sv: r.sv }
+        case KIND.battery:
+            return {
+                ...base,
+                mv: r.mv,
+                level: r.level,
+                levelName: BATTERY_LEVEL_NAME[r.level] ?? "unknown",
+                flags: r.flags,
+                external: (r.flags & BATTERY_FLAG.external) !== 0,
+            }
     }
     return base
+}
+
+/** names of the bits set in `v`, e.g. ["lost", "unset"] */
+function flagNames(bits: { readonly [name: string]: number }, v: number): string[] {
+    return Object.entries(bits)
+        .filter(([, b]) => (v & b) !== 0)
+        .map(([n]) => n)
 }
 
 function safeIso(ms: number): string | null {

@@ -47,6 +47,8 @@ export interface IngestServerOptions {
     node?: string
     /** sums where batch time goes (the bench) */
     timing?: IngestTiming
+    /** the server's UTC in ms that acks carry (default Date.now; the simulator passes world time) */
+    now?: () => number
 }
 
 export interface IngestServer {
@@ -165,7 +167,7 @@ export async function startIngestServer(opts: IngestServerOptions): Promise<Inge
         if (path === "/v1/batch") {
             if (req.method !== "POST") return text(405, "use POST")
             const got = await readBody(req, maxBody, deadline, timeouts.requestMs)
-            return got.ok ? acceptBatch(store, keys, got.body, remote, opts.timing) : got.reply
+            return got.ok ? acceptBatch(store, keys, got.body, remote, opts.timing, opts.now) : got.reply
         }
         if (path === "/v1/health") {
             if (req.method !== "GET") return text(405, "use GET")

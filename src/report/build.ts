@@ -17,7 +17,7 @@ import {
     type SampleRecord,
     type StopRecord,
 } from "../format/index.js"
-import { placeRecords } from "../verify/timeline.js"
+import { buildTimeline, tDiff, type Timeline } from "../verify/timeline.js"
 import type { LogEntry, Verdict } from "../verify/verify.js"
 import type { Excursion, FaultWindow, PowerCut, SeriesPoint, Stop } from "./summary.js"
 import {
@@ -45,10 +45,12 @@ export function faultName(s: Pick<SampleRecord, "sr" | "sflags">): string {
     return names.join("+")
 }
 
-const BOOT_REASONS: Record<number, string> = {
+export const BOOT_REASONS: Record<number, string> = {
     [BOOT_REASON.powerOn]: "power-on or reset",
-    [BOOT_REASON.softRestart]: "soft restart",
+    [BOOT_REASON.restart]: "restart",
     [BOOT_REASON.watchdog]: "watchdog",
+    [BOOT_REASON.brownOut]: "brown-out",
+    [BOOT_REASON.interrupted]: "interrupted start-up",
 }
 
 export interface Band {
@@ -138,29 +140,29 @@ function samplesSeries(samples: SampleRecord[], utc: Map<number, number | null>,
     return { series, excursions, faults, minC, maxC, faulted }
 }
 
-function position(lockey: Buffer | null | undefined, devid: string, seq: number, loc: Buffer): { lat: number; lon: number } | null {
+function position(lockey: Buffer | null | undefined, seq: number, loc: Buffer): { lat: number; lon: number } | null {
     if (!lockey?.length) return null
     try {
-        const p = decryptLoc(lockey, devid, seq, loc)
+        const p = decryptLoc(lockey, seq, loc)
         return { lat: p.lat / 1e7, lon: p.lon / 1e7 }
     } catch {
         return null
     }
 }
 
-function stopsAndRoute(records: LogRecord[], utc: Map<number, number | null>, devid: string, lockey?: Buffer | null) {
+function stopsAndRoute(records: LogRecord[], utc: Map<number, number | null>, lockey?: Buffer | null) {
     const stops: Stop[] = []
     const route: RoutePoint[] = []
     let badPositions = 0
     for (const r of records) {
         if (r.kind !== KIND.stop && r.kind !== KIND.fix) continue
         const at = utc.get(r.seq) ?? null
-        const pos = position(lockey, devid, r.seq, (r as StopRecord | FixRecord).loc)
+        const pos = position(lockey, r.seq, (r as StopRecord | FixRecord).loc)
         if (lockey?.length && !pos) badPositions++
         if (r.kind === KIND.stop) {
             const s = r as StopRecord
             if (at === null) continue
-            const stop: Stop = { start: at - (s.uptime - s.start), end: at }
+            const stop: Stop = { start: at - tDiff(s.t, s.start) * 1000, end: at }
             if (pos) Object.assign(stop, pos)
             else if (lockey?.length) stop.label = "position does not decrypt"
             stops.push(stop)
@@ -240,15 +242,16 @@ function restartsFromBoots(records: LogRecord[], utc: Map<number, number | null>
     return out
 }
 
-function evictionsOf(records: LogRecord[], sealed: (seq: number) => boolean): Eviction[] {
+/** tFirst/tLast are device times: placed with the clock mapping in effect at the evicted record. */
+function evictionsOf(records: LogRecord[], sealed: (seq: number) => boolean, utcAt: Timeline["utcAt"]): Eviction[] {
     const bits = (sr: number, sflags: number) => faultName({ sr, sflags })
     return (records.filter(r => r.kind === KIND.evicted) as EvictedRecord[]).map(e => ({
         seq: e.seq,
         first: e.first,
         last: e.last,
         samples: e.samples,
-        tFirst: e.tFirst ? e.tFirst * 1000 : null,
-        tLast: e.tLast ? e.tLast * 1000 : null,
+        tFirst: e.samples ? utcAt(e.seq, e.tFirst) : null,
+        tLast: e.samples ? utcAt(e.seq, e.tLast) : null,
         minC: e.samples ? e.minTc / 128 : null,
         maxC: e.samples ? e.maxTc / 128 : null,
         outMin: e.outMin,
@@ -262,10 +265,11 @@ export function analyzeLog(
     records: LogRecord[],
     opts: { devid: string; band: Band; lockey?: Buffer | null; sealed?: (seq: number) => boolean },
 ): LogAnalysis {
-    const utc = new Map(placeRecords(records).map(p => [p.seq, p.utc]))
+    const timeline = buildTimeline(records)
+    const utc = new Map(timeline.placed.map(p => [p.seq, p.utc]))
     const samples = records.filter(r => r.kind === KIND.sample) as SampleRecord[]
     const s = samplesSeries(samples, utc, opts.band)
-    const { stops, route, badPositions } = stopsAndRoute(records, utc, opts.devid, opts.lockey)
+    const { stops, route, badPositions } = stopsAndRoute(records, utc, opts.lockey)
     const alarms = deviceAlarms(records, utc)
     for (const w of alarms.windows) w.peakC = peakIn(s.series, w) ?? w.peakC
     return {
@@ -278,7 +282,7 @@ export function analyzeLog(
         alarmEvents: alarms.events,
         deviceAlarmWindows: alarms.windows,
         restarts: restartsFromBoots(records, utc),
-        evictions: evictionsOf(records, opts.sealed ?? (() => false)),
+        evictions: evictionsOf(records, opts.sealed ?? (() => false), timeline.utcAt),
         unplaced: records.filter(r => utc.get(r.seq) == null).length,
         sampleSeqs: samples.map(x => x.seq),
     }

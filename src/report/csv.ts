@@ -14,7 +14,8 @@ import {
     type SampleRecord,
     type StopRecord,
 } from "../format/index.js"
-import { SFLAG_NAMES, SR_NAMES, faultName } from "./build.js"
+import { BOOT_REASONS, SFLAG_NAMES, SR_NAMES, faultName } from "./build.js"
+import { tDiff } from "../verify/timeline.js"
 import { chainWord, fingerprintLine, overallVerdict, zoneOf, type ReportModel } from "./model.js"
 import { fmtBand } from "./text.js"
 import { isoLocal, isoUtc, zoneLabel } from "./time.js"
@@ -40,7 +41,6 @@ function faultBits(s: SampleRecord): number[] {
 }
 
 const ALARM_TEXT: Record<number, string> = { 1: "above band", 2: "below band", 3: "back in band" }
-const BOOT_TEXT: Record<number, string> = { 0: "power-on or reset", 1: "soft restart", 2: "watchdog" }
 
 /** The record kinds a CSV lists; time anchors and seals are bookkeeping, left out. */
 const OF_INTEREST: Record<number, string> = {
@@ -63,12 +63,12 @@ function detail(r: LogRecord): string {
         }
         case KIND.boot: {
             const b = r as BootRecord
-            return `boot ${b.boot}, ${BOOT_TEXT[b.reason] ?? `reason ${b.reason}`}`
+            return `boot ${b.boot}, ${BOOT_REASONS[b.reason] ?? `reason ${b.reason}`}`
         }
         case KIND.config:
             return `configuration hash ${(r as ConfigRecord).hash.toString("hex")}`
         case KIND.stop:
-            return `stop of ${Math.round(((r as StopRecord).uptime - (r as StopRecord).start) / 60000)} min`
+            return `stop of ${Math.round(tDiff((r as StopRecord).t, (r as StopRecord).start) / 60)} min`
         case KIND.evicted: {
             const e = r as EvictedRecord
             return `records ${e.first}..${e.last} removed unsent: ${e.samples} samples, ${e.minTc / 128}..${e.maxTc / 128} C, ${e.outMin} min out of band`

@@ -2,7 +2,19 @@
 // written (docs/format.md), with its own random keys, a boot record, samples, a seal at each epoch
 // end (then the key evolves and the old one is dropped), hourly batches under the current epoch
 // key, and acks checked with the ack key against its own heads. No VM: the real host codec.
-import { KIND, decodeAck, encodeBatch, encodeRecord, evolveKey, genesisHead, nextHead, sealMac, type LogRecord } from "../format/index.js"
+import {
+    BOOT_REASON,
+    BOOT_RTC,
+    KIND,
+    decodeAck,
+    encodeBatch,
+    encodeRecord,
+    evolveKey,
+    genesisHead,
+    nextHead,
+    sealMac,
+    type LogRecord,
+} from "../format/index.js"
 import { deviceSecretJson, newDeviceKeys, type DeviceKeys } from "../provision/provision.js"
 
 export class EmulatedLogger {
@@ -12,7 +24,8 @@ export class EmulatedLogger {
     epoch = 0
     private sealSeq = -1
     boots = 0
-    private up = 0
+    /** seconds on the emulated real-time clock (it keeps running across boots) */
+    private t = 0
     private head: Buffer
     /** records after the acknowledged seq, with their heads */
     private pending: { seq: number; bytes: Buffer; head: Buffer }[] = []
@@ -39,7 +52,10 @@ export class EmulatedLogger {
         return deviceSecretJson(this.keys)
     }
 
-    private push(r: { kind: number; uptime: number; [field: string]: unknown }) {
+    /** the UTC (ms) the last verified ack carried */
+    serverUtc: number | null = null
+
+    private push(r: { kind: number; t: number; [field: string]: unknown }) {
         const seq = this.nextSeq++
         const bytes = encodeRecord({ ...r, seq } as unknown as LogRecord)
         this.head = nextHead(this.head, bytes)
@@ -51,7 +67,7 @@ export class EmulatedLogger {
     seal(): void {
         const seq = this.nextSeq
         const mac = sealMac(this.key, this.devid, this.epoch, seq, this.head, seq - this.sealSeq - 1)
-        this.push({ kind: KIND.seal, uptime: this.up, epoch: this.epoch, count: seq - this.sealSeq - 1, mac })
+        this.push({ kind: KIND.seal, t: this.t, epoch: this.epoch, count: seq - this.sealSeq - 1, mac })
         this.sealSeq = seq
         this.epoch++
         const next = evolveKey(this.key, this.epoch)
@@ -63,19 +79,26 @@ export class EmulatedLogger {
     boot(): this {
         if (this.nextSeq > 0) this.seal()
         this.boots++
-        this.up = 0
         const prev = this.nextSeq === 0 ? Buffer.alloc(8) : this.head.subarray(0, 8)
-        this.push({ kind: KIND.boot, uptime: 0, boot: this.boots, reason: 0, prev: Buffer.from(prev) })
+        this.push({
+            kind: KIND.boot,
+            t: this.t,
+            boot: this.boots,
+            reason: BOOT_REASON.powerOn,
+            rtc: this.boots === 1 ? BOOT_RTC.lost | BOOT_RTC.unset : BOOT_RTC.backup,
+            prev: Buffer.from(prev),
+            fw: Buffer.from("emulated", "ascii"),
+        })
         return this
     }
 
     /** An hour of logging: `samples` samples evenly spread; a seal every `epochHours` hours. */
     hour(samples = 12, epochHours = 12, tc = -9000): this {
         if (this.boots === 0) this.boot()
-        const step = 3_600_000 / samples
+        const step = Math.floor(3600 / samples)
         for (let i = 0; i < samples; i++) {
-            this.up += step
-            this.push({ kind: KIND.sample, uptime: this.up, tc: tc + ((this.nextSeq * 7) % 5), cj: -640, sr: 0, sflags: 0 })
+            this.t += step
+            this.push({ kind: KIND.sample, t: this.t, tc: tc + ((this.nextSeq * 7) % 5), cj: -640, sr: 0, sflags: 0 })
         }
         if (++this.hours % epochHours === 0) this.seal()
         return this
@@ -121,6 +144,7 @@ export class EmulatedLogger {
     ack(body: Buffer): number | null {
         const a = decodeAck(body, this.keys.ackkey)
         if (a.devid !== this.devid) throw new Error(`ack for device ${a.devid}`)
+        if (a.utc) this.serverUtc = a.utc
         if (a.ackSeq === null) return null
         const mine = this.pending.find(p => p.seq === a.ackSeq)
         if (mine && !mine.head.equals(a.head!)) throw new Error(`ack head for seq ${a.ackSeq} is not this logger's`)

@@ -7,7 +7,7 @@
  *
  * Outbound `batch.qo` notes go through a NoteRelay (late, reordered, duplicated like a cloud route,
  * never lost: a delivery that fails is retried), which POSTs each note's decoded payload to the
- * ingest server's /v1/batch. The ingest server's 200 or 409 reply body (the 72-byte ack) becomes an
+ * ingest server's /v1/batch. The ingest server's 200 or 409 reply body (the 84-byte ack) becomes an
  * inbound note for the device that sent the batch: file `ack.qi`, payload = the ack (base64), body =
  * {first, n} echoed from the batch note plus {status}. The device gets it on its next sync.
  * Other replies (400, 401, 413, 422: the batch is refused and resending it cannot help) are counted
@@ -20,6 +20,7 @@
 import http from "node:http"
 import https from "node:https"
 import type { AddressInfo } from "node:net"
+import { ACK_LEN } from "../format/index.js"
 import { NoteRelay, type NoteRelayOptions, type RelayNote } from "./notecard-relay.js"
 
 export const SYNC_PATH = "/v1/sync"
@@ -188,7 +189,7 @@ export async function startNotehub(o: NotehubOptions): Promise<Notehub> {
             throw new Error(`ingest: HTTP ${r.status}`)
         }
         const echo = body && typeof body === "object" ? (body as Record<string, unknown>) : {}
-        if ((r.status === 200 || r.status === 409) && r.body.length === 72) {
+        if ((r.status === 200 || r.status === 409) && r.body.length === ACK_LEN) {
             const list = inbound.get(sn) ?? []
             list.push({ file: ACK_FILE, body: { first: echo.first, n: echo.n, status: r.status }, payload: r.body.toString("base64") })
             inbound.set(sn, list)

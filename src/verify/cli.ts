@@ -144,6 +144,9 @@ export function formatVerdict(v: Verdict, what = "log"): string {
         for (const p of v.problems) lines.push(`    seq ${p.last !== undefined ? `${p.seq}..${p.last}` : p.seq}  ${p.kind}: ${p.detail}`)
         if (v.problemsOmitted) lines.push(`    ... and ${v.problemsOmitted} more`)
     }
+    if (v.clock.runs > 1 || v.clock.unplaced)
+        lines.push(`  clock: ${v.clock.runs} run(s) of the real-time clock, ${v.clock.unplaced} record(s) no time record places`)
+    for (const f of v.clock.findings.slice(0, 20)) lines.push(`  clock ${f.kind} at seq ${f.seq}: ${f.detail}`)
     for (const n of v.notes.slice(0, 20)) lines.push(`  note: ${n}`)
     if (v.notes.length > 20) lines.push(`  note: ... and ${v.notes.length - 20} more`)
     return lines.join("\n")

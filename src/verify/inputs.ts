@@ -4,19 +4,8 @@
 // key of the newest epoch it accepted: the verifier checks that it is the one k0 evolves to.
 import { readFileSync } from "node:fs"
 import Database from "better-sqlite3"
-import {
-    HEAD_LEN,
-    KEY_LEN,
-    LOG_ACK_KEY,
-    LOG_META_KEY,
-    blockKey,
-    decodeBlock,
-    decodeLogAck,
-    decodeLogMeta,
-    epochKey,
-    macEquals,
-} from "../format/index.js"
-import type { DeviceExportFile } from "../sim/export.js"
+import { HEAD_LEN, KEY_LEN, epochKey, macEquals, readFlashLog } from "../format/index.js"
+import { EXPORT_FORMAT, type DeviceExportFile } from "../sim/export.js"
 import type { Checkpoint, HeadClaim, LogEntry, OtherDevice, Problem, VerifyInput } from "./verify.js"
 
 /** A wrong argument, an unreadable file, an unknown device: the command exits with 2. */
@@ -226,8 +215,8 @@ export function dbReference(
 
 export function readExportFile(file: string): DeviceExportFile {
     const j = readJson(file, "export") as DeviceExportFile | null
-    if (!j || typeof j !== "object" || j.format !== "coldtrace-export-v2")
-        throw new VerifyUsageError(`${file}: not a coldtrace device export (format coldtrace-export-v2)`)
+    if (!j || typeof j !== "object" || j.format !== EXPORT_FORMAT)
+        throw new VerifyUsageError(`${file}: not a coldtrace device export (format ${EXPORT_FORMAT})`)
     if (typeof j.devid !== "string" || !DEVID_HEX.test(j.devid))
         throw new VerifyUsageError(`${file}: devid must be 16 lower-case hex digits`)
     if (!j.settings || typeof j.settings !== "object") throw new VerifyUsageError(`${file}: no settings`)
@@ -238,59 +227,31 @@ export function readExportFile(file: string): DeviceExportFile {
 }
 
 /**
- * A device's log from its flash export: the records of the blocks lgmeta names (and the one past it
- * that a restart probes), in block order; each block's prev_head and the device's lgack as heads the
- * device states; lgmeta's boot counter and lgack as the image's own state.
+ * A device's log from its flash export, read the way the firmware reads it at a boot (readFlashLog:
+ * the blocks lgmeta names, the open one completed by its tail); the heads the image states (lgmeta's
+ * base and open heads, the tail's head, lgack) as claims; the wake state's boot counter and lgack as
+ * the image's own state. A block that does not decode is a problem, not an exception.
  */
 export function exportInput(file: DeviceExportFile): Pick<VerifyInput, "devid" | "records" | "claims" | "image" | "problems" | "source"> {
     const get = (k: string) => (file.settings[k] !== undefined ? Buffer.from(file.settings[k], "hex") : undefined)
-    const problems: Problem[] = []
-    const records: LogEntry[] = []
-    const claims: HeadClaim[] = []
-    const metaBuf = get(LOG_META_KEY)
-    const ackBuf = get(LOG_ACK_KEY)
-    let boot = 0
-    let ack: { seq: number; head: Buffer; boot: number } | null = null
-    if (ackBuf) {
-        try {
-            const a = decodeLogAck(ackBuf)
-            ack = { seq: a.ackSeq, head: a.head, boot: a.boot }
-            claims.push({ seq: a.ackSeq, head: a.head, what: "lgack head" })
-        } catch (e) {
-            problems.push({ seq: 0, kind: "malformed", detail: `lgack: ${(e as Error).message}` })
+    let log: ReturnType<typeof readFlashLog>
+    try {
+        log = readFlashLog(get)
+    } catch (e) {
+        return {
+            devid: file.devid,
+            source: "device",
+            records: [],
+            claims: [],
+            image: { boot: 0, ack: null },
+            problems: [{ seq: 0, kind: "malformed", detail: `flash image: ${(e as Error).message}` }],
         }
     }
-    if (metaBuf) {
-        let meta: ReturnType<typeof decodeLogMeta> | null = null
-        try {
-            meta = decodeLogMeta(metaBuf)
-        } catch (e) {
-            problems.push({ seq: 0, kind: "malformed", detail: `lgmeta: ${(e as Error).message}` })
-        }
-        if (meta) {
-            boot = meta.boot
-            if (meta.lastBlock - meta.firstBlock > 1_000_000)
-                problems.push({ seq: 0, kind: "malformed", detail: `lgmeta names ${meta.lastBlock - meta.firstBlock + 1} blocks` })
-            else {
-                for (let n = meta.firstBlock; n <= meta.lastBlock + 1; n++) {
-                    const key = blockKey(n)
-                    const v = get(key)
-                    if (!v) continue
-                    try {
-                        const blk = decodeBlock(v)
-                        // the slot after last_block counts only if it continues the log (block keys are a ring)
-                        if (n > meta.lastBlock && records.length && blk.firstSeq !== records[records.length - 1].seq + 1) continue
-                        claims.push({ seq: blk.firstSeq - 1, head: blk.prevHead, what: `prev_head of block ${key}` })
-                        blk.recordBytes.forEach((bytes, i) => records.push({ seq: blk.firstSeq + i, bytes }))
-                    } catch (e) {
-                        const seq = v.length >= 4 ? v.readUInt32LE(0) : 0
-                        problems.push({ seq, kind: "malformed", detail: `block ${key} does not decode: ${(e as Error).message}` })
-                    }
-                }
-            }
-        }
-    }
-    return { devid: file.devid, source: "device", records, claims, image: { boot, ack }, problems }
+    const records: LogEntry[] = log.entries.map(e => ({ seq: e.seq, bytes: e.bytes }))
+    const claims: HeadClaim[] = log.claims.map(c => ({ seq: c.seq, head: c.head, what: c.what }))
+    const problems: Problem[] = log.problems.map(p => ({ seq: p.seq, kind: "malformed", detail: p.detail }))
+    const ack = log.ack ? { seq: log.ack.ackSeq, head: log.ack.head, boot: log.ack.boot } : null
+    return { devid: file.devid, source: "device", records, claims, image: { boot: log.boot, ack }, problems }
 }
 
 /**

@@ -23,6 +23,7 @@ import {
     type SealRecord,
     type StopRecord,
 } from "../format/index.js"
+import { buildTimeline, type TimeFinding } from "./timeline.js"
 
 /** What can be wrong with a log. */
 export type ProblemKind =
@@ -123,6 +124,13 @@ export interface Verdict {
     evictedRanges: EvictedRange[]
     /** encrypted positions checked with the location key (null without it) */
     positions: { decrypted: number; failed: number } | null
+    /**
+     * The device's clock (docs/timebase.md): runs of the real-time clock, records no time record
+     * places, and findings (t going backwards within a run, a rate past the RV-3028's bound between
+     * two time records). Findings are the device's own statements, chained like the rest: they do
+     * not make the log tampered, they say its times are not to be trusted there.
+     */
+    clock: { runs: number; unplaced: number; findings: TimeFinding[] }
 }
 
 /** One record as its holder keeps it. */
@@ -377,6 +385,13 @@ export function verifyLog(input: VerifyInput): Verdict {
         })
 
     const itemBySeq = new Map(items.map(x => [x.seq, x]))
+    // the clock, over the records that decode, in seq order
+    const timeline = buildTimeline(items.flatMap(x => (x.rec ? [x.rec] : [])))
+    const clock = {
+        runs: timeline.placed.length ? timeline.placed[timeline.placed.length - 1].run + 1 : 0,
+        unplaced: timeline.placed.filter(p => p.utc === null).length,
+        findings: timeline.findings,
+    }
     const sealedOk: boolean[] = new Array(items.length).fill(false)
     const sealedAt = new Map<number, boolean>() // seal seq -> MAC verified
     const holes: Hole[] = []
@@ -475,7 +490,7 @@ export function verifyLog(input: VerifyInput): Verdict {
             if (!(v.first <= v.last && v.last < s))
                 add({ seq: s, kind: "malformed", detail: `evicted record names seq ${v.first}..${v.last}, not a range before it` })
             else {
-                const { seq: _s, kind: _k, uptime: _u, ...sum } = v
+                const { seq: _s, kind: _k, t: _t, ...sum } = v
                 evicted.push({ seq: s, ...sum, sealed: false })
                 evictedIdx.push(i)
             }
@@ -652,7 +667,7 @@ export function verifyLog(input: VerifyInput): Verdict {
     function checkLoc(r: FixRecord | StopRecord) {
         if (!input.lockey || !positions) return
         try {
-            decryptLoc(input.lockey, devid, r.seq, r.loc)
+            decryptLoc(input.lockey, r.seq, r.loc)
             positions.decrypted++
         } catch {
             positions.failed++
@@ -660,7 +675,7 @@ export function verifyLog(input: VerifyInput): Verdict {
             for (const o of input.others ?? []) {
                 if (!o.lockey) continue
                 try {
-                    decryptLoc(o.lockey, o.devid, r.seq, r.loc)
+                    decryptLoc(o.lockey, r.seq, r.loc)
                     whose = devidHex(o.devid)
                     break
                 } catch {
@@ -940,5 +955,6 @@ export function verifyLog(input: VerifyInput): Verdict {
         },
         evictedRanges: evicted,
         positions,
+        clock,
     }
 }

@@ -15,12 +15,12 @@ export interface Chain {
     heads: Buffer[]
 }
 
-/** seq 0..n-1: stable samples unless `special` gives a record (its seq and uptime are filled in). */
+/** seq 0..n-1: stable samples unless `special` gives a record (its seq and t are filled in). */
 export function makeChain(devid: string, n: number, special: { [seq: number]: { kind: number; [field: string]: unknown } } = {}): Chain {
     const records = Array.from({ length: n }, (_, seq) => {
         const s = special[seq]
-        if (s) return { uptime: seq * 60_000 + 1, ...s, seq } as LogRecord
-        return { seq, kind: KIND.sample, uptime: seq * 60_000, tc: 640 + (seq % 3), cj: 1500, sr: 0, sflags: 0 } as LogRecord
+        if (s) return { t: seq * 60 + 1, ...s, seq } as unknown as LogRecord
+        return { seq, kind: KIND.sample, t: seq * 60, tc: 640 + (seq % 3), cj: 1500, sr: 0, sflags: 0 } as LogRecord
     })
     const bytes = records.map(encodeRecord)
     return { devid, records, bytes, heads: chainHeads(genesisHead(devid), bytes) }

@@ -9,13 +9,11 @@ import os from "node:os"
 import path from "node:path"
 import {
     ALARM_TYPE,
+    BOOT_RTC,
     KIND,
-    blockKey,
+    TIME_FLAG,
     degToLoc,
     encodeBatch,
-    encodeBlock,
-    encodeLogAck,
-    encodeLogMeta,
     encodeRecord,
     encryptLoc,
     epochKey,
@@ -27,7 +25,8 @@ import {
 } from "../../src/format/index.js"
 import { startIngestServer } from "../../src/ingest/server.js"
 import { registerDevice } from "../../src/ingest/db.js"
-import type { DeviceExportFile } from "../../src/sim/export.js"
+import { EXPORT_FORMAT, type DeviceExportFile } from "../../src/sim/export.js"
+import { flashImage, imageSettingsHex } from "../../src/sim/flash-image.js"
 
 const MIN = 60_000
 const HOUR = 60 * MIN
@@ -35,7 +34,11 @@ const HOUR = 60 * MIN
 /** Deterministic 32-byte keys from a name (tests only). */
 export const testKey = (name: string) => createHash("sha256").update(name).digest()
 
-/** A logger writing its log as the firmware does; times are world UTC ms, the device sees uptime only. */
+/**
+ * A logger writing its log as the firmware does; times are world UTC ms, the device sees only its
+ * real-time clock `t` (seconds). The clock lost its power before the first start (it counts from 0),
+ * is set from the first time record (SET), and keeps running on its backup supply across restarts.
+ */
 export class LogWriter {
     readonly k0: Buffer
     readonly ackkey: Buffer
@@ -52,8 +55,10 @@ export class LogWriter {
     readonly bootAt: number[] = []
     private sealSeq = -1
     boot = 0
-    /** world time of the current boot's start (uptime 0) */
-    private bootUtc = 0
+    /** world time at which the real-time clock read 0 */
+    private rtcZero = 0
+    /** the clock has been set since it lost power */
+    private rtcSet = false
     now = 0
 
     constructor(
@@ -69,12 +74,13 @@ export class LogWriter {
     get seq(): number {
         return this.records.length
     }
-    private get uptime(): number {
-        return this.now - this.bootUtc
+    /** the real-time clock at world time `utc` */
+    rtcAt(utc: number): number {
+        return Math.floor((utc - this.rtcZero) / 1000)
     }
 
     private push(r: Record<string, unknown> & { kind: number }): LogRecord {
-        const rec = { ...r, seq: this.seq, uptime: r.uptime ?? this.uptime } as unknown as LogRecord
+        const rec = { ...r, seq: this.seq, t: r.t ?? this.rtcAt(this.now) } as unknown as LogRecord
         const b = encodeRecord(rec)
         this.records.push(rec)
         this.bytes.push(b)
@@ -91,11 +97,23 @@ export class LogWriter {
         if (this.seq > 0) this.seal()
         this.boot++
         this.now = utc
-        this.bootUtc = utc
+        const first = this.boot === 1
+        if (first) this.rtcZero = utc // the clock starts from 0 at the first power-on
         const prev = this.seq ? this.head.subarray(0, 8) : Buffer.alloc(8)
-        this.push({ kind: KIND.boot, uptime: 0, boot: this.boot, reason, prev: Buffer.from(prev) })
+        this.push({
+            kind: KIND.boot,
+            boot: this.boot,
+            reason,
+            rtc: first ? BOOT_RTC.lost | BOOT_RTC.unset : BOOT_RTC.backup,
+            prev: Buffer.from(prev),
+            fw: Buffer.from("testfw01", "ascii"),
+        })
         this.push({ kind: KIND.config, hash: testKey("config").subarray(0, 16) })
-        this.push({ kind: KIND.time, utc: this.now, source: 1 })
+        this.push({ kind: KIND.time, utc: this.now, source: 1, flags: this.rtcSet ? 0 : TIME_FLAG.set })
+        if (!this.rtcSet) {
+            this.rtcZero = 0 // set to UTC: it now reads UTC seconds
+            this.rtcSet = true
+        }
         return this
     }
 
@@ -124,7 +142,7 @@ export class LogWriter {
 
     fix(lat: number, lon: number): this {
         const seq = this.seq
-        this.push({ kind: KIND.fix, loc: encryptLoc(this.lockey, this.devid, seq, degToLoc(lat), degToLoc(lon)), fix: 3, sv: 9 })
+        this.push({ kind: KIND.fix, loc: encryptLoc(this.lockey, seq, degToLoc(lat), degToLoc(lon), this.locRandom(seq)), fix: 3, sv: 9 })
         return this
     }
 
@@ -133,10 +151,15 @@ export class LogWriter {
         const seq = this.seq
         this.push({
             kind: KIND.stop,
-            start: since - this.bootUtc,
-            loc: encryptLoc(this.lockey, this.devid, seq, degToLoc(lat), degToLoc(lon)),
+            start: this.rtcAt(since),
+            loc: encryptLoc(this.lockey, seq, degToLoc(lat), degToLoc(lon), this.locRandom(seq)),
         })
         return this
+    }
+
+    /** the random part of a loc, deterministic so fixtures are reproducible */
+    private locRandom(seq: number): Buffer {
+        return testKey(`${this.devid}/loc/${seq}`).subarray(0, 8)
     }
 
     seal(): this {
@@ -154,7 +177,7 @@ export class LogWriter {
     evict(first: number, last: number, band = { low: 2, high: 8 }): this {
         const gone = this.records.slice(first, last + 1).filter(r => r.kind === KIND.sample) as SampleRecord[]
         const good = gone.filter(r => !r.sr && !r.sflags)
-        const times = gone.map(r => Math.floor(this.worldTime.get(r.seq)! / 1000))
+        const times = gone.map(r => r.t)
         this.push({
             kind: KIND.evicted,
             first,
@@ -313,30 +336,14 @@ export async function ingestDb(
 
 /** The device's flash as `coldtrace sim` exports it: every record in blocks from seq 0, lgack at `ackSeq`. */
 export function flashExport(w: LogWriter, ackSeq: number | null): DeviceExportFile {
-    const settings: Record<string, string> = {}
-    let n = 0
-    let prevHead = genesisHead(w.devid)
-    let i = 0
-    while (i < w.bytes.length) {
-        // as many records as fit a 192-byte settings value
-        let take = 1
-        while (i + take < w.bytes.length) {
-            try {
-                encodeBlock({ firstSeq: i, prevHead, records: w.bytes.slice(i, i + take + 1) })
-                take++
-            } catch {
-                break
-            }
-        }
-        settings[blockKey(++n)] = encodeBlock({ firstSeq: i, prevHead, records: w.bytes.slice(i, i + take) }).toString("hex")
-        prevHead = w.heads[i + take - 1]
-        i += take
-    }
-    // the firmware keeps at most 62 live blocks (docs/format.md 5.1)
-    if (n > 62) throw new Error(`the log needs ${n} flash blocks, a logger holds at most 62`)
-    settings.lgmeta = encodeLogMeta({ firstBlock: 1, lastBlock: n, boot: w.boot }).toString("hex")
-    if (ackSeq !== null) settings.lgack = encodeLogAck({ ackSeq, head: w.heads[ackSeq], boot: w.boot }).toString("hex")
-    return { format: "coldtrace-export-v2", devid: w.devid, settings }
+    const img = flashImage({
+        records: w.bytes,
+        baseHead: genesisHead(w.devid),
+        firstBlock: 1,
+        ack: ackSeq === null ? null : { ackSeq, head: w.heads[ackSeq], boot: w.boot },
+        boot: w.boot,
+    })
+    return { format: EXPORT_FORMAT, devid: w.devid, settings: imageSettingsHex(img) }
 }
 
 export function writeJson(file: string, value: unknown): string {
