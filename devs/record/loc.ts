@@ -5,8 +5,9 @@ import { encrypt, randomBuffer } from "@devicescript/crypto"
  * lat||lon under the location key, nonce u32 seq || r || 'L', tag 8. The random part keeps the
  * nonce unique under one key even when a seq repeats (a wipe and re-provisioning, a restored image).
  */
-export function encryptLoc(lockey: Buffer, seq: number, lat: number, lon: number): Buffer {
-    const r = randomBuffer(8)
+export function encryptLoc(lockey: Buffer, seq: number, lat: number, lon: number, rFixed?: Buffer): Buffer {
+    // (`rFixed`: the random part given, for the vectors)
+    const r = rFixed ? rFixed : randomBuffer(8)
     const iv = Buffer.alloc(13)
     iv.setAt(0, "u32", seq)
     iv.blitAt(4, r, 0, 8)
