@@ -1,3 +1,4 @@
+import { VECTORS } from "./vectors.gen"
 import { describe, test, expect, beforeEach } from "@devicescript/test"
 import { hmac } from "@devicescript/crypto"
 import { EpochKeys } from "../chain/keys"
@@ -139,12 +140,7 @@ describe("EpochKeys", () => {
 
     test("k[1..3] from k0 are the spec's chain (and the vectors' keys)", async () => {
         // docs/vectors/format-v3.json keys[1..3] for this k0
-        const want = [
-            "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f",
-            "88ebd3b50964b9012c86902ea0fd26239c67d961e655fa01287d39887bba2407",
-            "4862c89be47bce83ffb5b5e034f142b9af12b7b6cbfebdf8c35e3d29d0091cb3",
-            "d52ebf36b88d62e79be8c82945ee04f9eb0f435cdb69abbf66a34d55efeaadd6",
-        ]
+        const want = VECTORS.keys
         await kvSet("devkey", K0)
         const k = new EpochKeys()
         await k.load(START)
