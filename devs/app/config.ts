@@ -5,7 +5,7 @@ import { kvGet } from "../flash/kv"
 /**
  * Provisioning and configuration, from the settings store (written over USB by `coldtrace provision`).
  *   devid    8 bytes     device identity
- *   devkey   32 bytes    initial MAC key k0; moved to `ekey` and erased at the first boot; never logged
+ *   devkey   32 bytes    initial MAC key k0; moved to `ep` and erased at the first boot; never logged
  *   ackkey   32 bytes    authenticates the server's acknowledgements
  *   lockey   32 bytes    AES-256-CCM key for positions
  *   endpoint utf-8 URL   ingest server, e.g. https://ingest.example/v1/batch
@@ -80,7 +80,7 @@ function validConfig(c: LoggerConfig): string {
 /** Reads provisioning once; undefined (with the reason logged) when incomplete or invalid. */
 export async function readProvisioning(quiet = false): Promise<Provisioning> {
     const devid = await kvGet("devid")
-    const haveKey = (await kvGet("ekey")) || (await kvGet("devkey"))
+    const haveKey = (await kvGet("ep")) || (await kvGet("devkey"))
     const ackkey = await kvGet("ackkey")
     const lockey = await kvGet("lockey")
     const ep = await kvGet("endpoint")

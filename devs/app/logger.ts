@@ -104,6 +104,9 @@ export class Logger {
     /** UTC ms minus t*1000 at the last time record, and the first seq it applies to */
     private anchorOffset = 0
     private anchorFrom = -1
+    /** device time of the last boot or clock set: instants measured before it (a GNSS solution
+     * requested just before the clock was set) are stamped no earlier, so `t` never steps back */
+    private minT = 0
     private inBand = true
     // several fibers record (sampling, GNSS): each record is built and appended under this lock,
     // so its seq and the head it may state are the ones it really gets
@@ -145,7 +148,7 @@ export class Logger {
         await this.add(seq => bootRecord(seq, t, st.boot, reason, rtc, store.head, FIRMWARE_ID))
         // the configuration in force is part of the chain from every boot on
         await this.add(seq => configRecord(seq, t, hash))
-        if (this.time.trusted) this.anchorFrom = -1
+        this.minT = t
         const ack = store.ackSeq === NONE ? -1 : store.ackSeq
         console.log(`ct:boot boot=${st.boot} next=${store.nextSeq} ack=${ack} epoch=${this.keys.epoch} rtc=${rtc} t=${t}`)
         clock.spawn(runSampling, this)
@@ -214,6 +217,7 @@ export class Logger {
         this.st.set(ST_RTC_SET, true)
         await this.st.save()
         const t2 = tm.now()
+        this.minT = t2
         const seq2 = await this.add(s => timeRecord(s, t2, utc2, source, TIME_FLAG_SET))
         this.anchorOffset = utc2 - t2 * 1000
         this.anchorFrom = seq2
@@ -240,13 +244,13 @@ export class Logger {
         const lockey = this.prov.lockey
         const fix = ev.fix
         if (fix) {
-            const at = this.time.atCpu(ev.at)
+            const at = Math.max(this.time.atCpu(ev.at), this.minT)
             await this.add(seq => fixRecord(seq, at, encryptLoc(lockey, seq, fix.lat, fix.lon), fix.fixType, fix.numSV))
             // never the position itself: the console is readable over USB (docs/security.md)
             console.log(`ct:fix t=${at} sv=${fix.numSV}`)
         }
         if (ev.stopStart >= 0) {
-            const start = this.time.atCpu(ev.stopStart)
+            const start = Math.max(this.time.atCpu(ev.stopStart), this.minT)
             const lat = ev.stopLat
             const lon = ev.stopLon
             await this.add(seq => stopRecord(seq, now, start, encryptLoc(lockey, seq, lat, lon)))
