@@ -11,6 +11,7 @@ import { startIngestServer } from "../src/ingest/server.js"
 import { registerDevice } from "../src/ingest/db.js"
 import { runLogBench, runTombstones, PROFILES, type LogBenchOut, type TombOut } from "./flash.js"
 import { ingestScaleRows } from "./ingest-scale.js"
+import { packRows } from "./pack.js"
 import { CaptureServer, analyzePeriod, type PeriodStats, type VmBatch } from "./uplink.js"
 
 /**
@@ -410,6 +411,7 @@ export async function bench(args: string[]): Promise<number> {
     details.tombstones = tomb
     details.values = lb.values
     flashRows(lb, tomb, add)
+    packRows(add)
 
     // host verifier and ingest against raw SHA-256 of the same records
     const n = 20_000

@@ -6,6 +6,10 @@ import { describe, expect, test } from "vitest"
 import {
     ACK_LEN,
     ACK_NONE,
+    CTX,
+    PRIORS,
+    RangeEncoder,
+    adaptShift,
     BATCH_FIXED_LEN,
     BLOCK_MAX_LEN,
     BLOCK_SLOTS,
@@ -112,6 +116,17 @@ const sample = (seq: number, t: number, tc: number, o: Partial<SampleRecord> = {
     sflags: 0,
     ...o,
 })
+
+/** a stream whose first record is a kind-200 record of 255 bytes, cut after its `t`: a decoder runs far past its end */
+function cutStream(): Buffer {
+    const rc = new RangeEncoder()
+    const p = PRIORS.slice()
+    rc.bit(p, CTX.sample, 1, adaptShift(0))
+    rc.direct(200, 8)
+    rc.direct(255, 8)
+    rc.direct(600, 32)
+    return rc.finish()
+}
 
 describe("generated files", () => {
     test("the vector file is up to date (run: npx tsx src/tools/gen-vectors.ts)", () => {
@@ -402,7 +417,7 @@ describe("flash", () => {
         expect(() => encodeBlock([])).toThrow(RangeError)
         formatError(() => blockFirstSeq(Buffer.alloc(3)), /no first_seq/)
         formatError(() => blockFirstSeq(Buffer.from("ffffffff", "hex")), /reserved/)
-        formatError(() => decodeBlock(hex(B.hex).subarray(0, 8), blockRecs.length), /ends before its records/)
+        formatError(() => decodeBlock(Buffer.concat([hex(B.hex).subarray(0, 4), cutStream()]), blockRecs.length), /ends before its records/)
     })
 
     const F = V.flash
@@ -469,7 +484,7 @@ describe("flash", () => {
     test("a block that does not decode or is missing is a problem, not an exception", () => {
         const first = Object.keys(F.settings).find(k => /^b/.test(k))!
         const broken = new Map(settings)
-        broken.set(first, Buffer.concat([get(first)!.subarray(0, 4), Buffer.alloc(2)]))
+        broken.set(first, Buffer.concat([get(first)!.subarray(0, 4), cutStream()]))
         const a = readFlashLog(k => broken.get(k))
         expect(a.problems[0].detail).toMatch(/block b3f does not decode/)
         expect(a.entries[0].seq).toBe(F.blockFirstSeqs[1]) // the open block still reads
@@ -585,7 +600,11 @@ describe("batch", () => {
             [edit(b => b.writeUInt16LE(0xfff0, L + 2)), /run past the body/],
             [build(Buffer.alloc(0), 1), /count says 1 records, the parts hold 0/],
             [build(Buffer.from([1, 0]), 1), /truncated part header/],
-            [build(part(stream.subarray(0, 3), V.stream.count), V.stream.count), /part 0 at offset 0: .*ends before its records/],
+            [build(part(cutStream(), 1), 1), /part 0 at offset 0: .*ends before its records/],
+            [
+                build(Buffer.concat([part(stream, V.stream.count), part(cutStream(), 1)]), V.stream.count + 1),
+                /part 1 at offset \d+: .*ends before/,
+            ],
         ]
         for (const [body, re] of cases) formatError(() => decodeBatch(body), re)
         expect(PART_HEADER_LEN).toBe(4)

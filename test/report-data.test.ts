@@ -180,6 +180,14 @@ describe("the CSV", () => {
             `above band at ${fx.log.excursion.peakC - 0.75} C`,
             expect.stringMatching(/^back in band at /),
         ])
+        // boots say what the real-time clock did; the battery records are listed
+        expect(rows.filter(r => r.record === "boot").map(r => r.detail)).toEqual([
+            "boot 1, power-on or reset, clock lost its power, clock not set",
+            "boot 2, power-on or reset, clock on backup supply",
+        ])
+        const battery = rows.filter(r => r.record === "battery")
+        expect(battery.length).toBeGreaterThanOrEqual(7)
+        expect(battery[0].detail).toMatch(/^battery \d+ mV, normal$/)
         // positions in their own columns, as decrypted with the location key
         const fixes = rows.filter(r => r.record === "fix")
         expect(fixes.length).toBeGreaterThan(40)

@@ -7,6 +7,13 @@ import { FormatError, KIND, MAX_SEQ, RECORD_HEADER_LEN, checkPayloadLen, decodeF
 // ---- the range coder (section 4.1) ----------------------------------------------------------------
 
 const TOP = 2 ** 24
+/** the most trailing zero bytes a finish drops, so a decoder reads at most this many bytes past the end */
+export const FLUSH_TRIM_MAX = 8
+/**
+ * A decoder refuses a stream once it has read this many bytes past its end (section 4.1). Larger
+ * than FLUSH_TRIM_MAX on purpose: a stream from an encoder that dropped more zeros still decodes.
+ */
+export const DECODE_OVERREAD_MAX = 64
 const TWO32 = 2 ** 32
 const PROB_ONE = 65536
 export const PROB_MIN = 32
@@ -118,7 +125,11 @@ export class RangeEncoder {
         }
         for (let i = 0; i < 5; i++) c.shiftLow()
         let n = c.out.length
-        while (n > 0 && c.out[n - 1] === 0) n--
+        // drop trailing zeros (a decoder reads missing bytes as 0), but at most FLUSH_TRIM_MAX: a carry
+        // can turn a long run of pending 0xFF bytes into zeros, and a decoder reads one byte past the
+        // end for every byte dropped
+        const keep = Math.max(0, c.out.length - FLUSH_TRIM_MAX)
+        while (n > keep && c.out[n - 1] === 0) n--
         return c.out.slice(0, n)
     }
 }
@@ -459,7 +470,7 @@ export interface DecodePackOptions {
 /**
  * Decodes exactly `count` records numbered from `firstSeq` out of a packed stream. Throws a one-line
  * FormatError (400) when a record cannot be what the stream says (a known kind with another length, a
- * seq past 0xfffffffe, a time past u32, a stream that runs more than 8 bytes past its end).
+ * seq past 0xfffffffe, a time past u32, a stream read more than DECODE_OVERREAD_MAX bytes past its end).
  */
 export function decodePack(buf: Buffer, firstSeq: number, count: number, opts: DecodePackOptions = {}): Buffer[] {
     const where = opts.where ?? "stream"
@@ -579,7 +590,7 @@ export function decodePack(buf: Buffer, firstSeq: number, count: number, opts: D
         rec.writeUInt32LE(seq, 0)
         m.records++
         out.push(rec)
-        if (rc.consumed > buf.length + 8) throw new FormatError(`${at}: the stream ends before its records`)
+        if (rc.consumed > buf.length + DECODE_OVERREAD_MAX) throw new FormatError(`${at}: the stream ends before its records`)
     }
     return out
 }

@@ -4,9 +4,12 @@
 // bit in its own column. RFC 4180 quoting, CRLF line ends, UTF-8 with a byte order mark so that
 // spreadsheet programs read the degree sign.
 import {
+    BATTERY_FLAG,
+    BOOT_RTC,
     KIND,
     isFaulted,
     type AlarmRecord,
+    type BatteryRecord,
     type BootRecord,
     type ConfigRecord,
     type EvictedRecord,
@@ -51,7 +54,15 @@ const OF_INTEREST: Record<number, string> = {
     [KIND.stop]: "stop",
     [KIND.fix]: "fix",
     [KIND.evicted]: "evicted",
+    [KIND.battery]: "battery",
 }
+
+const BATTERY_TEXT: Record<number, string> = { 0: "normal", 1: "low", 2: "critical" }
+const RTC_TEXT: [number, string][] = [
+    [BOOT_RTC.lost, "clock lost its power"],
+    [BOOT_RTC.backup, "clock on backup supply"],
+    [BOOT_RTC.unset, "clock not set"],
+]
 
 function detail(r: LogRecord): string {
     switch (r.kind) {
@@ -63,7 +74,8 @@ function detail(r: LogRecord): string {
         }
         case KIND.boot: {
             const b = r as BootRecord
-            return `boot ${b.boot}, ${BOOT_REASONS[b.reason] ?? `reason ${b.reason}`}`
+            const rtc = RTC_TEXT.filter(([bit]) => b.rtc & bit).map(([, text]) => text)
+            return [`boot ${b.boot}`, BOOT_REASONS[b.reason] ?? `reason ${b.reason}`, ...rtc].join(", ")
         }
         case KIND.config:
             return `configuration hash ${(r as ConfigRecord).hash.toString("hex")}`
@@ -72,6 +84,11 @@ function detail(r: LogRecord): string {
         case KIND.evicted: {
             const e = r as EvictedRecord
             return `records ${e.first}..${e.last} removed unsent: ${e.samples} samples, ${e.minTc / 128}..${e.maxTc / 128} C, ${e.outMin} min out of band`
+        }
+        case KIND.battery: {
+            const v = r as BatteryRecord
+            const ext = v.flags & BATTERY_FLAG.external ? ", external power" : ""
+            return `battery ${v.mv} mV, ${BATTERY_TEXT[v.level] ?? `level ${v.level}`}${ext}`
         }
         default:
             return ""

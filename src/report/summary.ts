@@ -4,7 +4,7 @@
  *
  * Times are either ISO 8601 strings (UTC, e.g. "2024-05-01T12:00:00.000Z") or numbers of
  * milliseconds since 1970-01-01T00:00:00Z (Unix epoch ms). "World time" is the UTC timeline of the
- * shipment (GPS / network / simulator world time), not the device's uptime.
+ * shipment (GPS / network / simulator world time), not the device's clock.
  * Temperatures are degrees Celsius.
  */
 

@@ -36,9 +36,10 @@ export interface TimeFinding {
 
 /**
  * What the verifier accepts as the clock's rate error between two time records of one run. The
- * RV-3028-C7 is factory calibrated to +-1 ppm at 25 C but not temperature compensated (its tuning
- * fork crystal loses about 0.035 ppm/C^2 away from 25 C: about -14 ppm at 5 C, -70 ppm at -20 C,
- * -250 ppm at -60 C), so the bound is generous; the anchors' own error is allowed on top (ANCHOR_SLACK_MS).
+ * RV-3028-C7 is calibrated to +-1 ppm at 25 C but not temperature compensated (a tuning-fork
+ * crystal typically loses about 0.035 ppm/C^2 away from 25 C: about -14 ppm at 5 C, -70 ppm at
+ * -20 C, -250 ppm at -60 C; docs/timebase.md), so the bound is generous; the anchors' own error is
+ * allowed on top (ANCHOR_SLACK_MS).
  */
 export const MAX_DRIFT_PPM = 500
 /** seconds resolution of `t` plus a GNSS or network time's own error */

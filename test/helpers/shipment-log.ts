@@ -135,6 +135,12 @@ export class LogWriter {
         return this
     }
 
+    /** the cell voltage, as the firmware records it at a bounded rate */
+    battery(mv: number, level = 0): this {
+        this.push({ kind: KIND.battery, mv, level, flags: 0 })
+        return this
+    }
+
     alarm(type: number, c: number): this {
         this.push({ kind: KIND.alarm, type, tc: Math.round(c * 128) })
         return this
@@ -276,6 +282,7 @@ export function shipmentLog(devid = "c01d7aceb0000001", band = { low: 2, high: 8
             inAlarm = false
         }
         for (const s of stops) if (t === s.end) w.stop(s.start, s.lat, s.lon)
+        if ((t - t0) % (6 * HOUR) === 0) w.battery(4100 - Math.round((t - t0) / HOUR) * 3)
         if ((t - t0) % HOUR === 0) {
             const i = Math.min(ROUTE.length - 1, Math.floor(((t - t0) / (end - t0)) * ROUTE.length))
             w.fix(ROUTE[i].lat, ROUTE[i].lon)
