@@ -70,6 +70,11 @@ export class DeviceTime {
         }
     }
 
+    /** a clock chip that answers: the time can be set */
+    canSet(): boolean {
+        return this.rtc !== undefined && this.rtc.ok
+    }
+
     /** Set the counter to `utcMs` (rounded down to the second); false without a clock chip. */
     async set(utcMs: number): Promise<boolean> {
         if (!this.rtc || !this.rtc.ok) return false

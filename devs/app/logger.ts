@@ -191,8 +191,9 @@ export class Logger {
 
     /**
      * Time records (docs/timebase.md): at the first valid UTC of a boot and every 12 hours after. When
-     * the clock does not hold UTC (lost, never set) or is off by more than 2 s, it is set: a time
-     * record on the old count, the clock set, a time record with SET on the new count.
+     * the clock does not hold UTC (lost, never set) or is off by more than 2 s, the time record says
+     * SET and the clock is set to floor(utc / 1000) right after it: the record's `t` is the old count,
+     * the records after it count from the new one.
      */
     private async appendTimeAnchor() {
         const b = this.board
@@ -206,22 +207,24 @@ export class Logger {
         if (!wrong && this.lastAnchor >= 0 && now - this.lastAnchor < TIME_ANCHOR_EVERY) return
         this.lastAnchor = now
         const source = b.gnss ? TIME_SOURCE_GPS : b.utcSource
-        const seq = await this.add(s => timeRecord(s, t, utc, source, 0))
-        if (this.anchorFrom < 0 || !wrong) {
-            this.anchorOffset = off
-            if (this.anchorFrom < 0) this.anchorFrom = this.store.nextSeq - 1
+        const set = wrong && tm.canSet()
+        const seq = await this.add(s => timeRecord(s, t, utc, source, set ? TIME_FLAG_SET : 0))
+        if (!set) {
+            if (this.anchorFrom < 0 || !wrong) {
+                this.anchorOffset = off
+                if (this.anchorFrom < 0) this.anchorFrom = seq
+            }
+            return
         }
-        if (!wrong || !b.rtc) return
-        const utc2 = this.utcNow()
-        if (!(await tm.set(utc2))) return
-        this.st.set(ST_RTC_SET, true)
+        // the clock counts from floor(utc / 1000) from here; a failed set leaves the old count, which
+        // the SET record then misplaces by the step: the firmware says so on the console
+        if (!(await tm.set(utc))) console.log(`ct:rtc-set-failed seq=${seq}`)
+        this.st.set(ST_RTC_SET, tm.trusted)
         await this.st.save()
-        const t2 = tm.now()
-        this.minT = t2
-        const seq2 = await this.add(s => timeRecord(s, t2, utc2, source, TIME_FLAG_SET))
-        this.anchorOffset = utc2 - t2 * 1000
-        this.anchorFrom = seq2
-        console.log(`ct:rtc-set t=${t2} was=${t} seq=${seq}`)
+        this.anchorOffset = utc - Math.floor(utc / 1000) * 1000
+        this.anchorFrom = seq + 1
+        this.minT = tm.now()
+        console.log(`ct:rtc-set t=${this.minT} was=${t} seq=${seq}`)
     }
 
     /** The GNSS fiber: fixes on their schedule, time anchors, encrypted positions, stops. */

@@ -19,6 +19,8 @@ const SEAL_LEN = 26
 const EMA_CLAMP = 1048576 // 2^20
 const I32_MIN = -2147483648
 const I32_MAX = 2147483647
+/** the most trailing zero bytes a finish drops (docs/format.md 4.1) */
+const FLUSH_TRIM_MAX = 8
 
 /** contexts (section 4.3) */
 export const CTX_SAMPLE = 0
@@ -31,9 +33,9 @@ export const CTX_TC_MANT = 44
 export const CTX_COUNT = 50
 
 const PRIORS = [
-    63488, 63488, 63488, 49152, 16384, 16384, 16384, 16384, 55808, 32768, 43008, 33024, 34560, 32768, 12288, 38144, 20224, 35584,
-    33280, 27136, 17408, 32768, 19456, 23040, 28416, 27136, 14080, 33536, 15616, 18432, 23552, 23808, 22528, 35840, 35072, 36608,
-    34304, 32768, 32768, 32768, 32768, 32768, 32768, 32768, 41728, 37120, 36096, 32256, 34560, 35840,
+    63488, 63488, 63488, 49152, 16384, 16384, 16384, 16384, 55808, 32768, 43008, 33024, 34560, 32768, 12288, 38144, 20224, 35584, 33280,
+    27136, 17408, 32768, 19456, 23040, 28416, 27136, 14080, 33536, 15616, 18432, 23552, 23808, 22528, 35840, 35072, 36608, 34304, 32768,
+    32768, 32768, 32768, 32768, 32768, 32768, 41728, 37120, 36096, 32256, 34560, 35840,
 ]
 
 /**
@@ -227,8 +229,11 @@ export class RangeEncoder {
             }
         }
         for (let i = 0; i < 5; i++) c.shiftLow()
+        // drop trailing zeros (missing bytes decode as 0), at most FLUSH_TRIM_MAX: a carry can turn a
+        // long run of pending 0xFF bytes into zeros, and a decoder reads a byte past the end for each
         let n = c.out.length
-        while (n > 0 && c.out[n - 1] === 0) n--
+        const keep = c.out.length > FLUSH_TRIM_MAX ? c.out.length - FLUSH_TRIM_MAX : 0
+        while (n > keep && c.out[n - 1] === 0) n--
         return c.out.slice(0, n)
     }
 

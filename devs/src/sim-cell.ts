@@ -26,7 +26,6 @@ function feed(w: WorldSnapshot) {
 feed(world.now)
 world.onChange(feed)
 const parts = board.parts()
-parts.cellular = async (devid: Buffer, product: string) =>
-    new CellularUplink(new Notecard(board.i2c, { clock }), { devid, product, clock })
+parts.cellular = async (devid: Buffer, product: string) => new CellularUplink(new Notecard(board.i2c, { clock }), { devid, product, clock })
 await startColdtrace(parts)
 clock.fiberEnded()

@@ -43,7 +43,8 @@ world.onCapture = (capture: Buffer) => {
     console.log(`ct:gnss-capture bytes=${capture.length}`)
 }
 const parts = board.parts()
-if ((world.now.gpsFlags & GPS_PRESENT) !== 0) parts.gnss = async (cfg: GnssConfig) => await startGnss(new Ublox(board.i2c, { clock }), clock, cfg)
+if ((world.now.gpsFlags & GPS_PRESENT) !== 0)
+    parts.gnss = async (cfg: GnssConfig) => await startGnss(new Ublox(board.i2c, { clock }), clock, cfg)
 await startColdtrace(parts)
 // this fiber is done: the logger's own fibers go on (the world counts them)
 clock.fiberEnded()

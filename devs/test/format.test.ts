@@ -38,7 +38,8 @@ const LOCKEY = hex(VECTORS.lockey)
 function build(v: any): Buffer {
     const k = v.kind
     if (k === 1) return sampleRecord(v.seq, v.t, v.tc, v.cj, v.sr, v.sflags)
-    if (k === 2) return bootRecord(v.seq, v.t, v.boot, v.reason, v.rtc, hex(v.prev + "000000000000000000000000000000000000000000000000"), hex(v.fw))
+    if (k === 2)
+        return bootRecord(v.seq, v.t, v.boot, v.reason, v.rtc, hex(v.prev + "000000000000000000000000000000000000000000000000"), hex(v.fw))
     if (k === 3) return configRecord(v.seq, v.t, hex(v.hash))
     if (k === 4) return timeRecord(v.seq, v.t, v.utc, v.source, v.flags)
     if (k === 5) return stopRecord(v.seq, v.t, v.start, encryptLoc(LOCKEY, v.seq, v.lat, v.lon, hex(v.r)))
