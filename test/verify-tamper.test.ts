@@ -258,15 +258,20 @@ describe("coldtrace verify on a real simulated logger", () => {
         })
         expectFirst(v, "replayed", b.f)
         expect(v.problems[0].last ?? b.f).toBe(b.f + b.n - 1)
-        // a flash block written again after the last one
+        // a flash block written again just before the open one (the ring's keys: b00..b3f): the
+        // blocks no longer follow each other, and the image says so
         const file = readExport(fx.a.export)
         const meta = Buffer.from(file.settings.lgmeta, "hex")
         const first = meta.readUInt32LE(0)
         const last = meta.readUInt32LE(4)
-        file.settings[`lg${(last + 1).toString(16).padStart(8, "0")}`] = file.settings[`lg${first.toString(16).padStart(8, "0")}`]
+        const key = (n: number) => "b" + (n & 63).toString(16).padStart(2, "0")
+        file.settings[key(last + 1)] = file.settings[key(last)]
+        file.settings[key(last)] = file.settings[key(first)]
         meta.writeUInt32LE(last + 1, 4)
         file.settings.lgmeta = meta.toString("hex")
-        expectFirst(verify(["--export", writeExport(file), "--keys", fx.a.secret]), "replayed", exp.records[0].seq)
+        const vf = verify(["--export", writeExport(file), "--keys", fx.a.secret])
+        expect(vf.ok).toBe(false)
+        expect(["replayed", "malformed"]).toContain(vf.problems[0].kind)
     })
 
     it("records spliced from another device are recognised as foreign", () => {

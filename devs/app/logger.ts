@@ -208,16 +208,31 @@ export class Logger {
         this.lastAnchor = now
         const source = b.gnss ? TIME_SOURCE_GPS : b.utcSource
         const set = wrong && tm.canSet()
-        const seq = await this.add(s => timeRecord(s, t, utc, source, set ? TIME_FLAG_SET : 0))
-        if (!set) {
-            if (this.anchorFrom < 0 || !wrong) {
-                this.anchorOffset = off
-                if (this.anchorFrom < 0) this.anchorFrom = seq
-            }
+        if (set) {
+            await this.setClock(source)
             return
         }
-        // the clock counts from floor(utc / 1000) from here; a failed set leaves the old count, which
-        // the SET record then misplaces by the step: the firmware says so on the console
+        const seq = await this.add(s => timeRecord(s, t, utc, source, 0))
+        if (this.anchorFrom < 0 || !wrong) {
+            this.anchorOffset = off
+            if (this.anchorFrom < 0) this.anchorFrom = seq
+        }
+    }
+
+    /**
+     * Set the clock at a UTC second boundary, so its count is whole UTC seconds (a record is then
+     * placed at most 1 s early, never late): a SET time record with the old count and that UTC, then
+     * the clock set to utc / 1000 (docs/timebase.md).
+     */
+    private async setClock(source: number) {
+        const clock = this.board.clock
+        const tm = this.time
+        const early = this.utcNow()
+        await clock.sleep(1000 - (early - Math.floor(early / 1000) * 1000))
+        const utc = this.utcNow()
+        const t = tm.now()
+        const seq = await this.add(s => timeRecord(s, t, utc, source, TIME_FLAG_SET))
+        // a failed set leaves the old count, which the SET record then misplaces by the step
         if (!(await tm.set(utc))) console.log(`ct:rtc-set-failed seq=${seq}`)
         this.st.set(ST_RTC_SET, tm.trusted)
         await this.st.save()

@@ -371,7 +371,11 @@ export function readFlashLog(get: (key: string) => Buffer | undefined): FlashLog
             problem(first, `block ${key} starts at ${first}, after the next record ${end}`)
             break
         }
-        if (end === first) continue // a block just opened, no record in it yet
+        if (end === first) {
+            // only the open block may be empty (just opened): a closed block always holds a record
+            if (!open) problem(first, `block ${key} holds no record: the next block starts at the same seq ${first}`)
+            continue
+        }
         try {
             const value = open ? completeOpenBlock(values[i], tail) : values[i]
             decodeBlock(value, end - first, `block ${key}`).forEach((bytes, k) => out.entries.push({ seq: first + k, bytes }))
