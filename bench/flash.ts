@@ -36,7 +36,7 @@ const toNums = (f: Record<string, string>) => Object.fromEntries(Object.keys(f).
 
 /** `env`: for the VM process (NODE_EXTRA_CA_CERTS: the capture server's certificate) */
 export async function runLogBench(outDir: string, env: Record<string, string>): Promise<LogBenchOut> {
-    const run = await runBenchProgram("bench/logbench.ts", path.join(outDir, "logbench"), 180_000, env)
+    const run = await runBenchProgram("bench/logbench.ts", path.join(outDir, "logbench"), 1_500_000, env)
     const out: LogBenchOut = {
         values: [],
         profiles: new Map(),

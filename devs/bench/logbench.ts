@@ -1,8 +1,7 @@
 import * as ds from "@devicescript/core"
 import { digest } from "@devicescript/crypto"
 import { LogStore, blockKey } from "../flash/logstore"
-import { kvGet, kvSet, kvDelete, MAX_VALUE } from "../flash/kv"
-import { ItemEncoder } from "../record/items"
+import { kvGet, kvSet, kvDelete, Kv } from "../flash/kv"
 import {
     sampleRecord,
     bootRecord,
@@ -28,10 +27,11 @@ import { DEFAULT_CONFIG } from "../app/config"
  *  - the REAL LogStore (devs/flash/logstore.ts) on the VM's settings store for the first day of each
  *    profile (at most 20 blocks): ms per append, and after every append its blocks and head
  *    compared byte for byte with the model below;
- *  - a RAM model of LogStore.append (the real ItemEncoder, MAX_VALUE and block header, step by step
- *    as logstore.ts does it) for 30 days and until the 16 KB ESP32 header is full: LogStore cannot
- *    be given another kv, and the VM's own store (8 KB) holds about a third of that;
- *  - for the stable profile, the real firmware encodeBatch at upload periods of 1 h, 6 h and 24 h
+ *  - the same LogStore on a RAM model of the settings store (RamKv: values, and what each write and
+ *    each live value costs the store) for 30 days and until the 16 KB ESP32 header is full: the VM's
+ *    own store (8 KB) holds about a third of that;
+ *  - for the stable profile, the real firmware encodeBatch of the store's pending parts at upload
+ *    periods of 1 h, 6 h and 24 h
  *    (every batch printed in hex: the host decodes and verifies them), and the last batch of each
  *    period sent with the firmware's own HTTP client (devs/uplink/http.ts) to the bench's capture
  *    server over HTTP and HTTPS, for the exact request bytes and what TLS adds.
@@ -44,7 +44,6 @@ const ACKKEY = Buffer.from("202122232425262728292a2b2c2d2e2f30313233343536373839
 const LOCKEY = Buffer.from("404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f", "hex")
 const ENDPOINT = "https://ingest.coldtrace.example/v1/batch"
 const NONE = 0xffffffff
-const BLOCK_HDR = 36
 
 const BOOT_UP = 1500 // uptime of the boot and config records
 const T0 = 3000 // uptime of the first sample (whole seconds)
@@ -53,12 +52,18 @@ const INTERVAL = 300000
 const EPOCH_MS = 43200000
 const ANCHOR_MS = 43200000
 const UTC0 = 1767225600000 // 2026-01-01T00:00:00Z at uptime 0
+const FW = Buffer.from("ct-fw-03")
+
+/** a record's `t`: the clock counts whole UTC seconds (set at the first anchor) */
+function tOf(ms: number): number {
+    return Math.floor((UTC0 + ms) / 1000)
+}
 const DAY_SAMPLES = 288
 const MONTH_SAMPLES = 8640
 const UPLOAD_FIRST = BOOT_UP + 10000 // logger.uploading(): first upload 10 s after start
-const MAX_BATCH_RECORDS = 400 // as devs/app/logger.ts
+const MAX_BATCH_BYTES = 900 // as devs/app/logger.ts
 const LIMIT = 16384 - 216 // ESP32 header minus one block of compaction headroom
-const ESP32_MAX_BLOCKS = 56 // devs/src/main.ts: live blocks before the logger evicts
+const ESP32_MAX_BLOCKS = 48 // devs/src/main.ts: live blocks before the logger evicts
 const REAL_MAX_BLOCKS = 20 // the VM's store is 8 KB: the real LogStore phase stops at this many blocks
 
 /** settings-store cost of one value: a 24-byte entry plus the value rounded up to 8 bytes */
@@ -196,69 +201,66 @@ class Profile {
     }
 }
 
-/**
- * RAM model of LogStore.append (devs/flash/logstore.ts): the open block is extended with a scratch
- * copy of the encoder; when the grown block exceeds MAX_VALUE a new block starts with first_seq,
- * the head before it and a fresh encoder. Counts what the settings store would hold and write.
- */
-class Model {
-    enc = new ItemEncoder()
-    open: Buffer = undefined
-    closedBytes = 0
-    closedCost = 0
-    closed = 0
-    head: Buffer
-    nextSeq = 0
-    blockWrites = 0 // sum of cost(value) of every block write (append = rewrite of the open block)
-    newBlocks = 0
-    fullSamples = 0
-    constructor() {
-        this.head = genesisHead(DEVID)
+/** The settings store in RAM: values, and what it costs to keep them (live) and to write them. */
+class RamKv implements Kv {
+    keys: string[] = []
+    vals: Buffer[] = []
+    /** bytes the store writes (entry + value) over all sets and deletes */
+    written = 0
+    async get(key: string): Promise<Buffer> {
+        const i = this.keys.indexOf(key)
+        return i < 0 ? undefined : this.vals[i]
     }
-    append(rec: Buffer) {
-        const trial = new ItemEncoder()
-        trial.ref = this.enc.ref
-        trial.runAt = this.enc.runAt
-        trial.runN = this.enc.runN
-        trial.runStep = this.enc.runStep
-        const grown = this.open ? trial.append(this.open, rec) : undefined
-        if (grown && grown.length <= MAX_VALUE) {
-            this.open = grown
-            this.enc = trial
-        } else {
-            const hdr = Buffer.alloc(BLOCK_HDR)
-            hdr.setAt(0, "u32", this.nextSeq)
-            hdr.blitAt(4, this.head, 0, 32)
-            const fresh = new ItemEncoder()
-            const nb = fresh.append(hdr, rec)
-            if (this.open) {
-                this.closedBytes += this.open.length
-                this.closedCost += cost(this.open.length)
-                this.closed++
-            }
-            this.open = nb
-            this.enc = fresh
-            this.newBlocks++
-        }
-        this.blockWrites += cost(this.open.length)
-        if (rec[4] === 1 && this.enc.runAt < 0) this.fullSamples++
-        this.head = nextHead(this.head, rec)
-        this.nextSeq++
+    async set(key: string, value: Buffer): Promise<void> {
+        const i = this.keys.indexOf(key)
+        if (i < 0) {
+            this.keys.push(key)
+            this.vals.push(value)
+        } else this.vals[i] = value
+        this.written += cost(value.length)
     }
-    blocks(): number {
-        return this.closed + (this.open ? 1 : 0)
+    async del(key: string): Promise<void> {
+        const i = this.keys.indexOf(key)
+        if (i < 0) return
+        this.keys.insert(i, -1)
+        this.vals.insert(i, -1)
+        this.written += cost(0)
+    }
+    /** settings-store bytes the live values take */
+    liveCost(): number {
+        let c = 0
+        for (const v of this.vals) c += cost(v.length)
+        return c
     }
     liveBytes(): number {
-        return this.closedBytes + (this.open ? this.open.length : 0)
+        let n = 0
+        for (const v of this.vals) n += v.length
+        return n
     }
-    liveCost(): number {
-        return this.closedCost + (this.open ? cost(this.open.length) : 0)
+}
+
+/** The real LogStore on a RamKv: what the settings store would hold and write. */
+class Model {
+    kv = new RamKv()
+    store = new LogStore(DEVID, 100000, this.kv)
+    newBlocks = 0
+    async open() {
+        await this.store.open()
+    }
+    async append(rec: Buffer) {
+        const last = this.store.lastBlock
+        await this.store.append(rec)
+        if (this.store.lastBlock !== last) this.newBlocks++
+    }
+    blocks(): number {
+        return this.store.blocks()
     }
 }
 
 /** Batches as the logger's uploadPending() makes them, at one upload period. */
 class Uplink {
-    pending: Buffer[] = []
+    /** first seq not sent yet */
+    from = 0
     next = UPLOAD_FIRST
     batches = 0
     last: Buffer = undefined
@@ -294,55 +296,57 @@ class Run {
     async add(rec: Buffer, at: number) {
         for (const u of this.uplinks) await this.uploadDue(u, at)
         const m0 = this.model
-        const beforeCost = m0.liveCost()
+        const beforeCost = m0.kv.liveCost()
         const beforeBlocks = m0.blocks()
-        this.model.append(rec)
+        await m0.append(rec)
         // capacity: the first record that does not fit ends it (this.samples counts the samples
         // appended before this record)
-        if (!this.capLine && m0.liveCost() + this.cfgCost > LIMIT)
+        if (!this.capLine && m0.kv.liveCost() + this.cfgCost > LIMIT)
             this.capLine =
-                `cap_samples=${this.samples} cap_records=${m0.nextSeq - 1} ` +
+                `cap_samples=${this.samples} cap_records=${m0.store.nextSeq - 1} ` +
                 `cap_cost=${beforeCost + this.cfgCost} cap_blocks=${beforeBlocks}`
-        if (!this.maxBlocksLine && m0.blocks() > ESP32_MAX_BLOCKS) this.maxBlocksLine = `samples=${this.samples} records=${m0.nextSeq - 1}`
+        if (!this.maxBlocksLine && m0.blocks() > ESP32_MAX_BLOCKS) this.maxBlocksLine = `samples=${this.samples} records=${m0.store.nextSeq - 1}`
         if (this.real && this.realLeft > 0) {
             this.realLeft--
             const t0 = ds.millis()
             await this.real.append(rec)
             this.realMs.push(ds.millis() - t0)
-            const blocks: Buffer[] = (this.real as any).blocks
-            const m = this.model
-            if (blocks.length !== m.blocks() || !bufEq(blocks[blocks.length - 1], m.open) || !bufEq(this.real.head, m.head))
-                throw new Error(`model and LogStore differ at seq ${m.nextSeq - 1}`)
+            // the same bytes in flash as in the model: the open block and the tail
+            const key = blockKey(this.real.lastBlock)
+            const same =
+                this.real.lastBlock === m0.store.lastBlock &&
+                bufEq(this.real.head, m0.store.head) &&
+                bufEq(await kvGet(key), await m0.kv.get(key)) &&
+                bufEq(await kvGet("tl"), await m0.kv.get("tl"))
+            if (!same) throw new Error(`model and LogStore differ at seq ${m0.store.nextSeq - 1}`)
             this.realChecked++
         }
-        for (const u of this.uplinks) u.pending.push(rec)
     }
 
-    /** the uploads due before `at`: what was recorded up to then, in batches of <= 400 records */
+    /** the uploads due before `at`: what was recorded up to then, as the logger sends it (whole blocks) */
     async uploadDue(u: Uplink, at: number) {
+        const store = this.model.store
         while (at >= u.next) {
-            let i = 0
-            while (i < u.pending.length) {
-                const recs = u.pending.slice(i, i + MAX_BATCH_RECORDS)
-                const firstSeq = recs[0].getAt(0, "u32")
-                const body = await encodeBatch(DEVID, this.key, 1, this.epoch, firstSeq, undefined, recs)
+            while (u.from < store.nextSeq) {
+                const p = await store.pending(u.from, MAX_BATCH_BYTES)
+                if (!p.count) break
+                const body = encodeBatch(DEVID, this.key, 1, this.epoch, u.batches + 1, p)
                 const hex = body.toString("hex")
                 for (let j = 0; j < hex.length; j += 192) console.log("cb:bh " + hex.slice(j, j + 192))
-                console.log(`cb:be period=${u.period} epoch=${this.epoch} ` + `n=${recs.length} at=${u.next}`)
+                console.log(`cb:be period=${u.period} epoch=${this.epoch} ` + `n=${p.count} at=${u.next}`)
                 u.batches++
                 u.last = body
-                i += recs.length
+                u.from = p.firstSeq + p.count
                 await ds.sleep(0)
             }
-            u.pending = []
             u.next += u.period * 1000
         }
     }
 
     async boot() {
         const m = this.model
-        await this.add(bootRecord(m.nextSeq, BOOT_UP, 1, 0, m.head), BOOT_UP)
-        await this.add(configRecord(m.nextSeq, BOOT_UP, this.configHash), BOOT_UP)
+        await this.add(bootRecord(m.store.nextSeq, tOf(BOOT_UP), 1, 0, 0, m.store.head, FW), BOOT_UP)
+        await this.add(configRecord(m.store.nextSeq, tOf(BOOT_UP), this.configHash), BOOT_UP)
     }
 
     /** one sampling cycle of Logger.sampling(): anchor, sample, alarm, seals due */
@@ -352,12 +356,12 @@ class Run {
         const now = up - 400 // clock.now() when the cycle starts, before the conversion
         if (this.lastAnchor < 0 || now - this.lastAnchor >= ANCHOR_MS) {
             this.lastAnchor = now
-            await this.add(timeRecord(m.nextSeq, now, UTC0 + now, TIME_SOURCE_NETWORK), now)
+            await this.add(timeRecord(m.store.nextSeq, tOf(now), UTC0 + now, TIME_SOURCE_NETWORK, 0), now)
             this.anchors++
         }
         const p = this.prof
         p.read(k)
-        await this.add(sampleRecord(m.nextSeq, up, p.tc, p.cj, p.sr, p.fl), up)
+        await this.add(sampleRecord(m.store.nextSeq, tOf(up), p.tc, p.cj, p.sr, p.fl), up)
         this.samples++
         if (p.sr || p.fl) this.faulted++
         else {
@@ -368,16 +372,16 @@ class Run {
             const edge = inBand && (c > p.high - 0.5 || c < p.low + 0.5)
             if (inBand !== this.inBand && !edge) {
                 this.inBand = inBand
-                await this.add(alarmRecord(m.nextSeq, up, type, p.tc), up)
+                await this.add(alarmRecord(m.store.nextSeq, tOf(up), type, p.tc), up)
                 this.alarms++
             }
         }
         const after = up + 300
         while (after - this.epochStart >= EPOCH_MS) {
-            const seq = m.nextSeq
+            const seq = m.store.nextSeq
             const count = this.sealSeq === NONE ? seq : seq - this.sealSeq - 1
-            const mac = sealMac(this.key, DEVID, this.epoch, seq, m.head, count)
-            await this.add(sealRecord(seq, after, this.epoch, count, mac), after)
+            const mac = sealMac(this.key, DEVID, this.epoch, seq, m.store.head, count)
+            await this.add(sealRecord(seq, tOf(after), this.epoch, count, mac), after)
             this.key = evolveKey(this.key, this.epoch + 1)
             this.epoch++
             this.sealSeq = seq
@@ -389,12 +393,12 @@ class Run {
     counts(): string {
         const m = this.model
         return (
-            `samples=${this.samples} records=${m.nextSeq} ` +
-            `blocks=${m.blocks()} bytes=${m.liveBytes()} ` +
-            `cost=${m.liveCost()} writes=${m.blockWrites} ` +
+            `samples=${this.samples} records=${m.store.nextSeq} ` +
+            `blocks=${m.blocks()} bytes=${m.kv.liveBytes()} ` +
+            `cost=${m.kv.liveCost()} writes=${m.kv.written} ` +
             `newblocks=${m.newBlocks} seals=${this.seals} ` +
             `anchors=${this.anchors} alarms=${this.alarms} ` +
-            `faulted=${this.faulted} fullsamples=${m.fullSamples}`
+            `faulted=${this.faulted}`
         )
     }
 }
@@ -407,10 +411,11 @@ async function endReal(run: Run) {
     console.log(
         `cb:real profile=${name} appends=${ms.length} ` + `checked=${run.realChecked} blocks=${run.model.blocks()} samples=${run.samples}`,
     )
-    const blocks: Buffer[] = (run.real as any).blocks
+    const real = run.real
     // (a delete writes an entry even for a key that is not there: delete only what exists)
-    for (let n = 1; n <= blocks.length; ++n) await kvDelete(blockKey(n))
+    for (let n = real.firstBlock; n <= real.lastBlock; ++n) await kvDelete(blockKey(n))
     await kvDelete("lgmeta")
+    await kvDelete("tl")
     run.real = undefined
     run.realLeft = 0
     run.realMs = []
@@ -466,12 +471,13 @@ async function main() {
     const cfgText = JSON.stringify(DEFAULT_CONFIG)
     const configHash = digest("sha256", Buffer.from(cfgText), Buffer.from(ENDPOINT)).slice(0, 16)
     // the provisioning values a logger holds besides its log (their sizes count against the store)
-    const ekey = Buffer.alloc(40)
-    ekey.blitAt(4, K0, 0, 32)
-    ekey.setAt(36, "u32", NONE)
+    const ep = Buffer.alloc(44)
+    ep.blitAt(4, K0, 0, 32)
+    ep.setAt(36, "u32", NONE)
     const lgack = Buffer.alloc(40)
-    const values = [DEVID, ACKKEY, LOCKEY, ekey, Buffer.alloc(12), lgack, Buffer.from(ENDPOINT), Buffer.from(cfgText)]
-    const names = ["devid", "ackkey", "lockey", "ekey", "lgmeta", "lgack", "endpoint", "cfg"]
+    // (the log's own keys, lgmeta and tl, are counted with the model's live values)
+    const values = [DEVID, ACKKEY, LOCKEY, ep, lgack, Buffer.alloc(8), Buffer.from(ENDPOINT), Buffer.from(cfgText)]
+    const names = ["devid", "ackkey", "lockey", "ep", "lgack", "st", "endpoint", "cfg"]
     let cfgCost = 0
     for (let i = 0; i < values.length; ++i) {
         cfgCost += cost(values[i].length)
@@ -491,7 +497,8 @@ async function main() {
         const t0 = ds.millis()
         const run = new Run(prof, configHash, cfgCost)
         run.real = new LogStore(DEVID, 100000)
-        await run.real.start()
+        await run.real.open()
+        await run.model.open()
         run.realLeft = 1 << 30
         if (prof.name === "stable") run.uplinks = [new Uplink(3600), new Uplink(21600), new Uplink(86400)]
         await run.boot()

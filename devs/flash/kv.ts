@@ -37,3 +37,23 @@ export async function kvSet(key: string, value: Buffer): Promise<void> {
 export async function kvDelete(key: string): Promise<void> {
     await settings.delete(key)
 }
+
+/** Where a LogStore keeps its values: the settings store, or (the bench) a RAM model of it. */
+export interface Kv {
+    get(key: string): Promise<Buffer>
+    set(key: string, value: Buffer): Promise<void>
+    del(key: string): Promise<void>
+}
+
+/** The settings store as a Kv. */
+export class SettingsKv implements Kv {
+    async get(key: string): Promise<Buffer> {
+        return await kvGet(key)
+    }
+    async set(key: string, value: Buffer): Promise<void> {
+        await kvSet(key, value)
+    }
+    async del(key: string): Promise<void> {
+        await kvDelete(key)
+    }
+}

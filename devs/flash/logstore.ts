@@ -2,7 +2,7 @@ import * as ds from "@devicescript/core"
 import { genesisHead, nextHead, bufEq } from "../chain/chain"
 import { PackEncoder, PackDecoder, PACK_STATE_LEN } from "../record/pack"
 import { recordSeq } from "../record/record"
-import { kvGet, kvSet, kvDelete } from "./kv"
+import { Kv, SettingsKv } from "./kv"
 
 /**
  * The record log in flash (docs/format.md section 5). Closed blocks hold packed streams of records;
@@ -75,6 +75,7 @@ export class LogStore {
     constructor(
         readonly devid: Buffer,
         readonly maxBlocks: number,
+        readonly kv: Kv = new SettingsKv(),
     ) {
         this.head = genesisHead(devid)
         this.baseHead = this.head
@@ -87,8 +88,8 @@ export class LogStore {
      * log yet or the tail is not this version (the caller then opens it as at a boot).
      */
     async load(): Promise<boolean> {
-        const tl = await kvGet(TAIL_KEY)
-        const meta = await kvGet(META_KEY)
+        const tl = await this.kv.get(TAIL_KEY)
+        const meta = await this.kv.get(META_KEY)
         if (!tl || !meta || tl[0] !== TAIL_VERSION || tl.length < TAIL_HDR + PACK_STATE_LEN || meta.length !== 72) return false
         this.firstBlock = meta.getAt(0, "u32")
         this.lastBlock = meta.getAt(4, "u32")
@@ -99,7 +100,7 @@ export class LogStore {
         this.head = tl.slice(8, 40)
         this.enc = PackEncoder.resume(this.nextSeq, tl.slice(TAIL_HDR, TAIL_HDR + PACK_STATE_LEN))
         this.tail = tl.slice(TAIL_HDR + PACK_STATE_LEN, TAIL_HDR + PACK_STATE_LEN + tl[2])
-        const ack = await kvGet(ACK_KEY)
+        const ack = await this.kv.get(ACK_KEY)
         if (ack && ack.length === 40) {
             this.ackSeq = ack.getAt(0, "u32")
             this.ackHead = ack.slice(4, 36)
@@ -116,7 +117,7 @@ export class LogStore {
     async open(): Promise<string> {
         if (!(await this.load())) {
             // a new log: block 1, empty
-            await kvSet(blockKey(1), u32(0))
+            await this.kv.set(blockKey(1), u32(0))
             await this.writeMeta()
             await this.writeTail()
             return undefined
@@ -153,7 +154,7 @@ export class LogStore {
 
     /** first seq still held */
     async firstHeld(): Promise<number> {
-        const b = await kvGet(blockKey(this.firstBlock))
+        const b = await this.kv.get(blockKey(this.firstBlock))
         return b ? b.getAt(0, "u32") : this.nextSeq
     }
 
@@ -183,7 +184,7 @@ export class LogStore {
     private async flush() {
         const value = await this.readOpen()
         const grown = value.slice(0, this.blockLen).concat(this.tail)
-        await kvSet(blockKey(this.lastBlock), grown)
+        await this.kv.set(blockKey(this.lastBlock), grown)
         this.openValue = grown
         this.blockLen = grown.length
         this.tail = Buffer.alloc(0)
@@ -192,7 +193,7 @@ export class LogStore {
     /** the open block rewritten finished (it holds everything up to nextSeq - 1) */
     private async close() {
         const value = await this.readOpen()
-        await kvSet(blockKey(this.lastBlock), this.complete(value))
+        await this.kv.set(blockKey(this.lastBlock), this.complete(value))
     }
 
     /** a new, empty open block at nextSeq; the ring and the tail follow */
@@ -200,7 +201,7 @@ export class LogStore {
         this.lastBlock++
         this.openHead = this.head
         this.openValue = u32(this.nextSeq)
-        await kvSet(blockKey(this.lastBlock), this.openValue)
+        await this.kv.set(blockKey(this.lastBlock), this.openValue)
         await this.writeMeta()
         this.enc = new PackEncoder(this.nextSeq)
         this.blockLen = BLOCK_HDR
@@ -209,7 +210,7 @@ export class LogStore {
     }
 
     private async readOpen(): Promise<Buffer> {
-        if (!this.openValue) this.openValue = await kvGet(blockKey(this.lastBlock))
+        if (!this.openValue) this.openValue = await this.kv.get(blockKey(this.lastBlock))
         return this.openValue
     }
 
@@ -227,7 +228,7 @@ export class LogStore {
         b.blitAt(8, this.head, 0, 32)
         b.blitAt(TAIL_HDR, this.enc.saveState(), 0, PACK_STATE_LEN)
         b.blitAt(TAIL_HDR + PACK_STATE_LEN, this.tail, 0, this.tail.length)
-        await kvSet(TAIL_KEY, b)
+        await this.kv.set(TAIL_KEY, b)
     }
 
     private async writeMeta() {
@@ -236,7 +237,7 @@ export class LogStore {
         m.setAt(4, "u32", this.lastBlock)
         m.blitAt(8, this.baseHead, 0, 32)
         m.blitAt(40, this.openHead, 0, 32)
-        await kvSet(META_KEY, m)
+        await this.kv.set(META_KEY, m)
     }
 
     /**
@@ -262,17 +263,13 @@ export class LogStore {
 
     /** The last record in the log (undefined when empty): for a boot's look at how the last run ended. */
     async lastRecord(): Promise<Buffer> {
+        let last: Buffer = undefined
         for (let n = this.lastBlock; n >= this.firstBlock && n >= this.lastBlock - 1; n--) {
             const part = await this.blockAt(n)
             if (part.count <= 0) continue
-            let last: Buffer = undefined
-            const d = new PackDecoder(part.stream, BLOCK_HDR, part.stream.getAt(0, "u32"))
-            for (let i = 0; i < part.count; ++i) {
-                const r = d.next()
-                if (!r) return undefined
+            await this.walk(part.stream, this.head, part.count, r => {
                 last = r
-                if ((i & 7) === 7) await ds.sleep(0)
-            }
+            })
             return last
         }
         return undefined
@@ -280,8 +277,8 @@ export class LogStore {
 
     /** the finished value and record count of held block n */
     async blockAt(n: number): Promise<Part> {
-        const v = n === this.lastBlock ? this.complete(await this.readOpen()) : await kvGet(blockKey(n))
-        const next = n === this.lastBlock ? this.nextSeq : (await kvGet(blockKey(n + 1))).getAt(0, "u32")
+        const v = n === this.lastBlock ? this.complete(await this.readOpen()) : await this.kv.get(blockKey(n))
+        const next = n === this.lastBlock ? this.nextSeq : (await this.kv.get(blockKey(n + 1))).getAt(0, "u32")
         return new Part(next - v.getAt(0, "u32"), v)
     }
 
@@ -295,7 +292,7 @@ export class LogStore {
         if (fromSeq >= this.nextSeq) return p
         let n = this.lastBlock
         for (; n > this.firstBlock; n--) {
-            const v = await kvGet(blockKey(n))
+            const v = await this.kv.get(blockKey(n))
             if (v && v.getAt(0, "u32") <= fromSeq) break
         }
         for (; n <= this.lastBlock; n++) {
@@ -325,24 +322,12 @@ export class LogStore {
             const part = await this.blockAt(n)
             const first = part.stream.getAt(0, "u32")
             if (seq === first - 1) return head
-            if (seq < first + part.count) return await this.headIn(part.stream, head, seq - first)
+            if (seq < first + part.count) return await this.walk(part.stream, head, seq - first + 1, undefined)
             if (n + 1 === this.lastBlock) head = this.openHead
             else if (n < this.lastBlock) head = await this.walk(part.stream, head, part.count, undefined)
             if (!head) return undefined
         }
         return undefined
-    }
-
-    /** the head after record `index` of a block value, from the head before it */
-    private async headIn(value: Buffer, head: Buffer, index: number): Promise<Buffer> {
-        const d = new PackDecoder(value, BLOCK_HDR, value.getAt(0, "u32"))
-        for (let i = 0; i <= index; ++i) {
-            const r = d.next()
-            if (!r) return undefined
-            head = nextHead(head, r)
-            if ((i & 7) === 7) await ds.sleep(0)
-        }
-        return head
     }
 
     /**
@@ -359,7 +344,7 @@ export class LogStore {
         a.setAt(0, "u32", seq)
         a.blitAt(4, head, 0, 32)
         a.setAt(36, "u32", boot)
-        await kvSet(ACK_KEY, a)
+        await this.kv.set(ACK_KEY, a)
         this.ackSeq = seq
         this.ackHead = head
         this.ackBoot = boot
@@ -372,19 +357,19 @@ export class LogStore {
         let last = this.firstBlock - 1
         let newBase: Buffer = undefined
         for (let n = this.firstBlock; n < this.lastBlock; n++) {
-            const next = await kvGet(blockKey(n + 1))
+            const next = await this.kv.get(blockKey(n + 1))
             const end = next.getAt(0, "u32") - 1
             if (end > seq) break
             last = n
             newBase = end === seq ? headAtSeq : n + 1 === this.lastBlock ? this.openHead : undefined
         }
         if (last < this.firstBlock) return
-        if (!newBase) newBase = await this.headAt((await kvGet(blockKey(last + 1))).getAt(0, "u32") - 1)
+        if (!newBase) newBase = await this.headAt((await this.kv.get(blockKey(last + 1))).getAt(0, "u32") - 1)
         const from = this.firstBlock
         this.firstBlock = last + 1
         this.baseHead = newBase
         await this.writeMeta() // meta first: a cut leaves an unnamed block behind, never a hole
-        for (let n = from; n <= last; n++) await kvDelete(blockKey(n))
+        for (let n = from; n <= last; n++) await this.kv.del(blockKey(n))
     }
 
     /**
@@ -411,7 +396,7 @@ export class LogStore {
         this.baseHead = this.evictHead
         this.evictHead = undefined
         await this.writeMeta()
-        await kvDelete(blockKey(n))
+        await this.kv.del(blockKey(n))
         return true
     }
 }
