@@ -75,6 +75,8 @@ export interface EngineRuleOutcome {
 
 function windowsOf(r: RuleResult, rule: AlarmRule): EngineRuleOutcome["windows"] {
     const out: EngineRuleOutcome["windows"] = []
+    // temperature windows only (above/below a threshold): faults, gaps, battery, openings and MKT are told in the note
+    if (rule.type !== "single" && rule.type !== "cumulative" && rule.type !== "band") return out
     let open: EngineRuleOutcome["windows"][number] | null = null
     for (const e of r.events) {
         if (e.kind === "raise") {
