@@ -22,6 +22,8 @@ import { ALARM_TYPE, KIND, type LogRecord } from "../src/format/index.js"
 import { placeRecords } from "../src/verify/timeline.js"
 import { evaluateForReport } from "../src/alarms/report.js"
 import { shipmentLog } from "./helpers/shipment-log.js"
+import { verifyLog } from "../src/verify/verify.js"
+import { formatVerdict } from "../src/verify/cli.js"
 
 // The rule engine (docs/alarms.md) against the shared vectors (docs/vectors/alarms.json), which the
 // firmware's port is tested against too.
@@ -222,6 +224,25 @@ describe("device and host agree", () => {
         const c = checkDeviceAlarms(tail, band)
         expect(c.notes.join()).toMatch(/before a known state were not compared/)
         expect(c.agree).toBe(true)
+    })
+})
+
+describe("the verifier", () => {
+    it("checks the logger's alarm records against its band: agreement is stated, a disagreement is a finding", () => {
+        const { w } = shipmentLog()
+        const records = w.bytes.map((bytes, seq) => ({ seq, bytes, head: w.heads[seq] }))
+        const v = verifyLog({ devid: w.devid, k0: w.k0, records, deviceBand: { low: 2, high: 8 } })
+        expect(v.ok).toBe(true)
+        expect(v.alarmCheck).toMatchObject({ agree: true, recorded: 2 })
+        expect(formatVerdict(v)).toMatch(/alarms: the logger's 2 alarm records agree with its band 2\.\.8 C/)
+        const other = verifyLog({ devid: w.devid, k0: w.k0, records, deviceBand: { low: 2, high: 10 } })
+        // the chain verdict stands; the finding is printed with it
+        expect(other.ok).toBe(true)
+        expect(other.alarmCheck?.agree).toBe(false)
+        expect(formatVerdict(other)).toMatch(
+            /alarms: FINDING: the logger's alarm records disagree with its band 2\.\.10 C:\n {4}seq \d+: the logger recorded "above band"/,
+        )
+        expect(verifyLog({ devid: w.devid, k0: w.k0, records }).alarmCheck).toBeUndefined()
     })
 })
 
