@@ -224,6 +224,23 @@ export function alarmCases(): AlarmCase[] {
         ruleSet: { intervalS: 300, rules: [legacyBandRule({ low: 2, high: 8 })] },
         samples: new Profile().at(5, 2).at(8.1).at(7.6).at(7.5).at(1.9).at(9).at(5).at(9).cut(600).at(9).at(5).rows,
     })
+    {
+        // boot 2 saw no time source until 30 min in: its first samples were placed later from that
+        // anchor, and the next anchor corrected the device clock by 2 s. Durations come from
+        // uptime within a boot, so the placement does not change what is counted.
+        const rows = new Profile()
+            .for(5, H)
+            .cut(10 * MIN)
+            .for(46, 70 * MIN)
+            .for(5, 30 * MIN).rows
+        const placed = rows.map(([t, c, f, b, up]) => [b === 2 && up >= 40 * MIN ? t + 2 : t, c, f, b, up] as Row)
+        cases.push({
+            name: "before-first-fix",
+            what: "a boot whose first samples got their UTC from a later time anchor, and a 2 s clock correction mid-excursion: the 45 °C hour is counted in uptime (12 readings of 5 min after the first) and raises",
+            ruleSet: preset("who-type-1"),
+            samples: placed,
+        })
+    }
     cases.push({
         name: "gap-and-battery",
         what: "server side: nothing for 3 h between samples and 2 h since the last one (gap > 1 h); battery below 3300 mV raises, clears at 3400 mV",
