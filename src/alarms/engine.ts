@@ -33,7 +33,7 @@ const F_ACTIVE = 0x01
 const F_EVER = 0x02
 const F_POSSIBLE = 0x04
 const F_WORST = 0x08
-const F_SIDE_BELOW = 0x10 // band: the active alarm is below the band; openings: this opening violates the count
+const F_SIDE_BELOW = 0x10 // band: the active alarm is below the band
 const F_WORST2 = 0x20 // band: a reading below the band was seen
 const F_COVERED = 0x40 // mkt: a window reached its coverage; battery: a reading was seen
 

@@ -119,7 +119,7 @@ export const PRESETS: readonly AlarmPresetDef[] = [
     {
         id: "ultracold-mrna",
         name: "ultra-cold mRNA in a thermal shipper, −90 to −60 °C",
-        source: "storage range −90..−60 °C of the ultra-cold mRNA vaccines (WHO, Ultra-low temperature storage and transport for vaccines, 2021); thermal shipper: open at most twice a day, close within 1 minute (the manufacturer's handling guidance as reported)",
+        source: "−90..−60 °C as issue 13 gives it (WHO's ULT storage overview, Feb 2021, gives −80..−60 °C); thermal shipper: open at most twice a day, close within 1 minute (the manufacturer's handling guidance as reported in the press; docs/alarms.md [S6])",
         band: { low: -90, high: -60 },
         rules: [
             { id: "warm", name: "> −60 °C", type: "single", direction: "above", limitC: -60, inclusive: false, minDurationS: 0 },
