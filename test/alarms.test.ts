@@ -289,6 +289,14 @@ describe("in the report", () => {
         const withCut = evaluateForReport(clean, utc, { id: "refrigerated", low: 2, high: 8 }, ok).recommendation
         expect(withCut.decision).toBe("quarantine")
         expect(withCut.reasons.join("\n")).toMatch(/NOT JUDGED \(gaps or faulted readings could hide an alarm\)/)
+        // no placed sample: nothing to release
+        expect(evaluateForReport([], new Map(), { id: "refrigerated", low: 2, high: 8 }, ok).recommendation.decision).toBe("quarantine")
+        // a known band the logger's records disagree with keeps the goods back
+        const wrongBand = checkDeviceAlarms(w.records, { low: 2, high: 10 })
+        expect(
+            evaluateForReport(beforeCut, utc, { id: "refrigerated", low: 2, high: 8 }, { ...ok, deviceCheck: wrongBand }).recommendation
+                .reasons,
+        ).toEqual(["the logger's alarm records disagree with the host's evaluation of its band"])
         // not verified: never released
         expect(
             evaluateForReport(beforeCut, utc, { id: "refrigerated", low: 2, high: 8 }, { verified: false, verdictWord: "TAMPERED" })

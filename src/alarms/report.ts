@@ -142,6 +142,7 @@ export function recommend(
     const reasons: string[] = []
     const notJudged: string[] = []
     if (!o.verified) reasons.push(`the records are not verified (${o.verdictWord})`)
+    if (!res.samples) reasons.push("no sample placed in time: nothing to judge")
     if (o.lost) reasons.push(`${o.lost} samples lost`)
     for (const r of outcomes) if (r.outcome === "alarm") reasons.push(`${r.name}: ALARM`)
     // time without a judged reading that could hide an alarm keeps the goods back; an input this

@@ -359,8 +359,10 @@ export function engineAlarms(
     o: { verified: boolean; verdictWord: string; lost?: number },
 ): ReportModel["alarms"] {
     const deviceCheck = checkDeviceAlarms(records, deviceBand ?? band)
+    // against an assumed band a disagreement may only mean the logger was configured otherwise:
+    // shown, but a reason to quarantine only when the configured band is known
     if (!deviceBand) deviceCheck.notes.unshift(`assumed: the logger was configured with the preset's band ${fmtBand(band)}`)
-    const e = evaluateForReport(records, a.utc, preset, { ...o, deviceCheck })
+    const e = evaluateForReport(records, a.utc, preset, { ...o, deviceCheck: deviceBand ? deviceCheck : null })
     return {
         note: alarmsNote(),
         rules: [bandRule(a, band, preset.name), deviceBandRule(a), ...e.rules],
