@@ -5,6 +5,8 @@
 import type {
     AlarmEventOut,
     AlarmRule,
+    BandRule,
+    MktRule,
     BatteryReading,
     EvalResult,
     EvalSample,
@@ -254,7 +256,9 @@ export class AlarmEngine {
             s.flags |= F_ACTIVE | F_EVER
             if (s.raises < 255) s.raises++
         } else s.flags &= ~F_ACTIVE
-        const e: AlarmEventOut = { t, rule: c.rule.id, kind, ...extra }
+        // (host only: the logger writes an alarm record instead)
+        const e: AlarmEventOut = Object.assign({ t, rule: c.rule.id, kind }, extra)
+        for (const k of ["tc", "why", "seq", "boot", "uptimeMs"] as const) if (e[k] === undefined) delete e[k]
         this.trace.events.push(e)
         return e
     }
@@ -299,156 +303,37 @@ export class AlarmEngine {
                 st.mktS += cover
             }
         }
-        const ev = { seq: x.seq, boot: x.boot, uptimeMs: x.uptimeMs }
-        this.compiled.forEach((c, i) => {
+        const ev: Partial<AlarmEventOut> = { seq: x.seq, boot: x.boot, uptimeMs: x.uptimeMs }
+        // one step per rule, a method per type: DeviceScript closures cannot capture loop variables
+        for (let i = 0; i < this.compiled.length; i++) {
+            const c = this.compiled[i]
             const s = st.rules[i]
-            const r = c.rule
-            switch (r.type) {
-                case "single": {
-                    const inCond = !faulted && (c.dir > 0 ? tc >= c.bound : tc <= c.bound)
-                    // the worst case counts time without a judged reading as in condition: when it
-                    // reaches the duration, unknown time could hide the alarm (checked before a
-                    // judged reading out of condition ends the worst-case run)
-                    const possible = () => {
-                        if (!(s.flags & F_ACTIVE) && s.b > s.a && s.b >= c.n1) s.flags |= F_POSSIBLE
-                    }
-                    if (gap) {
-                        s.a = 0
-                        s.b = sat32(s.b + gap)
-                        possible()
-                    }
-                    if (faulted) {
-                        s.a = 0
-                        s.b = sat32(s.b + cover)
-                        possible()
-                    } else if (inCond) {
-                        s.a = sat32(s.a + cover)
-                        s.b = sat32(s.b + cover)
-                        s.inS = sat32(s.inS + cover)
-                        this.worstIn(c, s, tc)
-                        if (!(s.flags & F_ACTIVE) && s.a >= c.n1) this.emit(c, s, "raise", t, { tc, ...ev })
-                    } else {
-                        s.a = 0
-                        s.b = 0
-                        if (s.flags & F_ACTIVE && (c.dir > 0 ? tc <= c.clear : tc >= c.clear)) this.emit(c, s, "clear", t, { tc, ...ev })
-                    }
-                    if (inCond) possible()
+            switch (c.code) {
+                case 1:
+                    this.stepSingle(c, s, t, tc, faulted, cover, gap, ev)
                     break
-                }
-                case "cumulative": {
-                    const inCond = !faulted && (c.dir > 0 ? tc >= c.bound : tc <= c.bound)
-                    const unk = gap + (faulted ? cover : 0)
-                    if (inCond) {
-                        s.inS = sat32(s.inS + cover)
-                        this.worstIn(c, s, tc)
-                    }
-                    if (!c.n2) {
-                        // over the trip: latches
-                        s.a = sat32(s.a + unk)
-                        if (!(s.flags & F_ACTIVE) && s.inS >= c.n1) this.emit(c, s, "raise", t, { tc, ...ev })
-                        if (!(s.flags & F_ACTIVE) && s.a > 0 && s.inS + s.a >= c.n1) s.flags |= F_POSSIBLE
-                    } else {
-                        const len = c.n2 / BUCKETS
-                        const idx = Math.floor(t / len)
-                        if (idx > s.a) {
-                            const k = Math.min(BUCKETS, idx - s.a)
-                            for (let j = 1; j <= k; j++) {
-                                s.u[(s.a + j) % BUCKETS] = 0
-                                s.v[(s.a + j) % BUCKETS] = 0
-                            }
-                            s.a = idx
-                        }
-                        const at = s.a % BUCKETS
-                        if (inCond) s.u[at] = sat16(s.u[at] + cover)
-                        s.v[at] = sat16(s.v[at] + unk)
-                        let win = 0
-                        let unkWin = 0
-                        for (let j = 0; j < BUCKETS; j++) {
-                            win += s.u[j]
-                            unkWin += s.v[j]
-                        }
-                        if (!(s.flags & F_ACTIVE) && win >= c.n1) this.emit(c, s, "raise", t, { tc, ...ev })
-                        else if (s.flags & F_ACTIVE && win < c.n1) this.emit(c, s, "clear", t, { tc, ...ev })
-                        if (!(s.flags & F_ACTIVE) && unkWin > 0 && win + unkWin >= c.n1) s.flags |= F_POSSIBLE
-                    }
+                case 2:
+                    this.stepCumulative(c, s, t, tc, faulted, cover, gap, ev)
                     break
-                }
-                case "mkt": {
-                    const idx = c.n1 ? Math.floor(t / c.n1) : 0
-                    if (idx !== s.b) {
-                        if (s.flags & F_ACTIVE) this.emit(c, s, "clear", t, ev)
-                        s.a = 0
-                        s.sum = 0
-                        s.b = idx
-                    }
-                    if (!faulted && cover) {
-                        s.a = sat32(s.a + cover)
-                        s.sum += cover * mktTerm(tc)
-                        s.inS = sat32(s.inS + cover)
-                    }
-                    if (s.a >= c.n2 && s.a > 0) {
-                        s.flags |= F_COVERED
-                        const m = mktOf(s.sum, s.a)
-                        if (!(s.maxMkt >= m)) s.maxMkt = m
-                        const over = m > r.limitC
-                        if (!(s.flags & F_ACTIVE) && over) this.emit(c, s, "raise", t, ev)
-                        else if (s.flags & F_ACTIVE && !over) this.emit(c, s, "clear", t, ev)
-                    }
+                case 3:
+                    this.stepMkt(c, s, t, tc, faulted, cover, ev)
                     break
-                }
-                case "fault": {
-                    if (gap) s.a = 0
-                    if (faulted) {
-                        s.a = sat32(s.a + cover)
-                        s.inS = sat32(s.inS + cover)
-                        if (!(s.flags & F_ACTIVE) && s.a >= c.n1) this.emit(c, s, "raise", t, ev)
-                    } else {
-                        s.a = 0
-                        if (s.flags & F_ACTIVE) this.emit(c, s, "clear", t, { tc, ...ev })
-                    }
+                case 4:
+                    this.stepFault(c, s, t, tc, faulted, cover, gap, ev)
                     break
-                }
-                case "gap": {
-                    if (dt !== null && dt > c.n1) {
-                        s.inS = sat32(s.inS + dt)
-                        if (!(s.flags & F_WORST) || dt > s.worst) s.worst = dt
-                        s.flags |= F_WORST
-                        this.emit(c, s, "raise", st.prevT + c.n1)
-                        this.emit(c, s, "clear", t, ev)
-                    }
+                case 5:
+                    this.stepGap(c, s, t, dt, ev)
                     break
-                }
-                case "band": {
-                    if (newBoot && r.perBoot) s.flags &= ~(F_ACTIVE | F_SIDE_BELOW)
-                    if ((faulted && cover) || gap) s.flags |= F_POSSIBLE
-                    if (faulted) break
-                    const above = tc >= c.hi
-                    const below = tc <= c.lo
-                    if (above || below) {
-                        s.inS = sat32(s.inS + cover)
-                        if (above && (!(s.flags & F_WORST) || tc > s.a)) {
-                            s.a = tc
-                            s.flags |= F_WORST
-                        }
-                        if (below && (!(s.flags & F_WORST2) || tc < s.b)) {
-                            s.b = tc
-                            s.flags |= F_WORST2
-                        }
-                        if (!(s.flags & F_ACTIVE)) {
-                            if (below) s.flags |= F_SIDE_BELOW
-                            else s.flags &= ~F_SIDE_BELOW
-                            this.emit(c, s, "raise", t, { tc, why: above ? "above" : "below", ...ev })
-                        }
-                    } else if (s.flags & F_ACTIVE && tc >= c.clearLo && tc <= c.clearHi) this.emit(c, s, "clear", t, { tc, ...ev })
-                    break
-                }
-                case "openings":
+                case 7:
                     this.tickOpen(c, s, t)
+                    break
+                case 8:
+                    this.stepBand(c, s, t, tc, faulted, cover, gap, newBoot, ev)
                     break
                 default:
                     break
             }
-        })
+        }
         st.havePrev = true
         st.prevFaulted = faulted
         st.prevT = t
@@ -458,12 +343,198 @@ export class AlarmEngine {
         return this.trace.events.slice(out0)
     }
 
+    private evTc(tc: number, ev: Partial<AlarmEventOut>): Partial<AlarmEventOut> {
+        return { tc, seq: ev.seq, boot: ev.boot, uptimeMs: ev.uptimeMs }
+    }
+
+    /** single: `a` judged run, `b` worst-case run (unknown time counted as in condition) */
+    private stepSingle(
+        c: Compiled,
+        s: RuleState,
+        t: number,
+        tc: number,
+        faulted: boolean,
+        cover: number,
+        gap: number,
+        ev: Partial<AlarmEventOut>,
+    ) {
+        const inCond = !faulted && (c.dir > 0 ? tc >= c.bound : tc <= c.bound)
+        if (gap) {
+            s.a = 0
+            s.b = sat32(s.b + gap)
+            this.possibleSingle(c, s)
+        }
+        if (faulted) {
+            s.a = 0
+            s.b = sat32(s.b + cover)
+            this.possibleSingle(c, s)
+        } else if (inCond) {
+            s.a = sat32(s.a + cover)
+            s.b = sat32(s.b + cover)
+            s.inS = sat32(s.inS + cover)
+            this.worstIn(c, s, tc)
+            if (!(s.flags & F_ACTIVE) && s.a >= c.n1) this.emit(c, s, "raise", t, this.evTc(tc, ev))
+            this.possibleSingle(c, s)
+        } else {
+            // a judged reading out of condition ends both runs (after the worst case was checked)
+            s.a = 0
+            s.b = 0
+            if (s.flags & F_ACTIVE && (c.dir > 0 ? tc <= c.clear : tc >= c.clear)) this.emit(c, s, "clear", t, this.evTc(tc, ev))
+        }
+    }
+
+    /** the worst case reached the duration with unknown time in it: unknown time could hide the alarm */
+    private possibleSingle(c: Compiled, s: RuleState) {
+        if (!(s.flags & F_ACTIVE) && s.b > s.a && s.b >= c.n1) s.flags |= F_POSSIBLE
+    }
+
+    /** cumulative: trip (`a` unknown seconds, latches) or rolling window (`a` bucket index, buckets in `u`/`v`) */
+    private stepCumulative(
+        c: Compiled,
+        s: RuleState,
+        t: number,
+        tc: number,
+        faulted: boolean,
+        cover: number,
+        gap: number,
+        ev: Partial<AlarmEventOut>,
+    ) {
+        const inCond = !faulted && (c.dir > 0 ? tc >= c.bound : tc <= c.bound)
+        const unk = gap + (faulted ? cover : 0)
+        if (inCond) {
+            s.inS = sat32(s.inS + cover)
+            this.worstIn(c, s, tc)
+        }
+        if (!c.n2) {
+            s.a = sat32(s.a + unk)
+            if (!(s.flags & F_ACTIVE) && s.inS >= c.n1) this.emit(c, s, "raise", t, this.evTc(tc, ev))
+            if (!(s.flags & F_ACTIVE) && s.a > 0 && s.inS + s.a >= c.n1) s.flags |= F_POSSIBLE
+            return
+        }
+        const len = c.n2 / BUCKETS
+        const idx = Math.floor(t / len)
+        if (idx > s.a) {
+            const k = Math.min(BUCKETS, idx - s.a)
+            for (let j = 1; j <= k; j++) {
+                s.u[(s.a + j) % BUCKETS] = 0
+                s.v[(s.a + j) % BUCKETS] = 0
+            }
+            s.a = idx
+        }
+        const at = s.a % BUCKETS
+        if (inCond) s.u[at] = sat16(s.u[at] + cover)
+        s.v[at] = sat16(s.v[at] + unk)
+        let win = 0
+        let unkWin = 0
+        for (let j = 0; j < BUCKETS; j++) {
+            win += s.u[j]
+            unkWin += s.v[j]
+        }
+        if (!(s.flags & F_ACTIVE) && win >= c.n1) this.emit(c, s, "raise", t, this.evTc(tc, ev))
+        else if (s.flags & F_ACTIVE && win < c.n1) this.emit(c, s, "clear", t, this.evTc(tc, ev))
+        if (!(s.flags & F_ACTIVE) && unkWin > 0 && win + unkWin >= c.n1) s.flags |= F_POSSIBLE
+    }
+
+    /** mkt: `a` judged seconds in the window, `b` window index, `sum` the window's sum */
+    private stepMkt(c: Compiled, s: RuleState, t: number, tc: number, faulted: boolean, cover: number, ev: Partial<AlarmEventOut>) {
+        const idx = c.n1 ? Math.floor(t / c.n1) : 0
+        if (idx !== s.b) {
+            if (s.flags & F_ACTIVE) this.emit(c, s, "clear", t, ev)
+            s.a = 0
+            s.sum = 0
+            s.b = idx
+        }
+        if (!faulted && cover) {
+            s.a = sat32(s.a + cover)
+            s.sum += cover * mktTerm(tc)
+            s.inS = sat32(s.inS + cover)
+        }
+        if (s.a >= c.n2 && s.a > 0) {
+            s.flags |= F_COVERED
+            const m = mktOf(s.sum, s.a)
+            if (!(s.maxMkt >= m)) s.maxMkt = m
+            const over = m > (c.rule as MktRule).limitC
+            if (!(s.flags & F_ACTIVE) && over) this.emit(c, s, "raise", t, ev)
+            else if (s.flags & F_ACTIVE && !over) this.emit(c, s, "clear", t, ev)
+        }
+    }
+
+    /** fault: `a` faulted run */
+    private stepFault(
+        c: Compiled,
+        s: RuleState,
+        t: number,
+        tc: number,
+        faulted: boolean,
+        cover: number,
+        gap: number,
+        ev: Partial<AlarmEventOut>,
+    ) {
+        if (gap) s.a = 0
+        if (faulted) {
+            s.a = sat32(s.a + cover)
+            s.inS = sat32(s.inS + cover)
+            if (!(s.flags & F_ACTIVE) && s.a >= c.n1) this.emit(c, s, "raise", t, ev)
+        } else {
+            s.a = 0
+            if (s.flags & F_ACTIVE) this.emit(c, s, "clear", t, this.evTc(tc, ev))
+        }
+    }
+
+    /** gap (server side): more than n1 seconds since the previous sample */
+    private stepGap(c: Compiled, s: RuleState, t: number, dt: number | null, ev: Partial<AlarmEventOut>) {
+        if (dt === null || dt <= c.n1) return
+        s.inS = sat32(s.inS + dt)
+        if (!(s.flags & F_WORST) || dt > s.worst) s.worst = dt
+        s.flags |= F_WORST
+        this.emit(c, s, "raise", this.st.prevT + c.n1)
+        this.emit(c, s, "clear", t, ev)
+    }
+
+    /** band (today's firmware): `a` highest reading above, `b` lowest below */
+    private stepBand(
+        c: Compiled,
+        s: RuleState,
+        t: number,
+        tc: number,
+        faulted: boolean,
+        cover: number,
+        gap: number,
+        newBoot: boolean,
+        ev: Partial<AlarmEventOut>,
+    ) {
+        if (newBoot && (c.rule as BandRule).perBoot) s.flags &= ~(F_ACTIVE | F_SIDE_BELOW)
+        if ((faulted && cover) || gap) s.flags |= F_POSSIBLE
+        if (faulted) return
+        const above = tc >= c.hi
+        const below = tc <= c.lo
+        if (above || below) {
+            s.inS = sat32(s.inS + cover)
+            if (above && (!(s.flags & F_WORST) || tc > s.a)) {
+                s.a = tc
+                s.flags |= F_WORST
+            }
+            if (below && (!(s.flags & F_WORST2) || tc < s.b)) {
+                s.b = tc
+                s.flags |= F_WORST2
+            }
+            if (!(s.flags & F_ACTIVE)) {
+                if (below) s.flags |= F_SIDE_BELOW
+                else s.flags &= ~F_SIDE_BELOW
+                const e = this.evTc(tc, ev)
+                e.why = above ? "above" : "below"
+                this.emit(c, s, "raise", t, e)
+            }
+        } else if (s.flags & F_ACTIVE && tc >= c.clearLo && tc <= c.clearHi) this.emit(c, s, "clear", t, this.evTc(tc, ev))
+    }
+
     /** A battery reading (mV). */
     feedBattery(b: BatteryReading): AlarmEventOut[] {
         const out0 = this.trace.events.length
         const t = Math.floor(b.utcMs / 1000)
-        this.compiled.forEach((c, i) => {
-            if (c.code !== 6) return
+        for (let i = 0; i < this.compiled.length; i++) {
+            const c = this.compiled[i]
+            if (c.code !== 6) continue
             const s = this.st.rules[i]
             s.flags |= F_COVERED
             if (b.mv < c.n1) {
@@ -471,7 +542,7 @@ export class AlarmEngine {
                 s.flags |= F_WORST
                 if (!(s.flags & F_ACTIVE)) this.emit(c, s, "raise", t)
             } else if (s.flags & F_ACTIVE && b.mv >= c.n1 + c.n2) this.emit(c, s, "clear", t)
-        })
+        }
         return this.trace.events.slice(out0)
     }
 
@@ -484,25 +555,29 @@ export class AlarmEngine {
         const out0 = this.trace.events.length
         const t = Math.floor(utcMs / 1000)
         this.trace.haveOpenings = true
-        this.compiled.forEach((c, i) => {
-            if (c.code !== 7) return
-            const s = this.st.rules[i]
-            this.tickOpen(c, s, t)
-            if (open) {
-                if (s.a) return // already open
-                let tooMany = false
-                if (s.b >= c.n1) tooMany = t - s.u[s.b % c.n1] < DAY_S
-                s.u[s.b % c.n1] = t
-                s.b = sat32(s.b + 1)
-                s.a = t + 1
-                if (tooMany && !(s.flags & F_ACTIVE)) this.emit(c, s, "raise", t, { why: "count" })
-            } else if (s.a) {
-                s.inS = sat32(s.inS + (t - (s.a - 1)))
-                s.a = 0
-                if (s.flags & F_ACTIVE) this.emit(c, s, "clear", t)
-            }
-        })
+        for (let i = 0; i < this.compiled.length; i++) {
+            const c = this.compiled[i]
+            if (c.code === 7) this.stepLid(c, this.st.rules[i], t, open)
+        }
         return this.trace.events.slice(out0)
+    }
+
+    /** openings: `a` start of the open opening + 1 (0 closed), `b` openings seen, `u` ring of the last starts */
+    private stepLid(c: Compiled, s: RuleState, t: number, open: boolean) {
+        this.tickOpen(c, s, t)
+        if (open) {
+            if (s.a) return // already open
+            let tooMany = false
+            if (s.b >= c.n1) tooMany = t - s.u[s.b % c.n1] < DAY_S
+            s.u[s.b % c.n1] = t
+            s.b = sat32(s.b + 1)
+            s.a = t + 1
+            if (tooMany && !(s.flags & F_ACTIVE)) this.emit(c, s, "raise", t, { why: "count" })
+        } else if (s.a) {
+            s.inS = sat32(s.inS + (t - (s.a - 1)))
+            s.a = 0
+            if (s.flags & F_ACTIVE) this.emit(c, s, "clear", t)
+        }
     }
 
     /** The serialised state (docs/alarms.md, "State"). */
