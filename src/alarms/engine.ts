@@ -641,7 +641,8 @@ export class AlarmEngine {
                 events,
                 inConditionS: s.inS,
                 worstTc,
-                mktC: r.type === "mkt" && !Number.isNaN(s.maxMkt) ? s.maxMkt : null,
+                // the trip's MKT at the end; with windows, the largest window MKT
+                mktC: r.type !== "mkt" || Number.isNaN(s.maxMkt) ? null : !c.n1 && s.a > 0 ? mktOf(s.sum, s.a) : s.maxMkt,
                 openings: r.type === "openings" ? s.b : null,
                 ...(outcome === "not-judged" ? { notJudged: why } : {}),
                 notes,

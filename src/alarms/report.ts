@@ -92,16 +92,20 @@ function windowsOf(r: RuleResult, rule: AlarmRule): EngineRuleOutcome["windows"]
     return out
 }
 
+/** "ALARM", "NOT JUDGED", "OK" */
+export const outcomeWord = (o: Outcome) => o.toUpperCase().replace("-", " ")
+/** "−58.50 °C" with a real minus sign, as the report writes temperatures */
+const degC = (c: number) => `${c.toFixed(2).replace(/^-/, "−")} °C`
 const hm = (s: number) => (s >= 3600 ? `${Math.floor(s / 3600)} h ${Math.round((s % 3600) / 60)} min` : `${Math.round(s / 60)} min`)
 
 export function engineOutcomes(presetId: string, ruleSet: RuleSet, res: EvalResult): EngineRuleOutcome[] {
     return res.rules.map((r, i) => {
         const rule = ruleSet.rules[i]
-        const bits = [`outcome ${r.outcome.toUpperCase()}`]
+        const bits = [`outcome ${outcomeWord(r.outcome)}`]
         if (rule.type === "openings") bits.push(`${r.openings ?? 0} openings, open ${hm(r.inConditionS)} in all`)
-        else if (rule.type === "mkt") bits.push(`MKT ${r.mktC === null ? "—" : `${r.mktC.toFixed(2)} °C`}`)
+        else if (rule.type === "mkt") bits.push(`MKT ${r.mktC === null ? "—" : degC(r.mktC)}`)
         else bits.push(`${hm(r.inConditionS)} in condition`)
-        if (r.worstTc !== null) bits.push(`worst ${(r.worstTc / 128).toFixed(2)} °C`)
+        if (r.worstTc !== null) bits.push(`worst ${degC(r.worstTc / 128)}`)
         bits.push(...r.notes)
         return {
             id: `${presetId}.${r.id}`,

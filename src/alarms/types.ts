@@ -147,7 +147,7 @@ export interface RuleResult {
     inConditionS: number
     /** worst judged reading in condition (count), null when none */
     worstTc: number | null
-    /** mkt rule: the largest window MKT (°C), null before any coverage */
+    /** mkt rule: over the trip, its MKT at the end; with windows, the largest window MKT (°C); null before any coverage */
     mktC: number | null
     /** openings rule: openings seen */
     openings: number | null

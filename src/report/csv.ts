@@ -17,6 +17,7 @@ import {
 import { SFLAG_NAMES, SR_NAMES, faultName } from "./build.js"
 import { chainWord, fingerprintLine, overallVerdict, zoneOf, type ReportModel } from "./model.js"
 import { fmtBand } from "./text.js"
+import { outcomeWord } from "../alarms/report.js"
 import { isoLocal, isoUtc, zoneLabel } from "./time.js"
 import { timeMs } from "./summary.js"
 
@@ -91,7 +92,7 @@ function alarmRows(m: ReportModel): [string, string][] {
     const rec = m.alarms?.recommendation
     if (!rec) return []
     const rows: [string, string][] = [[`recommendation`, [rec.decision.toUpperCase(), ...rec.reasons].join("; ")]]
-    for (const r of m.alarms.rules) if (r.outcome) rows.push([`rule ${r.id}`, `${r.outcome.toUpperCase()}; ${r.note}`])
+    for (const r of m.alarms.rules) if (r.outcome) rows.push([`rule ${r.id}`, `${outcomeWord(r.outcome)}; ${r.note}`])
     rows.push(["mkt (judged readings)", rec.mktC === null ? "" : `${rec.mktC.toFixed(2)} C`])
     rows.push(["not judged", rec.notJudged.join("; ")])
     if (m.alarms.deviceCheck)
