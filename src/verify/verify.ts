@@ -23,6 +23,7 @@ import {
     type SealRecord,
     type StopRecord,
 } from "../format/index.js"
+import { checkDeviceAlarms, type DeviceAlarmCheck } from "../alarms/device.js"
 
 /** What can be wrong with a log. */
 export type ProblemKind =
@@ -123,6 +124,8 @@ export interface Verdict {
     evictedRanges: EvictedRange[]
     /** encrypted positions checked with the location key (null without it) */
     positions: { decrypted: number; failed: number } | null
+    /** with `deviceBand`: the logger's alarm records against the band rule; a disagreement is a finding, not a chain problem */
+    alarmCheck?: DeviceAlarmCheck
 }
 
 /** One record as its holder keeps it. */
@@ -188,6 +191,8 @@ export interface VerifyInput {
     problems?: Problem[]
     /** list at most this many problems (default 100) */
     maxProblems?: number
+    /** the band the logger was configured with: its alarm records are checked against the band rule (docs/alarms.md) */
+    deviceBand?: { low: number; high: number }
 }
 
 /** Epochs beyond this are refused rather than computed (2^22 one-minute epochs are 8 years). */
@@ -940,5 +945,13 @@ export function verifyLog(input: VerifyInput): Verdict {
         },
         evictedRanges: evicted,
         positions,
+        ...(input.deviceBand
+            ? {
+                  alarmCheck: checkDeviceAlarms(
+                      items.flatMap(x => (x.rec ? [x.rec] : [])),
+                      input.deviceBand,
+                  ),
+              }
+            : {}),
     }
 }
