@@ -27,9 +27,11 @@ coldtrace verify --export FILE --keys FILE [--checkpoints-from DB | --checkpoint
         required: the server never holds k0 or lockey, and seals are checked from k0. With --db the
         key the server holds is checked too: it must be the one k0 evolves to (else bad-key).
         Without --device the database must hold exactly one device, or the keys file names it.
-        Prints the verdict and the first offending seq; exit 0 verified, 1 not, 2 usage error.`
+        Prints the verdict and the first offending seq; exit 0 verified, 1 not, 2 usage error.
+        --band LOW:HIGH (°C, the logger's configured band) also checks its alarm records against
+        the band rule (docs/alarms.md); a disagreement is printed as a finding.`
 
-const VALUE_OPTS = ["--db", "--device", "--export", "--keys", "--checkpoints-from", "--checkpoint"]
+const VALUE_OPTS = ["--db", "--device", "--export", "--keys", "--checkpoints-from", "--checkpoint", "--band"]
 const FLAG_OPTS = ["--json"]
 
 interface Parsed {
@@ -62,6 +64,10 @@ export function inputFromArgs(args: string[]): { input: VerifyInput; what: strin
     const exportFile = one("--export")
     const opened: OpenDb[] = []
     const close = () => opened.forEach(d => d.close())
+    const band = one("--band")?.match(/^(-?\d+(?:\.\d+)?):(-?\d+(?:\.\d+)?)$/)
+    if (one("--band") && (!band || !(Number(band[1]) < Number(band[2]))))
+        throw new VerifyUsageError("--band must be LOW:HIGH in °C with LOW < HIGH")
+    const deviceBand = band ? { deviceBand: { low: Number(band[1]), high: Number(band[2]) } } : {}
     try {
         if (dbFile && exportFile)
             throw new VerifyUsageError("give --db or --export, not both (check an export against a database with --checkpoints-from)")
@@ -79,7 +85,12 @@ export function inputFromArgs(args: string[]): { input: VerifyInput; what: strin
             const devid = pickDevice(d, one("--device") ?? (d.devices.length > 1 ? keys.devid : undefined))
             if (keys.devid !== devid)
                 throw new VerifyUsageError(`${keysFile} holds the keys of device ${keys.devid}, not of device ${devid}`)
-            return { input: dbInput(d, devid, keys), what: `server database ${path.basename(dbFile)}`, json: flags.has("--json"), close }
+            return {
+                input: { ...dbInput(d, devid, keys), ...deviceBand },
+                what: `server database ${path.basename(dbFile)}`,
+                json: flags.has("--json"),
+                close,
+            }
         }
         if (exportFile) {
             if (values.has("--device")) throw new VerifyUsageError("--device goes with --db (an export names its device)")
@@ -99,7 +110,7 @@ export function inputFromArgs(args: string[]): { input: VerifyInput; what: strin
                 opened.push(d)
                 ref = dbReference(d, pickDevice(d, file.devid), keys)
             }
-            const input = exportVerifyInput(file, keys, ref, manual)
+            const input = { ...exportVerifyInput(file, keys, ref, manual), ...deviceBand }
             return { input, what: `device export ${path.basename(exportFile)}`, json: flags.has("--json"), close }
         }
         throw new VerifyUsageError("give --db FILE or --export FILE")
@@ -147,6 +158,14 @@ export function formatVerdict(v: Verdict, what = "log"): string {
     if (v.clock.runs > 1 || v.clock.unplaced)
         lines.push(`  clock: ${v.clock.runs} run(s) of the real-time clock, ${v.clock.unplaced} record(s) no time record places`)
     for (const f of v.clock.findings.slice(0, 20)) lines.push(`  clock ${f.kind} at seq ${f.seq}: ${f.detail}`)
+    const ac = v.alarmCheck
+    if (ac)
+        lines.push(
+            ac.agree
+                ? `  alarms: the logger's ${ac.recorded} alarm records agree with its band ${ac.rule.lowC}..${ac.rule.highC} C (${ac.samples} samples compared)`
+                : `  alarms: FINDING: the logger's alarm records disagree with its band ${ac.rule.lowC}..${ac.rule.highC} C:`,
+            ...(ac.agree ? [] : ac.findings.map(f => `    ${f}`)),
+        )
     for (const n of v.notes.slice(0, 20)) lines.push(`  note: ${n}`)
     if (v.notes.length > 20) lines.push(`  note: ... and ${v.notes.length - 20} more`)
     return lines.join("\n")

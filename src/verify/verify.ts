@@ -24,6 +24,7 @@ import {
     type StopRecord,
 } from "../format/index.js"
 import { buildTimeline, type TimeFinding } from "./timeline.js"
+import { checkDeviceAlarms, type DeviceAlarmCheck } from "../alarms/device.js"
 
 /** What can be wrong with a log. */
 export type ProblemKind =
@@ -131,6 +132,8 @@ export interface Verdict {
      * not make the log tampered, they say its times are not to be trusted there.
      */
     clock: { runs: number; unplaced: number; findings: TimeFinding[] }
+    /** with `deviceBand`: the logger's alarm records against the band rule; a disagreement is a finding, not a chain problem */
+    alarmCheck?: DeviceAlarmCheck
 }
 
 /** One record as its holder keeps it. */
@@ -196,6 +199,8 @@ export interface VerifyInput {
     problems?: Problem[]
     /** list at most this many problems (default 100) */
     maxProblems?: number
+    /** the band the logger was configured with: its alarm records are checked against the band rule (docs/alarms.md) */
+    deviceBand?: { low: number; high: number }
 }
 
 /** Epochs beyond this are refused rather than computed (2^22 one-minute epochs are 8 years). */
@@ -956,5 +961,13 @@ export function verifyLog(input: VerifyInput): Verdict {
         evictedRanges: evicted,
         positions,
         clock,
+        ...(input.deviceBand
+            ? {
+                  alarmCheck: checkDeviceAlarms(
+                      items.flatMap(x => (x.rec ? [x.rec] : [])),
+                      input.deviceBand,
+                  ),
+              }
+            : {}),
     }
 }
