@@ -305,4 +305,31 @@ describe("verifyLog on firmware-shaped logs", () => {
         expect(performance.now() - t0).toBeLessThan(1000)
         expect(v.problems[0].kind).toBe("bad-seal")
     })
+
+    it("epochs must go up: a seal that claims an epoch already sealed is a finding naming both seals", () => {
+        const d = new FakeLogger().start().samples(3).seal().samples(3).seal().samples(3)
+        d.seal(1) // epoch 1 again, MAC'd with its real key
+        d.samples(1)
+        const v = verifyLog(d.input())
+        expect(kinds(v)).toEqual(["bad-seal@9..12"])
+        expect(v.problems[0].detail).toMatch(/claims epoch 1 after the seal of epoch 1 at seq 8: epochs went back \(epoch 2 is due\)/)
+        expect(v.sealedThrough).toBe(8)
+    })
+
+    it("bounds the key work on a hostile log whose seals' epochs go up and down (keys cached per epoch)", () => {
+        // every record a seal; the claimed epochs climb to their seq then fall back to 0, again and
+        // again: re-deriving from k0 at every fall cost minutes before
+        const d = new FakeLogger().start()
+        for (let i = 0; i < 3000; i++) {
+            const seq = d.seq
+            const epoch = i % 2 ? 1 : seq
+            d.push({ seq, kind: KIND.seal, uptime: 0, epoch, count: 0, mac: Buffer.alloc(16) } as LogRecord)
+        }
+        const t0 = performance.now()
+        const v = verifyLog(d.input())
+        expect(performance.now() - t0).toBeLessThan(3000)
+        expect(v.ok).toBe(false)
+        expect(v.problems[0]).toMatchObject({ kind: "bad-seal", seq: 0, last: 1 })
+        expect(v.problems.some(p => /epochs went back/.test(p.detail))).toBe(true)
+    })
 })
