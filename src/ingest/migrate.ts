@@ -35,6 +35,7 @@ export const TABLES: Table[] = [
             ["last_epoch", "bigint"],
             ["last_boot", "bigint"],
             ["retired", "text"],
+            ["config_hash", "bytea"],
         ],
         order: "devid",
     },

@@ -139,6 +139,10 @@ export function formatVerdict(v: Verdict, what = "log"): string {
             `  evicted seq ${e.first}..${e.last} (record ${e.seq}${e.sealed ? ", sealed" : ", NOT sealed"}): ${e.samples} samples, tc ${e.minTc / 128}..${e.maxTc / 128} C, ${e.outMin} min out of band${e.srOr || e.sflagsOr ? `, faults sr 0x${e.srOr.toString(16)} flags 0x${e.sflagsOr.toString(16)}` : ""}`,
         )
     }
+    for (const cfg of v.configs)
+        lines.push(
+            `  configuration from seq ${cfg.seq}: ${cfg.hash}${cfg.provisioned === null ? " (provisioned configuration not given)" : cfg.provisioned ? " (as provisioned)" : " (NOT the provisioned configuration)"}`,
+        )
     if (v.problems.length) {
         lines.push(`  problems:`)
         for (const p of v.problems) lines.push(`    seq ${p.last !== undefined ? `${p.seq}..${p.last}` : p.seq}  ${p.kind}: ${p.detail}`)

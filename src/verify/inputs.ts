@@ -29,6 +29,8 @@ export interface VerifyKeys {
     devid: string
     k0: Buffer
     lockey: Buffer | null
+    /** the provisioned configuration's hash (the config record's 16 bytes), when the escrow keeps it */
+    configHash: Buffer | null
 }
 
 function hexKey(v: unknown, bytes: number, name: string, file: string): Buffer {
@@ -62,6 +64,7 @@ export function loadKeys(file: string): VerifyKeys {
         devid: j.devid,
         k0: hexKey(j.k0, KEY_LEN, "k0", file),
         lockey: j.lockey === undefined || j.lockey === null || j.lockey === "" ? null : hexKey(j.lockey, KEY_LEN, "lockey", file),
+        configHash: j.configHash === undefined || j.configHash === null ? null : hexKey(j.configHash, 16, "configHash", file),
     }
 }
 
@@ -152,6 +155,22 @@ export function keyProblems(d: OpenDb, devid: string, k0: Buffer): Problem[] {
     ]
 }
 
+/** The configuration hash the server was given at registration (schema 4 on), or null. */
+export function dbConfigHash(d: OpenDb, devid: string): Buffer | null {
+    const cols = (d.db.prepare("SELECT name FROM pragma_table_info('devices')").all() as { name: string }[]).map(c => c.name)
+    if (!cols.includes("config_hash")) return null
+    const row = d.db.prepare("SELECT config_hash AS h FROM devices WHERE devid = ?").get(devid) as { h: Buffer | null } | undefined
+    return row && Buffer.isBuffer(row.h) && row.h.length === 16 ? row.h : null
+}
+
+/** The provisioned configuration as the escrow and the server state it. */
+export function provisionedConfig(keys: VerifyKeys, server: Buffer | null): { hash: Buffer; what: string }[] {
+    return [
+        ...(keys.configHash ? [{ hash: keys.configHash, what: "the escrow keys file" }] : []),
+        ...(server ? [{ hash: server, what: "the server's registration" }] : []),
+    ]
+}
+
 /** Every checkpoint the server acknowledged to the device ("none yet" acks left out). */
 export function dbCheckpoints(d: OpenDb, devid: string): Checkpoint[] {
     const rows = d.db
@@ -204,6 +223,7 @@ export function dbInput(d: OpenDb, devid: string, keys: VerifyKeys): VerifyInput
         checkpoints: dbCheckpoints(d, devid),
         others: dbOthers(d, devid),
         problems: keyProblems(d, devid, keys.k0),
+        provisioned: provisionedConfig(keys, dbConfigHash(d, devid)),
     }
 }
 
@@ -212,13 +232,14 @@ export function dbReference(
     d: OpenDb,
     devid: string,
     keys: VerifyKeys,
-): Pick<VerifyInput, "checkpoints" | "serverHeads" | "others" | "problems"> {
+): Pick<VerifyInput, "checkpoints" | "serverHeads" | "others" | "problems" | "provisioned"> {
     const serverHeads = dbRecords(d, devid).flatMap(r => (r.head ? [{ seq: r.seq, head: r.head }] : []))
     return {
         checkpoints: dbCheckpoints(d, devid),
         serverHeads,
         others: dbOthers(d, devid),
         problems: keyProblems(d, devid, keys.k0),
+        provisioned: provisionedConfig(keys, dbConfigHash(d, devid)),
     }
 }
 
@@ -312,5 +333,6 @@ export function exportVerifyInput(
         serverHeads: ref?.serverHeads,
         others: ref?.others,
         problems: [...(dev.problems ?? []), ...(ref?.problems ?? [])],
+        provisioned: ref?.provisioned ?? provisionedConfig(keys, null),
     }
 }

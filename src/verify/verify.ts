@@ -20,6 +20,7 @@ import {
     nextHead,
     sealMac,
     type BootRecord,
+    type ConfigRecord,
     type EvictedRecord,
     type FixRecord,
     type LogRecord,
@@ -58,6 +59,8 @@ export type ProblemKind =
     | "malformed"
     /** the server's stored epoch key is not the one the escrowed k0 evolves to */
     | "bad-key"
+    /** a configuration in force that is not the provisioned one (a config rewritten over USB) */
+    | "bad-config"
 
 /** Problems that leave the log incomplete rather than altered. Every other kind means tampered. */
 export const INCOMPLETE_KINDS: readonly ProblemKind[] = ["truncated"]
@@ -127,6 +130,12 @@ export interface Verdict {
     evictedRanges: EvictedRange[]
     /** encrypted positions checked with the location key (null without it) */
     positions: { decrypted: number; failed: number } | null
+    /**
+     * every configuration the log states, in order: the first config record and each one whose
+     * hash differs from the one before; `provisioned` says whether it is the provisioned
+     * configuration (null when the verifier was not given it)
+     */
+    configs: { seq: number; hash: string; provisioned: boolean | null }[]
 }
 
 /** One record as its holder keeps it. */
@@ -188,6 +197,11 @@ export interface VerifyInput {
     /** a device export's own state */
     image?: DeviceImage
     others?: OtherDevice[]
+    /**
+     * the configuration hashes provisioned for the device (the config record's 16 bytes), with who
+     * states them: the escrow keys file, the server's registration
+     */
+    provisioned?: { hash: Buffer; what: string }[]
     /** problems the caller found while reading the log (e.g. a flash block that does not decode) */
     problems?: Problem[]
     /** list at most this many problems (default 100) */
@@ -384,6 +398,7 @@ interface Ctx {
     readonly evicted: EvictedRange[]
     readonly evictedIdx: number[]
     readonly boots: number[]
+    readonly configs: Verdict["configs"]
     readonly bootOf: Map<number, number>
     readonly positions: { decrypted: number; failed: number } | null
     readonly cpSeqs: Set<number>
@@ -440,6 +455,7 @@ function add(c: Ctx, p: Found): Found {
 export function verifyLog(input: VerifyInput): Verdict {
     const c = newContext(input)
     for (const p of input.problems ?? []) add(c, { ...p })
+    checkProvisioned(c)
     readOrder(c)
     collectClaims(c)
     decodeItems(c)
@@ -480,6 +496,7 @@ function newContext(input: VerifyInput): Ctx {
         evicted: [],
         evictedIdx: [],
         boots: [],
+        configs: [],
         bootOf: new Map(),
         positions: input.lockey ? { decrypted: 0, failed: 0 } : null,
         cpSeqs: new Set(cps.map(cp => cp.seq)),
@@ -685,6 +702,7 @@ function walkChain(c: Ctx): void {
         if (rec && rec.kind === KIND.boot && "prev" in rec) checkBoot(c, rec as BootRecord, i)
         if (ch.bootNow !== null && c.cpSeqs.has(s)) c.bootOf.set(s, ch.bootNow) // looked up at checkpoints only
         if (rec && rec.kind === KIND.evicted && "first" in rec) noteEvicted(c, rec as EvictedRecord, i)
+        if (rec && rec.kind === KIND.config && "hash" in rec) noteConfig(c, rec as ConfigRecord)
         if (rec && (rec.kind === KIND.fix || rec.kind === KIND.stop) && "loc" in rec) checkLoc(c, rec as FixRecord | StopRecord)
 
         ch.head = ch.head ? nextHead(ch.head, bytes) : null
@@ -953,6 +971,33 @@ function noteEvicted(c: Ctx, v: EvictedRecord, i: number): void {
     c.evictedIdx.push(i)
 }
 
+/** Every configuration change is listed; one that is not the provisioned configuration is a finding. */
+function noteConfig(c: Ctx, r: ConfigRecord): void {
+    const hash = r.hash.toString("hex")
+    if (c.configs.length && c.configs[c.configs.length - 1].hash === hash) return
+    const prov = c.input.provisioned ?? []
+    const provisioned = prov.length ? prov.some(p => p.hash.equals(r.hash)) : null
+    c.configs.push({ seq: r.seq, hash, provisioned })
+    if (provisioned === false)
+        add(c, {
+            seq: r.seq,
+            kind: "bad-config",
+            detail: `the configuration in force from seq ${r.seq} (hash ${hash}) is not the one provisioned (${prov.map(p => `${p.what} ${p.hash.toString("hex")}`).join(", ")}): it was changed after provisioning`,
+        })
+}
+
+/** The provisioned configuration as the escrow and the server state it must be one. */
+function checkProvisioned(c: Ctx): void {
+    const prov = c.input.provisioned ?? []
+    const distinct = prov.filter((p, i) => prov.findIndex(q => q.hash.equals(p.hash)) === i)
+    if (distinct.length > 1)
+        add(c, {
+            seq: 0,
+            kind: "bad-config",
+            detail: `the provisioned configuration differs between ${distinct.map(p => `${p.what} (${p.hash.toString("hex")})`).join(" and ")}`,
+        })
+}
+
 function checkLoc(c: Ctx, r: FixRecord | StopRecord): void {
     const { lockey, others } = c.input
     if (!lockey || !c.positions) return
@@ -1004,18 +1049,36 @@ function explainHoles(c: Ctx): void {
             )
             continue
         }
+        let missing = gaps
         if (h.first === 0 && c.source === "device") {
-            const acked = Math.max(c.input.image?.ack?.seq ?? -1, c.cpMax?.seq ?? -1)
+            // the server's checkpoints (or the witness's) beat the device's own lgack: lgack is
+            // flash the holder of the device can rewrite, so it explains the missing start only
+            // when the server's word is not given at all
+            const lgack = c.input.image?.ack?.seq ?? -1
+            const serverWord = c.cpMax !== null
+            const acked = serverWord ? c.cpMax!.seq : lgack
+            if (serverWord && lgack > acked)
+                c.notes.push(
+                    `the device's lgack claims seq ${lgack} acknowledged, but the server's checkpoints reach only seq ${acked}: the missing start is judged by the server's`,
+                )
             if (acked >= h.last) {
-                c.notes.push(`seq 0..${h.last} are no longer on the device: acknowledged by the server (up to seq ${acked}) and freed`)
+                c.notes.push(
+                    serverWord
+                        ? `seq 0..${h.last} are no longer on the device: acknowledged by the server (up to seq ${acked}) and freed`
+                        : `seq 0..${h.last} are no longer on the device: its lgack (its own statement, no server checkpoints given) says the server acknowledged up to seq ${acked}`,
+                )
                 continue
+            }
+            if (acked >= 0) {
+                c.notes.push(`seq 0..${acked} are no longer on the device: acknowledged (up to seq ${acked}) and freed`)
+                missing = gaps.flatMap(([a, b]): [number, number][] => (b <= acked ? [] : [[Math.max(a, acked + 1), b]]))
             }
         }
         if (used.length)
             c.notes.push(
                 `of ${range(h.first, h.last)}, the evicted record${used.length > 1 ? "s" : ""} at seq ${used.join(", ")} account for the rest`,
             )
-        for (const [a, b] of gaps) {
+        for (const [a, b] of missing) {
             const unsealed = evicted.find(v => !v.sealed && v.seq > h.last && v.first <= a && v.last >= b)
             add(c, {
                 seq: a,
@@ -1259,5 +1322,6 @@ function verdictOf(c: Ctx): Verdict {
         },
         evictedRanges: c.evicted,
         positions: c.positions,
+        configs: c.configs,
     }
 }

@@ -111,6 +111,11 @@ CREATE TABLE readers (
   created   text NOT NULL
 );`,
     },
+    {
+        version: 2,
+        name: "the provisioned configuration's hash per device (what its config records must carry)",
+        sql: "ALTER TABLE devices ADD COLUMN config_hash bytea CHECK (config_hash IS NULL OR length(config_hash) = 16)",
+    },
 ]
 
 export const PG_SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version
@@ -339,8 +344,8 @@ export class PostgresStore implements IngestStore {
     async registerDevice(r: Registration) {
         const d = checkRegistration(r)
         const res = await this.pool.query(
-            "INSERT INTO devices (devid, ackkey, epoch_key, label, created) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (devid) DO NOTHING",
-            [d.devid, d.ackkey, d.k0, d.label ?? null, nowIso()],
+            "INSERT INTO devices (devid, ackkey, epoch_key, label, created, config_hash) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (devid) DO NOTHING",
+            [d.devid, d.ackkey, d.k0, d.label ?? null, nowIso(), d.configHash ?? null],
         )
         if (res.rowCount === 0) throw new RegistrationError(`device ${d.devid} is already registered`)
     }

@@ -137,6 +137,11 @@ const MIGRATIONS: Migration[] = [
             db.exec(`DROP INDEX IF EXISTS records_kind;
                      CREATE INDEX records_kind ON records (devid, seq) WHERE kind IN (${KIND.alarm}, ${KIND.evicted});`),
     },
+    {
+        version: 4,
+        name: "the provisioned configuration's hash per device (what its config records must carry)",
+        up: db => db.exec("ALTER TABLE devices ADD COLUMN config_hash BLOB CHECK (config_hash IS NULL OR length(config_hash) = 16)"),
+    },
 ]
 
 export const SQLITE_SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version
@@ -203,13 +208,10 @@ function q(db: Db, sql: string): Database.Statement {
 /** Adds a device (k0 stored as its epoch-0 key). Throws RegistrationError; a devid is registered once. */
 export function registerDevice(db: Db, d: Registration | (Omit<Registration, "devid"> & { devid: Buffer | string })): void {
     const r = checkRegistration(d as Registration)
-    const res = q(db, "INSERT OR IGNORE INTO devices (devid, ackkey, epoch_key, label, created) VALUES (?, ?, ?, ?, ?)").run(
-        r.devid,
-        r.ackkey,
-        r.k0,
-        r.label ?? null,
-        nowIso(),
-    )
+    const res = q(
+        db,
+        "INSERT OR IGNORE INTO devices (devid, ackkey, epoch_key, label, created, config_hash) VALUES (?, ?, ?, ?, ?, ?)",
+    ).run(r.devid, r.ackkey, r.k0, r.label ?? null, nowIso(), r.configHash ?? null)
     if (res.changes === 0) throw new RegistrationError(`device ${r.devid} is already registered`)
 }
 

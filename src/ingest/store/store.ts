@@ -17,6 +17,8 @@ export interface Registration {
     k0: Buffer
     ackkey: Buffer
     label?: string | null
+    /** the provisioned configuration's hash (16 bytes, what the config records carry), or null */
+    configHash?: Buffer | null
 }
 
 /** A device as the acceptance rules see it. */
