@@ -188,6 +188,39 @@ describe.each(backends)("%s store", (backend, open) => {
         expect(await store.readerByKey(k)).toBeNull()
     })
 
+    test("witness answers are stored with their checkpoint; the provisioned config hash with the device", async () => {
+        const other = "2222222222222222"
+        await store.registerDevice({ devid: other, k0: K0, ackkey: ACKKEY, configHash: Buffer.alloc(16, 5) })
+        await expect(
+            store.registerDevice({ devid: "3333333333333333", k0: K0, ackkey: ACKKEY, configHash: Buffer.alloc(3) }),
+        ).rejects.toThrow(/configHash must be 16 bytes/)
+        expect(await store.latestCheckpoint(DEV)).toBeNull()
+        const at = new Date().toISOString()
+        await store.withDevice(DEV, async tx => {
+            await tx.addCheckpoint({ seq: null, head: null, boot: 1, epoch: 0, status: 409, at })
+            await tx.addCheckpoint({ seq: 9, head: CHAIN.heads[9], boot: 1, epoch: 0, status: 200, at })
+        })
+        const cp = (await store.latestCheckpoint(DEV))!
+        expect(cp).toMatchObject({ seq: 9, head: CHAIN.heads[9] })
+        expect(await store.awaitingCosign("w1")).toEqual([DEV])
+        const row = {
+            checkpointId: cp.id,
+            seq: 9,
+            head: CHAIN.heads[9],
+            witness: "w1",
+            status: "cosigned" as const,
+            at: 1234,
+            sig: Buffer.alloc(64, 1),
+            reason: null,
+        }
+        await store.addCosignature(DEV, row)
+        await store.addCosignature(DEV, row) // stored once
+        await store.addCosignature(DEV, { ...row, witness: "w2", status: "refused", sig: null, reason: "went back" })
+        expect(await store.cosignatures(DEV)).toEqual([row, { ...row, witness: "w2", status: "refused", sig: null, reason: "went back" }])
+        expect(await store.awaitingCosign("w1")).toEqual([])
+        expect(await store.awaitingCosign("w3")).toEqual([DEV])
+    })
+
     describe("the acceptance rules over HTTP", () => {
         let srv: IngestServer
         beforeEach(async () => {

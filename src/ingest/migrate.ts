@@ -98,6 +98,21 @@ export const TABLES: Table[] = [
         identity: "id",
     },
     {
+        name: "cosignatures",
+        cols: [
+            ["checkpoint_id", "bigint"],
+            ["devid", "text"],
+            ["seq", "bigint"],
+            ["head", "bytea"],
+            ["witness", "text"],
+            ["status", "text"],
+            ["at", "bigint"],
+            ["sig", "bytea"],
+            ["reason", "text"],
+        ],
+        order: "checkpoint_id, witness",
+    },
+    {
         name: "readers",
         cols: [
             ["id", "bigint"],

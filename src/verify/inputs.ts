@@ -17,6 +17,7 @@ import {
     macEquals,
 } from "../format/index.js"
 import type { DeviceExportFile } from "../sim/export.js"
+import { WITNESS_LOG_FORMAT, keyId, verifyCosignature, witnessLogFromDb, type WitnessLog } from "../witness/witness.js"
 import type { Checkpoint, HeadClaim, LogEntry, OtherDevice, Problem, VerifyInput } from "./verify.js"
 
 /** A wrong argument, an unreadable file, an unknown device: the command exits with 2. */
@@ -335,4 +336,47 @@ export function exportVerifyInput(
         problems: [...(dev.problems ?? []), ...(ref?.problems ?? [])],
         provisioned: ref?.provisioned ?? provisionedConfig(keys, null),
     }
+}
+
+// ---------------------------------------------------------------- witness log
+
+/**
+ * A device's witness log (docs/witness.md) from a JSON file (what GET /v1/log/DEVID returns) or the
+ * witness's own SQLite file (with `pinnedKey`: that file does not hold the public key). Every
+ * cosignature must verify under the witness's key, and that key must be the pinned one when given.
+ */
+export function loadWitnessLog(file: string, devid: string, pinnedKey?: Buffer): NonNullable<VerifyInput["witness"]> {
+    let head: Buffer
+    try {
+        head = readFileSync(file).subarray(0, 16)
+    } catch (e) {
+        throw new VerifyUsageError(`cannot read witness log ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`)
+    }
+    let log: WitnessLog
+    if (head.toString("latin1") === "SQLite format 3\0") {
+        if (!pinnedKey) throw new VerifyUsageError(`${file} is a witness database: give the witness's public key with --witness-key`)
+        try {
+            log = witnessLogFromDb(file, devid, pinnedKey)
+        } catch (e) {
+            throw new VerifyUsageError(`${file} is not a witness database: ${(e as Error).message}`)
+        }
+    } else {
+        log = readJson(file, "witness log") as WitnessLog
+        if (!log || log.format !== WITNESS_LOG_FORMAT)
+            throw new VerifyUsageError(`${file}: not a witness log (format ${WITNESS_LOG_FORMAT})`)
+    }
+    if (log.devid !== devid) throw new VerifyUsageError(`${file} is the witness log of device ${log.devid}, not of ${devid}`)
+    if (typeof log.publicKey !== "string" || !/^[0-9a-f]{64}$/.test(log.publicKey))
+        throw new VerifyUsageError(`${file}: the witness's public key must be 64 hex digits`)
+    const key = Buffer.from(log.publicKey, "hex")
+    if (pinnedKey && !pinnedKey.equals(key))
+        throw new VerifyUsageError(`${file} is signed by witness ${keyId(key)}, not by the pinned witness ${keyId(pinnedKey)}`)
+    const checkpoints: Checkpoint[] = []
+    for (const c of log.cosigned ?? []) {
+        const h = typeof c.head === "string" && /^[0-9a-f]{64}$/.test(c.head) ? Buffer.from(c.head, "hex") : null
+        if (!h || !Number.isInteger(c.seq) || !verifyCosignature(key, devid, c.seq, h, c.at, Buffer.from(String(c.sig), "hex")))
+            throw new VerifyUsageError(`${file}: the cosignature of seq ${c.seq} does not verify under witness ${keyId(key)}`)
+        checkpoints.push({ seq: c.seq, head: h, boot: c.boot, epoch: c.epoch })
+    }
+    return { id: keyId(key), checkpoints }
 }

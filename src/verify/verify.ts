@@ -202,6 +202,12 @@ export interface VerifyInput {
      * states them: the escrow keys file, the server's registration
      */
     provisioned?: { hash: Buffer; what: string }[]
+    /**
+     * the checkpoints an independent witness cosigned (docs/witness.md), signatures already
+     * checked: the server's word, kept apart from the server. Against the server's database they
+     * catch a truncated or rolled-back database; against a device log they count as checkpoints
+     */
+    witness?: { id: string; checkpoints: Checkpoint[] }
     /** problems the caller found while reading the log (e.g. a flash block that does not decode) */
     problems?: Problem[]
     /** list at most this many problems (default 100) */
@@ -472,13 +478,15 @@ function newContext(input: VerifyInput): Ctx {
     const devid = devidBytes(input.devid)
     if (!Buffer.isBuffer(input.k0) || input.k0.length !== 32) throw new RangeError(`k0 must be 32 bytes, got ${input.k0?.length}`)
     const budget = { left: MAX_KEY_DERIVATIONS }
-    const cps = input.checkpoints ?? []
+    const source = input.source ?? "server"
+    // for a device log the witness's checkpoints are the server's word like the server's own
+    const cps = [...(input.checkpoints ?? []), ...(source === "device" ? (input.witness?.checkpoints ?? []) : [])]
     const cpHeads = new Map<number, Buffer[]>()
     for (const cp of cps) cpHeads.set(cp.seq, [...(cpHeads.get(cp.seq) ?? []), cp.head])
     return {
         input,
         devid,
-        source: input.source ?? "server",
+        source,
         budget,
         keys: new EpochKeys(input.k0, budget),
         problems: [],
@@ -640,7 +648,17 @@ function collectClaims(c: Ctx): void {
                 : `the ${genesisClaim.what} before seq 0 is not this device's genesis head`,
         })
     }
-    if (c.source !== "device") return
+    const wit = input.witness
+    if (wit) {
+        const top = wit.checkpoints.reduce((m, w) => Math.max(m, w.seq), -1)
+        c.notes.push(`witness ${wit.id}: ${wit.checkpoints.length} cosigned checkpoints${top >= 0 ? `, the latest at seq ${top}` : ""}`)
+    }
+    if (c.source !== "device") {
+        // the witness's cosigned heads are not the database holder's statements: the log must reproduce them
+        for (const w of input.witness?.checkpoints ?? [])
+            if (!c.refs.has(w.seq)) c.refs.set(w.seq, { head: w.head, what: `the head witness ${input.witness!.id} cosigned` })
+        return
+    }
     for (const h of input.serverHeads ?? []) c.refs.set(h.seq, { head: h.head, what: "the server's stored head" })
     for (const cp of c.cps) {
         const had = c.refs.get(cp.seq)
@@ -1139,6 +1157,17 @@ function checkCheckpoints(c: Ctx): void {
                 detail: `record ${cp.seq} is in boot ${b}, but the server acknowledged it in a batch of boot ${cp.boot}`,
             })
     }
+    const wMax =
+        source === "server"
+            ? (c.input.witness?.checkpoints ?? []).reduce<Checkpoint | null>((m, w) => (!m || w.seq > m.seq ? w : m), null)
+            : null
+    if (wMax && (lastSeq === null || wMax.seq > lastSeq) && !(cpMax && cpMax.seq >= wMax.seq))
+        add(c, {
+            seq: lastSeq === null ? 0 : lastSeq + 1,
+            last: wMax.seq,
+            kind: "rollback",
+            detail: `the database ends at seq ${lastSeq ?? "(none)"} and its own checkpoints at seq ${cpMax?.seq ?? "(none)"}, but witness ${c.input.witness!.id} cosigned seq ${wMax.seq}: the server's database was restored from an older copy, or truncated together with its checkpoints`,
+        })
     const forked = c.problems.some(p => p.pendingFork)
     if (cpMax && (lastSeq === null || cpMax.seq > lastSeq) && forked) {
         c.notes.push(`the log ends at seq ${lastSeq} before the acknowledged seq ${cpMax.seq}: part of the other history`)
