@@ -24,7 +24,7 @@ import {
 } from "../record/record"
 import { encodeBatch, parseAck } from "../batch/batch"
 import { Uplink, HttpsUplink } from "../uplink/uplink"
-import { Mutex } from "../flash/kv"
+import { Mutex } from "../hal/mutex"
 import { GnssTracker, GnssEvents, encryptLoc } from "./gnss"
 
 /** What the logger needs from a temperature front end (the MAX31856 driver). Never throws from read(). */

@@ -33,26 +33,3 @@ export async function kvSet(key: string, value: Buffer): Promise<void> {
 export async function kvDelete(key: string): Promise<void> {
     await settings.delete(key)
 }
-
-/**
- * Serializes async sections (appends, acks, reads) so no fiber sees a half-updated store.
- * Use as `await m.acquire(); try { ... } finally { m.release() }` so every path releases it.
- */
-export class Mutex {
-    private busy = false
-    private waiters: ds.Fiber[] = []
-
-    async acquire(): Promise<void> {
-        while (this.busy) {
-            this.waiters.push(ds.Fiber.self())
-            await ds.suspend<void>()
-        }
-        this.busy = true
-    }
-
-    release(): void {
-        this.busy = false
-        const w = this.waiters.shift()
-        if (w) w.resume(undefined)
-    }
-}

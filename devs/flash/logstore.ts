@@ -2,7 +2,8 @@ import * as ds from "@devicescript/core"
 import { genesisHead, nextHead, bufEq } from "../chain/chain"
 import { recordSeq } from "../record/record"
 import { ItemDecoder, ItemEncoder } from "../record/items"
-import { kvGet, kvSet, kvDelete, MAX_VALUE, Mutex } from "./kv"
+import { kvGet, kvSet, kvDelete, MAX_VALUE } from "./kv"
+import { Mutex } from "../hal/mutex"
 
 /**
  * The record log in flash (docs/format.md section 5): blocks of compactly encoded records in the

@@ -1,5 +1,7 @@
 import { createHash, randomBytes } from "node:crypto"
 import type { SettingsClient } from "jacdac-ts"
+import { ruleProblems } from "../alarms/validate.js"
+import { findPreset } from "../alarms/presets.js"
 
 /**
  * What a technician writes into a logger before it ships (docs/provisioning.md). Every value is
@@ -23,6 +25,8 @@ export interface DeviceConfig {
     fixmv?: number
     stopv?: number
     stopt?: number
+    /** alarm rules (docs/alarms.md): a preset name or a list of rules */
+    alarms?: string | unknown[]
 }
 
 /** Per-device secrets (docs/format.md section 1); generate with `newDeviceKeys()`. */
@@ -76,6 +80,8 @@ export function configText(c: DeviceConfig): string {
         fixmv: c.fixmv ?? 300,
         stopv: c.stopv ?? 1,
         stopt: c.stopt ?? 900,
+        // only when given: the configuration text (and its hash) of loggers without rules stays as it was
+        ...(c.alarms !== undefined ? { alarms: c.alarms } : {}),
     })
 }
 
@@ -141,6 +147,8 @@ export function provisionValues(p: ProvisionInput): Map<string, Buffer> {
     if (!(fixmv >= 10 && fix >= fixmv && fix <= 86400)) errs.push("config.fix/fixmv must be 10 <= fixmv <= fix <= 86400 s")
     if (!(stopv > 0 && stopv < 50 && stopt >= 60 && stopt <= 86400))
         errs.push("config.stopv must be 0..50 m/s and config.stopt 60..86400 s")
+    if (typeof c.alarms === "string" && !findPreset(c.alarms)) errs.push(`config.alarms: unknown preset ${JSON.stringify(c.alarms)}`)
+    else if (c.alarms !== undefined && typeof c.alarms !== "string") errs.push(...ruleProblems(c.alarms, c.interval, "config.alarms"))
     const cfgText = Buffer.from(configText(c))
     if (cfgText.length > 192) errs.push(`config is ${cfgText.length} bytes; the settings store reads back at most 192`)
     const ep = Buffer.from(p.endpoint)

@@ -32,9 +32,11 @@ coldtrace verify --export FILE --keys FILE [--checkpoints-from DB | --checkpoint
         SQLite file with --witness-key, or its URL): a database truncated or restored from an
         older copy is reported from the first seq the witness cosigned that it lacks.
         --witness-key pins the witness's public key (64 hex digits).
-        Prints the verdict and the first offending seq; exit 0 verified, 1 not, 2 usage error.`
+        Prints the verdict and the first offending seq; exit 0 verified, 1 not, 2 usage error.
+        --band LOW:HIGH (°C, the logger's configured band) also checks its alarm records against
+        the band rule (docs/alarms.md); a disagreement is printed as a finding.`
 
-const VALUE_OPTS = ["--db", "--device", "--export", "--keys", "--checkpoints-from", "--checkpoint", "--witness", "--witness-key"]
+const VALUE_OPTS = ["--db", "--device", "--export", "--keys", "--checkpoints-from", "--checkpoint", "--band", "--witness", "--witness-key"]
 const FLAG_OPTS = ["--json"]
 
 interface Parsed {
@@ -75,6 +77,10 @@ export function inputFromArgs(args: string[]): { input: VerifyInput; what: strin
         const w = one("--witness")
         return w ? { witness: loadWitnessLog(w, devid, witnessKeyHex ? Buffer.from(witnessKeyHex, "hex") : undefined) } : {}
     }
+    const band = one("--band")?.match(/^(-?\d+(?:\.\d+)?):(-?\d+(?:\.\d+)?)$/)
+    if (one("--band") && (!band || !(Number(band[1]) < Number(band[2]))))
+        throw new VerifyUsageError("--band must be LOW:HIGH in °C with LOW < HIGH")
+    const deviceBand = band ? { deviceBand: { low: Number(band[1]), high: Number(band[2]) } } : {}
     try {
         if (dbFile && exportFile)
             throw new VerifyUsageError("give --db or --export, not both (check an export against a database with --checkpoints-from)")
@@ -93,7 +99,7 @@ export function inputFromArgs(args: string[]): { input: VerifyInput; what: strin
             if (keys.devid !== devid)
                 throw new VerifyUsageError(`${keysFile} holds the keys of device ${keys.devid}, not of device ${devid}`)
             return {
-                input: { ...dbInput(d, devid, keys), ...witnessOf(devid) },
+                input: { ...dbInput(d, devid, keys), ...deviceBand, ...witnessOf(devid) },
                 what: `server database ${path.basename(dbFile)}`,
                 json: flags.has("--json"),
                 close,
@@ -117,7 +123,7 @@ export function inputFromArgs(args: string[]): { input: VerifyInput; what: strin
                 opened.push(d)
                 ref = dbReference(d, pickDevice(d, file.devid), keys)
             }
-            const input = { ...exportVerifyInput(file, keys, ref, manual), ...witnessOf(file.devid) }
+            const input = { ...exportVerifyInput(file, keys, ref, manual), ...deviceBand, ...witnessOf(file.devid) }
             return { input, what: `device export ${path.basename(exportFile)}`, json: flags.has("--json"), close }
         }
         throw new VerifyUsageError("give --db FILE or --export FILE")
@@ -166,6 +172,14 @@ export function formatVerdict(v: Verdict, what = "log"): string {
         for (const p of v.problems) lines.push(`    seq ${p.last !== undefined ? `${p.seq}..${p.last}` : p.seq}  ${p.kind}: ${p.detail}`)
         if (v.problemsOmitted) lines.push(`    ... and ${v.problemsOmitted} more`)
     }
+    const ac = v.alarmCheck
+    if (ac)
+        lines.push(
+            ac.agree
+                ? `  alarms: the logger's ${ac.recorded} alarm records agree with its band ${ac.rule.lowC}..${ac.rule.highC} C (${ac.samples} samples compared)`
+                : `  alarms: FINDING: the logger's alarm records disagree with its band ${ac.rule.lowC}..${ac.rule.highC} C:`,
+            ...(ac.agree ? [] : ac.findings.map(f => `    ${f}`)),
+        )
     for (const n of v.notes.slice(0, 20)) lines.push(`  note: ${n}`)
     if (v.notes.length > 20) lines.push(`  note: ... and ${v.notes.length - 20} more`)
     return lines.join("\n")

@@ -28,6 +28,7 @@ import {
     type SealRecord,
     type StopRecord,
 } from "../format/index.js"
+import { checkDeviceAlarms, type DeviceAlarmCheck } from "../alarms/device.js"
 
 /** What can be wrong with a log. */
 export type ProblemKind =
@@ -136,6 +137,8 @@ export interface Verdict {
      * configuration (null when the verifier was not given it)
      */
     configs: { seq: number; hash: string; provisioned: boolean | null }[]
+    /** with `deviceBand`: the logger's alarm records against the band rule; a disagreement is a finding, not a chain problem */
+    alarmCheck?: DeviceAlarmCheck
 }
 
 /** One record as its holder keeps it. */
@@ -212,6 +215,8 @@ export interface VerifyInput {
     problems?: Problem[]
     /** list at most this many problems (default 100) */
     maxProblems?: number
+    /** the band the logger was configured with: its alarm records are checked against the band rule (docs/alarms.md) */
+    deviceBand?: { low: number; high: number }
 }
 
 /** Epochs beyond this are refused rather than computed (2^22 one-minute epochs are 8 years). */
@@ -1352,5 +1357,16 @@ function verdictOf(c: Ctx): Verdict {
         evictedRanges: c.evicted,
         positions: c.positions,
         configs: c.configs,
+        ...(c.input.deviceBand
+            ? {
+                  alarmCheck: checkDeviceAlarms(
+                      c.items.flatMap(x => {
+                          const r = recOf(x)
+                          return r ? [r] : []
+                      }),
+                      c.input.deviceBand,
+                  ),
+              }
+            : {}),
     }
 }
