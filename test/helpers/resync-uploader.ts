@@ -1,6 +1,6 @@
 // A host model of the logger's upload loop with the resynchronisation after a server restore that
 // docs/uplink.md proposes for the firmware (issue 12 item 4): acks are taken only when their MAC
-// verifies under ackkey; a 409 whose ack names a seq below the device's own ack means the server
+// verifies under ackkey and they echo the batch's nonce (CTA3); a 409 whose ack names a seq below the device's own ack means the server
 // went back (a database restored from an older copy), and the device resends from the seq after
 // it while it still holds those records, else from its first held record with PREV (the gap is
 // then lost on both sides, and stated as such).
@@ -32,8 +32,11 @@ export class ResyncUploader {
         readonly batch = 50,
     ) {}
 
+    private nonce = 0x5e5e0000
+
     private async post(from: number, to: number, prev: boolean) {
         const epoch = this.w.epochAt[to]
+        const nonce = ++this.nonce >>> 0
         const body = encodeBatch({
             devid: this.w.devid,
             boot: this.w.bootAt[to],
@@ -42,6 +45,7 @@ export class ResyncUploader {
             prevHead: prev ? this.w.heads[from - 1] : undefined,
             records: this.w.bytes.slice(from, to + 1),
             key: epochKey(this.w.k0, epoch),
+            nonce,
         })
         const res = await fetch(`${this.url}/v1/batch`, { method: "POST", body: new Uint8Array(body) })
         const b = Buffer.from(await res.arrayBuffer())
@@ -49,6 +53,7 @@ export class ResyncUploader {
         if (res.status === 200 || res.status === 409) {
             try {
                 ack = decodeAck(b, this.w.ackkey) // throws unless its MAC verifies
+                if (ack.nonce !== nonce) ack = null // not the answer to this batch (a recorded ack replayed)
             } catch {
                 ack = null
             }
@@ -57,7 +62,7 @@ export class ResyncUploader {
         return { status: res.status, ack }
     }
 
-    /** The device's own head at seq, when it still knows it (a held record, or the prev_head of its first block). */
+    /** The device's own head at seq, when it still knows it (a held record, or lgmeta's base head: the head before its first held block). */
     private knows(seq: number): boolean {
         return seq >= this.first - 1 && seq < this.w.seq
     }
