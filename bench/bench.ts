@@ -6,6 +6,7 @@ import { buildFirmware, ROOT } from "../src/sim/vm.js"
 import { loadScenario } from "../src/sim/scenario.js"
 import { runScenario } from "../src/sim/run.js"
 import { verifyChain, type ChainEntry } from "../src/verify/chain.js"
+import { verifyRatio } from "./verify-host.js"
 import { encodeRecord, chainHeads, genesisHead, KIND } from "../src/format/index.js"
 import { startIngestServer } from "../src/ingest/server.js"
 import { registerDevice } from "../src/ingest/db.js"
@@ -434,6 +435,14 @@ export async function bench(args: string[]): Promise<number> {
     add("host verify throughput", n / (verifyMs / 1000), "records/s", `verifyChain over ${n} sample records, median of 3 runs`)
     add("host verify time / raw SHA-256 time", verifyMs / sha, "ratio", "1.0 would be hashing alone")
     await verifyLogRows(lb, cap, add)
+    // issue 12 item 10: the same on a host-written 30-day log (scripts/verify-ratio.ts measures it alone)
+    const host = verifyRatio({ days: 30 })
+    add(
+        "host verifyLog time / raw SHA-256 time, host-written 30-d log with seals (goal <= 3)",
+        host.ratio,
+        "ratio",
+        `${host.records} records, ${host.epochs} seals, stored heads; median of 15 alternating runs (best runs ${host.best.toFixed(2)})`,
+    )
 
     await uplinkRows(lb, cap, add, details)
     // issue 16: the ingest split, SQLite and PostgreSQL with 1, 2 and 4 processes, the fleet (bench/ingest-scale.ts)

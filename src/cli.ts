@@ -19,6 +19,8 @@ Commands:
         PDF, CSV, GS1 EPCIS 2.0 (docs/reports.md); exit 0 verified, 1 not, 2 input error.
   ingest [--db DB] [--listen HOST:PORT] [--tls-cert FILE --tls-key FILE] [--admin-token-file FILE] ...
         Run the ingest server as a service (SQLite file or PostgreSQL URL); coldtrace ingest --help
+  witness --db FILE --key FILE --token-file FILE [--listen HOST:PORT]
+        Run the checkpoint witness: cosigns the ingest server's checkpoints; coldtrace witness --help
   migrate --from FILE.sqlite --to postgres://...
         Copy an ingest database from SQLite to PostgreSQL, checked row for row; coldtrace migrate --help
   bench [--out FILE]
@@ -87,6 +89,10 @@ export async function main(argv: string[]): Promise<number> {
             case "ingest": {
                 const { ingestCommand } = await import("./ingest/service.js")
                 return await ingestCommand(args)
+            }
+            case "witness": {
+                const { witnessCommand } = await import("./witness/cli.js")
+                return await witnessCommand(args)
             }
             case "migrate": {
                 const { migrateCommand } = await import("./ingest/migrate.js")

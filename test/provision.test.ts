@@ -1,5 +1,13 @@
 import { describe, it, expect } from "vitest"
-import { provisionValues, newDeviceKeys, ProvisionError, type ProvisionInput } from "../src/provision/provision.js"
+import { createHash } from "node:crypto"
+import {
+    configHash,
+    deviceSecretJson,
+    provisionValues,
+    newDeviceKeys,
+    ProvisionError,
+    type ProvisionInput,
+} from "../src/provision/provision.js"
 
 const good = (): ProvisionInput => ({
     ...newDeviceKeys(),
@@ -24,6 +32,7 @@ describe("provisioning values", () => {
         ["not a URL", p => (p.endpoint = "ingest.example.org"), /endpoint is not a URL/],
         ["ftp URL", p => (p.endpoint = "ftp://x/y"), /must be http\(s\)/],
         ["credentials in URL", p => (p.endpoint = "https://u:pw@x/y"), /must not carry credentials/],
+        ["plain http without the test flag", p => (p.endpoint = "http://ingest.example.org/v1/batch"), /must be https:\/\//],
         ["interval 0", p => (p.config.interval = 0), /config.interval/],
         ["band upside down", p => ((p.config.low = 8), (p.config.high = 2)), /config.low must be below/],
         ["type X", p => (p.config.tc = "X"), /config.tc/],
@@ -49,5 +58,21 @@ describe("provisioning values", () => {
         } catch (e) {
             expect((e as Error).message).toMatch(/devid.*; .*notch/)
         }
+    })
+
+    it("takes a plain http endpoint only behind the explicit test flag", () => {
+        const p = { ...good(), endpoint: "http://127.0.0.1:8080/v1/batch", allowHttp: true }
+        expect(provisionValues(p).get("endpoint")!.toString()).toBe(p.endpoint)
+    })
+
+    it("escrows the configuration with its hash as the firmware's config record carries it", () => {
+        const p = good()
+        const v = provisionValues(p)
+        // devs/app/config.ts: SHA-256(cfg text || endpoint), first 16 bytes
+        const want = createHash("sha256").update(v.get("cfg")!).update(v.get("endpoint")!).digest().subarray(0, 16)
+        expect(configHash(p.config, p.endpoint)).toEqual(want)
+        const j = deviceSecretJson(p, { config: p.config, endpoint: p.endpoint })
+        expect(j).toMatchObject({ config: v.get("cfg")!.toString(), endpoint: p.endpoint, configHash: want.toString("hex") })
+        expect(deviceSecretJson(p)).not.toHaveProperty("configHash")
     })
 })

@@ -102,6 +102,15 @@ describe("the report model", () => {
         expect(rules["device-band"].windows[0].peakC).toBe(excursion.peakC)
         expect(model.battery.recorded).toBe(false)
         expect(model.openings.recorded).toBe(false)
+        // the rule engine (docs/alarms.md): the preset's rules, the recommendation, the device check
+        expect(rules["fridge-2-8.warm"]).toMatchObject({ outcome: "alarm", source: "host" })
+        expect(rules["fridge-2-8.warm"].windows).toEqual([
+            { start: excursion.start, end: excursion.end, type: "above", peakC: excursion.peakC },
+        ])
+        expect(model.alarms.recommendation?.decision).toBe("quarantine")
+        expect(model.alarms.recommendation?.notJudged.join("\n")).toMatch(/faulted readings/)
+        expect(model.alarms.deviceCheck).toMatchObject({ agree: true, recorded: 2, expected: 2 })
+        expect(files.get("report.html")).toContain('id="recommendation"')
     })
 
     it("counts the samples the database holds and the faulted ones", () => {
@@ -148,6 +157,9 @@ describe("the CSV", () => {
         expect(head.get("verification")).toBe("VERIFIED")
         expect(head.get("fingerprint")).toBe(fingerprintLine(model))
         expect(head.get("time zone")).toMatch(/^Europe\/Paris \(UTC\+01:00\)$/)
+        expect(head.get("recommendation")).toMatch(/^QUARANTINE; /)
+        expect(head.get("rule fridge-2-8.warm")).toMatch(/^ALARM; /)
+        expect(head.get("device alarm records")).toBe("agree with its band")
     })
 
     it("has one row per record of interest, with the database's values and times in UTC and local time", () => {
@@ -249,6 +261,7 @@ describe("the EPCIS 2.0 document", () => {
         expect(alarms.map(e => e.sensorElementList[0].sensorMetadata.bizRules).sort()).toEqual([
             "urn:coldtrace:rule:band",
             "urn:coldtrace:rule:device-band",
+            "urn:coldtrace:rule:fridge-2-8.warm",
         ])
         for (const e of alarms) {
             expect(e.sensorElementList[0].sensorMetadata.startTime).toBe(new Date(excursion.start).toISOString().replace(".000Z", "Z"))

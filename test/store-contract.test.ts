@@ -8,8 +8,8 @@ import { join } from "node:path"
 import Database from "better-sqlite3"
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "vitest"
 import { KIND, decodeAck, epochKey } from "../src/format/index.js"
-import { PostgresStore } from "../src/ingest/store/postgres.js"
-import { SqliteStore, openDb } from "../src/ingest/store/sqlite.js"
+import { PG_SCHEMA_VERSION, PostgresStore } from "../src/ingest/store/postgres.js"
+import { SQLITE_SCHEMA_VERSION, SqliteStore, openDb } from "../src/ingest/store/sqlite.js"
 import { RegistrationError, type IngestStore } from "../src/ingest/store/store.js"
 import { startIngestServer, type IngestServer } from "../src/ingest/server.js"
 import { startPgCluster, type PgCluster } from "../src/tools/pg-cluster.js"
@@ -188,6 +188,39 @@ describe.each(backends)("%s store", (backend, open) => {
         expect(await store.readerByKey(k)).toBeNull()
     })
 
+    test("witness answers are stored with their checkpoint; the provisioned config hash with the device", async () => {
+        const other = "2222222222222222"
+        await store.registerDevice({ devid: other, k0: K0, ackkey: ACKKEY, configHash: Buffer.alloc(16, 5) })
+        await expect(
+            store.registerDevice({ devid: "3333333333333333", k0: K0, ackkey: ACKKEY, configHash: Buffer.alloc(3) }),
+        ).rejects.toThrow(/configHash must be 16 bytes/)
+        expect(await store.latestCheckpoint(DEV)).toBeNull()
+        const at = new Date().toISOString()
+        await store.withDevice(DEV, async tx => {
+            await tx.addCheckpoint({ seq: null, head: null, boot: 1, epoch: 0, status: 409, at })
+            await tx.addCheckpoint({ seq: 9, head: CHAIN.heads[9], boot: 1, epoch: 0, status: 200, at })
+        })
+        const cp = (await store.latestCheckpoint(DEV))!
+        expect(cp).toMatchObject({ seq: 9, head: CHAIN.heads[9] })
+        expect(await store.awaitingCosign("w1")).toEqual([DEV])
+        const row = {
+            checkpointId: cp.id,
+            seq: 9,
+            head: CHAIN.heads[9],
+            witness: "w1",
+            status: "cosigned" as const,
+            at: 1234,
+            sig: Buffer.alloc(64, 1),
+            reason: null,
+        }
+        await store.addCosignature(DEV, row)
+        await store.addCosignature(DEV, row) // stored once
+        await store.addCosignature(DEV, { ...row, witness: "w2", status: "refused", sig: null, reason: "went back" })
+        expect(await store.cosignatures(DEV)).toEqual([row, { ...row, witness: "w2", status: "refused", sig: null, reason: "went back" }])
+        expect(await store.awaitingCosign("w1")).toEqual([])
+        expect(await store.awaitingCosign("w3")).toEqual([DEV])
+    })
+
     describe("the acceptance rules over HTTP", () => {
         let srv: IngestServer
         beforeEach(async () => {
@@ -246,7 +279,9 @@ describe("schema versions", () => {
             expect((await mustReply(srv.url + "/v1/batch", { body: batchOf(CHAIN, K0, 0, 9, { epoch: 4 }) })).status).toBe(200)
             await srv.close()
             const q = async (sql: string) => (await store.pool.query(sql)).rows
-            expect(await q("SELECT version FROM schema_migrations")).toEqual([{ version: 1 }])
+            expect(await q("SELECT version FROM schema_migrations ORDER BY version")).toEqual(
+                Array.from({ length: PG_SCHEMA_VERSION }, (_, i) => ({ version: i + 1 })),
+            )
             const now = new Date()
             const month = `records_${now.getUTCFullYear()}_${String(now.getUTCMonth() + 1).padStart(2, "0")}`
             expect(await q(`SELECT count(*)::int AS n FROM ${month}`)).toEqual([{ n: 10 }])
@@ -284,11 +319,9 @@ CREATE TABLE records (devid TEXT NOT NULL REFERENCES devices(devid), seq INTEGER
 
         const db = openDb(file)
         try {
-            expect(db.prepare("SELECT version FROM schema_migrations ORDER BY version").all()).toEqual([
-                { version: 1 },
-                { version: 2 },
-                { version: 3 },
-            ])
+            expect(db.prepare("SELECT version FROM schema_migrations ORDER BY version").all()).toEqual(
+                Array.from({ length: SQLITE_SCHEMA_VERSION }, (_, i) => ({ version: i + 1 })),
+            )
             expect(db.prepare("SELECT devid, last_epoch, epoch_key, label FROM devices").get()).toEqual({
                 devid: DEV,
                 last_epoch: 7,

@@ -320,4 +320,75 @@ describe("verifyLog on firmware-shaped logs", () => {
         expect(performance.now() - t0).toBeLessThan(1000)
         expect(v.problems[0].kind).toBe("bad-seal")
     })
+
+    it("epochs must go up: a seal that claims an epoch already sealed is a finding naming both seals", () => {
+        const d = new FakeLogger().start().samples(3).seal().samples(3).seal().samples(3)
+        d.seal(1) // epoch 1 again, MAC'd with its real key
+        d.samples(1)
+        const v = verifyLog(d.input())
+        expect(kinds(v)).toEqual(["bad-seal@9..12"])
+        expect(v.problems[0].detail).toMatch(/claims epoch 1 after the seal of epoch 1 at seq 8: epochs went back \(epoch 2 is due\)/)
+        expect(v.sealedThrough).toBe(8)
+    })
+
+    it("bounds the key work on a hostile log whose seals' epochs go up and down (keys cached per epoch)", () => {
+        // every record a seal; the claimed epochs climb to their seq then fall back to 0, again and
+        // again: re-deriving from k0 at every fall cost minutes before
+        const d = new FakeLogger().start()
+        for (let i = 0; i < 3000; i++) {
+            const seq = d.seq
+            const epoch = i % 2 ? 1 : seq
+            d.push({ seq, kind: KIND.seal, t: 0, epoch, count: 0, mac: Buffer.alloc(16) } as LogRecord)
+        }
+        const t0 = performance.now()
+        const v = verifyLog(d.input())
+        expect(performance.now() - t0).toBeLessThan(3000)
+        expect(v.ok).toBe(false)
+        expect(v.problems[0]).toMatchObject({ kind: "bad-seal", seq: 0, last: 1 })
+        expect(v.problems.some(p => /epochs went back/.test(p.detail))).toBe(true)
+    })
+
+    it("server checkpoints beat the device's lgack when explaining a missing start", () => {
+        const d = new FakeLogger().start().samples(8).seal().samples(6)
+        const exportOf = (ackSeq: number) =>
+            d.input({
+                source: "device",
+                records: d.entries(q => q >= 6).map(e => ({ seq: e.seq, bytes: e.bytes })),
+                claims: [{ seq: 5, head: d.heads[5], what: "prev_head of block lg00000002" }],
+                image: { boot: 1, ack: { seq: ackSeq, head: d.heads[ackSeq], boot: 1 } },
+            })
+        // alone, the device's lgack explains seq 0..5 (freed after acknowledgement)
+        expect(kinds(verifyLog(exportOf(7)))).toEqual([])
+        // the server acknowledged only up to seq 2: a forged lgack does not hide seq 3..5
+        const v = verifyLog({ ...exportOf(7), checkpoints: [{ seq: 2, head: d.heads[2], boot: 1 }] })
+        expect(kinds(v)).toEqual(["deleted@3..5"])
+        expect(v.notes.join("\n")).toMatch(/lgack claims seq 7 acknowledged, but the server's checkpoints reach only seq 2/)
+    })
+
+    it("checks config records against the provisioned configuration and lists every change", () => {
+        const d = new FakeLogger().start()
+        const cfg = (hash: Buffer) => d.push({ seq: d.seq, kind: KIND.config, t: 0, hash } as LogRecord)
+        const good = Buffer.alloc(16, 1)
+        const wide = Buffer.alloc(16, 2)
+        cfg(good)
+        d.samples(3).seal().start()
+        cfg(good)
+        d.samples(2).seal().start()
+        cfg(wide) // rewritten over USB: a wider alarm band
+        d.samples(2)
+        const prov = [{ hash: good, what: "the escrow keys file" }]
+        const v = verifyLog(d.input({ provisioned: prov }))
+        expect(kinds(v)).toEqual(["bad-config@14"])
+        expect(v.configs).toEqual([
+            { seq: 1, hash: good.toString("hex"), provisioned: true },
+            { seq: 14, hash: wide.toString("hex"), provisioned: false },
+        ])
+        // without the provisioned configuration the changes are listed, not judged
+        const w = verifyLog(d.input())
+        expect(w.ok).toBe(true)
+        expect(w.configs.map(c => c.provisioned)).toEqual([null, null])
+        // the escrow and the server disagreeing is a finding by itself
+        const x = verifyLog(d.input({ provisioned: [...prov, { hash: wide, what: "the server's registration" }] }))
+        expect(kinds(x)[0]).toBe("bad-config@0")
+    })
 })

@@ -68,8 +68,16 @@ export async function handleAdmin(
         for (const k of [k0, ackkey]) if (typeof k === "string") return fail(400, k)
         if (typeof j.devid !== "string" || !DEVID_RE.test(j.devid)) return fail(400, "devid must be 16 lower-case hex digits")
         if (j.label !== undefined && typeof j.label !== "string") return fail(400, "label must be text")
+        if (j.configHash !== undefined && (typeof j.configHash !== "string" || !/^[0-9a-fA-F]{32}$/.test(j.configHash)))
+            return fail(400, "configHash must be 32 hex digits")
         try {
-            await store.registerDevice({ devid: j.devid, k0: k0 as Buffer, ackkey: ackkey as Buffer, label: (j.label as string) ?? null })
+            await store.registerDevice({
+                devid: j.devid,
+                k0: k0 as Buffer,
+                ackkey: ackkey as Buffer,
+                label: (j.label as string) ?? null,
+                configHash: typeof j.configHash === "string" ? Buffer.from(j.configHash, "hex") : null,
+            })
         } catch (e) {
             if (!(e instanceof RegistrationError)) throw e
             const exists = /already registered/.test(e.message)

@@ -4,6 +4,8 @@
 export {
     addReader,
     checkpointsFor,
+    cosignaturesFor,
+    latestCheckpoint,
     getDevice,
     headAt,
     lastStored,
@@ -20,4 +22,14 @@ export {
     type Db,
 } from "./store/sqlite.js"
 export { READER_KEY_PREFIX, readerKeyHash } from "./store/common.js"
-export type { CheckpointRow, DeviceRow, ReaderInput, ReaderRow, RecordRow, SegmentRow, SegmentStatus, Stored } from "./store/store.js"
+export type {
+    CheckpointRow,
+    CosignatureRow,
+    DeviceRow,
+    ReaderInput,
+    ReaderRow,
+    RecordRow,
+    SegmentRow,
+    SegmentStatus,
+    Stored,
+} from "./store/store.js"

@@ -10,6 +10,7 @@ import https from "node:https"
 import type { AddressInfo, Socket } from "node:net"
 import { MAX_EPOCH_AHEAD, acceptBatch, text, type BatchOutcome, type IngestTiming } from "./accept.js"
 import { ADMIN_MAX_BODY, handleAdmin } from "./admin.js"
+import { Cosigner, type WitnessOptions } from "./cosign.js"
 import { EpochKeyCache } from "./keys.js"
 import { handleRead } from "./readapi.js"
 import { openStore } from "./store/open.js"
@@ -49,6 +50,8 @@ export interface IngestServerOptions {
     timing?: IngestTiming
     /** the server's UTC in ms that acks carry (default Date.now; the simulator passes world time) */
     now?: () => number
+    /** post every checkpoint to this witness and store its cosignature (docs/witness.md); acks never wait for it */
+    witness?: WitnessOptions
 }
 
 export interface IngestServer {
@@ -61,6 +64,8 @@ export interface IngestServer {
     connections(): Promise<number>
     /** requests in progress right now */
     requests(): number
+    /** the witness client (null without a witness) */
+    cosigner: Cosigner | null
     /**
      * Stops taking connections, lets requests in progress finish (their batches are stored or
      * not, never half), then closes the store. After `graceMs` the rest are cut.
@@ -152,6 +157,15 @@ export async function startIngestServer(opts: IngestServerOptions): Promise<Inge
     const keys = new EpochKeyCache()
     const adminToken = opts.adminToken ?? null
     let stopping = false
+    const cosigner = opts.witness
+        ? new Cosigner(store, opts.witness, l => {
+              try {
+                  log(JSON.stringify({ t: new Date().toISOString(), node: opts.node, ...l }))
+              } catch {
+                  // a broken logger must not take the server down
+              }
+          })
+        : null
 
     /** One JSON line; never keys, bodies or the Authorization header. */
     const writeLog = (line: object) => {
@@ -167,7 +181,12 @@ export async function startIngestServer(opts: IngestServerOptions): Promise<Inge
         if (path === "/v1/batch") {
             if (req.method !== "POST") return text(405, "use POST")
             const got = await readBody(req, maxBody, deadline, timeouts.requestMs)
-            return got.ok ? acceptBatch(store, keys, got.body, remote, opts.timing, opts.now) : got.reply
+            if (!got.ok) return got.reply
+            const out = await acceptBatch(store, keys, got.body, remote, opts.timing, opts.now)
+            // a checkpoint was committed: the witness cosigns it after the ack is on its way
+            if (cosigner && out.devid && (out.status === 200 || out.status === 409) && out.ackSeq !== null && out.ackSeq !== undefined)
+                cosigner.notify(out.devid)
+            return out
         }
         if (path === "/v1/health") {
             if (req.method !== "GET") return text(405, "use GET")
@@ -328,6 +347,7 @@ export async function startIngestServer(opts: IngestServerOptions): Promise<Inge
             resolve()
         })
     })
+    void cosigner?.start()
     const actual = (server.address() as AddressInfo).port
     const urlHost = host.includes(":") ? `[${host}]` : host
     let closing: Promise<void> | null = null
@@ -340,6 +360,7 @@ export async function startIngestServer(opts: IngestServerOptions): Promise<Inge
             throw new Error("srv.db is the SQLite handle; this server runs on PostgreSQL (use srv.store)")
         },
         requests: () => inFlight,
+        cosigner,
         connections: () => new Promise<number>((resolve, reject) => server.getConnections((e, n) => (e ? reject(e) : resolve(n)))),
         close(graceMs = timeouts.requestMs) {
             closing ??= (async () => {
@@ -354,6 +375,8 @@ export async function startIngestServer(opts: IngestServerOptions): Promise<Inge
                 clearTimeout(cut)
                 server.closeAllConnections()
                 await closed
+                cosigner?.close()
+                await cosigner?.settle()
                 await store.close()
             })()
             return closing

@@ -21,6 +21,9 @@ export const INGEST_USAGE = `coldtrace ingest [--db DB] [--listen HOST:PORT] [--
         --max-connections   open connections at once, more are closed at once (default ${DEFAULT_MAX_CONNECTIONS})
         --node              this server's name in logs and health replies (default host name:pid)
         --pool              PostgreSQL connections of this process (default 8)
+        --witness URL       post every checkpoint to this witness (coldtrace witness) and store its
+                            cosignature; acks never wait for it (docs/witness.md)
+        --witness-token-file  the witness's bearer token (or COLDTRACE_WITNESS_TOKEN)
         Timeouts: request head ${DEFAULT_TIMEOUTS.headMs / 1000} s, whole request ${DEFAULT_TIMEOUTS.requestMs / 1000} s, TLS handshake ${DEFAULT_TIMEOUTS.tlsMs / 1000} s.
         SIGTERM or SIGINT: stop taking connections, finish requests in progress, exit 0.`
 
@@ -33,6 +36,8 @@ const OPTIONS = {
     "max-connections": { type: "string" },
     node: { type: "string" },
     pool: { type: "string" },
+    witness: { type: "string" },
+    "witness-token-file": { type: "string" },
     help: { type: "boolean", short: "h" },
 } as const
 
@@ -84,6 +89,7 @@ export async function ingestCommand(args: string[]): Promise<number> {
     let token: string | null
     let maxConnections: number | undefined
     let poolSize: number | undefined
+    let witness: { url: string; token: string } | undefined
     try {
         listen = parseListen(v.listen)
         if (!v["tls-cert"] !== !v["tls-key"]) throw new IngestUsageError("--tls-cert and --tls-key go together")
@@ -92,6 +98,14 @@ export async function ingestCommand(args: string[]): Promise<number> {
         maxConnections = positiveInt(v["max-connections"], "max-connections")
         poolSize = positiveInt(v.pool, "pool")
         if (poolSize && !isPostgresUrl(v.db)) throw new IngestUsageError("--pool goes with a PostgreSQL --db")
+        if (v.witness) {
+            if (!/^https?:\/\/[^\s/]+$/.test(v.witness)) throw new IngestUsageError("--witness must be http(s)://host:port")
+            const t = v["witness-token-file"]
+                ? readFile(v["witness-token-file"], "witness token file").trim()
+                : (process.env.COLDTRACE_WITNESS_TOKEN ?? "").trim()
+            if (!t) throw new IngestUsageError("--witness needs --witness-token-file (or COLDTRACE_WITNESS_TOKEN)")
+            witness = { url: v.witness, token: t }
+        } else if (v["witness-token-file"]) throw new IngestUsageError("--witness-token-file goes with --witness")
     } catch (e) {
         if (!(e instanceof IngestUsageError)) throw e
         console.error(`coldtrace ingest: ${e.message}\n(coldtrace ingest --help for usage)`)
@@ -114,6 +128,7 @@ export async function ingestCommand(args: string[]): Promise<number> {
         adminToken: token,
         maxConnections,
         node: v.node ?? `${hostname()}:${process.pid}`,
+        witness,
     }).catch(async (e: Error) => {
         await store.close()
         line({ event: "failed", db, detail: e.message.split("\n")[0] })

@@ -1,5 +1,7 @@
-import { randomBytes } from "node:crypto"
+import { createHash, randomBytes } from "node:crypto"
 import type { SettingsClient } from "jacdac-ts"
+import { ruleProblems } from "../alarms/validate.js"
+import { findPreset } from "../alarms/presets.js"
 
 /**
  * What a technician writes into a logger before it ships (docs/provisioning.md). Every value is
@@ -23,6 +25,8 @@ export interface DeviceConfig {
     fixmv?: number
     stopv?: number
     stopt?: number
+    /** alarm rules (docs/alarms.md): a preset name or a list of rules */
+    alarms?: string | unknown[]
 }
 
 /** Per-device secrets (docs/format.md section 1); generate with `newDeviceKeys()`. */
@@ -37,15 +41,56 @@ export interface DeviceKeys {
 export interface ProvisionInput extends DeviceKeys {
     endpoint: string
     config: DeviceConfig
+    /** tests only: accept a plain `http://` endpoint (batches and acks are authenticated, but not confidential) */
+    allowHttp?: boolean
 }
 
 export function newDeviceKeys(devid: Buffer = randomBytes(8)): DeviceKeys {
     return { devid, k0: randomBytes(32), ackkey: randomBytes(32), lockey: randomBytes(32) }
 }
 
-/** The keys file a verifier needs (`device-secret.json`, written with mode 0600; never logged). */
-export function deviceSecretJson(k: DeviceKeys) {
-    return { devid: k.devid.toString("hex"), k0: k.k0.toString("hex"), ackkey: k.ackkey.toString("hex"), lockey: k.lockey.toString("hex") }
+/**
+ * The keys file a verifier needs (`device-secret.json`, written with mode 0600; never logged).
+ * With the provisioning it also escrows the configuration: its text, the endpoint and the hash
+ * the logger's config records must carry (the verifier checks them against it).
+ */
+export function deviceSecretJson(k: DeviceKeys, p?: { config: DeviceConfig; endpoint: string }) {
+    return {
+        devid: k.devid.toString("hex"),
+        k0: k.k0.toString("hex"),
+        ackkey: k.ackkey.toString("hex"),
+        lockey: k.lockey.toString("hex"),
+        ...(p ? { config: configText(p.config), endpoint: p.endpoint, configHash: configHash(p.config, p.endpoint).toString("hex") } : {}),
+    }
+}
+
+/** The `cfg` setting as written: every field, defaults filled in, in the firmware's order (devs/app/config.ts). */
+export function configText(c: DeviceConfig): string {
+    return JSON.stringify({
+        interval: c.interval,
+        upload: c.upload,
+        low: c.low,
+        high: c.high,
+        tc: c.tc ?? "T",
+        avg: c.avg ?? 1,
+        notch: c.notch ?? 50,
+        oc: c.oc ?? 1,
+        epoch: c.epoch ?? 43200,
+        fix: c.fix ?? 900,
+        fixmv: c.fixmv ?? 300,
+        stopv: c.stopv ?? 1,
+        stopt: c.stopt ?? 900,
+        // only when given: the configuration text (and its hash) of loggers without rules stays as it was
+        ...(c.alarms !== undefined ? { alarms: c.alarms } : {}),
+    })
+}
+
+/**
+ * What the logger's config record carries for this provisioning: the first 16 bytes of
+ * SHA-256(cfg text || endpoint), as the firmware computes it (devs/app/config.ts readProvisioning).
+ */
+export function configHash(c: DeviceConfig, endpoint: string): Buffer {
+    return createHash("sha256").update(configText(c)).update(endpoint).digest().subarray(0, 16)
 }
 
 export function parseDeviceSecret(json: { devid: string; k0: string; ackkey: string; lockey?: string }): DeviceKeys {
@@ -84,23 +129,11 @@ export function provisionValues(p: ProvisionInput): Map<string, Buffer> {
         errs.push(`endpoint is not a URL: ${JSON.stringify(p.endpoint)}`)
     }
     if (url && url.protocol !== "https:" && url.protocol !== "http:") errs.push(`endpoint must be http(s), got ${url.protocol}`)
+    else if (url && url.protocol === "http:" && !p.allowHttp)
+        errs.push("endpoint must be https:// (plain http only with the explicit test flag allowHttp)")
     if (url && (url.username || url.password)) errs.push("endpoint must not carry credentials")
     const c = p.config
-    const cfg: Record<string, unknown> = {
-        interval: c.interval,
-        upload: c.upload,
-        low: c.low,
-        high: c.high,
-        tc: c.tc ?? "T",
-        avg: c.avg ?? 1,
-        notch: c.notch ?? 50,
-        oc: c.oc ?? 1,
-        epoch: c.epoch ?? 43200,
-        fix: c.fix ?? 900,
-        fixmv: c.fixmv ?? 300,
-        stopv: c.stopv ?? 1,
-        stopt: c.stopt ?? 900,
-    }
+    const cfg = JSON.parse(configText(c)) as Record<string, unknown>
     if (!(Number.isInteger(c.interval) && c.interval >= 1 && c.interval <= 86400)) errs.push("config.interval must be 1..86400 s")
     if (!(Number.isInteger(c.upload) && c.upload >= 10 && c.upload <= 604800)) errs.push("config.upload must be 10..604800 s")
     if (!(c.low < c.high)) errs.push("config.low must be below config.high")
@@ -114,7 +147,9 @@ export function provisionValues(p: ProvisionInput): Map<string, Buffer> {
     if (!(fixmv >= 10 && fix >= fixmv && fix <= 86400)) errs.push("config.fix/fixmv must be 10 <= fixmv <= fix <= 86400 s")
     if (!(stopv > 0 && stopv < 50 && stopt >= 60 && stopt <= 86400))
         errs.push("config.stopv must be 0..50 m/s and config.stopt 60..86400 s")
-    const cfgText = Buffer.from(JSON.stringify(cfg))
+    if (typeof c.alarms === "string" && !findPreset(c.alarms)) errs.push(`config.alarms: unknown preset ${JSON.stringify(c.alarms)}`)
+    else if (c.alarms !== undefined && typeof c.alarms !== "string") errs.push(...ruleProblems(c.alarms, c.interval, "config.alarms"))
+    const cfgText = Buffer.from(configText(c))
     if (cfgText.length > 192) errs.push(`config is ${cfgText.length} bytes; the settings store reads back at most 192`)
     const ep = Buffer.from(p.endpoint)
     if (ep.length > 192) errs.push(`endpoint is ${ep.length} bytes; at most 192`)

@@ -32,6 +32,7 @@ import {
 } from "./model.js"
 import type { Shipment } from "./shipment.js"
 import { fmtBand } from "./text.js"
+import { checkDeviceAlarms, evaluateForReport } from "../alarms/index.js"
 
 /** Names of the MAX31856 fault status bits (sr b0..b7). */
 export const SR_NAMES = ["OPEN", "OVUV", "TCLOW", "TCHIGH", "CJLOW", "CJHIGH", "TCRANGE", "CJRANGE"] as const
@@ -334,7 +335,7 @@ export function emptySections(): Pick<ReportModel, "battery" | "openings"> {
 }
 
 export function alarmsNote(): string {
-    return `Alarm rules with durations (WHO presets): ${NOT_RECORDED}; the rule engine is coming. Shown: the preset's band evaluated here, and the logger's own band alarm records.`
+    return `The preset's rules evaluated on the host by the rule engine (docs/alarms.md; the logger does not evaluate them yet), the preset's band over every reading, and the logger's own band alarm records, checked against its band.`
 }
 
 export function verificationInfo(v: Verdict, text: string): VerificationInfo {
@@ -352,6 +353,28 @@ export function verificationInfo(v: Verdict, text: string): VerificationInfo {
     }
 }
 
+/** The alarms section: the band rules as before, then the rule engine's rules, its recommendation and the device check. */
+export function engineAlarms(
+    records: LogRecord[],
+    a: LogAnalysis,
+    band: Band,
+    preset: { id: string; name: string; low: number; high: number },
+    deviceBand: Band | undefined,
+    o: { verified: boolean; verdictWord: string; lost?: number },
+): ReportModel["alarms"] {
+    const deviceCheck = checkDeviceAlarms(records, deviceBand ?? band)
+    // against an assumed band a disagreement may only mean the logger was configured otherwise:
+    // shown, but a reason to quarantine only when the configured band is known
+    if (!deviceBand) deviceCheck.notes.unshift(`assumed: the logger was configured with the preset's band ${fmtBand(band)}`)
+    const e = evaluateForReport(records, a.utc, preset, { ...o, deviceCheck: deviceBand ? deviceCheck : null })
+    return {
+        note: alarmsNote(),
+        rules: [bandRule(a, band, preset.name), deviceBandRule(a), ...e.rules],
+        recommendation: e.recommendation,
+        deviceCheck,
+    }
+}
+
 export interface BuildInput {
     devid: string
     /** the log as its holder keeps it (what the verifier read) */
@@ -362,6 +385,8 @@ export interface BuildInput {
     lockey: Buffer | null
     shipment: Shipment | null
     preset: { id: string; name: string; low: number; high: number; source: "shipment" | "default" }
+    /** the band the logger was configured with (its alarm records are checked against it); default: the preset's */
+    deviceBand?: { low: number; high: number }
     timeZone: string
     source: { kind: "server" | "device"; name: string }
     /** the highest seq acknowledged to the device (checkpoints, or the device's lgack) */
@@ -452,7 +477,11 @@ export function buildReport(inp: BuildInput): BuiltReport {
         preset: { id: inp.preset.id, name: inp.preset.name, source: inp.preset.source },
         fingerprint: { devid: inp.devid, firstSeq: v.firstSeq, lastSeq: v.lastSeq, head: v.head },
         verification: verificationInfo(v, inp.verdictText),
-        alarms: { note: alarmsNote(), rules: [bandRule(a, band, inp.preset.name), deviceBandRule(a)] },
+        alarms: engineAlarms(records, a, band, inp.preset, inp.deviceBand, {
+            verified: v.ok,
+            verdictWord: v.ok ? "VERIFIED" : v.status.toUpperCase(),
+            lost,
+        }),
         ...emptySections(),
         route: { shown: !!inp.lockey && a.route.length > 0, note: routeNote, points: inp.lockey ? a.route : [] },
         evictions: a.evictions,

@@ -21,6 +21,7 @@ import { BOOT_REASONS, SFLAG_NAMES, SR_NAMES, faultName } from "./build.js"
 import { tDiff } from "../verify/timeline.js"
 import { chainWord, fingerprintLine, overallVerdict, zoneOf, type ReportModel } from "./model.js"
 import { fmtBand } from "./text.js"
+import { outcomeWord } from "../alarms/report.js"
 import { isoLocal, isoUtc, zoneLabel } from "./time.js"
 import { timeMs } from "./summary.js"
 
@@ -103,6 +104,22 @@ export interface CsvInput {
     utc: Map<number, number | null>
 }
 
+/** The rule engine's recommendation and per-rule outcomes (docs/alarms.md) as header lines. */
+function alarmRows(m: ReportModel): [string, string][] {
+    const rec = m.alarms?.recommendation
+    if (!rec) return []
+    const rows: [string, string][] = [[`recommendation`, [rec.decision.toUpperCase(), ...rec.reasons].join("; ")]]
+    for (const r of m.alarms.rules) if (r.outcome) rows.push([`rule ${r.id}`, `${outcomeWord(r.outcome)}; ${r.note}`])
+    rows.push(["mkt (judged readings)", rec.mktC === null ? "" : `${rec.mktC.toFixed(2)} C`])
+    rows.push(["not judged", rec.notJudged.join("; ")])
+    if (m.alarms.deviceCheck)
+        rows.push([
+            "device alarm records",
+            m.alarms.deviceCheck.agree ? "agree with its band" : `DISAGREE: ${m.alarms.deviceCheck.findings.join("; ")}`,
+        ])
+    return rows
+}
+
 function headerBlock(m: ReportModel): string[] {
     const zone = zoneOf(m)
     const t0 = timeMs(m.started)
@@ -119,6 +136,7 @@ function headerBlock(m: ReportModel): string[] {
         ["verdict", overallVerdict(m).word],
         ["verification", chainWord(m.chain.status)],
         ["fingerprint", fingerprintLine(m)],
+        ...alarmRows(m),
     ]
     return rows.map(r => line(r))
 }

@@ -4,7 +4,17 @@
 // sections. Times are shown in the model's time zone with UTC next to them.
 import type { ShipmentSummary } from "./summary.js"
 import { timeMs } from "./summary.js"
-import { chainFailed, chainWord, fingerprintLine, overallVerdict, zoneOf, type Level, type ReportLike, type RuleOutcome } from "./model.js"
+import {
+    chainFailed,
+    chainWord,
+    fingerprintLine,
+    overallVerdict,
+    ruleStatus,
+    zoneOf,
+    type Level,
+    type ReportLike,
+    type RuleOutcome,
+} from "./model.js"
 import { chartSvg, computeChart, CHART } from "./chart.js"
 import { computeRoute, routeSvg } from "./route.js"
 import { escapeHtml } from "./escape.js"
@@ -280,9 +290,9 @@ function rulesHtml(s: ReportLike, zone: string): string {
             w.end === null ? "—" : fmtDuration(w.end - w.start),
             fmtC(w.peakC),
         ])
-    const parts = [muted(s.alarms.note)]
+    const parts = [recommendationHtml(s), muted(s.alarms.note)]
     for (const r of s.alarms.rules) {
-        const status = !r.recorded ? ["warn", "NOT RECORDED"] : r.triggered ? ["bad", "TRIGGERED"] : ["ok", "NOT TRIGGERED"]
+        const status = ruleStatus(r)
         parts.push(
             `<h3>${esc(r.name)} <span class="status ${status[0]}">${esc(status[1])}</span></h3>` +
                 muted(`${r.source === "device" ? "Raised by the logger" : "Evaluated on the host"}: ${r.note}.`),
@@ -290,6 +300,29 @@ function rulesHtml(s: ReportLike, zone: string): string {
         if (r.windows.length) parts.push(table(["Condition", "From", "To", "Duration", "Extreme"], rows(r), [4]))
     }
     return parts.join("\n")
+}
+
+/** The release / quarantine recommendation, its reasons, what could not be judged and the device check. */
+function recommendationHtml(s: ReportLike): string {
+    const rec = s.alarms?.recommendation
+    if (!rec) return ""
+    const level = rec.decision === "release" ? "ok" : "bad"
+    const list = (items: string[]) => `<ul class="notes">${items.map(x => `<li>${esc(x)}</li>`).join("")}</ul>`
+    const dc = s.alarms?.deviceCheck
+    return (
+        `<div class="verdict ${level}" id="recommendation"><span class="word">${esc(rec.decision.toUpperCase())}</span>` +
+        `<span>${esc(rec.decision === "release" ? "Recommendation: release. Every rule is met and the records verify." : "Recommendation: quarantine until quality staff review:")}</span></div>` +
+        (rec.reasons.length ? list(rec.reasons) : "") +
+        `<p>MKT over the judged readings: ${esc(fmtC(rec.mktC))}.</p>` +
+        (rec.notJudged.length
+            ? `<p>Could not be judged:</p>` + list(rec.notJudged)
+            : muted("Nothing left unjudged: no gaps, no faulted readings.")) +
+        (dc
+            ? muted(
+                  `Logger's band alarm records against its band ${fmtBand({ low: dc.rule.lowC, high: dc.rule.highC })} (0.5 °C hysteresis): ${dc.agree ? `agree (${dc.recorded} records, ${dc.samples} samples compared)` : `DISAGREE: ${dc.findings.join("; ")}`}${dc.notes.length ? `. ${dc.notes.join("; ")}` : ""}.`,
+              )
+            : "")
+    )
 }
 
 function excursionsHtml(s: ReportLike, zone: string): string {

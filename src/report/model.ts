@@ -9,6 +9,7 @@ import type { ShipmentSummary, ChainStatus } from "./summary.js"
 import type { Shipment } from "./shipment.js"
 import type { Problem } from "../verify/verify.js"
 import { fmtBand } from "./text.js"
+import type { DeviceAlarmCheck, Recommendation } from "../alarms/index.js"
 
 export const REPORT_FORMAT = "coldtrace-report-v1"
 
@@ -52,6 +53,13 @@ export interface RuleOutcome {
     /** the device's own alarm records behind the windows */
     events: AlarmEvent[]
     note: string
+    /** rules of the rule engine (docs/alarms.md): outcome and figures */
+    outcome?: "ok" | "alarm" | "not-judged"
+    notJudged?: "input" | "unknown-time"
+    inConditionS?: number
+    worstC?: number | null
+    mktC?: number | null
+    openings?: number | null
 }
 
 export interface RoutePoint {
@@ -104,7 +112,7 @@ export interface ReportModel extends ShipmentSummary {
     preset: { id: string; name: string; source: "shipment" | "default" | "scenario" }
     fingerprint: Fingerprint
     verification: VerificationInfo | null
-    alarms: { note: string; rules: RuleOutcome[] }
+    alarms: { note: string; rules: RuleOutcome[]; recommendation?: Recommendation; deviceCheck?: DeviceAlarmCheck | null }
     battery: { recorded: boolean; note: string; series: { t: number; volts: number }[] }
     openings: { recorded: boolean; note: string; events: { start: number; end: number | null }[] }
     /** positions: shown only to whoever holds the location key */
@@ -188,6 +196,15 @@ export function overallVerdict(r: ReportLike): OverallVerdict {
             text: `No excursion in the readings, but ${faulted} reading${faulted === 1 ? " is" : "s are"} faulted (temperature unknown at those times).`,
         }
     return { level: "ok", word: "PASS", text: `Complete, chain verified, within ${bandText(r)} throughout.` }
+}
+
+/** A rule's status word and level: the engine's outcome when it has one, else triggered or not. */
+export function ruleStatus(r: RuleOutcome): [Level, string] {
+    if (!r.recorded) return ["warn", "NOT RECORDED"]
+    if (r.outcome === "alarm") return ["bad", "ALARM"]
+    if (r.outcome === "not-judged") return ["warn", "NOT JUDGED"]
+    if (r.outcome === "ok") return ["ok", "OK"]
+    return r.triggered ? ["bad", "TRIGGERED"] : ["ok", "NOT TRIGGERED"]
 }
 
 /** The time zone a summary is shown in (UTC for a summary without one). */

@@ -5,7 +5,7 @@
 import { createRequire } from "node:module"
 import PDFDocument from "pdfkit"
 import type { ReportModel } from "./model.js"
-import { chainWord, fingerprintLine, overallVerdict, zoneOf, type Level, type RuleOutcome } from "./model.js"
+import { chainWord, fingerprintLine, overallVerdict, ruleStatus, zoneOf, type Level, type RuleOutcome } from "./model.js"
 import { computeChart, type ChartGeometry } from "./chart.js"
 import { computeRoute, type RouteGeometry } from "./route.js"
 import { timeMs } from "./summary.js"
@@ -344,10 +344,24 @@ function legend(w: Writer): void {
 function rules(w: Writer, m: ReportModel): void {
     const zone = zoneOf(m)
     w.heading("Alarms per rule")
+    const rec = m.alarms.recommendation
+    if (rec) {
+        w.text(`Recommendation: ${rec.decision.toUpperCase()}`, {
+            font: "bold",
+            size: 10,
+            color: COLOR[rec.decision === "release" ? "ok" : "bad"],
+            gap: 2,
+        })
+        for (const x of rec.reasons) w.text(`• ${x}`, { size: 8.5, gap: 2 })
+        w.muted(
+            `MKT over the judged readings: ${fmtC(rec.mktC)}. Could not be judged: ${rec.notJudged.length ? rec.notJudged.join("; ") : "nothing"}.`,
+        )
+        const dc = m.alarms.deviceCheck
+        if (dc) w.muted(`Logger's band alarm records: ${dc.agree ? "agree with its band" : `DISAGREE: ${dc.findings.join("; ")}`}.`)
+    }
     w.muted(m.alarms.note)
     for (const r of m.alarms.rules) {
-        const status = !r.recorded ? "NOT RECORDED" : r.triggered ? "TRIGGERED" : "NOT TRIGGERED"
-        const level: Level = !r.recorded ? "warn" : r.triggered ? "bad" : "ok"
+        const [level, status] = ruleStatus(r)
         w.text(`${r.name}: ${status}`, { font: "bold", size: 9, color: COLOR[level], gap: 2 })
         w.muted(`${r.source === "device" ? "Raised by the logger" : "Evaluated on the host"}: ${r.note}.`)
         if (r.windows.length) w.table(["Condition", "From", "To", "Duration", "Extreme"], ruleRows(r, zone), [0.12, 0.3, 0.3, 0.14, 0.14])

@@ -1,7 +1,7 @@
 import { decodeRecord, type LogRecord } from "../format/index.js"
 import type { ShipmentSummary } from "../report/summary.js"
 import { REPORT_FORMAT, type ReportModel } from "../report/model.js"
-import { alarmsNote, analyzeLog, bandRule, deviceBandRule, emptySections } from "../report/build.js"
+import { analyzeLog, emptySections, engineAlarms } from "../report/build.js"
 import type { ChainEntry, ChainVerdict } from "../verify/chain.js"
 
 export { faultName } from "../report/build.js"
@@ -86,7 +86,11 @@ export function summarize(inp: SummaryInput): ReportModel & { records: number; m
             head: v.lastSeq === null ? null : v.head.toString("hex"),
         },
         verification: null,
-        alarms: { note: alarmsNote(), rules: [bandRule(a, inp.band, presetName), deviceBandRule(a)] },
+        alarms: engineAlarms(records, a, inp.band, { id: "scenario", name: presetName, ...inp.band }, inp.band, {
+            verified: v.ok,
+            verdictWord: v.ok ? "VERIFIED" : "NOT VERIFIED",
+            lost,
+        }),
         ...emptySections(),
         route: {
             shown: !!inp.lockey?.length && a.route.length > 0,

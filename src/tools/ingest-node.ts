@@ -24,7 +24,16 @@ export interface IngestNode {
 }
 
 export async function startIngestNode(args: string[], o: { env?: NodeJS.ProcessEnv; startMs?: number } = {}): Promise<IngestNode> {
-    const proc = spawn(process.execPath, [BIN, "ingest", "--listen", "127.0.0.1:0", ...args], {
+    return startNode("ingest", ["--listen", "127.0.0.1:0", ...args], o)
+}
+
+/** Any `coldtrace` service command as a child process (`ingest`, `witness`): up once it logs "listening". */
+export async function startNode(
+    command: string,
+    args: string[],
+    o: { env?: NodeJS.ProcessEnv; startMs?: number } = {},
+): Promise<IngestNode> {
+    const proc = spawn(process.execPath, [BIN, command, ...args], {
         env: { ...process.env, ...o.env },
         stdio: ["ignore", "pipe", "pipe"],
     })
@@ -65,7 +74,7 @@ export async function startIngestNode(args: string[], o: { env?: NodeJS.ProcessE
             })
         })
     const ready = await waitFor(l => l.event === "listening" || l.event === "failed", o.startMs ?? 60_000)
-    if (ready.event !== "listening") throw new Error(`ingest node failed to start: ${JSON.stringify(ready)}\n${err}`)
+    if (ready.event !== "listening") throw new Error(`${command} node failed to start: ${JSON.stringify(ready)}\n${err}`)
     return {
         url: ready.url as string,
         pid: proc.pid!,

@@ -9,6 +9,7 @@ import {
     dbReference,
     exportVerifyInput,
     loadKeys,
+    loadWitnessLog,
     openIngestDb,
     parseCheckpointArg,
     pickDevice,
@@ -16,8 +17,8 @@ import {
     type OpenDb,
 } from "./inputs.js"
 
-export const VERIFY_USAGE = `coldtrace verify --db DB --keys FILE [--device DEVID] [--json]
-coldtrace verify --export FILE --keys FILE [--checkpoints-from DB | --checkpoint SEQ:HEAD:BOOT ...] [--json]
+export const VERIFY_USAGE = `coldtrace verify --db DB --keys FILE [--device DEVID] [--witness FILE|URL [--witness-key HEX]] [--json]
+coldtrace verify --export FILE --keys FILE [--checkpoints-from DB | --checkpoint SEQ:HEAD:BOOT ...] [--witness FILE|URL] [--json]
         Verify a device's log: sequence continuity, the hash chain from genesis, every epoch seal
         under its forward-secure key, boot records, acknowledged checkpoints, eviction summaries and
         (with the location key) encrypted positions. --db takes the server's copy from an ingest
@@ -27,9 +28,15 @@ coldtrace verify --export FILE --keys FILE [--checkpoints-from DB | --checkpoint
         required: the server never holds k0 or lockey, and seals are checked from k0. With --db the
         key the server holds is checked too: it must be the one k0 evolves to (else bad-key).
         Without --device the database must hold exactly one device, or the keys file names it.
-        Prints the verdict and the first offending seq; exit 0 verified, 1 not, 2 usage error.`
+        --witness takes the checkpoints an independent witness cosigned (its log as JSON, its
+        SQLite file with --witness-key, or its URL): a database truncated or restored from an
+        older copy is reported from the first seq the witness cosigned that it lacks.
+        --witness-key pins the witness's public key (64 hex digits).
+        Prints the verdict and the first offending seq; exit 0 verified, 1 not, 2 usage error.
+        --band LOW:HIGH (°C, the logger's configured band) also checks its alarm records against
+        the band rule (docs/alarms.md); a disagreement is printed as a finding.`
 
-const VALUE_OPTS = ["--db", "--device", "--export", "--keys", "--checkpoints-from", "--checkpoint"]
+const VALUE_OPTS = ["--db", "--device", "--export", "--keys", "--checkpoints-from", "--checkpoint", "--band", "--witness", "--witness-key"]
 const FLAG_OPTS = ["--json"]
 
 interface Parsed {
@@ -62,6 +69,18 @@ export function inputFromArgs(args: string[]): { input: VerifyInput; what: strin
     const exportFile = one("--export")
     const opened: OpenDb[] = []
     const close = () => opened.forEach(d => d.close())
+    const witnessKeyHex = one("--witness-key")
+    if (witnessKeyHex !== undefined && !/^[0-9a-f]{64}$/.test(witnessKeyHex))
+        throw new VerifyUsageError("--witness-key must be 64 lower-case hex digits (the witness's Ed25519 public key)")
+    if (witnessKeyHex !== undefined && !values.has("--witness")) throw new VerifyUsageError("--witness-key goes with --witness")
+    const witnessOf = (devid: string) => {
+        const w = one("--witness")
+        return w ? { witness: loadWitnessLog(w, devid, witnessKeyHex ? Buffer.from(witnessKeyHex, "hex") : undefined) } : {}
+    }
+    const band = one("--band")?.match(/^(-?\d+(?:\.\d+)?):(-?\d+(?:\.\d+)?)$/)
+    if (one("--band") && (!band || !(Number(band[1]) < Number(band[2]))))
+        throw new VerifyUsageError("--band must be LOW:HIGH in °C with LOW < HIGH")
+    const deviceBand = band ? { deviceBand: { low: Number(band[1]), high: Number(band[2]) } } : {}
     try {
         if (dbFile && exportFile)
             throw new VerifyUsageError("give --db or --export, not both (check an export against a database with --checkpoints-from)")
@@ -79,7 +98,12 @@ export function inputFromArgs(args: string[]): { input: VerifyInput; what: strin
             const devid = pickDevice(d, one("--device") ?? (d.devices.length > 1 ? keys.devid : undefined))
             if (keys.devid !== devid)
                 throw new VerifyUsageError(`${keysFile} holds the keys of device ${keys.devid}, not of device ${devid}`)
-            return { input: dbInput(d, devid, keys), what: `server database ${path.basename(dbFile)}`, json: flags.has("--json"), close }
+            return {
+                input: { ...dbInput(d, devid, keys), ...deviceBand, ...witnessOf(devid) },
+                what: `server database ${path.basename(dbFile)}`,
+                json: flags.has("--json"),
+                close,
+            }
         }
         if (exportFile) {
             if (values.has("--device")) throw new VerifyUsageError("--device goes with --db (an export names its device)")
@@ -99,7 +123,7 @@ export function inputFromArgs(args: string[]): { input: VerifyInput; what: strin
                 opened.push(d)
                 ref = dbReference(d, pickDevice(d, file.devid), keys)
             }
-            const input = exportVerifyInput(file, keys, ref, manual)
+            const input = { ...exportVerifyInput(file, keys, ref, manual), ...deviceBand, ...witnessOf(file.devid) }
             return { input, what: `device export ${path.basename(exportFile)}`, json: flags.has("--json"), close }
         }
         throw new VerifyUsageError("give --db FILE or --export FILE")
@@ -139,6 +163,10 @@ export function formatVerdict(v: Verdict, what = "log"): string {
             `  evicted seq ${e.first}..${e.last} (record ${e.seq}${e.sealed ? ", sealed" : ", NOT sealed"}): ${e.samples} samples, tc ${e.minTc / 128}..${e.maxTc / 128} C, ${e.outMin} min out of band${e.srOr || e.sflagsOr ? `, faults sr 0x${e.srOr.toString(16)} flags 0x${e.sflagsOr.toString(16)}` : ""}`,
         )
     }
+    for (const cfg of v.configs)
+        lines.push(
+            `  configuration from seq ${cfg.seq}: ${cfg.hash}${cfg.provisioned === null ? " (provisioned configuration not given)" : cfg.provisioned ? " (as provisioned)" : " (NOT the provisioned configuration)"}`,
+        )
     if (v.problems.length) {
         lines.push(`  problems:`)
         for (const p of v.problems) lines.push(`    seq ${p.last !== undefined ? `${p.seq}..${p.last}` : p.seq}  ${p.kind}: ${p.detail}`)
@@ -147,6 +175,14 @@ export function formatVerdict(v: Verdict, what = "log"): string {
     if (v.clock.runs > 1 || v.clock.unplaced)
         lines.push(`  clock: ${v.clock.runs} run(s) of the real-time clock, ${v.clock.unplaced} record(s) no time record places`)
     for (const f of v.clock.findings.slice(0, 20)) lines.push(`  clock ${f.kind} at seq ${f.seq}: ${f.detail}`)
+    const ac = v.alarmCheck
+    if (ac)
+        lines.push(
+            ac.agree
+                ? `  alarms: the logger's ${ac.recorded} alarm records agree with its band ${ac.rule.lowC}..${ac.rule.highC} C (${ac.samples} samples compared)`
+                : `  alarms: FINDING: the logger's alarm records disagree with its band ${ac.rule.lowC}..${ac.rule.highC} C:`,
+            ...(ac.agree ? [] : ac.findings.map(f => `    ${f}`)),
+        )
     for (const n of v.notes.slice(0, 20)) lines.push(`  note: ${n}`)
     if (v.notes.length > 20) lines.push(`  note: ... and ${v.notes.length - 20} more`)
     return lines.join("\n")
@@ -178,6 +214,30 @@ async function materializePostgres(args: string[]): Promise<{ args: string[]; cl
     return { args: args.map(a => copies.get(a) ?? a), cleanup }
 }
 
+/** A witness URL given to --witness is fetched (GET URL/v1/log/DEVID) into a temporary JSON file. */
+async function materializeWitness(args: string[]): Promise<{ args: string[]; cleanup: () => void }> {
+    const i = args.indexOf("--witness")
+    const url = i >= 0 ? args[i + 1] : undefined
+    if (!url || !/^https?:\/\//.test(url)) return { args, cleanup: () => {} }
+    const k = args.indexOf("--keys")
+    if (k < 0 || !args[k + 1]) throw new VerifyUsageError("--witness URL needs --keys (the keys file names the device)")
+    const devid = loadKeys(args[k + 1]).devid
+    let text: string
+    try {
+        const r = await fetch(`${url.replace(/\/$/, "")}/v1/log/${devid}`, { signal: AbortSignal.timeout(30_000) })
+        if (!r.ok) throw new Error(`${r.status}`)
+        text = await r.text()
+    } catch (e) {
+        throw new VerifyUsageError(`cannot read the witness log from ${url}: ${(e as Error).message}`)
+    }
+    const { mkdtempSync, rmSync, writeFileSync } = await import("node:fs")
+    const { tmpdir } = await import("node:os")
+    const dir = mkdtempSync(path.join(tmpdir(), "coldtrace-verify-witness-"))
+    const file = path.join(dir, "witness-log.json")
+    writeFileSync(file, text)
+    return { args: args.map((a, j) => (j === i + 1 ? file : a)), cleanup: () => rmSync(dir, { recursive: true, force: true }) }
+}
+
 export async function verifyCommand(args: string[]): Promise<number> {
     if (args.includes("--help") || args.includes("-h")) {
         console.log(VERIFY_USAGE)
@@ -186,8 +246,13 @@ export async function verifyCommand(args: string[]): Promise<number> {
     let built: ReturnType<typeof inputFromArgs>
     let cleanup = () => {}
     try {
-        const m = await materializePostgres(args)
-        cleanup = m.cleanup
+        const w = await materializeWitness(args)
+        cleanup = w.cleanup
+        const m = await materializePostgres(w.args)
+        cleanup = () => {
+            w.cleanup()
+            m.cleanup()
+        }
         built = inputFromArgs(m.args)
     } catch (e) {
         cleanup()

@@ -6,6 +6,7 @@ import { readFileSync } from "node:fs"
 import Database from "better-sqlite3"
 import { HEAD_LEN, KEY_LEN, epochKey, macEquals, readFlashLog } from "../format/index.js"
 import { EXPORT_FORMAT, type DeviceExportFile } from "../sim/export.js"
+import { WITNESS_LOG_FORMAT, keyId, verifyCosignature, witnessLogFromDb, type WitnessLog } from "../witness/witness.js"
 import type { Checkpoint, HeadClaim, LogEntry, OtherDevice, Problem, VerifyInput } from "./verify.js"
 
 /** A wrong argument, an unreadable file, an unknown device: the command exits with 2. */
@@ -18,6 +19,8 @@ export interface VerifyKeys {
     devid: string
     k0: Buffer
     lockey: Buffer | null
+    /** the provisioned configuration's hash (the config record's 16 bytes), when the escrow keeps it */
+    configHash: Buffer | null
 }
 
 function hexKey(v: unknown, bytes: number, name: string, file: string): Buffer {
@@ -51,6 +54,7 @@ export function loadKeys(file: string): VerifyKeys {
         devid: j.devid,
         k0: hexKey(j.k0, KEY_LEN, "k0", file),
         lockey: j.lockey === undefined || j.lockey === null || j.lockey === "" ? null : hexKey(j.lockey, KEY_LEN, "lockey", file),
+        configHash: j.configHash === undefined || j.configHash === null ? null : hexKey(j.configHash, 16, "configHash", file),
     }
 }
 
@@ -141,6 +145,22 @@ export function keyProblems(d: OpenDb, devid: string, k0: Buffer): Problem[] {
     ]
 }
 
+/** The configuration hash the server was given at registration (schema 4 on), or null. */
+export function dbConfigHash(d: OpenDb, devid: string): Buffer | null {
+    const cols = (d.db.prepare("SELECT name FROM pragma_table_info('devices')").all() as { name: string }[]).map(c => c.name)
+    if (!cols.includes("config_hash")) return null
+    const row = d.db.prepare("SELECT config_hash AS h FROM devices WHERE devid = ?").get(devid) as { h: Buffer | null } | undefined
+    return row && Buffer.isBuffer(row.h) && row.h.length === 16 ? row.h : null
+}
+
+/** The provisioned configuration as the escrow and the server state it. */
+export function provisionedConfig(keys: VerifyKeys, server: Buffer | null): { hash: Buffer; what: string }[] {
+    return [
+        ...(keys.configHash ? [{ hash: keys.configHash, what: "the escrow keys file" }] : []),
+        ...(server ? [{ hash: server, what: "the server's registration" }] : []),
+    ]
+}
+
 /** Every checkpoint the server acknowledged to the device ("none yet" acks left out). */
 export function dbCheckpoints(d: OpenDb, devid: string): Checkpoint[] {
     const rows = d.db
@@ -193,6 +213,7 @@ export function dbInput(d: OpenDb, devid: string, keys: VerifyKeys): VerifyInput
         checkpoints: dbCheckpoints(d, devid),
         others: dbOthers(d, devid),
         problems: keyProblems(d, devid, keys.k0),
+        provisioned: provisionedConfig(keys, dbConfigHash(d, devid)),
     }
 }
 
@@ -201,13 +222,14 @@ export function dbReference(
     d: OpenDb,
     devid: string,
     keys: VerifyKeys,
-): Pick<VerifyInput, "checkpoints" | "serverHeads" | "others" | "problems"> {
+): Pick<VerifyInput, "checkpoints" | "serverHeads" | "others" | "problems" | "provisioned"> {
     const serverHeads = dbRecords(d, devid).flatMap(r => (r.head ? [{ seq: r.seq, head: r.head }] : []))
     return {
         checkpoints: dbCheckpoints(d, devid),
         serverHeads,
         others: dbOthers(d, devid),
         problems: keyProblems(d, devid, keys.k0),
+        provisioned: provisionedConfig(keys, dbConfigHash(d, devid)),
     }
 }
 
@@ -273,5 +295,49 @@ export function exportVerifyInput(
         serverHeads: ref?.serverHeads,
         others: ref?.others,
         problems: [...(dev.problems ?? []), ...(ref?.problems ?? [])],
+        provisioned: ref?.provisioned ?? provisionedConfig(keys, null),
     }
+}
+
+// ---------------------------------------------------------------- witness log
+
+/**
+ * A device's witness log (docs/witness.md) from a JSON file (what GET /v1/log/DEVID returns) or the
+ * witness's own SQLite file (with `pinnedKey`: that file does not hold the public key). Every
+ * cosignature must verify under the witness's key, and that key must be the pinned one when given.
+ */
+export function loadWitnessLog(file: string, devid: string, pinnedKey?: Buffer): NonNullable<VerifyInput["witness"]> {
+    let head: Buffer
+    try {
+        head = readFileSync(file).subarray(0, 16)
+    } catch (e) {
+        throw new VerifyUsageError(`cannot read witness log ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`)
+    }
+    let log: WitnessLog
+    if (head.toString("latin1") === "SQLite format 3\0") {
+        if (!pinnedKey) throw new VerifyUsageError(`${file} is a witness database: give the witness's public key with --witness-key`)
+        try {
+            log = witnessLogFromDb(file, devid, pinnedKey)
+        } catch (e) {
+            throw new VerifyUsageError(`${file} is not a witness database: ${(e as Error).message}`)
+        }
+    } else {
+        log = readJson(file, "witness log") as WitnessLog
+        if (!log || log.format !== WITNESS_LOG_FORMAT)
+            throw new VerifyUsageError(`${file}: not a witness log (format ${WITNESS_LOG_FORMAT})`)
+    }
+    if (log.devid !== devid) throw new VerifyUsageError(`${file} is the witness log of device ${log.devid}, not of ${devid}`)
+    if (typeof log.publicKey !== "string" || !/^[0-9a-f]{64}$/.test(log.publicKey))
+        throw new VerifyUsageError(`${file}: the witness's public key must be 64 hex digits`)
+    const key = Buffer.from(log.publicKey, "hex")
+    if (pinnedKey && !pinnedKey.equals(key))
+        throw new VerifyUsageError(`${file} is signed by witness ${keyId(key)}, not by the pinned witness ${keyId(pinnedKey)}`)
+    const checkpoints: Checkpoint[] = []
+    for (const c of log.cosigned ?? []) {
+        const h = typeof c.head === "string" && /^[0-9a-f]{64}$/.test(c.head) ? Buffer.from(c.head, "hex") : null
+        if (!h || !Number.isInteger(c.seq) || !verifyCosignature(key, devid, c.seq, h, c.at, Buffer.from(String(c.sig), "hex")))
+            throw new VerifyUsageError(`${file}: the cosignature of seq ${c.seq} does not verify under witness ${keyId(key)}`)
+        checkpoints.push({ seq: c.seq, head: h, boot: c.boot, epoch: c.epoch })
+    }
+    return { id: keyId(key), checkpoints }
 }

@@ -150,11 +150,13 @@ export function buildTimeline(records: LogRecord[]): Timeline {
             }
         }
     }
-    const idxOf = new Map(records.map((r, i) => [r.seq, i]))
+    // built on the first utcAt only (the verifier's clock phase never asks)
+    let idxOf: Map<number, number> | null = null
     return {
         placed,
         findings,
         utcAt(seq, t) {
+            idxOf ??= new Map(records.map((r, i) => [r.seq, i]))
             const i = idxOf.get(seq)
             const a = i === undefined ? null : anchorOf[i]
             return a ? a.utc + tDiff(t, a.t) * 1000 : null

@@ -6,6 +6,10 @@
 // with the first offending sequence number.
 import {
     KIND,
+    MAX_SEQ,
+    PAYLOAD_LEN,
+    RECORD_HEADER_LEN,
+    decodeFields,
     decodeRecord,
     decryptLoc,
     devidBytes,
@@ -16,6 +20,7 @@ import {
     nextHead,
     sealMac,
     type BootRecord,
+    type ConfigRecord,
     type EvictedRecord,
     type FixRecord,
     type LogRecord,
@@ -24,6 +29,7 @@ import {
     type StopRecord,
 } from "../format/index.js"
 import { buildTimeline, type TimeFinding } from "./timeline.js"
+import { checkDeviceAlarms, type DeviceAlarmCheck } from "../alarms/device.js"
 
 /** What can be wrong with a log. */
 export type ProblemKind =
@@ -55,6 +61,8 @@ export type ProblemKind =
     | "malformed"
     /** the server's stored epoch key is not the one the escrowed k0 evolves to */
     | "bad-key"
+    /** a configuration in force that is not the provisioned one (a config rewritten over USB) */
+    | "bad-config"
 
 /** Problems that leave the log incomplete rather than altered. Every other kind means tampered. */
 export const INCOMPLETE_KINDS: readonly ProblemKind[] = ["truncated"]
@@ -131,6 +139,14 @@ export interface Verdict {
      * not make the log tampered, they say its times are not to be trusted there.
      */
     clock: { runs: number; unplaced: number; findings: TimeFinding[] }
+    /**
+     * every configuration the log states, in order: the first config record and each one whose
+     * hash differs from the one before; `provisioned` says whether it is the provisioned
+     * configuration (null when the verifier was not given it)
+     */
+    configs: { seq: number; hash: string; provisioned: boolean | null }[]
+    /** with `deviceBand`: the logger's alarm records against the band rule; a disagreement is a finding, not a chain problem */
+    alarmCheck?: DeviceAlarmCheck
 }
 
 /** One record as its holder keeps it. */
@@ -192,37 +208,120 @@ export interface VerifyInput {
     /** a device export's own state */
     image?: DeviceImage
     others?: OtherDevice[]
+    /**
+     * the configuration hashes provisioned for the device (the config record's 16 bytes), with who
+     * states them: the escrow keys file, the server's registration
+     */
+    provisioned?: { hash: Buffer; what: string }[]
+    /**
+     * the checkpoints an independent witness cosigned (docs/witness.md), signatures already
+     * checked: the server's word, kept apart from the server. Against the server's database they
+     * catch a truncated or rolled-back database; against a device log they count as checkpoints
+     */
+    witness?: { id: string; checkpoints: Checkpoint[] }
     /** problems the caller found while reading the log (e.g. a flash block that does not decode) */
     problems?: Problem[]
     /** list at most this many problems (default 100) */
     maxProblems?: number
+    /** the band the logger was configured with: its alarm records are checked against the band rule (docs/alarms.md) */
+    deviceBand?: { low: number; high: number }
 }
 
 /** Epochs beyond this are refused rather than computed (2^22 one-minute epochs are 8 years). */
 export const MAX_EPOCH = 1 << 22
 
-/** k[e] from k0, evolving forward from the last key computed. */
+/**
+ * Key derivations (one HMAC each) one verification may spend on a log's seals, all devices
+ * together. Epochs only go up and derived keys are kept every KEY_RUNG epochs, so an honest log
+ * needs at most its last epoch (MAX_EPOCH) plus a few; a hostile one cannot make the verifier
+ * re-derive from k0 at every seal.
+ */
+export const MAX_KEY_DERIVATIONS = MAX_EPOCH + 4096
+
+/** Every KEY_RUNG-th derived key is kept: going back costs at most KEY_RUNG - 1 derivations. */
+const KEY_RUNG = 256
+
+/** Derivations left for this verification, shared by every EpochKeys it makes. */
+interface KeyBudget {
+    left: number
+}
+
+/** k[e] from k0: evolved forward, every KEY_RUNG-th key and the newest kept, within a budget. */
 class EpochKeys {
+    private rungs: Buffer[]
     private e = 0
     private k: Buffer
-    constructor(private readonly k0: Buffer) {
+    constructor(
+        k0: Buffer,
+        private readonly budget: KeyBudget,
+    ) {
+        this.rungs = [k0]
         this.k = k0
     }
+    /** null for an impossible epoch, or when the budget is spent (`exhausted` then says so) */
     get(e: number): Buffer | null {
         if (!Number.isInteger(e) || e < 0 || e > MAX_EPOCH) return null
-        if (e < this.e) {
-            this.e = 0
-            this.k = this.k0
+        if (e === this.e) return this.k
+        let at = this.e
+        let k = this.k
+        if (e < at) {
+            const r = Math.floor(e / KEY_RUNG)
+            at = r * KEY_RUNG
+            k = this.rungs[r]
         }
-        while (this.e < e) this.k = evolveKey(this.k, ++this.e)
-        return this.k
+        if (e - at > this.budget.left) {
+            this.budget.left = -1
+            return null
+        }
+        this.budget.left -= e - at
+        while (at < e) {
+            k = evolveKey(k, ++at)
+            if (at % KEY_RUNG === 0 && at / KEY_RUNG === this.rungs.length) this.rungs.push(k)
+        }
+        if (e > this.e) {
+            this.e = e
+            this.k = k
+        }
+        return k
+    }
+    get exhausted(): boolean {
+        return this.budget.left < 0
     }
 }
 
 interface Item {
     seq: number
     bytes: Buffer
+    /** the record's kind, -1 when its bytes are not a record */
+    kind: number
+    /** the decoded record; samples (most of a log) are decoded only when looked at (recOf) */
     rec: LogRecord | null
+}
+
+/** A well-formed sample record: its fields are read only when needed. */
+function isSampleBytes(b: Buffer): boolean {
+    return b.length === RECORD_HEADER_LEN + 12 && b[4] === KIND.sample && b[5] === 12 && b.readUInt32LE(0) <= MAX_SEQ
+}
+
+function recOf(it: Item): LogRecord | null {
+    if (it.rec === null && it.kind === KIND.sample) it.rec = decodeOne(it.bytes)
+    return it.rec
+}
+
+/**
+ * One canonical record's fields: decodeRecord's result, without its per-record copies and texts
+ * for a well-formed record (decodeRecord itself says what is wrong with any other).
+ */
+function decodeOne(b: Buffer): LogRecord {
+    if (b.length > RECORD_HEADER_LEN) {
+        const kind = b[4]
+        const len = b[5]
+        const want = PAYLOAD_LEN[kind]
+        const seq = b.readUInt32LE(0)
+        if (b.length === RECORD_HEADER_LEN + len && len >= 4 && (want === undefined || want === len) && seq <= MAX_SEQ)
+            return decodeFields(seq, kind, b.subarray(RECORD_HEADER_LEN))
+    }
+    return decodeRecord(b)
 }
 
 interface Hole {
@@ -242,6 +341,117 @@ interface Found extends Problem {
     rejoined?: number
 }
 
+/** A run of records found out of place or again, reported once it ends. */
+interface Run {
+    from: number
+    to: number
+    after: number
+}
+
+/**
+ * The walk along the log in seq order: the recomputed chain, the chain as the holder states it,
+ * where the last seal, agreement and checkpoint were. Only walkChain and the checks it calls
+ * change it.
+ */
+interface ChainState {
+    /** head[expect - 1], or null when nothing is known to chain from */
+    head: Buffer | null
+    expect: number
+    start: Verdict["start"]
+    /** the chain as the holder states it, kept from the first disagreement until a seal decides */
+    alt: Buffer | null
+    /** the disagreements since the stated chain left the recomputed one */
+    altProblems: Found[]
+    /** last seq where the holder's statements agree with the recomputed chain */
+    lastConsistent: number
+    /** last seq authenticated (a verified seal, genesis, or in a device log a checkpoint) */
+    lastProven: number
+    /** last seq where the server's head agrees */
+    lastRefMatch: number
+    refDiverged: Found | null
+    /** first index not yet covered by a verified seal */
+    unsealedFrom: number
+    prevSeal: { seq: number; epoch: number } | null
+    /** false after a hole: the previous seal may lie in it */
+    prevSealKnown: boolean
+    nextEpoch: number | null
+    epochFloor: number
+    /** the highest epoch any seal claimed so far, and where (epochs only go up) */
+    topEpoch: { epoch: number; seq: number } | null
+    segStartSeq: number
+    sealFail: Found | null
+    sealedThrough: number | null
+    epochs: number
+    lastEpoch: number | null
+    lastSealSeq: number | null
+    bootNow: number | null
+    /** false after a hole: boots may lie in it */
+    bootKnown: boolean
+}
+
+/** Everything one verification knows and finds, passed to every phase. */
+interface Ctx {
+    readonly input: VerifyInput
+    readonly devid: Buffer
+    readonly source: "server" | "device"
+    readonly budget: KeyBudget
+    readonly keys: EpochKeys
+    readonly problems: Found[]
+    readonly notes: string[]
+    readonly cps: Checkpoint[]
+    /** distinct records by their own seq, as first found */
+    readonly bySeq: Map<number, LogEntry>
+    /** the first head the holder stores with a record, by the holder's seq (the common claim, kept apart for speed) */
+    readonly stored: SeqMap<Buffer>
+    /** every other head the holder states (filed under the holder's seq), distinct from the stored one */
+    readonly claims: Map<number, HeadClaim[]>
+    /** for a device log: the server's word (stored heads, checkpoints) */
+    readonly refs: Map<number, { head: Buffer; what: string }>
+    items: Item[]
+    /** the distinct records were found in increasing seq order (no sort needed) */
+    inOrder: boolean
+    sealedOk: boolean[]
+    /** seal seq -> MAC verified */
+    readonly sealedAt: Map<number, boolean>
+    readonly holes: Hole[]
+    readonly evicted: EvictedRange[]
+    readonly evictedIdx: number[]
+    readonly boots: number[]
+    readonly configs: Verdict["configs"]
+    readonly bootOf: Map<number, number>
+    readonly positions: { decrypted: number; failed: number } | null
+    readonly cpSeqs: Set<number>
+    readonly cpHeads: Map<number, Buffer[]>
+    readonly matchedCps: Set<number>
+    readonly cpMax: Checkpoint | null
+    readonly chain: ChainState
+}
+
+/**
+ * A Map by seq that keeps the dense run from seq 0 in an array (a log's seqs mostly are): no
+ * hashing and no entry objects for the common case.
+ */
+class SeqMap<T> {
+    private dense: T[] = []
+    private rest = new Map<number, T>()
+    get(seq: number): T | undefined {
+        return seq >= 0 && seq < this.dense.length ? this.dense[seq] : this.rest.get(seq)
+    }
+    has(seq: number): boolean {
+        return this.get(seq) !== undefined
+    }
+    set(seq: number, v: T): void {
+        if (seq >= 0 && seq < this.dense.length) this.dense[seq] = v
+        else if (seq === this.dense.length && Number.isInteger(seq)) {
+            this.dense.push(v)
+            for (let q = seq + 1; this.rest.has(q); q++) {
+                this.dense.push(this.rest.get(q)!)
+                this.rest.delete(q)
+            }
+        } else this.rest.set(seq, v)
+    }
+}
+
 function lookup(r: OtherDevice["records"]): { get(seq: number): LogEntry | undefined } {
     if (typeof r === "function") return { get: r }
     return new Map((r ?? []).map(e => [e.seq, e]))
@@ -251,103 +461,199 @@ const hex8 = (b: Buffer) => b.subarray(0, 8).toString("hex")
 const range = (a: number, b: number) => (a === b ? `seq ${a}` : `seq ${a}..${b}`)
 const recs = (a: number, b: number) => (a === b ? `record ${a} was` : `records ${a}..${b} were`)
 
+function add(c: Ctx, p: Found): Found {
+    if (p.last !== undefined && p.last === p.seq) delete p.last
+    c.problems.push(p)
+    return p
+}
+
 /**
  * Verify a log. Never throws for bad data: everything wrong with the log is a problem in the
  * verdict. Throws RangeError only for a malformed devid or k0 (the caller's inputs, not the log's).
  */
 export function verifyLog(input: VerifyInput): Verdict {
+    const c = newContext(input)
+    for (const p of input.problems ?? []) add(c, { ...p })
+    checkProvisioned(c)
+    readOrder(c)
+    collectClaims(c)
+    decodeItems(c)
+    walkChain(c)
+    explainHoles(c)
+    checkSummaries(c)
+    checkCheckpoints(c)
+    classifyForks(c)
+    classifyForeign(c)
+    return verdictOf(c)
+}
+
+function newContext(input: VerifyInput): Ctx {
     const devid = devidBytes(input.devid)
     if (!Buffer.isBuffer(input.k0) || input.k0.length !== 32) throw new RangeError(`k0 must be 32 bytes, got ${input.k0?.length}`)
-    const devidStr = devidHex(devid)
+    const budget = { left: MAX_KEY_DERIVATIONS }
     const source = input.source ?? "server"
-    const keys = new EpochKeys(input.k0)
-    const problems: Found[] = []
-    const notes: string[] = []
-    const add = (p: Found): Found => {
-        if (p.last !== undefined && p.last === p.seq) delete p.last
-        problems.push(p)
-        return p
+    // for a device log the witness's checkpoints are the server's word like the server's own
+    const cps = [...(input.checkpoints ?? []), ...(source === "device" ? (input.witness?.checkpoints ?? []) : [])]
+    const cpHeads = new Map<number, Buffer[]>()
+    for (const cp of cps) cpHeads.set(cp.seq, [...(cpHeads.get(cp.seq) ?? []), cp.head])
+    return {
+        input,
+        devid,
+        source,
+        budget,
+        keys: new EpochKeys(input.k0, budget),
+        problems: [],
+        notes: [],
+        cps,
+        bySeq: new Map(),
+        stored: new SeqMap(),
+        claims: new Map(),
+        refs: new Map(),
+        items: [],
+        inOrder: true,
+        sealedOk: [],
+        sealedAt: new Map(),
+        holes: [],
+        evicted: [],
+        evictedIdx: [],
+        boots: [],
+        configs: [],
+        bootOf: new Map(),
+        positions: input.lockey ? { decrypted: 0, failed: 0 } : null,
+        cpSeqs: new Set(cps.map(cp => cp.seq)),
+        cpHeads,
+        matchedCps: new Set(),
+        cpMax: cps.reduce<Checkpoint | null>((m, cp) => (!m || cp.seq > m.seq ? cp : m), null),
+        chain: {
+            head: genesisHead(devid),
+            expect: 0,
+            start: "genesis",
+            alt: null,
+            altProblems: [],
+            lastConsistent: -1,
+            lastProven: -1,
+            lastRefMatch: -1,
+            refDiverged: null,
+            unsealedFrom: 0,
+            prevSeal: null,
+            prevSealKnown: true,
+            nextEpoch: 0,
+            epochFloor: 0,
+            topEpoch: null,
+            segStartSeq: 0,
+            sealFail: null,
+            sealedThrough: null,
+            epochs: 0,
+            lastEpoch: null,
+            lastSealSeq: null,
+            bootNow: null,
+            bootKnown: true,
+        },
     }
+}
 
-    for (const p of input.problems ?? []) add({ ...p })
+// ---- 1. order as found: replays, reorders, conflicting duplicates ----
 
-    // ---- 1. order as found: replays, reorders, conflicting duplicates ----
-    const bySeq = new Map<number, LogEntry>()
+function flushRun(c: Ctx, kind: "reordered" | "replayed", run: Run | null): null {
+    if (!run) return null
+    add(c, {
+        seq: run.from,
+        last: run.to,
+        kind,
+        detail:
+            kind === "reordered"
+                ? `${range(run.from, run.to)} found after seq ${run.after}: records out of order`
+                : `${range(run.from, run.to)} found a second time, byte for byte, after seq ${run.after}: a replayed batch or block`,
+    })
+    return null
+}
+
+function readOrder(c: Ctx): void {
     let maxSeen = -1
     let lastFound = -1
-    let replay: { from: number; to: number; after: number } | null = null
-    let reorder: { from: number; to: number; after: number } | null = null
-    const flushReorder = () => {
-        if (!reorder) return
-        add({
-            seq: reorder.from,
-            last: reorder.to,
-            kind: "reordered",
-            detail: `${range(reorder.from, reorder.to)} found after seq ${reorder.after}: records out of order`,
-        })
-        reorder = null
-    }
-    const flushReplay = () => {
-        if (!replay) return
-        add({
-            seq: replay.from,
-            last: replay.to,
-            kind: "replayed",
-            detail: `${range(replay.from, replay.to)} found a second time, byte for byte, after seq ${replay.after}: a replayed batch or block`,
-        })
-        replay = null
-    }
-    for (const e of input.records) {
+    let replay: Run | null = null
+    let reorder: Run | null = null
+    for (const e of c.input.records) {
         const seq = e.bytes.length >= 4 ? e.bytes.readUInt32LE(0) : e.seq
-        const prev = bySeq.get(seq)
+        const prev = seq <= maxSeen ? c.bySeq.get(seq) : undefined
         if (prev) {
-            flushReorder()
+            reorder = flushRun(c, "reordered", reorder)
             if (prev.bytes.equals(e.bytes)) {
                 if (replay && seq === replay.to + 1) replay.to = seq
                 else {
-                    flushReplay()
+                    flushRun(c, "replayed", replay)
                     replay = { from: seq, to: seq, after: lastFound }
                 }
             } else {
-                flushReplay()
-                add({ seq, kind: "conflict", detail: `two different records claim seq ${seq}` })
+                replay = flushRun(c, "replayed", replay)
+                add(c, { seq, kind: "conflict", detail: `two different records claim seq ${seq}` })
             }
             lastFound = seq
             continue
         }
-        flushReplay()
+        replay = flushRun(c, "replayed", replay)
         if (seq < maxSeen) {
+            c.inOrder = false
             if (reorder && seq === reorder.to + 1) reorder.to = seq
             else {
-                flushReorder()
+                flushRun(c, "reordered", reorder)
                 reorder = { from: seq, to: seq, after: maxSeen }
             }
-        } else flushReorder()
-        bySeq.set(seq, e)
-        maxSeen = Math.max(maxSeen, seq)
+        } else reorder = flushRun(c, "reordered", reorder)
+        c.bySeq.set(seq, e)
+        if (seq > maxSeen) maxSeen = seq
         lastFound = seq
     }
-    flushReplay()
-    flushReorder()
+    flushRun(c, "replayed", replay)
+    flushRun(c, "reordered", reorder)
+}
 
-    // heads stated by the holder (filed under the holder's seq). In the server's own database its
-    // checkpoints are statements of the same holder; for a device log they are the server's word.
-    const claims = new Map<number, HeadClaim[]>()
-    const claim = (c: HeadClaim) => {
-        const had = claims.get(c.seq)
-        if (!had) claims.set(c.seq, [c])
-        else if (!had.some(h => h.head.equals(c.head))) had.push(c)
+// ---- heads stated by the holder. In the server's own database its checkpoints are statements of
+// the same holder; for a device log they are the server's word ----
+
+const STORED = "stored head"
+
+function claim(c: Ctx, h: HeadClaim): void {
+    const st = c.stored.get(h.seq)
+    const had = c.claims.get(h.seq)
+    if (!st && !had && h.what === STORED) c.stored.set(h.seq, h.head)
+    else if (st?.equals(h.head)) return
+    else if (!had) c.claims.set(h.seq, [h])
+    else if (!had.some(x => x.head.equals(h.head))) had.push(h)
+}
+
+/** The first head the holder states for seq s. */
+function firstClaim(c: Ctx, s: number): { head: Buffer; what: string } | undefined {
+    const st = c.stored.get(s)
+    return st ? { head: st, what: STORED } : c.claims.get(s)?.[0]
+}
+
+/** Every head the holder states for seq s. */
+function claimedHeads(c: Ctx, s: number): Buffer[] {
+    const st = c.stored.get(s)
+    const more = (c.claims.get(s) ?? []).map(h => h.head)
+    return st ? [st, ...more] : more
+}
+
+function claimHas(c: Ctx, s: number, head: Buffer): boolean {
+    return c.stored.get(s)?.equals(head) || c.claims.get(s)?.some(h => h.head.equals(head)) || false
+}
+
+function collectClaims(c: Ctx): void {
+    const { input } = c
+    for (const e of input.records) {
+        if (!e.head) continue
+        if (!c.stored.has(e.seq) && !c.claims.has(e.seq)) c.stored.set(e.seq, e.head)
+        else claim(c, { seq: e.seq, head: e.head, what: STORED })
     }
-    const cps = input.checkpoints ?? []
-    for (const e of input.records) if (e.head) claim({ seq: e.seq, head: e.head, what: "stored head" })
     for (const s of input.segments ?? [])
-        if (s.startSeq > 0) claim({ seq: s.startSeq - 1, head: s.prevHead, what: "PREV segment prev_head" })
-    for (const c of input.claims ?? []) claim(c)
-    if (source === "server") for (const c of cps) claim({ seq: c.seq, head: c.head, what: "acknowledged checkpoint" })
-    const genesisClaim = claims.get(-1)?.[0]
-    if (genesisClaim && !genesisClaim.head.equals(genesisHead(devid))) {
+        if (s.startSeq > 0) claim(c, { seq: s.startSeq - 1, head: s.prevHead, what: "PREV segment prev_head" })
+    for (const h of input.claims ?? []) claim(c, h)
+    if (c.source === "server") for (const cp of c.cps) claim(c, { seq: cp.seq, head: cp.head, what: "acknowledged checkpoint" })
+    const genesisClaim = firstClaim(c, -1)
+    if (genesisClaim && !genesisClaim.head.equals(genesisHead(c.devid))) {
         const whose = (input.others ?? []).find(o => genesisHead(o.devid).equals(genesisClaim.head))
-        add({
+        add(c, {
             seq: 0,
             kind: whose ? "foreign" : "modified",
             detail: whose
@@ -355,343 +661,404 @@ export function verifyLog(input: VerifyInput): Verdict {
                 : `the ${genesisClaim.what} before seq 0 is not this device's genesis head`,
         })
     }
-
-    const refs = new Map<number, { head: Buffer; what: string }>()
-    if (source === "device") {
-        for (const h of input.serverHeads ?? []) refs.set(h.seq, { head: h.head, what: "the server's stored head" })
-        for (const c of cps) {
-            const had = refs.get(c.seq)
-            if (had && !had.head.equals(c.head)) {
-                add({
-                    seq: c.seq,
-                    kind: "conflict",
-                    detail: `the server states two heads for seq ${c.seq} (${had.what} and an acknowledged checkpoint)`,
-                })
-            } else if (!had) refs.set(c.seq, { head: c.head, what: "acknowledged checkpoint" })
-        }
+    const wit = input.witness
+    if (wit) {
+        const top = wit.checkpoints.reduce((m, w) => Math.max(m, w.seq), -1)
+        c.notes.push(`witness ${wit.id}: ${wit.checkpoints.length} cosigned checkpoints${top >= 0 ? `, the latest at seq ${top}` : ""}`)
     }
-
-    // ---- 2. the log in seq order: chain, seals, boots, positions ----
-    const items: Item[] = [...bySeq.entries()]
-        .sort((a, b) => a[0] - b[0])
-        .map(([seq, e]) => {
-            let rec: LogRecord | null = null
-            try {
-                rec = decodeRecord(e.bytes)
-            } catch (err) {
-                add({ seq, kind: "malformed", detail: `not a record: ${(err as Error).message}` })
-            }
-            return { seq, bytes: e.bytes, rec }
-        })
-
-    const itemBySeq = new Map(items.map(x => [x.seq, x]))
-    // the clock, over the records that decode, in seq order
-    const timeline = buildTimeline(items.flatMap(x => (x.rec ? [x.rec] : [])))
-    const clock = {
-        runs: timeline.placed.length ? timeline.placed[timeline.placed.length - 1].run + 1 : 0,
-        unplaced: timeline.placed.filter(p => p.utc === null).length,
-        findings: timeline.findings,
+    if (c.source !== "device") {
+        // the witness's cosigned heads are not the database holder's statements: the log must reproduce them
+        for (const w of input.witness?.checkpoints ?? [])
+            if (!c.refs.has(w.seq)) c.refs.set(w.seq, { head: w.head, what: `the head witness ${input.witness!.id} cosigned` })
+        return
     }
-    const sealedOk: boolean[] = new Array(items.length).fill(false)
-    const sealedAt = new Map<number, boolean>() // seal seq -> MAC verified
-    const holes: Hole[] = []
-    const evicted: EvictedRange[] = []
-    const evictedIdx: number[] = []
-    const boots: number[] = []
-    const bootOf = new Map<number, number>()
-    const positions = input.lockey ? { decrypted: 0, failed: 0 } : null
-
-    let head: Buffer | null = genesisHead(devid) // head[expect - 1]
-    let expect = 0
-    let start: Verdict["start"] = "genesis"
-    // the chain as the holder states it, kept from the first disagreement until a seal decides
-    let alt: Buffer | null = null
-    let altProblems: Found[] = [] // the disagreements since the stated chain left the recomputed one
-    let lastConsistent = -1 // last seq where the holder's statements agree with the recomputed chain
-    let lastProven = -1 // last seq authenticated (a verified seal, genesis, or in a device log a checkpoint)
-    let lastRefMatch = -1 // last seq where the server's head agrees
-    let refDiverged: Found | null = null
-    let unsealedFrom = 0 // first index not yet covered by a verified seal
-    let prevSeal: { seq: number; epoch: number } | null = null
-    let prevSealKnown = true // false after a hole: the previous seal may lie in it
-    let nextEpoch: number | null = 0
-    let epochFloor = 0
-    let segStartSeq = 0
-    let sealFail: Found | null = null
-    let sealedThrough: number | null = null
-    let epochs = 0
-    let lastEpoch: number | null = null
-    let lastSealSeq: number | null = null
-    let bootNow: number | null = null
-    let bootKnown = true // false after a hole: boots may lie in it
-    const cpSeqs = new Set(cps.map(c => c.seq))
-    const cpHeads = new Map<number, Buffer[]>()
-    for (const c of cps) cpHeads.set(c.seq, [...(cpHeads.get(c.seq) ?? []), c.head])
-    const matchedCps = new Set<number>()
-
-    const refMismatch = (s: number, what: string, from?: number) => {
-        if (refDiverged) {
-            refDiverged.folded = (refDiverged.folded ?? 0) + 1
-            return
-        }
-        const lo = from ?? Math.max(lastRefMatch + 1, segStartSeq)
-        if (source === "server") {
-            refDiverged = add({
-                seq: lo,
-                last: s,
-                kind: "modified",
-                detail: `the log's head at seq ${s} differs from ${what}: ${recs(lo, s)} changed after the server acknowledged ${lo === s ? "it" : "them"}`,
+    for (const h of input.serverHeads ?? []) c.refs.set(h.seq, { head: h.head, what: "the server's stored head" })
+    for (const cp of c.cps) {
+        const had = c.refs.get(cp.seq)
+        if (had && !had.head.equals(cp.head)) {
+            add(c, {
+                seq: cp.seq,
+                kind: "conflict",
+                detail: `the server states two heads for seq ${cp.seq} (${had.what} and an acknowledged checkpoint)`,
             })
-        } else {
-            refDiverged = add({
-                seq: lo,
-                last: s,
-                kind: "rollback",
-                detail: `the device's head at seq ${s} differs from ${what}`,
-                pendingFork: true,
-            })
-        }
+        } else if (!had) c.refs.set(cp.seq, { head: cp.head, what: "acknowledged checkpoint" })
     }
+}
 
+function decodeItems(c: Ctx): void {
+    const entries = c.inOrder ? c.bySeq.entries() : [...c.bySeq.entries()].sort((a, b) => a[0] - b[0])
+    for (const [seq, e] of entries) {
+        if (isSampleBytes(e.bytes)) {
+            c.items.push({ seq, bytes: e.bytes, kind: KIND.sample, rec: null })
+            continue
+        }
+        let rec: LogRecord | null = null
+        try {
+            rec = decodeOne(e.bytes)
+        } catch (err) {
+            add(c, { seq, kind: "malformed", detail: `not a record: ${(err as Error).message}` })
+        }
+        c.items.push({ seq, bytes: e.bytes, kind: rec ? rec.kind : -1, rec })
+    }
+    c.sealedOk = new Array(c.items.length).fill(false)
+}
+
+/** The distinct record with this seq (binary search: items are in seq order). */
+function itemAt(c: Ctx, seq: number): Item | undefined {
+    const { items } = c
+    let lo = 0
+    let hi = items.length - 1
+    while (lo <= hi) {
+        const mid = (lo + hi) >> 1
+        const q = items[mid].seq
+        if (q === seq) return items[mid]
+        if (q < seq) lo = mid + 1
+        else hi = mid - 1
+    }
+    return undefined
+}
+
+// ---- 2. the log in seq order: chain, seals, boots, positions ----
+
+function walkChain(c: Ctx): void {
+    const ch = c.chain
+    const { items } = c
     for (let i = 0; i < items.length; i++) {
-        const { seq: s, bytes, rec } = items[i]
-        if (s !== expect) {
-            // a hole (or a log that does not start at seq 0): resume at the head the holder states
-            holes.push({ first: expect, last: s - 1, idx: i })
-            const c = claims.get(s - 1)?.[0]
-            const r = refs.get(s - 1)
-            head = c?.head ?? r?.head ?? null
-            if (i === 0) start = head ? "anchored" : "none"
-            alt = null
-            altProblems = []
-            lastConsistent = lastProven = lastRefMatch = s - 1
-            segStartSeq = s
-            if (c && r) {
-                if (c.head.equals(r.head)) refMatched(s - 1)
-                else refMismatch(s - 1, r.what, s - 1)
-            }
-            unsealedFrom = i
-            prevSeal = null
-            prevSealKnown = false
-            nextEpoch = null
-            epochFloor = lastEpoch === null ? 0 : lastEpoch + 1
-            bootKnown = false
-            sealFail = null
-            expect = s
-        }
+        const { seq: s, bytes, kind, rec } = items[i]
+        if (s !== ch.expect) resumeAfterHole(c, i, s)
 
-        if (s === 0 && rec && rec.kind !== KIND.boot)
-            add({ seq: 0, kind: "bad-boot", detail: `the log does not start with a boot record (seq 0 is kind ${rec.kind})` })
-        if (rec && rec.kind === KIND.seal && "mac" in rec) checkSeal(rec as SealRecord, i)
-        if (rec && rec.kind === KIND.boot && "prev" in rec) checkBoot(rec as BootRecord, i)
-        if (bootNow !== null) bootOf.set(s, bootNow)
-        if (rec && rec.kind === KIND.evicted && "first" in rec) {
-            const v = rec as EvictedRecord
-            if (!(v.first <= v.last && v.last < s))
-                add({ seq: s, kind: "malformed", detail: `evicted record names seq ${v.first}..${v.last}, not a range before it` })
-            else {
-                const { seq: _s, kind: _k, t: _t, ...sum } = v
-                evicted.push({ seq: s, ...sum, sealed: false })
-                evictedIdx.push(i)
-            }
-        }
-        if (rec && (rec.kind === KIND.fix || rec.kind === KIND.stop) && "loc" in rec) checkLoc(rec as FixRecord | StopRecord)
+        if (s === 0 && kind >= 0 && kind !== KIND.boot)
+            add(c, { seq: 0, kind: "bad-boot", detail: `the log does not start with a boot record (seq 0 is kind ${kind})` })
+        if (rec && rec.kind === KIND.seal && "mac" in rec) checkSeal(c, rec as SealRecord, i)
+        if (rec && rec.kind === KIND.boot && "prev" in rec) checkBoot(c, rec as BootRecord, i)
+        if (ch.bootNow !== null && c.cpSeqs.has(s)) c.bootOf.set(s, ch.bootNow) // looked up at checkpoints only
+        if (rec && rec.kind === KIND.evicted && "first" in rec) noteEvicted(c, rec as EvictedRecord, i)
+        if (rec && rec.kind === KIND.config && "hash" in rec) noteConfig(c, rec as ConfigRecord)
+        if (rec && (rec.kind === KIND.fix || rec.kind === KIND.stop) && "loc" in rec) checkLoc(c, rec as FixRecord | StopRecord)
 
-        head = head ? nextHead(head, bytes) : null
-        alt = alt ? nextHead(alt, bytes) : null
-
-        const cs = claims.get(s) ?? []
-        const lo = lastConsistent + 1
-        if (cs.length && !head) {
-            head = cs[0].head
-            notes.push(`record ${s} is taken as stated (${cs[0].what}): nothing before it to chain from`)
-        } else if (head) {
-            for (const c of cs) {
-                if (c.head.equals(head)) {
-                    lastConsistent = s
-                    alt = null
-                    altProblems = []
-                } else if (alt && c.head.equals(alt)) {
-                    lastConsistent = s
-                } else {
-                    const p = add({
-                        seq: Math.min(lo, s),
-                        last: s,
-                        kind: "modified",
-                        detail:
-                            lo >= s
-                                ? `record ${s} does not hash to its ${c.what}`
-                                : `the ${c.what} of seq ${s} disagrees with the chain: a record in ${range(lo, s)} was changed`,
-                    })
-                    alt = c.head
-                    altProblems.push(p)
-                    lastConsistent = s
-                }
-            }
-        }
-
-        if (source === "server" && head && cpHeads.get(s)?.every(h => h.equals(head!) || (alt !== null && h.equals(alt)))) matchedCps.add(s)
-        const r = refs.get(s)
-        if (r && head) {
-            if (r.head.equals(head)) {
-                refMatched(s)
-                alt = null
-                altProblems = []
-            } else if (alt && r.head.equals(alt)) {
-                refMatched(s)
-                for (const q of altProblems) q.detail += `; ${r.what} at seq ${s} agrees with the stated heads, so the bytes were changed`
-                head = alt
-                alt = null
-                altProblems = []
-            } else refMismatch(s, r.what)
-        }
-        expect = s + 1
+        ch.head = ch.head ? nextHead(ch.head, bytes) : null
+        ch.alt = ch.alt ? nextHead(ch.alt, bytes) : null
+        compareClaims(c, s)
+        if (c.source === "server" && ch.head && c.cpHeads.get(s)?.every(h => h.equals(ch.head!) || (ch.alt !== null && h.equals(ch.alt))))
+            c.matchedCps.add(s)
+        compareRef(c, s)
+        ch.expect = s + 1
     }
+}
 
-    function refMatched(s: number) {
-        if (cpSeqs.has(s)) matchedCps.add(s)
-        lastRefMatch = s
-        lastConsistent = s
-        if (refDiverged) refDiverged.rejoined = s
-        refDiverged = null
-        if (source === "device") lastProven = Math.max(lastProven, s)
+/** A hole (or a log that does not start at seq 0): resume at the head the holder states. */
+function resumeAfterHole(c: Ctx, i: number, s: number): void {
+    const ch = c.chain
+    c.holes.push({ first: ch.expect, last: s - 1, idx: i })
+    const cl = firstClaim(c, s - 1)
+    const r = c.refs.get(s - 1)
+    ch.head = cl?.head ?? r?.head ?? null
+    if (i === 0) ch.start = ch.head ? "anchored" : "none"
+    ch.alt = null
+    ch.altProblems = []
+    ch.lastConsistent = ch.lastProven = ch.lastRefMatch = s - 1
+    ch.segStartSeq = s
+    if (cl && r) {
+        if (cl.head.equals(r.head)) refMatched(c, s - 1)
+        else refMismatch(c, s - 1, r.what, s - 1)
     }
+    ch.unsealedFrom = i
+    ch.prevSeal = null
+    ch.prevSealKnown = false
+    ch.nextEpoch = null
+    ch.epochFloor = ch.lastEpoch === null ? 0 : ch.lastEpoch + 1
+    ch.bootKnown = false
+    ch.sealFail = null
+    ch.expect = s
+}
 
-    function checkSeal(seal: SealRecord, i: number) {
-        const s = seal.seq
-        const e = seal.epoch
-        // numbering and count first: a seal that verifies but claims the wrong epoch or count does
-        // not seal the epoch that is due (a captured later key can MAC any epoch number >= its own)
-        const issues: string[] = []
-        if (nextEpoch !== null && e !== nextEpoch)
-            issues.push(`it claims epoch ${e} where epoch ${nextEpoch} is due (epochs are sealed 0, 1, 2, ... without gaps)`)
-        else if (nextEpoch === null && e < epochFloor)
-            issues.push(`it claims epoch ${e} after a seal of epoch ${epochFloor - 1}: epochs went back`)
-        if (prevSealKnown) {
-            const want = prevSeal ? s - prevSeal.seq - 1 : s
-            if (seal.count !== want)
-                issues.push(
-                    `its count is ${seal.count}, but ${want} records follow ${prevSeal ? `the seal at seq ${prevSeal.seq}` : "seq 0"}`,
-                )
-        } else if (seal.count > s || s - seal.count - 1 >= segStartSeq) {
-            issues.push(
-                `its count ${seal.count} puts the previous seal at seq ${s - seal.count - 1}, which is ${s - seal.count - 1 < -1 ? "before seq 0" : "held and not a seal"}`,
-            )
-        }
-        prevSeal = { seq: s, epoch: e }
-        prevSealKnown = true
-        nextEpoch = e + 1
-        lastSealSeq = s
-        let via: "chain" | "stated" | null = null
-        const k = head && e <= s ? keys.get(e) : null
-        if (head && !k) issues.push(`epoch ${e} is impossible at seq ${s} (each earlier epoch needs a seal record)`)
-        if (head && k) {
-            if (macEquals(sealMac(k, devid, e, s, head, seal.count), seal.mac)) via = "chain"
-            else if (alt && macEquals(sealMac(k, devid, e, s, alt, seal.count), seal.mac)) via = "stated"
-        }
-        sealedAt.set(s, via !== null && !issues.length)
-        if (!head) return // nothing to check the MAC over (after a hole with no stated head)
-        if (via && !issues.length) {
-            if (via === "stated") {
-                head = alt
-                for (const q of altProblems)
-                    q.detail += `; the seal at seq ${s} verifies over the stated heads, so the bytes changed after the device sealed them`
-            } else {
-                for (const q of altProblems)
-                    q.detail += `; the seal at seq ${s} verifies over the recomputed chain, so the stated head is what was changed`
-            }
-            alt = null
-            altProblems = []
-            for (let j = unsealedFrom; j <= i; j++) sealedOk[j] = true
-            unsealedFrom = i + 1
-            lastProven = s
-            lastConsistent = s
-            sealedThrough = s
-            epochs++
-            lastEpoch = e
-            sealFail = null
-            return
-        }
-        if (sealFail && !issues.length) {
-            // every later seal binds the same altered history: one problem, counted
-            sealFail.folded = (sealFail.folded ?? 0) + 1
-            return
-        }
-        const lo = lastProven + 1
-        const what = lo < s ? `records ${range(lo, s - 1)} are not authenticated` : "it authenticates nothing"
-        const mac = via ? `its MAC verifies under k[${e}]` : `its MAC does not verify under k[${e}]`
-        const p = add({
+/** The heads the holder states for seq s against the recomputed chain (and the stated one). */
+function compareClaims(c: Ctx, s: number): void {
+    const ch = c.chain
+    const st = c.stored.get(s)
+    const cs = c.claims.get(s)
+    if (!st && !cs) return
+    const lo = ch.lastConsistent + 1
+    if (!ch.head) {
+        const first = firstClaim(c, s)!
+        ch.head = first.head
+        c.notes.push(`record ${s} is taken as stated (${first.what}): nothing before it to chain from`)
+        return
+    }
+    if (st) compareClaim(c, s, lo, st, STORED)
+    if (cs) for (const h of cs) compareClaim(c, s, lo, h.head, h.what)
+}
+
+function compareClaim(c: Ctx, s: number, lo: number, head: Buffer, what: string): void {
+    const ch = c.chain
+    if (head.equals(ch.head!)) {
+        ch.lastConsistent = s
+        ch.alt = null
+        if (ch.altProblems.length) ch.altProblems = []
+    } else if (ch.alt && head.equals(ch.alt)) {
+        ch.lastConsistent = s
+    } else {
+        const p = add(c, {
+            seq: Math.min(lo, s),
+            last: s,
+            kind: "modified",
+            detail:
+                lo >= s
+                    ? `record ${s} does not hash to its ${what}`
+                    : `the ${what} of seq ${s} disagrees with the chain: a record in ${range(lo, s)} was changed`,
+        })
+        ch.alt = head
+        ch.altProblems.push(p)
+        ch.lastConsistent = s
+    }
+}
+
+/** In a device log: the server's head for seq s. */
+function compareRef(c: Ctx, s: number): void {
+    const ch = c.chain
+    const r = c.refs.get(s)
+    if (!r || !ch.head) return
+    if (r.head.equals(ch.head)) {
+        refMatched(c, s)
+        ch.alt = null
+        ch.altProblems = []
+    } else if (ch.alt && r.head.equals(ch.alt)) {
+        refMatched(c, s)
+        for (const q of ch.altProblems) q.detail += `; ${r.what} at seq ${s} agrees with the stated heads, so the bytes were changed`
+        ch.head = ch.alt
+        ch.alt = null
+        ch.altProblems = []
+    } else refMismatch(c, s, r.what)
+}
+
+function refMatched(c: Ctx, s: number): void {
+    const ch = c.chain
+    if (c.cpSeqs.has(s)) c.matchedCps.add(s)
+    ch.lastRefMatch = s
+    ch.lastConsistent = s
+    if (ch.refDiverged) ch.refDiverged.rejoined = s
+    ch.refDiverged = null
+    if (c.source === "device") ch.lastProven = Math.max(ch.lastProven, s)
+}
+
+function refMismatch(c: Ctx, s: number, what: string, from?: number): void {
+    const ch = c.chain
+    if (ch.refDiverged) {
+        ch.refDiverged.folded = (ch.refDiverged.folded ?? 0) + 1
+        return
+    }
+    const lo = from ?? Math.max(ch.lastRefMatch + 1, ch.segStartSeq)
+    if (c.source === "server") {
+        ch.refDiverged = add(c, {
             seq: lo,
             last: s,
-            kind: "bad-seal",
-            detail: issues.length
-                ? `the seal at seq ${s} is not the seal that is due: ${issues.join("; ")} (${mac}); ${what}`
-                : `the seal of epoch ${e} at seq ${s} does not verify under k[${e}]: ${lo < s ? `a record in ${range(lo, s - 1)} or the seal itself` : "the seal"} is not what the device sealed`,
+            kind: "modified",
+            detail: `the log's head at seq ${s} differs from ${what}: ${recs(lo, s)} changed after the server acknowledged ${lo === s ? "it" : "them"}`,
         })
-        sealFail ??= p
+    } else {
+        ch.refDiverged = add(c, {
+            seq: lo,
+            last: s,
+            kind: "rollback",
+            detail: `the device's head at seq ${s} differs from ${what}`,
+            pendingFork: true,
+        })
     }
+}
 
-    function checkBoot(b: BootRecord, i: number) {
-        const s = b.seq
-        const bad = (detail: string) => add({ seq: s, kind: "bad-boot", detail })
-        boots.push(b.boot)
-        if (s === 0) {
-            if (b.boot !== 1) bad(`the first boot record counts boot ${b.boot}, not 1`)
-            if (!b.prev.equals(Buffer.alloc(8))) bad("the boot record at seq 0 has a non-zero prev")
+function checkSeal(c: Ctx, seal: SealRecord, i: number): void {
+    const ch = c.chain
+    const s = seal.seq
+    const e = seal.epoch
+    // numbering and count first: a seal that verifies but claims the wrong epoch or count does
+    // not seal the epoch that is due (a captured later key can MAC any epoch number >= its own)
+    const issues: string[] = []
+    // epochs only go up: a seal that claims an epoch at or below an earlier seal's is refused
+    // without deriving its key (a hostile log must not make the verifier re-derive from k0)
+    const wentBack = ch.topEpoch !== null && e <= ch.topEpoch.epoch
+    if (wentBack)
+        issues.push(
+            `it claims epoch ${e} after the seal of epoch ${ch.topEpoch!.epoch} at seq ${ch.topEpoch!.seq}: epochs went back${ch.nextEpoch !== null ? ` (epoch ${ch.nextEpoch} is due)` : ""}`,
+        )
+    else if (ch.nextEpoch !== null && e !== ch.nextEpoch)
+        issues.push(`it claims epoch ${e} where epoch ${ch.nextEpoch} is due (epochs are sealed 0, 1, 2, ... without gaps)`)
+    else if (ch.nextEpoch === null && e < ch.epochFloor)
+        issues.push(`it claims epoch ${e} after a seal of epoch ${ch.epochFloor - 1}: epochs went back`)
+    if (ch.prevSealKnown) {
+        const want = ch.prevSeal ? s - ch.prevSeal.seq - 1 : s
+        if (seal.count !== want)
+            issues.push(
+                `its count is ${seal.count}, but ${want} records follow ${ch.prevSeal ? `the seal at seq ${ch.prevSeal.seq}` : "seq 0"}`,
+            )
+    } else if (seal.count > s || s - seal.count - 1 >= ch.segStartSeq) {
+        issues.push(
+            `its count ${seal.count} puts the previous seal at seq ${s - seal.count - 1}, which is ${s - seal.count - 1 < -1 ? "before seq 0" : "held and not a seal"}`,
+        )
+    }
+    ch.prevSeal = { seq: s, epoch: e }
+    ch.prevSealKnown = true
+    ch.nextEpoch = e + 1
+    ch.lastSealSeq = s
+    if (!wentBack && (ch.topEpoch === null || e > ch.topEpoch.epoch)) ch.topEpoch = { epoch: e, seq: s }
+    let via: "chain" | "stated" | null = null
+    const k = ch.head && e <= s && !wentBack ? c.keys.get(e) : null
+    if (ch.head && !k && !wentBack)
+        issues.push(
+            c.keys.exhausted
+                ? `its key k[${e}] is past the ${MAX_KEY_DERIVATIONS} key derivations one verification may spend`
+                : `epoch ${e} is impossible at seq ${s} (each earlier epoch needs a seal record)`,
+        )
+    if (ch.head && k) {
+        if (macEquals(sealMac(k, c.devid, e, s, ch.head, seal.count), seal.mac)) via = "chain"
+        else if (ch.alt && macEquals(sealMac(k, c.devid, e, s, ch.alt, seal.count), seal.mac)) via = "stated"
+    }
+    c.sealedAt.set(s, via !== null && !issues.length)
+    if (!ch.head) return // nothing to check the MAC over (after a hole with no stated head)
+    if (via && !issues.length) {
+        if (via === "stated") {
+            ch.head = ch.alt
+            for (const q of ch.altProblems)
+                q.detail += `; the seal at seq ${s} verifies over the stated heads, so the bytes changed after the device sealed them`
         } else {
-            if (head && !b.prev.equals(head.subarray(0, 8)) && !(alt && b.prev.equals(alt.subarray(0, 8)))) {
-                if (sealFail)
-                    sealFail.folded = (sealFail.folded ?? 0) + 1 // the chain before it is already known altered
-                else
-                    bad(
-                        `boot record ${s} states prev ${b.prev.toString("hex")}, but the chain before it hashes to ${hex8(head)}...: a record before it (or the boot record) was changed`,
-                    )
-            }
-            const before = i > 0 && items[i - 1].seq === s - 1 ? items[i - 1].rec : undefined
-            if (before !== undefined && before?.kind !== KIND.seal) {
-                bad(`boot record at seq ${s} not preceded by the seal of the epoch left open (seq ${s - 1} is kind ${before?.kind ?? "?"})`)
-            }
-            if (bootNow !== null) {
-                if (b.boot <= bootNow) bad(`boot counter ${b.boot} after boot ${bootNow}: it went back or repeated`)
-                else if (b.boot !== bootNow + 1 && bootKnown) {
-                    notes.push(
-                        `boot counter jumps from ${bootNow} to ${b.boot} at seq ${s}: ${b.boot - bootNow - 1} start-up(s) ended before their boot record`,
-                    )
-                }
-            }
+            for (const q of ch.altProblems)
+                q.detail += `; the seal at seq ${s} verifies over the recomputed chain, so the stated head is what was changed`
         }
-        bootNow = b.boot
-        bootKnown = true
+        ch.alt = null
+        ch.altProblems = []
+        for (let j = ch.unsealedFrom; j <= i; j++) c.sealedOk[j] = true
+        ch.unsealedFrom = i + 1
+        ch.lastProven = s
+        ch.lastConsistent = s
+        ch.sealedThrough = s
+        ch.epochs++
+        ch.lastEpoch = e
+        ch.sealFail = null
+        return
     }
+    if (ch.sealFail && !issues.length) {
+        // every later seal binds the same altered history: one problem, counted
+        ch.sealFail.folded = (ch.sealFail.folded ?? 0) + 1
+        return
+    }
+    const lo = ch.lastProven + 1
+    const what = lo < s ? `records ${range(lo, s - 1)} are not authenticated` : "it authenticates nothing"
+    const mac = wentBack ? "its MAC is not checked" : via ? `its MAC verifies under k[${e}]` : `its MAC does not verify under k[${e}]`
+    const p = add(c, {
+        seq: lo,
+        last: s,
+        kind: "bad-seal",
+        detail: issues.length
+            ? `the seal at seq ${s} is not the seal that is due: ${issues.join("; ")} (${mac}); ${what}`
+            : `the seal of epoch ${e} at seq ${s} does not verify under k[${e}]: ${lo < s ? `a record in ${range(lo, s - 1)} or the seal itself` : "the seal"} is not what the device sealed`,
+    })
+    ch.sealFail ??= p
+}
 
-    function checkLoc(r: FixRecord | StopRecord) {
-        if (!input.lockey || !positions) return
-        try {
-            decryptLoc(input.lockey, r.seq, r.loc)
-            positions.decrypted++
-        } catch {
-            positions.failed++
-            let whose: string | null = null
-            for (const o of input.others ?? []) {
-                if (!o.lockey) continue
-                try {
-                    decryptLoc(o.lockey, r.seq, r.loc)
-                    whose = devidHex(o.devid)
-                    break
-                } catch {
-                    /* not this one */
-                }
-            }
-            if (whose) add({ seq: r.seq, kind: "foreign", detail: `the position of record ${r.seq} is device ${whose}'s` })
+function checkBoot(c: Ctx, b: BootRecord, i: number): void {
+    const ch = c.chain
+    const s = b.seq
+    const bad = (detail: string) => add(c, { seq: s, kind: "bad-boot", detail })
+    c.boots.push(b.boot)
+    if (s === 0) {
+        if (b.boot !== 1) bad(`the first boot record counts boot ${b.boot}, not 1`)
+        if (!b.prev.equals(Buffer.alloc(8))) bad("the boot record at seq 0 has a non-zero prev")
+    } else {
+        const head = ch.head
+        if (head && !b.prev.equals(head.subarray(0, 8)) && !(ch.alt && b.prev.equals(ch.alt.subarray(0, 8)))) {
+            if (ch.sealFail)
+                ch.sealFail.folded = (ch.sealFail.folded ?? 0) + 1 // the chain before it is already known altered
             else
-                add({ seq: r.seq, kind: "bad-loc", detail: `the position of record ${r.seq} does not authenticate under the location key` })
+                bad(
+                    `boot record ${s} states prev ${b.prev.toString("hex")}, but the chain before it hashes to ${hex8(head)}...: a record before it (or the boot record) was changed`,
+                )
+        }
+        const before = i > 0 && c.items[i - 1].seq === s - 1 ? c.items[i - 1] : undefined
+        if (before !== undefined && before.kind !== KIND.seal) {
+            bad(
+                `boot record at seq ${s} not preceded by the seal of the epoch left open (seq ${s - 1} is kind ${before.kind < 0 ? "?" : before.kind})`,
+            )
+        }
+        if (ch.bootNow !== null) {
+            if (b.boot <= ch.bootNow) bad(`boot counter ${b.boot} after boot ${ch.bootNow}: it went back or repeated`)
+            else if (b.boot !== ch.bootNow + 1 && ch.bootKnown) {
+                c.notes.push(
+                    `boot counter jumps from ${ch.bootNow} to ${b.boot} at seq ${s}: ${b.boot - ch.bootNow - 1} start-up(s) ended before their boot record`,
+                )
+            }
         }
     }
+    ch.bootNow = b.boot
+    ch.bootKnown = true
+}
 
-    // ---- 3. holes: explained by evictions (or, in a device log, by acknowledgement) or deleted ----
-    evicted.forEach((v, n) => (v.sealed = sealedOk[evictedIdx[n]]))
-    const cpMax = cps.reduce<Checkpoint | null>((m, c) => (!m || c.seq > m.seq ? c : m), null)
-    for (const h of holes) {
+function noteEvicted(c: Ctx, v: EvictedRecord, i: number): void {
+    const s = v.seq
+    if (!(v.first <= v.last && v.last < s)) {
+        add(c, { seq: s, kind: "malformed", detail: `evicted record names seq ${v.first}..${v.last}, not a range before it` })
+        return
+    }
+    const { seq: _s, kind: _k, t: _t, ...sum } = v
+    c.evicted.push({ seq: s, ...sum, sealed: false })
+    c.evictedIdx.push(i)
+}
+
+/** Every configuration change is listed; one that is not the provisioned configuration is a finding. */
+function noteConfig(c: Ctx, r: ConfigRecord): void {
+    const hash = r.hash.toString("hex")
+    if (c.configs.length && c.configs[c.configs.length - 1].hash === hash) return
+    const prov = c.input.provisioned ?? []
+    const provisioned = prov.length ? prov.some(p => p.hash.equals(r.hash)) : null
+    c.configs.push({ seq: r.seq, hash, provisioned })
+    if (provisioned === false)
+        add(c, {
+            seq: r.seq,
+            kind: "bad-config",
+            detail: `the configuration in force from seq ${r.seq} (hash ${hash}) is not the one provisioned (${prov.map(p => `${p.what} ${p.hash.toString("hex")}`).join(", ")}): it was changed after provisioning`,
+        })
+}
+
+/** The provisioned configuration as the escrow and the server state it must be one. */
+function checkProvisioned(c: Ctx): void {
+    const prov = c.input.provisioned ?? []
+    const distinct = prov.filter((p, i) => prov.findIndex(q => q.hash.equals(p.hash)) === i)
+    if (distinct.length > 1)
+        add(c, {
+            seq: 0,
+            kind: "bad-config",
+            detail: `the provisioned configuration differs between ${distinct.map(p => `${p.what} (${p.hash.toString("hex")})`).join(" and ")}`,
+        })
+}
+
+function checkLoc(c: Ctx, r: FixRecord | StopRecord): void {
+    const { lockey, others } = c.input
+    if (!lockey || !c.positions) return
+    try {
+        decryptLoc(lockey, r.seq, r.loc)
+        c.positions.decrypted++
+    } catch {
+        c.positions.failed++
+        let whose: string | null = null
+        for (const o of others ?? []) {
+            if (!o.lockey) continue
+            try {
+                decryptLoc(o.lockey, r.seq, r.loc)
+                whose = devidHex(o.devid)
+                break
+            } catch {
+                /* not this one */
+            }
+        }
+        if (whose) add(c, { seq: r.seq, kind: "foreign", detail: `the position of record ${r.seq} is device ${whose}'s` })
+        else add(c, { seq: r.seq, kind: "bad-loc", detail: `the position of record ${r.seq} does not authenticate under the location key` })
+    }
+}
+
+// ---- 3. holes: explained by evictions (or, in a device log, by acknowledgement) or deleted ----
+
+function explainHoles(c: Ctx): void {
+    const { evicted, items } = c
+    evicted.forEach((v, n) => (v.sealed = c.sealedOk[c.evictedIdx[n]]))
+    for (const h of c.holes) {
         // which missing seqs sealed evicted records (appended after the hole) account for
         const cover = evicted
             .filter(v => v.sealed && v.seq > h.last && v.last >= h.first && v.first <= h.last)
@@ -705,28 +1072,46 @@ export function verifyLog(input: VerifyInput): Verdict {
         }
         if (next <= h.last) gaps.push([next, h.last])
         const used = cover.map(v => v.seq)
-        const resumed = sealedOk[h.idx]
+        const resumed = c.sealedOk[h.idx]
         const at = items[h.idx].seq
         if (!gaps.length) {
-            notes.push(
+            c.notes.push(
                 `${range(h.first, h.last)} evicted unsent, summarised by the evicted record${used.length > 1 ? "s" : ""} at seq ${used.join(", ")}${resumed ? `; the chain resumes at seq ${at} under a seal that verifies` : ""}`,
             )
             continue
         }
-        if (h.first === 0 && source === "device") {
-            const acked = Math.max(input.image?.ack?.seq ?? -1, cpMax?.seq ?? -1)
+        let missing = gaps
+        if (h.first === 0 && c.source === "device") {
+            // the server's checkpoints (or the witness's) beat the device's own lgack: lgack is
+            // flash the holder of the device can rewrite, so it explains the missing start only
+            // when the server's word is not given at all
+            const lgack = c.input.image?.ack?.seq ?? -1
+            const serverWord = c.cpMax !== null
+            const acked = serverWord ? c.cpMax!.seq : lgack
+            if (serverWord && lgack > acked)
+                c.notes.push(
+                    `the device's lgack claims seq ${lgack} acknowledged, but the server's checkpoints reach only seq ${acked}: the missing start is judged by the server's`,
+                )
             if (acked >= h.last) {
-                notes.push(`seq 0..${h.last} are no longer on the device: acknowledged by the server (up to seq ${acked}) and freed`)
+                c.notes.push(
+                    serverWord
+                        ? `seq 0..${h.last} are no longer on the device: acknowledged by the server (up to seq ${acked}) and freed`
+                        : `seq 0..${h.last} are no longer on the device: its lgack (its own statement, no server checkpoints given) says the server acknowledged up to seq ${acked}`,
+                )
                 continue
+            }
+            if (acked >= 0) {
+                c.notes.push(`seq 0..${acked} are no longer on the device: acknowledged (up to seq ${acked}) and freed`)
+                missing = gaps.flatMap(([a, b]): [number, number][] => (b <= acked ? [] : [[Math.max(a, acked + 1), b]]))
             }
         }
         if (used.length)
-            notes.push(
+            c.notes.push(
                 `of ${range(h.first, h.last)}, the evicted record${used.length > 1 ? "s" : ""} at seq ${used.join(", ")} account for the rest`,
             )
-        for (const [a, b] of gaps) {
+        for (const [a, b] of missing) {
             const unsealed = evicted.find(v => !v.sealed && v.seq > h.last && v.first <= a && v.last >= b)
-            add({
+            add(c, {
                 seq: a,
                 last: b,
                 kind: "deleted",
@@ -736,18 +1121,20 @@ export function verifyLog(input: VerifyInput): Verdict {
             })
         }
     }
+}
 
-    // eviction summaries against records still held
-    for (const v of evicted) {
+/** Eviction summaries against records still held. */
+function checkSummaries(c: Ctx): void {
+    for (const v of c.evicted) {
         const held: SampleRecord[] = []
         let all = true
         for (let q = v.first; q <= v.last; q++) {
-            const it = itemBySeq.get(q)
+            const it = itemAt(c, q)
             if (!it) {
                 all = false
                 break
             }
-            if (it?.rec && it.rec.kind === KIND.sample && "tc" in it.rec) held.push(it.rec as SampleRecord)
+            if (it.kind === KIND.sample) held.push(recOf(it) as SampleRecord)
         }
         if (!all) continue
         const ok = held.filter(x => x.sr === 0 && x.sflags === 0)
@@ -760,33 +1147,47 @@ export function verifyLog(input: VerifyInput): Verdict {
         }
         const wrong = (Object.keys(want) as (keyof typeof want)[]).filter(k => want[k] !== v[k])
         if (wrong.length)
-            add({
+            add(c, {
                 seq: v.seq,
                 kind: "bad-summary",
                 detail: `the evicted summary at seq ${v.seq} disagrees with the records ${v.first}..${v.last} still held (${wrong.map(k => `${k} ${v[k]} vs ${want[k]}`).join(", ")})`,
             })
     }
+}
 
-    // ---- 4. checkpoints: the log must reach every acknowledged seq; a device must not go back ----
+// ---- 4. checkpoints: the log must reach every acknowledged seq; a device must not go back ----
+
+function checkCheckpoints(c: Ctx): void {
+    const { items, cps, cpMax, source, boots } = c
     const lastSeq = items.length ? items[items.length - 1].seq : null
-    const firstSeq = items.length ? items[0].seq : null
-    const imageBoot = input.image?.boot
-    for (const c of cps) {
-        const b = bootOf.get(c.seq)
-        if (b !== undefined && b > c.boot && matchedCps.has(c.seq))
-            add({
-                seq: c.seq,
+    const imageBoot = c.input.image?.boot
+    for (const cp of cps) {
+        const b = c.bootOf.get(cp.seq)
+        if (b !== undefined && b > cp.boot && c.matchedCps.has(cp.seq))
+            add(c, {
+                seq: cp.seq,
                 kind: "bad-boot",
-                detail: `record ${c.seq} is in boot ${b}, but the server acknowledged it in a batch of boot ${c.boot}`,
+                detail: `record ${cp.seq} is in boot ${b}, but the server acknowledged it in a batch of boot ${cp.boot}`,
             })
     }
-    const forked = problems.some(p => p.pendingFork)
+    const wMax =
+        source === "server"
+            ? (c.input.witness?.checkpoints ?? []).reduce<Checkpoint | null>((m, w) => (!m || w.seq > m.seq ? w : m), null)
+            : null
+    if (wMax && (lastSeq === null || wMax.seq > lastSeq) && !(cpMax && cpMax.seq >= wMax.seq))
+        add(c, {
+            seq: lastSeq === null ? 0 : lastSeq + 1,
+            last: wMax.seq,
+            kind: "rollback",
+            detail: `the database ends at seq ${lastSeq ?? "(none)"} and its own checkpoints at seq ${cpMax?.seq ?? "(none)"}, but witness ${c.input.witness!.id} cosigned seq ${wMax.seq}: the server's database was restored from an older copy, or truncated together with its checkpoints`,
+        })
+    const forked = c.problems.some(p => p.pendingFork)
     if (cpMax && (lastSeq === null || cpMax.seq > lastSeq) && forked) {
-        notes.push(`the log ends at seq ${lastSeq} before the acknowledged seq ${cpMax.seq}: part of the other history`)
+        c.notes.push(`the log ends at seq ${lastSeq} before the acknowledged seq ${cpMax.seq}: part of the other history`)
     } else if (cpMax && (lastSeq === null || cpMax.seq > lastSeq)) {
         const from = lastSeq === null ? 0 : lastSeq + 1
         const older = source === "device" && imageBoot !== undefined && imageBoot < cpMax.boot
-        add({
+        add(c, {
             seq: from,
             last: cpMax.seq,
             kind: older ? "rollback" : "truncated",
@@ -795,9 +1196,9 @@ export function verifyLog(input: VerifyInput): Verdict {
                 : `the log ends at seq ${lastSeq ?? "(none)"}, but the server acknowledged records up to seq ${cpMax.seq}`,
         })
     } else if (source === "device" && imageBoot !== undefined) {
-        const maxCpBoot = cps.reduce((m, c) => Math.max(m, c.boot), 0)
+        const maxCpBoot = cps.reduce((m, cp) => Math.max(m, cp.boot), 0)
         if (imageBoot < maxCpBoot) {
-            add({
+            add(c, {
                 seq: (lastSeq ?? -1) + 1,
                 kind: "rollback",
                 detail: `the device's boot counter ${imageBoot} is below boot ${maxCpBoot} that the server already acknowledged`,
@@ -805,17 +1206,22 @@ export function verifyLog(input: VerifyInput): Verdict {
         }
     }
     if (source === "device" && imageBoot !== undefined && boots.length && imageBoot < boots[boots.length - 1]) {
-        add({
+        add(c, {
             seq: (lastSeq ?? -1) + 1,
             kind: "bad-boot",
             detail: `lgmeta counts boot ${imageBoot}, below the last boot record (boot ${boots[boots.length - 1]})`,
         })
     }
-    // ---- 5. classify: forks of a device log, records of other devices ----
+}
+
+// ---- 5. classify: forks of a device log, records of other devices ----
+
+function classifyForks(c: Ctx): void {
+    const { problems } = c
     for (const p of problems) {
         if (!p.pendingFork) continue
         const s = p.last ?? p.seq
-        const nextSeal = [...sealedAt.entries()].filter(([q]) => q >= p.seq).sort((a, b) => a[0] - b[0])[0]
+        const nextSeal = [...c.sealedAt.entries()].filter(([q]) => q >= p.seq).sort((a, b) => a[0] - b[0])[0]
         const later = problems.some(q => q !== p && q.kind === "modified" && q.seq > p.seq)
         if (p.rejoined !== undefined) {
             p.kind = "modified"
@@ -832,92 +1238,112 @@ export function verifyLog(input: VerifyInput): Verdict {
                 : `: it holds another history from ${range(p.seq, s)} on (a restored older flash image)`
         }
     }
-    classifyForeign()
+}
 
-    function classifyForeign() {
-        const others = (input.others ?? []).map(o => ({
-            o,
-            id: devidHex(o.devid),
-            bytes: lookup(o.records),
-            keys: o.k0 ? new EpochKeys(o.k0) : null,
-        }))
-        if (!others.length) return
-        for (const p of problems) {
-            if (!(p.kind === "modified" || p.kind === "bad-seal" || p.kind === "conflict")) continue
-            const lo = p.seq
-            const hi = Math.min(p.last ?? p.seq, lo + 2_000)
-            for (const x of others) {
-                let why: string | null = null
-                let from = lo
-                let to = hi
-                // a head stated for a record in the range is the other device's head there
-                for (let q = lo; q <= hi && !why; q++) {
-                    const oh = x.bytes.get(q)?.head
-                    if (oh && claims.get(q)?.some(c => c.head.equals(oh))) {
-                        why = `the stored head of seq ${q} is device ${x.id}'s`
-                        from = q
-                        to = q
-                        for (;;) {
-                            const nh = x.bytes.get(to + 1)?.head
-                            if (!nh || !claims.get(to + 1)?.some(c => c.head.equals(nh))) break
-                            to++
-                        }
+function classifyForeign(c: Ctx): void {
+    const { problems } = c
+    const others = (c.input.others ?? []).map(o => ({
+        o,
+        id: devidHex(o.devid),
+        bytes: lookup(o.records),
+        keys: o.k0 ? new EpochKeys(o.k0, c.budget) : null,
+    }))
+    if (!others.length) return
+    for (const p of problems) {
+        if (!(p.kind === "modified" || p.kind === "bad-seal" || p.kind === "conflict")) continue
+        const lo = p.seq
+        const hi = Math.min(p.last ?? p.seq, lo + 2_000)
+        for (const x of others) {
+            let why: string | null = null
+            let from = lo
+            let to = hi
+            // a head stated for a record in the range is the other device's head there
+            for (let q = lo; q <= hi && !why; q++) {
+                const oh = x.bytes.get(q)?.head
+                if (oh && claimHas(c, q, oh)) {
+                    why = `the stored head of seq ${q} is device ${x.id}'s`
+                    from = q
+                    to = q
+                    for (;;) {
+                        const nh = x.bytes.get(to + 1)?.head
+                        if (!nh || !claimHas(c, to + 1, nh)) break
+                        to++
                     }
-                }
-                // the one record pinpointed is byte for byte the other device's record at that seq
-                if (!why && p.last === undefined) {
-                    const ours = bySeq.get(lo)
-                    const theirs = x.bytes.get(lo)
-                    if (ours && theirs && ours.bytes.equals(theirs.bytes))
-                        why = `record ${lo} is byte for byte device ${x.id}'s record ${lo}`
-                }
-                // a failing seal that is the other device's seal
-                if (!why && p.kind === "bad-seal") {
-                    const it = itemBySeq.get(hi)
-                    const theirs = x.bytes.get(hi)
-                    if (it && theirs && it.bytes.equals(theirs.bytes)) why = `the seal at seq ${hi} is device ${x.id}'s`
-                    else if (it?.rec && it.rec.kind === KIND.seal && "mac" in it.rec && x.keys) {
-                        const seal = it.rec as SealRecord
-                        const k = seal.epoch <= seal.seq ? x.keys.get(seal.epoch) : null
-                        const cands = [...(claims.get(hi - 1) ?? []).map(c => c.head), x.bytes.get(hi - 1)?.head].filter(
-                            (h): h is Buffer => !!h,
-                        )
-                        if (k && cands.some(h => macEquals(sealMac(k, x.o.devid, seal.epoch, seal.seq, h, seal.count), seal.mac))) {
-                            why = `the seal at seq ${hi} verifies under device ${x.id}'s key`
-                        }
-                    }
-                }
-                if (why) {
-                    p.kind = "foreign"
-                    p.seq = from
-                    if (to > from) p.last = to
-                    else delete p.last
-                    p.detail = `${range(from, to)} spliced from another device: ${why}`
-                    break
                 }
             }
-        }
-        // disagreements inside a splice, and the stated chain resuming right after it, are not
-        // further problems
-        for (const f of problems.filter(p => p.kind === "foreign")) {
-            if (!problems.includes(f)) continue
-            const end = (f.last ?? f.seq) + 1
-            for (let k = problems.length - 1; k >= 0; k--) {
-                const q = problems[k]
-                if (q !== f && (q.kind === "modified" || q.kind === "foreign") && q.seq >= f.seq && (q.last ?? q.seq) <= end)
-                    problems.splice(k, 1)
+            // the one record pinpointed is byte for byte the other device's record at that seq
+            if (!why && p.last === undefined) {
+                const ours = c.bySeq.get(lo)
+                const theirs = x.bytes.get(lo)
+                if (ours && theirs && ours.bytes.equals(theirs.bytes)) why = `record ${lo} is byte for byte device ${x.id}'s record ${lo}`
+            }
+            // a failing seal that is the other device's seal
+            if (!why && p.kind === "bad-seal") {
+                const it = itemAt(c, hi)
+                const theirs = x.bytes.get(hi)
+                if (it && theirs && it.bytes.equals(theirs.bytes)) why = `the seal at seq ${hi} is device ${x.id}'s`
+                else if (it?.rec && it.rec.kind === KIND.seal && "mac" in it.rec && x.keys) {
+                    const seal = it.rec as SealRecord
+                    const k = seal.epoch <= seal.seq ? x.keys.get(seal.epoch) : null
+                    const cands = [...claimedHeads(c, hi - 1), x.bytes.get(hi - 1)?.head].filter((h): h is Buffer => !!h)
+                    if (k && cands.some(h => macEquals(sealMac(k, x.o.devid, seal.epoch, seal.seq, h, seal.count), seal.mac))) {
+                        why = `the seal at seq ${hi} verifies under device ${x.id}'s key`
+                    }
+                }
+            }
+            if (why) {
+                p.kind = "foreign"
+                p.seq = from
+                if (to > from) p.last = to
+                else delete p.last
+                p.detail = `${range(from, to)} spliced from another device: ${why}`
+                break
             }
         }
     }
+    // disagreements inside a splice, and the stated chain resuming right after it, are not
+    // further problems
+    for (const f of problems.filter(p => p.kind === "foreign")) {
+        if (!problems.includes(f)) continue
+        const end = (f.last ?? f.seq) + 1
+        for (let k = problems.length - 1; k >= 0; k--) {
+            const q = problems[k]
+            if (q !== f && (q.kind === "modified" || q.kind === "foreign") && q.seq >= f.seq && (q.last ?? q.seq) <= end)
+                problems.splice(k, 1)
+        }
+    }
+}
 
-    // ---- verdict ----
+// ---- the verdict ----
+
+/** The device's clock over the records that decode, in seq order (samples read for their t alone). */
+function clockOf(c: Ctx): Verdict["clock"] {
+    const timeline = buildTimeline(
+        c.items.flatMap((x): LogRecord[] => {
+            if (x.rec) return [x.rec]
+            // a well-formed sample not yet decoded: the timeline reads only its seq, kind and t
+            if (x.kind === KIND.sample) return [{ seq: x.seq, kind: KIND.sample, t: x.bytes.readUInt32LE(RECORD_HEADER_LEN) } as LogRecord]
+            return []
+        }),
+    )
+    return {
+        runs: timeline.placed.length ? timeline.placed[timeline.placed.length - 1].run + 1 : 0,
+        unplaced: timeline.placed.filter(p => p.utc === null).length,
+        findings: timeline.findings,
+    }
+}
+
+function verdictOf(c: Ctx): Verdict {
+    const { items, problems, chain: ch, cpMax } = c
+    const lastSeq = items.length ? items[items.length - 1].seq : null
+    const firstSeq = items.length ? items[0].seq : null
     let unsealed = 0
     if (items.length) {
-        const tailFrom = lastSealSeq === null ? items[0].seq : lastSealSeq + 1
+        const tailFrom = ch.lastSealSeq === null ? items[0].seq : ch.lastSealSeq + 1
         unsealed = items.filter(x => x.seq >= tailFrom).length
     }
     problems.sort((a, b) => a.seq - b.seq)
-    const max = input.maxProblems ?? 100
+    const max = c.input.maxProblems ?? 100
     const listed: Problem[] = problems
         .slice(0, max)
         .map(({ pendingFork: _p, rejoined: _r, folded, ...p }) =>
@@ -932,29 +1358,41 @@ export function verifyLog(input: VerifyInput): Verdict {
         ok: status === "ok",
         status,
         ...(first ? { firstBad: first.seq, reason: `${first.kind}: ${first.detail}` } : {}),
-        devid: devidStr,
-        source,
+        devid: devidHex(c.devid),
+        source: c.source,
         problems: listed,
         problemsOmitted: Math.max(0, problems.length - max),
-        notes,
+        notes: c.notes,
         records: items.length,
         firstSeq,
         lastSeq,
-        head: head ? head.toString("hex") : null,
-        start: items.length ? start : "none",
-        sealedThrough,
-        epochs,
-        lastEpoch,
+        head: ch.head ? ch.head.toString("hex") : null,
+        start: items.length ? ch.start : "none",
+        sealedThrough: ch.sealedThrough,
+        epochs: ch.epochs,
+        lastEpoch: ch.lastEpoch,
         unsealed,
-        boots,
+        boots: c.boots,
         checkpoints: {
-            given: cpSeqs.size,
-            matched: matchedCps.size,
-            before: [...cpSeqs].filter(q => firstSeq !== null && q < firstSeq - 1).length,
+            given: c.cpSeqs.size,
+            matched: c.matchedCps.size,
+            before: [...c.cpSeqs].filter(q => firstSeq !== null && q < firstSeq - 1).length,
             latest: cpMax ? cpMax.seq : null,
         },
-        evictedRanges: evicted,
-        positions,
-        clock,
+        evictedRanges: c.evicted,
+        positions: c.positions,
+        configs: c.configs,
+        clock: clockOf(c),
+        ...(c.input.deviceBand
+            ? {
+                  alarmCheck: checkDeviceAlarms(
+                      c.items.flatMap(x => {
+                          const r = recOf(x)
+                          return r ? [r] : []
+                      }),
+                      c.input.deviceBand,
+                  ),
+              }
+            : {}),
     }
 }

@@ -21,10 +21,13 @@ export function checkRegistration(r: Registration & { devid: string | Buffer; lo
     ] as const) {
         if (!Buffer.isBuffer(k) || k.length !== KEY_LEN) throw new RegistrationError(`${name} must be ${KEY_LEN} bytes, got ${k?.length}`)
     }
+    const configHash = r.configHash ?? null
+    if (configHash !== null && (!Buffer.isBuffer(configHash) || configHash.length !== 16))
+        throw new RegistrationError(`configHash must be 16 bytes, got ${configHash?.length}`)
     const label = r.label ?? null
     if (label !== null && (typeof label !== "string" || label.length > 200))
         throw new RegistrationError("label must be text, at most 200 characters")
-    return { devid, k0: r.k0, ackkey: r.ackkey, label }
+    return { devid, k0: r.k0, ackkey: r.ackkey, label, configHash }
 }
 
 /** Reader keys: "ctr_" and 32 random bytes in base64url (47 characters). */

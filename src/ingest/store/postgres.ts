@@ -9,6 +9,7 @@ import {
     RegistrationError,
     type BatchNote,
     type CheckpointRow,
+    type CosignatureRow,
     type DeviceRow,
     type DeviceSummary,
     type DeviceTx,
@@ -110,6 +111,29 @@ CREATE TABLE readers (
   positions boolean NOT NULL,
   created   text NOT NULL
 );`,
+    },
+    {
+        version: 2,
+        name: "the provisioned configuration's hash per device (what its config records must carry)",
+        sql: "ALTER TABLE devices ADD COLUMN config_hash bytea CHECK (config_hash IS NULL OR length(config_hash) = 16)",
+    },
+    {
+        version: 3,
+        name: "witness cosignatures and refusals of checkpoints",
+        sql: `
+CREATE TABLE cosignatures (
+  checkpoint_id bigint NOT NULL REFERENCES checkpoints (id),
+  devid         text NOT NULL REFERENCES devices (devid),
+  seq           bigint NOT NULL,
+  head          bytea NOT NULL,
+  witness       text NOT NULL,
+  status        text NOT NULL CHECK (status IN ('cosigned', 'refused')),
+  at            bigint NOT NULL,
+  sig           bytea,
+  reason        text,
+  PRIMARY KEY (checkpoint_id, witness)
+);
+CREATE INDEX cosignatures_devid ON cosignatures (devid, seq);`,
     },
 ]
 
@@ -339,8 +363,8 @@ export class PostgresStore implements IngestStore {
     async registerDevice(r: Registration) {
         const d = checkRegistration(r)
         const res = await this.pool.query(
-            "INSERT INTO devices (devid, ackkey, epoch_key, label, created) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (devid) DO NOTHING",
-            [d.devid, d.ackkey, d.k0, d.label ?? null, nowIso()],
+            "INSERT INTO devices (devid, ackkey, epoch_key, label, created, config_hash) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (devid) DO NOTHING",
+            [d.devid, d.ackkey, d.k0, d.label ?? null, nowIso(), d.configHash ?? null],
         )
         if (res.rowCount === 0) throw new RegistrationError(`device ${d.devid} is already registered`)
     }
@@ -431,6 +455,40 @@ export class PostgresStore implements IngestStore {
             "SELECT id, seq, head, boot, epoch, status, at FROM checkpoints WHERE devid = $1 ORDER BY id",
             [devid],
         )
+    }
+    async latestCheckpoint(devid: string) {
+        const r = await this.query<CheckpointRow>(
+            "latest_checkpoint",
+            "SELECT id, seq, head, boot, epoch, status, at FROM checkpoints WHERE devid = $1 AND seq IS NOT NULL ORDER BY id DESC LIMIT 1",
+            [devid],
+        )
+        return r[0] ?? null
+    }
+    async cosignatures(devid: string) {
+        return this.query<CosignatureRow>(
+            "cosignatures",
+            `SELECT checkpoint_id AS "checkpointId", seq, head, witness, status, at, sig, reason
+             FROM cosignatures WHERE devid = $1 ORDER BY checkpoint_id, witness`,
+            [devid],
+        )
+    }
+    async addCosignature(devid: string, c: CosignatureRow) {
+        await this.pool.query({
+            name: "add_cosignature",
+            text: `INSERT INTO cosignatures (checkpoint_id, devid, seq, head, witness, status, at, sig, reason)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING`,
+            values: [c.checkpointId, devid, c.seq, c.head, c.witness, c.status, c.at, c.sig, c.reason],
+        })
+    }
+    async awaitingCosign(witness: string) {
+        const r = await this.query<{ devid: string }>(
+            "awaiting_cosign",
+            `SELECT d.devid FROM devices d
+             JOIN checkpoints c ON c.id = (SELECT max(id) FROM checkpoints WHERE devid = d.devid AND seq IS NOT NULL)
+             WHERE NOT EXISTS (SELECT 1 FROM cosignatures s WHERE s.checkpoint_id = c.id AND s.witness = $1) ORDER BY d.devid`,
+            [witness],
+        )
+        return r.map(x => x.devid)
     }
     async addReader(r: ReaderInput) {
         const name = checkReader(r)

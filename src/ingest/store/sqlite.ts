@@ -12,6 +12,7 @@ import {
     RegistrationError,
     type BatchNote,
     type CheckpointRow,
+    type CosignatureRow,
     type DeviceRow,
     type DeviceSummary,
     type DeviceTx,
@@ -137,6 +138,30 @@ const MIGRATIONS: Migration[] = [
             db.exec(`DROP INDEX IF EXISTS records_kind;
                      CREATE INDEX records_kind ON records (devid, seq) WHERE kind IN (${KIND.alarm}, ${KIND.evicted});`),
     },
+    {
+        version: 4,
+        name: "the provisioned configuration's hash per device (what its config records must carry)",
+        up: db => db.exec("ALTER TABLE devices ADD COLUMN config_hash BLOB CHECK (config_hash IS NULL OR length(config_hash) = 16)"),
+    },
+    {
+        version: 5,
+        name: "witness cosignatures and refusals of checkpoints",
+        up: db =>
+            db.exec(`
+CREATE TABLE cosignatures (
+  checkpoint_id INTEGER NOT NULL REFERENCES checkpoints(id),
+  devid         TEXT NOT NULL REFERENCES devices(devid),
+  seq           INTEGER NOT NULL,
+  head          BLOB NOT NULL,
+  witness       TEXT NOT NULL,              -- key id of the witness
+  status        TEXT NOT NULL CHECK (status IN ('cosigned', 'refused')),
+  at            INTEGER NOT NULL,           -- ms since 1970 (signed with the rest when cosigned)
+  sig           BLOB,                       -- Ed25519 over the cosign message
+  reason        TEXT,                       -- why the witness refused
+  PRIMARY KEY (checkpoint_id, witness)
+);
+CREATE INDEX cosignatures_devid ON cosignatures (devid, seq);`),
+    },
 ]
 
 export const SQLITE_SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version
@@ -203,13 +228,10 @@ function q(db: Db, sql: string): Database.Statement {
 /** Adds a device (k0 stored as its epoch-0 key). Throws RegistrationError; a devid is registered once. */
 export function registerDevice(db: Db, d: Registration | (Omit<Registration, "devid"> & { devid: Buffer | string })): void {
     const r = checkRegistration(d as Registration)
-    const res = q(db, "INSERT OR IGNORE INTO devices (devid, ackkey, epoch_key, label, created) VALUES (?, ?, ?, ?, ?)").run(
-        r.devid,
-        r.ackkey,
-        r.k0,
-        r.label ?? null,
-        nowIso(),
-    )
+    const res = q(
+        db,
+        "INSERT OR IGNORE INTO devices (devid, ackkey, epoch_key, label, created, config_hash) VALUES (?, ?, ?, ?, ?, ?)",
+    ).run(r.devid, r.ackkey, r.k0, r.label ?? null, nowIso(), r.configHash ?? null)
     if (res.changes === 0) throw new RegistrationError(`device ${r.devid} is already registered`)
 }
 
@@ -271,6 +293,44 @@ export function unexplainedSegments(db: Db, devid: string): SegmentRow[] {
 /** Every ack sent to a device, oldest first. */
 export function checkpointsFor(db: Db, devid: string): CheckpointRow[] {
     return q(db, "SELECT id, seq, head, boot, epoch, status, at FROM checkpoints WHERE devid = ? ORDER BY id").all(devid) as CheckpointRow[]
+}
+
+// ---- the witness ------------------------------------------------------------------------------
+
+export function latestCheckpoint(db: Db, devid: string): CheckpointRow | null {
+    return (
+        (q(
+            db,
+            "SELECT id, seq, head, boot, epoch, status, at FROM checkpoints WHERE devid = ? AND seq IS NOT NULL ORDER BY id DESC LIMIT 1",
+        ).get(devid) as CheckpointRow | undefined) ?? null
+    )
+}
+
+export function cosignaturesFor(db: Db, devid: string): CosignatureRow[] {
+    return q(
+        db,
+        `SELECT checkpoint_id AS checkpointId, seq, head, witness, status, at, sig, reason
+         FROM cosignatures WHERE devid = ? ORDER BY checkpoint_id, witness`,
+    ).all(devid) as CosignatureRow[]
+}
+
+export function addCosignature(db: Db, devid: string, c: CosignatureRow): void {
+    q(
+        db,
+        `INSERT OR IGNORE INTO cosignatures (checkpoint_id, devid, seq, head, witness, status, at, sig, reason)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    ).run(c.checkpointId, devid, c.seq, c.head, c.witness, c.status, c.at, c.sig, c.reason)
+}
+
+export function awaitingCosign(db: Db, witness: string): string[] {
+    return (
+        q(
+            db,
+            `SELECT d.devid FROM devices d
+             JOIN checkpoints c ON c.id = (SELECT max(id) FROM checkpoints WHERE devid = d.devid AND seq IS NOT NULL)
+             WHERE NOT EXISTS (SELECT 1 FROM cosignatures s WHERE s.checkpoint_id = c.id AND s.witness = ?) ORDER BY d.devid`,
+        ).all(witness) as { devid: string }[]
+    ).map(r => r.devid)
 }
 
 // ---- readers (the read API's access keys) -----------------------------------------------------
@@ -505,6 +565,18 @@ export class SqliteStore implements IngestStore {
     }
     checkpoints(devid: string) {
         return this.serial(() => checkpointsFor(this.db, devid))
+    }
+    latestCheckpoint(devid: string) {
+        return this.serial(() => latestCheckpoint(this.db, devid))
+    }
+    cosignatures(devid: string) {
+        return this.serial(() => cosignaturesFor(this.db, devid))
+    }
+    addCosignature(devid: string, c: CosignatureRow) {
+        return this.serial(() => addCosignature(this.db, devid, c))
+    }
+    awaitingCosign(witness: string) {
+        return this.serial(() => awaitingCosign(this.db, witness))
     }
     addReader(r: ReaderInput) {
         return this.serial(() => addReader(this.db, r))

@@ -17,6 +17,8 @@ export interface Registration {
     k0: Buffer
     ackkey: Buffer
     label?: string | null
+    /** the provisioned configuration's hash (16 bytes, what the config records carry), or null */
+    configHash?: Buffer | null
 }
 
 /** A device as the acceptance rules see it. */
@@ -76,6 +78,22 @@ export interface CheckpointRow {
     epoch: number
     status: number
     at: string
+}
+
+/** A witness's answer to one checkpoint (docs/witness.md): its cosignature, or its refusal. */
+export interface CosignatureRow {
+    checkpointId: number
+    seq: number
+    head: Buffer
+    /** the witness's key id (hex, 8 bytes of SHA-256 of its public key) */
+    witness: string
+    status: "cosigned" | "refused"
+    /** ms since 1970: when the witness signed (cosigned) or answered (refused) */
+    at: number
+    /** Ed25519 signature over the cosign message (cosigned only) */
+    sig: Buffer | null
+    /** why the witness refused */
+    reason: string | null
 }
 
 /** The receipt of an authenticated batch (the `batches` table). */
@@ -177,6 +195,14 @@ export interface IngestStore {
     recordsOfKinds(devid: string, kinds: number[]): Promise<{ seq: number; kind: number; bytes: Buffer }[]>
     segments(devid: string): Promise<SegmentRow[]>
     checkpoints(devid: string): Promise<CheckpointRow[]>
+
+    // the witness (docs/witness.md): cosignatures and refusals stored with the checkpoints
+    /** the device's newest checkpoint that names a seq, or null */
+    latestCheckpoint(devid: string): Promise<CheckpointRow | null>
+    cosignatures(devid: string): Promise<CosignatureRow[]>
+    addCosignature(devid: string, c: CosignatureRow): Promise<void>
+    /** devices whose newest checkpoint has no answer from this witness yet (retried after a restart) */
+    awaitingCosign(witness: string): Promise<string[]>
 
     // readers (the read API's access keys; stored as SHA-256 only)
     addReader(r: ReaderInput): Promise<string>

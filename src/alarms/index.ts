@@ -1,0 +1,6 @@
+export * from "./types.js"
+export * from "./engine.js"
+export * from "./presets.js"
+export * from "./validate.js"
+export * from "./device.js"
+export * from "./report.js"
