@@ -101,6 +101,9 @@ async function ingestFirmwareBatches(batches: VmBatch[]): Promise<Map<number, nu
 
 type Add = (figure: string, value: number, unit: string, note?: string) => void
 
+/** settings-store bytes of one tail write: 24-byte entry + the tail value (40 + 161 + up to 23 B) */
+const TAIL_COST = 24 + 224
+
 /** Issue 5: flash figures from the VM run. */
 function flashRows(lb: LogBenchOut, tomb: TombOut, add: Add) {
     const cfgCost = lb.values.reduce((s, v) => s + cost(v.len), 0)
@@ -116,14 +119,14 @@ function flashRows(lb: LogBenchOut, tomb: TombOut, add: Add) {
             `flash bytes/sample, ${name} (block bytes / samples, 30 d)`,
             m.bytes / m.samples,
             "B/sample",
-            `${m.bytes} B in ${m.blocks} blocks (36 B header each) for ${m.samples} samples + ${other} other records (2 boot/config, ${m.anchors} time, ${m.seals} seals, ${m.alarms} alarms); ` +
-                `${m.fullsamples} samples stored as full 15-byte items, ${m.faulted} faulted`,
+            `${m.bytes} B of log values (${m.blocks} blocks of packed records, 4 B header each, the open block's tail and lgmeta) for ${m.samples} samples + ${other} other records (2 boot/config, ${m.anchors} time, ${m.seals} seals, ${m.alarms} alarms); ` +
+                `${m.faulted} faulted samples (kept raw)`,
         )
         add(
             `flash settings-store bytes/sample, ${name} (24 + roundup8 per live block)`,
             m.cost / m.samples,
             "B/sample",
-            `${m.cost} B for ${m.blocks} live blocks`,
+            `${m.cost} B for ${m.blocks} live blocks, tail and lgmeta`,
         )
     }
     for (const name of PROFILES) {
@@ -136,9 +139,9 @@ function flashRows(lb: LogBenchOut, tomb: TombOut, add: Add) {
             c.cap_samples,
             "samples",
             `${f1(days)} days at 5 min${target}; ${c.cap_blocks} blocks + ${cfgCost} B of keys/config (${cfgList}; 24 + roundup8 each) = ${c.cap_cost} B <= ${HEADER} - ${BLOCK_COST} (the store itself keeps 72 B more: 24 B header, 2 spare entries); ` +
-                `the firmware evicts above maxBlocks 56 (devs/src/main.ts): ${p.maxBlocks.samples} samples (${f1(p.maxBlocks.samples / 288)} d); ` +
-                `counted in RAM (the VM's store is 8 KB and LogStore takes no other kv) by the real ItemEncoder following LogStore.append, ` +
-                `checked byte for byte against the real LogStore for its first ${p.real.samples} samples (${p.real.appends} appends, ${p.real.blocks} blocks)`,
+                `the firmware evicts above maxBlocks 60 (devs/src/main.ts): ${p.maxBlocks.samples} samples (${f1(p.maxBlocks.samples / 288)} d); ` +
+                `the real LogStore on a RAM model of the settings store (the VM's own store is 8 KB), ` +
+                `checked byte for byte (open block, tail, head) against the same LogStore in the VM's flash for its first ${p.real.samples} samples (${p.real.appends} appends, ${p.real.blocks} blocks)`,
         )
     }
     const all = PROFILES.flatMap(n => lb.profiles.get(n)!.appendMs)
@@ -147,7 +150,7 @@ function flashRows(lb: LogBenchOut, tomb: TombOut, add: Add) {
         "VM ms per LogStore append (median)",
         quantile(all, 0.5),
         "ms",
-        `real LogStore.append (block write + read-back verify; new block: + lgmeta) in the test-mode VM, ${all.length} appends over the 3 profiles (medians: ${per}); ` +
+        `real LogStore.append (tail write + read-back verify; a flush or a new block: + block, lgmeta) in the test-mode VM, ${all.length} appends over the 3 profiles (medians: ${per}); ` +
             `devs --test forces GC stress; the simulator's "VM ms per sample cycle" rows run the same append (plus the driver read) without it`,
     )
     add("VM ms per LogStore append (p95)", quantile(all, 0.95), "ms")
@@ -157,16 +160,17 @@ function flashRows(lb: LogBenchOut, tomb: TombOut, add: Add) {
         "B",
         `${f1(tomb.lo)}..${f1(tomb.hi)} B: a fresh VM store takes ${tomb.freshFree} B of values (8192 - 24 header - 48 reserve); after ${tomb.deletes} keys were set and deleted, ` +
             `${tomb.freshFree - tomb.perDelete * tomb.deletes} B. A delete is a zero-length entry (24 + 8 B) that compaction copies like any value: ` +
-            `every freed block (lg + a new number each time) keeps 32 B for good; a full store also refuses the deletes that would free it`,
+            `format v3 names blocks round a ring of 64 keys (b00..b3f), so a deleted block's entry lasts only until its key is written again: ` +
+            `at most 64 x ${tomb.perDelete} = ${64 * tomb.perDelete} B, for good, whatever the age of the logger`,
     )
     for (const name of PROFILES) {
         const m = lb.profiles.get(name)!.month
+        // every settings write the log made (tail at every append, block flushes and closes, lgmeta at a
+        // new block, deletes), counted by the RAM store; plus lgack per hourly upload and ep per seal
         const A = m.writes
-        const B = m.newblocks * cost(12)
         const C = uploadsPerMonth * cost(40)
-        const D = m.seals * cost(40)
-        const E = (m.newblocks - 1) * (cost(12) + perDelete)
-        const total = A + B + C + D + E
+        const D = m.seals * cost(44)
+        const total = A + C + D
         const perDay = total / MONTH_DAYS
         const live0 = cfgCost + 2 * BLOCK_COST
         const gcPerDay = perDay / (USABLE - live0)
@@ -176,8 +180,7 @@ function flashRows(lb: LogBenchOut, tomb: TombOut, add: Add) {
             `flash wear, ${name}: bytes written per sample (5 min, 1 h uploads)`,
             total / m.samples,
             "B/sample",
-            `30 d: block rewrites ${A} + lgmeta per new block ${B} + lgack per hourly upload ${C} (= ${f1((A + B + C) / m.samples)} B/sample by the issue's formula) ` +
-                `+ ekey per seal ${D} + per freed block lgmeta + delete ${E} = ${total} B / ${m.samples} samples`,
+            `30 d: log writes ${A} (the tail, ~${TAIL_COST} B, at every append: the price of losing nothing at a power cut) + lgack per hourly upload ${C} + ep per seal ${D} = ${total} B / ${m.samples} samples`,
         )
         add(
             `flash endurance, ${name}: years to ${ERASE_CYCLES / 1000}k erases (goal >= 10)`,
@@ -185,16 +188,7 @@ function flashRows(lb: LogBenchOut, tomb: TombOut, add: Add) {
             "years",
             `${Math.round(perDay)} B/day written; compaction when the 16 KB half is full: ${USABLE} B usable - ${live0} B live (keys/config ${cfgCost} + 2 blocks) ` +
                 `= ${USABLE - live0} B per cycle -> ${f2(gcPerDay)} compactions/day, each erasing the other half's 4 sectors, so a sector is erased every 2nd: ` +
-                `${f2(erasesPerDay)}/day -> ${ERASE_CYCLES} / ${f2(erasesPerDay)} / 365.25; ignores deleted-block entries (next row), which stop the store long before`,
-        )
-        const freedPerDay = (m.newblocks - 1) / MONTH_DAYS
-        const days = (USABLE - live0 - BLOCK_COST) / (perDelete * freedPerDay)
-        add(
-            `days until deleted-block entries fill the 16 KB header, ${name}`,
-            days,
-            "days",
-            `${f2(freedPerDay)} blocks freed/day at 1 h uploads x ${perDelete} B kept each; (${USABLE} - ${live0} - one block ${BLOCK_COST}) / ${f1(perDelete * freedPerDay)} B/day. ` +
-                `Then every settings write fails (kvSet: "did not stick") and the logger records nothing; the 30-day backlog room shrinks by the same amount from the start`,
+                `${f2(erasesPerDay)}/day -> ${ERASE_CYCLES} / ${f2(erasesPerDay)} / 365.25`,
         )
     }
 }

@@ -63,7 +63,7 @@ const MONTH_SAMPLES = 8640
 const UPLOAD_FIRST = BOOT_UP + 10000 // logger.uploading(): first upload 10 s after start
 const MAX_BATCH_BYTES = 900 // as devs/app/logger.ts
 const LIMIT = 16384 - 216 // ESP32 header minus one block of compaction headroom
-const ESP32_MAX_BLOCKS = 48 // devs/src/main.ts: live blocks before the logger evicts
+const ESP32_MAX_BLOCKS = 60 // devs/src/main.ts: live blocks before the logger evicts
 const REAL_MAX_BLOCKS = 20 // the VM's store is 8 KB: the real LogStore phase stops at this many blocks
 
 /** settings-store cost of one value: a 24-byte entry plus the value rounded up to 8 bytes */
@@ -305,7 +305,8 @@ class Run {
             this.capLine =
                 `cap_samples=${this.samples} cap_records=${m0.store.nextSeq - 1} ` +
                 `cap_cost=${beforeCost + this.cfgCost} cap_blocks=${beforeBlocks}`
-        if (!this.maxBlocksLine && m0.blocks() > ESP32_MAX_BLOCKS) this.maxBlocksLine = `samples=${this.samples} records=${m0.store.nextSeq - 1}`
+        if (!this.maxBlocksLine && m0.blocks() > ESP32_MAX_BLOCKS)
+            this.maxBlocksLine = `samples=${this.samples} records=${m0.store.nextSeq - 1}`
         if (this.real && this.realLeft > 0) {
             this.realLeft--
             const t0 = ds.millis()

@@ -55,7 +55,8 @@ await startColdtrace({
     ready: new DrdyLine(pins.TC_DRDY),
     gnss: async (cfg: GnssConfig) => await startGnss(new Ublox(boardI2c, { clock }), clock, cfg),
     rtc: new Rv3028(boardI2c, clock),
-    // 16 KB settings header on the ESP32 (platform notes): 48 blocks of at most 248 B in flash
-    // (24 B entry + 224 B value) plus keys and the open block's tail leave room for compaction
-    maxBlocks: 48,
+    // 16 KB settings header on the ESP32 (platform notes): 60 blocks of at most 248 B in flash
+    // (24 B entry + 224 B value; 14,880 B) plus keys, config, lgmeta and the open block's tail
+    // (~900 B) leave one largest value of room for compaction; the ring has 64 keys
+    maxBlocks: 60,
 })

@@ -9,7 +9,7 @@ import type { Scenario } from "./scenario.js"
 import { startNotehub, type Notehub } from "../uplink/notehub.js"
 import { startIngestServer, type IngestServer } from "../ingest/server.js"
 import { registerDevice } from "../ingest/db.js"
-import { newDeviceKeys, deviceSecretJson, type DeviceKeys } from "../provision/provision.js"
+import { newDeviceKeys, deviceSecretJson, configHash, type DeviceKeys } from "../provision/provision.js"
 
 /**
  * Everything one simulated device talks to, started together and stopped together: the ingest
@@ -103,9 +103,17 @@ export class Testbed {
         this.keys = newDeviceKeys()
         // the server gets what it needs to check batches and sign acks; k0 goes to the escrow file
         // below as well (the server keeps only the current epoch's key), the location key only there
-        registerDevice(this.ingest.db, { devid: this.keys.devid, k0: this.keys.k0, ackkey: this.keys.ackkey, label: s.name })
+        // with the provisioned configuration's hash, so the verifier checks every config record against it
+        const provisioned = { config: s.device, endpoint: this.endpoint }
+        registerDevice(this.ingest.db, {
+            devid: this.keys.devid,
+            k0: this.keys.k0,
+            ackkey: this.keys.ackkey,
+            label: s.name,
+            configHash: configHash(s.device, this.endpoint),
+        })
         // keys stay out of every log; they are kept for `coldtrace verify` with owner-only access
-        writeFileSync(this.secretFile, JSON.stringify(deviceSecretJson(this.keys)), { mode: 0o600 })
+        writeFileSync(this.secretFile, JSON.stringify(deviceSecretJson(this.keys, provisioned)), { mode: 0o600 })
         this.hub = new JacdacHub(path.join(DEVS_DIR, "services/simworld.md"))
         await this.hub.listen()
         this.vm = new VmProcess(path.join(this.out, "device"), firmware, { NODE_EXTRA_CA_CERTS: pki.caFile })
