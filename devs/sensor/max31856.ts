@@ -2,7 +2,7 @@ import * as ds from "@devicescript/core"
 import { SensorServer, startServer } from "@devicescript/server"
 import { SpiDevice, ReadyLine } from "../hal/spi"
 import { Clock } from "../hal/clock"
-import { Backoff } from "../hal/backoff"
+import { Peripheral } from "../hal/peripheral"
 
 /*
  * MAX31856 thermocouple converter driver (register map and timing: docs/parts.md).
@@ -261,11 +261,7 @@ function isBlank(b: Buffer): boolean {
  * throws. read() never throws: bus errors, timeouts and silent chips become NO_READING samples.
  * Calls are serialized by an internal lock that is released on every path (try/finally).
  */
-export class Max31856 {
-    /** configuration verified and chip answering */
-    ok = false
-    /** message of the last configure/read problem, for logs */
-    lastError: string = undefined
+export class Max31856 extends Peripheral {
     /** last sample returned by read() (faulted or not) */
     last: Max31856Reading = undefined
     /** last unfaulted temperature (C) and when it was read (device ms); NaN/-1 before the first */
@@ -280,30 +276,18 @@ export class Max31856 {
     readonly conversionMs: number
     readonly timeoutMs: number
     private readonly regs: Buffer
-    private readonly clock: Clock
     private readonly ready: ReadyLine
-    private busy = false
-    private retry = new Backoff()
 
     constructor(
         readonly spi: SpiDevice,
         options: Max31856Options = {},
     ) {
+        super(options.clock || new Clock())
         this.config = normalizeConfig(options)
         this.regs = configRegisters(this.config)
         this.conversionMs = expectedConversionMs(this.config)
         this.timeoutMs = conversionTimeoutMs(this.config)
-        this.clock = options.clock || new Clock()
         this.ready = options.ready
-    }
-
-    // Simple lock: DeviceScript fibers interleave only at `await`, so test-and-set is atomic.
-    private async acquire() {
-        while (this.busy) await ds.sleep(2)
-        this.busy = true
-    }
-    private release() {
-        this.busy = false
     }
 
     /** read `n` registers from `reg` in one transaction; returns just the data bytes */
@@ -328,23 +312,8 @@ export class Max31856 {
      * Throws an Error naming the register on a read-back mismatch, or saying the chip does not
      * answer; the lock is released either way and `ok` tells the outcome.
      */
-    async configure(): Promise<void> {
-        await this.acquire()
-        try {
-            this.ok = false
-            await this.configureLocked()
-            this.ok = true
-            this.lastError = undefined
-            this.retry.reset()
-        } catch (e: any) {
-            this.lastError = e.message
-            throw e
-        } finally {
-            this.release()
-        }
-    }
-
-    private async configureLocked() {
+    /** (Peripheral.configure() calls it with the lock held) */
+    protected override async setup(): Promise<void> {
         // Snapshot of all 16 registers: tells whether a chip answers and whether it is converting.
         const cur = await this.readRegs(REG_CR0, 16)
         if (isBlank(cur)) throw new Error(`MAX31856 not answering: registers read all ${hex8(cur[0])}`)
@@ -381,28 +350,12 @@ export class Max31856 {
     }
 
     /**
-     * configure() with back-off for a missing or misbehaving chip: does nothing while `ok` or before
-     * the next retry time; after a failure waits 1 s, then 2 s, 4 s ... 60 s (device time).
-     * Never throws; returns `ok`.
-     */
-    async retryConfigure(): Promise<boolean> {
-        if (this.ok) return true
-        if (!this.retry.due(this.clock.now())) return false
-        try {
-            await this.configure()
-        } catch (e: any) {
-            this.retry.failed(this.clock.now())
-        }
-        return this.ok
-    }
-
-    /**
      * One one-shot conversion: check CR0/CR1, set 1SHOT, wait for DRDY or 1SHOT to clear (with a
      * timeout derived from averaging and notch), then ONE burst read of 0x0A..0x0F.
      * Never throws: a silent chip, a timeout or a transfer error give a NO_READING sample.
      */
     async read(): Promise<Max31856Reading> {
-        await this.acquire()
+        await this.lock.acquire()
         let r: Max31856Reading
         try {
             r = await this.readLocked()
@@ -412,7 +365,7 @@ export class Max31856 {
             this.lastError = "MAX31856 read: " + e.message
             r = noReading(this.ok ? 0 : SFLAG_CONFIG_MISMATCH)
         } finally {
-            this.release()
+            this.lock.release()
         }
         this.last = r
         return r

@@ -1,7 +1,7 @@
 import * as ds from "@devicescript/core"
 import { I2cBus } from "../hal/i2c"
 import { Clock } from "../hal/clock"
-import { Backoff } from "../hal/backoff"
+import { Peripheral } from "../hal/peripheral"
 import {
     UbxParser,
     UbxMessage,
@@ -122,11 +122,7 @@ const MAX_READ = 1024
  * `retryConfigure()` before polls: it reconfigures at once after a poll failure and backs off 1 s,
  * 2 s ... 60 s between failed configurations. Calls are serialized by a lock released on every path.
  */
-export class Ublox {
-    /** configured (ACK-ACK) and answering */
-    ok = false
-    /** message of the last configure/poll problem, for logs */
-    lastError: string = undefined
+export class Ublox extends Peripheral {
     /** last NAV-PVT received (fix or not) and the device time it arrived; -1 before the first */
     last: NavPvt = undefined
     lastAt = -1
@@ -142,30 +138,18 @@ export class Ublox {
     readonly pollTimeoutMs: number
     readonly ackTimeoutMs: number
     readonly chunk: number
-    private readonly clock: Clock
-    private busy = false
-    private retry = new Backoff()
     private idleSince = -1
 
     constructor(
         readonly bus: I2cBus,
         options: UbloxOptions = {},
     ) {
-        this.clock = options.clock || new Clock()
+        super(options.clock || new Clock())
         this.address = options.address === undefined ? UBLOX_I2C_ADDRESS : options.address
         this.pollTimeoutMs = options.pollTimeoutMs === undefined ? 1100 : options.pollTimeoutMs
         this.ackTimeoutMs = options.ackTimeoutMs === undefined ? 1100 : options.ackTimeoutMs
         const c = options.chunk === undefined ? 64 : options.chunk
         this.chunk = c < 1 ? 1 : c
-    }
-
-    // DeviceScript fibers interleave only at `await`, so test-and-set is atomic.
-    private async acquire() {
-        while (this.busy) await ds.sleep(2)
-        this.busy = true
-    }
-    private release() {
-        this.busy = false
     }
 
     /** bytes waiting in the receiver (0xFD/0xFE); throws when the bus reads 0xFFFF (nobody there) */
@@ -249,23 +233,8 @@ export class Ublox {
      * within ackTimeoutMs, on a silent bus or a transfer error; the lock is released either way
      * and `ok` tells the outcome.
      */
-    async configure(): Promise<void> {
-        await this.acquire()
-        try {
-            this.ok = false
-            await this.configureLocked()
-            this.ok = true
-            this.lastError = undefined
-            this.retry.reset()
-        } catch (e: any) {
-            this.lastError = e.message
-            throw e
-        } finally {
-            this.release()
-        }
-    }
-
-    private async configureLocked() {
+    /** (Peripheral.configure() calls it with the lock held) */
+    protected override async setup(): Promise<void> {
         await this.discardStale()
         await this.bus.xfer(this.address, configFrame(), 0)
         const ack = await this.waitFrame((m: UbxMessage) => {
@@ -277,27 +246,12 @@ export class Ublox {
     }
 
     /**
-     * configure() with back-off: nothing while `ok` or before the next retry time; after a failed
-     * configuration waits 1 s, then 2 s, 4 s ... 60 s (device time). Never throws; returns `ok`.
-     */
-    async retryConfigure(): Promise<boolean> {
-        if (this.ok) return true
-        if (!this.retry.due(this.clock.now())) return false
-        try {
-            await this.configure()
-        } catch (e: any) {
-            this.retry.failed(this.clock.now())
-        }
-        return this.ok
-    }
-
-    /**
      * Polls one NAV-PVT. Returns it decoded (check positionValid()/timeValid() before using it), or
      * undefined when the receiver does not answer in time, the bus fails or reads 0xFFFF; then `ok`
      * is false and `lastError` says why. Never throws.
      */
     async poll(): Promise<NavPvt> {
-        await this.acquire()
+        await this.lock.acquire()
         let r: NavPvt = undefined
         try {
             r = await this.pollLocked()
@@ -305,7 +259,7 @@ export class Ublox {
             this.lastError = "u-blox poll: " + e.message
             r = undefined
         } finally {
-            this.release()
+            this.lock.release()
         }
         if (r) {
             this.last = r
