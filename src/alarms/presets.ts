@@ -16,6 +16,20 @@ export interface AlarmPresetDef {
 const H = 3600
 const fault = (min: number): AlarmRule => ({ id: "fault", name: `sensor fault for ${min} min`, type: "fault", minDurationS: min * 60 })
 
+/** the heat rules both WHO shipping indicator types share */
+const WHO_HEAT: AlarmRule[] = [
+    { id: "heat-45", name: ">= 45 °C single event 1 h", type: "single", direction: "above", limitC: 45, inclusive: true, minDurationS: H },
+    {
+        id: "heat-30",
+        name: ">= 30 °C cumulative 10 h",
+        type: "cumulative",
+        direction: "above",
+        limitC: 30,
+        inclusive: true,
+        budgetS: 10 * H,
+    },
+]
+
 export const PRESETS: readonly AlarmPresetDef[] = [
     {
         id: "who-type-1",
@@ -23,24 +37,7 @@ export const PRESETS: readonly AlarmPresetDef[] = [
         source: "WHO PQS E006/TR07 electronic shipping indicators (type I settings as in WHO's step-by-step interpretation guides, 2007-2009, and the LogTag USRID-16W1 manual)",
         band: { low: -0.5, high: 30 },
         rules: [
-            {
-                id: "heat-45",
-                name: ">= 45 °C single event 1 h",
-                type: "single",
-                direction: "above",
-                limitC: 45,
-                inclusive: true,
-                minDurationS: H,
-            },
-            {
-                id: "heat-30",
-                name: ">= 30 °C cumulative 10 h",
-                type: "cumulative",
-                direction: "above",
-                limitC: 30,
-                inclusive: true,
-                budgetS: 10 * H,
-            },
+            ...WHO_HEAT,
             {
                 id: "freeze",
                 name: "<= -0.5 °C single event 1 h",
@@ -59,24 +56,7 @@ export const PRESETS: readonly AlarmPresetDef[] = [
         source: "WHO PQS E006/TR07 electronic shipping indicators (type II settings as in WHO's step-by-step interpretation guides and the LogTag USRID-16W2 manual)",
         band: null,
         rules: [
-            {
-                id: "heat-45",
-                name: ">= 45 °C single event 1 h",
-                type: "single",
-                direction: "above",
-                limitC: 45,
-                inclusive: true,
-                minDurationS: H,
-            },
-            {
-                id: "heat-30",
-                name: ">= 30 °C cumulative 10 h",
-                type: "cumulative",
-                direction: "above",
-                limitC: 30,
-                inclusive: true,
-                budgetS: 10 * H,
-            },
+            ...WHO_HEAT,
             {
                 id: "heat-10",
                 name: ">= 10 °C cumulative 20 h",
