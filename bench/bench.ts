@@ -391,7 +391,7 @@ export async function bench(args: string[]): Promise<number> {
     )
 
     // issue 5 and 6: the firmware's log store, encoder and uplink in the test VM
-    console.log("  (flash and uplink: devs/bench/logbench.ts in the test VM, ~75 s ...)")
+    console.log("  (flash and uplink: devs/bench/logbench.ts in the test VM, ~6 min ...)")
     const cap = await CaptureServer.start(tmp)
     let lb: LogBenchOut
     try {

@@ -237,9 +237,12 @@ export function analyzePeriod(
         if (d.count !== b.n) throw new Error(`batch at seq ${d.firstSeq}: ${d.count} records, the VM said ${b.n}`)
         if (d.epoch !== b.epoch || !verifyBatchMac(d, kAt(k0, d.epoch)))
             throw new Error(`batch at seq ${d.firstSeq}: MAC does not verify under k[${b.epoch}]`)
-        if (d.firstSeq !== expect || d.prevHead) throw new Error(`batch at seq ${d.firstSeq}: expected ${expect} without PREV`)
+        // a batch carries whole blocks: it may start before `expect` (records sent before come back
+        // byte for byte, as the server accepts them); it may not skip any
+        if (d.firstSeq > expect || d.prevHead) throw new Error(`batch at seq ${d.firstSeq}: expected <= ${expect} without PREV`)
         for (let i = 0; i < d.records.length; i++) {
             const r = d.records[i]
+            if (r.seq < expect) continue
             if (r.kind === KIND.seal) {
                 const s = r as Extract<LogRecord, { kind: 8 }>
                 const count = lastSeal < 0 ? r.seq : r.seq - lastSeal - 1
@@ -250,10 +253,11 @@ export function analyzePeriod(
             head = nextHead(head, d.recordBytes[i])
             collect?.push(d.recordBytes[i])
         }
+        const fresh = d.records.filter(r => r.seq >= expect)
         expect = d.lastSeq + 1
-        const samples = d.records.filter(r => r.kind === KIND.sample)
+        const samples = fresh.filter(r => r.kind === KIND.sample)
         st.samples += samples.length
-        st.records += d.count
+        st.records += fresh.length
         st.batchBytes += b.bytes.length
         st.bodyBytes += d.body.length
         st.macBytes += d.mac.length
