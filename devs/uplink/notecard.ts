@@ -1,6 +1,7 @@
 import * as ds from "@devicescript/core"
 import { I2cBus } from "../hal/i2c"
 import { Clock } from "../hal/clock"
+import { Peripheral } from "../hal/peripheral"
 
 /*
  * Blues Notecard driver, serial-over-I2C at 0x17 (protocol: docs/parts.md).
@@ -262,11 +263,9 @@ function isBlankLine(b: Buffer, from: number, to: number): boolean {
  * Note that a request whose reply was lost may still have been executed by the card (a note.add may
  * be queued twice): the receiving side must tolerate duplicates.
  */
-export class Notecard {
-    /** the last transaction (or resync) completed on the bus */
-    ok = false
-    /** text of the last transport problem, for logs */
-    lastError: string = undefined
+export class Notecard extends Peripheral {
+    // (Peripheral's `ok`: the last transaction or resync completed on the bus; `lastError`: the last
+    // transport problem. The card keeps its own retry timing: the first retry is immediate.)
     /** completed transactions, transport failures (for status and tests) */
     transactions = 0
     failures = 0
@@ -279,8 +278,6 @@ export class Notecard {
     readonly pollMs: number
     readonly timeoutMs: number
     readonly intraTimeoutMs: number
-    private readonly clock: Clock
-    private busy = false
     private needResync = true
     private retryAt = 0
     private backoffMs = 0
@@ -289,8 +286,8 @@ export class Notecard {
         readonly bus: I2cBus,
         options: NotecardOptions = {},
     ) {
+        super(options.clock || new Clock())
         const o = options
-        this.clock = o.clock || new Clock()
         this.address = o.address === undefined ? NOTECARD_ADDR : o.address
         this.chunkBytes = o.chunkBytes === undefined ? 30 : o.chunkBytes
         if (!(this.chunkBytes >= 1 && this.chunkBytes <= CHUNK_MAX))
@@ -301,15 +298,6 @@ export class Notecard {
         this.pollMs = o.pollMs === undefined ? 50 : o.pollMs
         this.timeoutMs = o.timeoutMs === undefined ? 30000 : o.timeoutMs
         this.intraTimeoutMs = o.intraTimeoutMs === undefined ? 1000 : o.intraTimeoutMs
-    }
-
-    // Simple lock: DeviceScript fibers interleave only at `await`, so test-and-set is atomic.
-    private async acquire() {
-        while (this.busy) await ds.sleep(2)
-        this.busy = true
-    }
-    private release() {
-        this.busy = false
     }
 
     /** device ms until the next attempt is allowed after failures (0: now) */
@@ -345,7 +333,7 @@ export class Notecard {
      * card does not answer; `ok` tells the outcome. Respects the back-off.
      */
     async begin(): Promise<void> {
-        await this.acquire()
+        await this.lock.acquire()
         try {
             this.checkBackoff()
             try {
@@ -356,7 +344,7 @@ export class Notecard {
             }
             this.transportOk()
         } finally {
-            this.release()
+            this.lock.release()
         }
     }
 
@@ -378,7 +366,7 @@ export class Notecard {
     async transaction(req: any): Promise<any> {
         const text = encodeRequest(req) // before the lock: a bad request never touches the bus
         const noReply = typeof req.req !== "string"
-        await this.acquire()
+        await this.lock.acquire()
         let line = "{}"
         try {
             this.checkBackoff()
@@ -393,7 +381,7 @@ export class Notecard {
             this.transportOk()
             this.transactions++
         } finally {
-            this.release()
+            this.lock.release()
         }
         let rsp: any
         try {
