@@ -669,6 +669,18 @@ describe("segments (PREV batches after an eviction)", () => {
         expect(dbState(srv.db).hash).toBe(before.hash)
     })
 
+    test("the segment's first block sent again without PREV (batches of whole blocks) chains from the head stated with it", async () => {
+        await setup(ONE)
+        const before = dbState(srv.db)
+        // 20..29 again (duplicate) and 30..35 new: accepted, stored once, acked to 35
+        expectAck(await post(srv.url, batchOf(20, 35, { chain: ONE })), 35, { chain: ONE })
+        expect(recordsFor(srv.db, DEVID).map(r => r.seq)).toEqual([...Array(10).keys(), ...Array.from({ length: 16 }, (_, i) => 20 + i)])
+        expect(dbState(srv.db).hash).not.toBe(before.hash)
+        // records that are not the stored ones are still a fork
+        const other = makeChain(40, { 30: evicted(10, 19) }, 3)
+        expectText(await post(srv.url, batchOf(20, 36, { chain: other })), 422, /record 20 differs from the stored one \(forked log\)/)
+    })
+
     test("without PREV, a batch into the gap is a 409", async () => {
         await setup(ONE)
         const r = await post(srv.url, batchOf(15, 17, { chain: ONE }))

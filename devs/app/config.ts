@@ -8,7 +8,8 @@ import { kvGet } from "../flash/kv"
  *   devkey   32 bytes    initial MAC key k0; moved to `ep` and erased at the first boot; never logged
  *   ackkey   32 bytes    authenticates the server's acknowledgements
  *   lockey   32 bytes    AES-256-CCM key for positions
- *   endpoint utf-8 URL   ingest server, e.g. https://ingest.example/v1/batch
+ *   endpoint utf-8 URL   ingest server, e.g. https://ingest.example/v1/batch (https only, unless:)
+ *   allowhttp 1 byte     tests only: a plain http:// endpoint is taken
  *   cfg      JSON        LoggerConfig (< 192 bytes)
  * There are no defaults for identity, keys or endpoint: an unprovisioned logger waits and says so.
  */
@@ -106,6 +107,11 @@ export async function readProvisioning(quiet = false): Promise<Provisioning> {
         }
     }
     const endpoint = ep.toString("utf-8")
+    // batches and acks are authenticated either way, but the records are only confidential over TLS
+    if (!endpoint.startsWith("https://") && !(await kvGet("allowhttp"))) {
+        if (!quiet) console.log("ct:unprovisioned endpoint must be https:// (plain http only with the test flag allowhttp)")
+        return undefined
+    }
     const configHash = digest("sha256", Buffer.from(JSON.stringify(config)), Buffer.from(endpoint)).slice(0, 16)
     return { devid, ackkey, lockey, endpoint, config, configHash }
 }

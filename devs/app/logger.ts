@@ -469,6 +469,11 @@ export class Logger {
             if (ack && ack.seq !== NONE) await store.acknowledge(ack.seq, ack.head, ack.boot)
             const what = `n=${p.count} bytes=${body.length} status=${reply.status} via=${reply.via}`
             console.log(`ct:upload first=${p.firstSeq} last=${last} ` + what + ` ack=${ack ? ack.seq : "none"}`)
+            // the server went back (a restored database): send again from what it holds, at once
+            if (reply.status === 409 && ack && (await store.rewindAck(ack.seq, ack.head, ack.boot))) {
+                console.log(`ct:resync ack=${store.ackSeq === NONE ? -1 : store.ackSeq}`)
+                continue
+            }
             if (reply.status !== 200 || store.ackSeq < last || store.ackSeq === NONE) return false
         }
     }

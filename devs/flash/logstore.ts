@@ -340,6 +340,34 @@ export class LogStore {
         if (this.ackSeq !== NONE && seq <= this.ackSeq) return true
         const mine = await this.headAt(seq)
         if (!mine || !bufEq(mine, head)) return false
+        await this.writeAck(seq, head, boot)
+        await this.freeThrough(seq, head)
+        return true
+    }
+
+    /**
+     * The server went back (its database restored from an older copy, docs/uplink.md): its 409 ack
+     * names `seq` (NONE: nothing) below our own ack. Lower ours to it, so what follows is sent again
+     * from what we still hold (pending() starts a new segment where records were freed). False, and
+     * nothing changes, when it is not below ours or our head at `seq` differs (another history).
+     */
+    async rewindAck(seq: number, head: Buffer, boot: number): Promise<boolean> {
+        if (this.ackSeq === NONE || (seq !== NONE && seq >= this.ackSeq)) return false
+        if (seq === NONE) {
+            await this.kv.del(ACK_KEY)
+            this.ackSeq = NONE
+            this.ackHead = undefined
+            return true
+        }
+        if (seq + 1 >= (await this.firstHeld())) {
+            const mine = await this.headAt(seq)
+            if (!mine || !bufEq(mine, head)) return false
+        }
+        await this.writeAck(seq, head, boot)
+        return true
+    }
+
+    private async writeAck(seq: number, head: Buffer, boot: number) {
         const a = Buffer.alloc(40)
         a.setAt(0, "u32", seq)
         a.blitAt(4, head, 0, 32)
@@ -348,8 +376,6 @@ export class LogStore {
         this.ackSeq = seq
         this.ackHead = head
         this.ackBoot = boot
-        await this.freeThrough(seq, head)
-        return true
     }
 
     /** drop the closed blocks whose records are all at or before `seq` */

@@ -181,6 +181,42 @@ describe("LogStore v3", () => {
         expect(await s.acknowledge(45, await s.headAt(39), 1)).toBe(false) // not appended yet
     })
 
+    test("a server that went back (restored database): the ack is lowered to what it holds, the rest sent again", async () => {
+        await wipe()
+        const devid = newDevid()
+        const s = new LogStore(devid, 16)
+        await s.open()
+        await fill(s, 40, genesisHead(devid))
+        const open = (await kvGet(blockKey(s.lastBlock))).getAt(0, "u32")
+        // acknowledged up to 39: the closed blocks are freed, the open one (from `open`) stays
+        expect(open > 4 && open + 1 < 39).toBe(true)
+        expect(await s.acknowledge(39, await s.headAt(39), 1)).toBe(true)
+        expect(await s.firstHeld()).toBe(open)
+        // not below our ack, or another history at a seq we hold: nothing changes
+        expect(await s.rewindAck(39, await s.headAt(39), 1)).toBe(false)
+        expect(await s.rewindAck(open + 1, Buffer.alloc(32), 1)).toBe(false)
+        expect(s.ackSeq).toBe(39)
+        // the server holds up to open + 1 (a seq we still hold, same head): resend from open + 2
+        expect(await s.rewindAck(open + 1, await s.headAt(open + 1), 1)).toBe(true)
+        expect(s.ackSeq).toBe(open + 1)
+        expect((await kvGet("lgack")).getAt(0, "u32")).toBe(open + 1)
+        let p = await s.pending(s.ackSeq + 1, 100000)
+        expect(p.firstSeq).toBe(open)
+        expect(p.prevHead).toBe(undefined)
+        // the server holds up to 3, freed here: the next batch starts a new segment at the first held record
+        expect(await s.rewindAck(3, Buffer.alloc(32), 1)).toBe(true)
+        p = await s.pending(4, 100000)
+        expect(p.firstSeq).toBe(open)
+        expect(bufEq(p.prevHead, s.baseHead)).toBe(true)
+        // it holds nothing at all
+        expect(await s.rewindAck(NONE, Buffer.alloc(32), 1)).toBe(true)
+        expect(s.ackSeq).toBe(NONE)
+        expect(await kvGet("lgack")).toBe(undefined)
+        const t = new LogStore(devid, 16)
+        expect(await t.open()).toBe(undefined)
+        expect(t.ackSeq).toBe(NONE)
+    })
+
     test("eviction drops the oldest closed block; an upload then starts after it with the base head", async () => {
         await wipe()
         const devid = newDevid()

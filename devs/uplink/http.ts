@@ -1,6 +1,9 @@
 import * as ds from "@devicescript/core"
 import { connect, URL } from "@devicescript/net"
 
+/** headers and body of the longest reply taken (docs/uplink.md) */
+export const MAX_REPLY = 2048
+
 export interface UplinkReply {
     status: number
     body: Buffer
@@ -54,6 +57,8 @@ export async function postBatch(url: string, body: Buffer, timeoutMs = 20_000): 
             if (chunk === undefined) continue // this wait timed out; left() throws once the deadline passed
             if (chunk === null) throw new Error("uplink: connection closed before the reply was complete")
             acc = acc.concat(chunk)
+            // an ack is 84 bytes: a reply that grows past this is not from our server, and must not fill the heap
+            if (acc.length > MAX_REPLY) throw new Error(`uplink: reply over ${MAX_REPLY} bytes`)
         }
     } finally {
         await s.close()

@@ -184,8 +184,9 @@ async function storeBatch(
         return { ...text(422, reason), ...base }
     }
 
-    // head[firstSeq - 1]: genesis, the stored head, or (only with PREV) the batch's prev_head
-    let start: Buffer
+    // head[firstSeq - 1]: genesis, the stored head, (only with PREV) the batch's prev_head, or the one
+    // stated with the stored segment that starts at firstSeq
+    let start: Buffer | undefined
     const stated = batch.prevHead
     // a logger sending on from its last ack continues the last stored record: no lookup needed
     const before = firstSeq === 0 ? null : last?.seq === firstSeq - 1 ? last.head : await tx.headAt(firstSeq - 1)
@@ -197,6 +198,9 @@ async function storeBatch(
         start = before
     } else if (stated) {
         start = stated
+    } else if ((start = await segmentStart(tx, firstSeq))) {
+        // the first record of a stored segment (after a gap): a logger that sends whole blocks sends it
+        // again, without PREV, and it chains from the head stated with that segment
     } else if (!last) {
         return conflict(`gap: nothing stored yet, first_seq must be 0 (or PREV set), got ${firstSeq}`)
     } else if (firstSeq > last.seq) {
@@ -251,4 +255,9 @@ async function storeBatch(
         unexplained: unexplained(segments).length,
         body: await ack(200, ackSeq, ackHead, epoch),
     }
+}
+
+/** The head stated (PREV) with the stored segment that starts at `firstSeq`, if one does. */
+async function segmentStart(tx: DeviceTx, firstSeq: number): Promise<Buffer | undefined> {
+    return (await tx.segments()).find(s => s.startSeq === firstSeq)?.prevHead
 }

@@ -161,6 +161,8 @@ export function provisionValues(p: ProvisionInput): Map<string, Buffer> {
         ["ackkey", p.ackkey],
         ["lockey", p.lockey],
         ["cfg", cfgText],
+        // the logger refuses a plain http:// endpoint unless this test flag is set as well
+        ...(p.allowHttp ? ([["allowhttp", Buffer.from([1])]] as [string, Buffer][]) : []),
         ["endpoint", ep],
     ])
 }

@@ -10,7 +10,16 @@ import { verifyChain, mergeLogs, type ChainEntry } from "../verify/chain.js"
 import { summarize } from "./summarize.js"
 import { verifyLog, type Verdict, type VerifyInput } from "../verify/verify.js"
 import { formatVerdict } from "../verify/cli.js"
-import { dbInput, dbReference, exportVerifyInput, loadKeys, openIngestDb, pickDevice, readExportFile } from "../verify/inputs.js"
+import {
+    dbInput,
+    dbReference,
+    exportVerifyInput,
+    loadKeys,
+    loadWitnessLog,
+    openIngestDb,
+    pickDevice,
+    readExportFile,
+} from "../verify/inputs.js"
 import { renderReportHtml } from "../report/html.js"
 
 export interface Verification {
@@ -23,12 +32,15 @@ export interface Verification {
  * The verifier as a library, on this run's files, as `coldtrace verify` would: the server's database,
  * and the device's own flash export against the checkpoints the server acknowledged.
  */
-export function verifyRun(dbPath: string, exportFile: string | undefined, keysFile: string): Verification[] {
+export function verifyRun(dbPath: string, exportFile: string | undefined, keysFile: string, witnessLog?: string): Verification[] {
     const out: Verification[] = []
     const d = openIngestDb(dbPath)
     try {
         const keys = loadKeys(keysFile)
-        out.push(verification("server database", dbInput(d, pickDevice(d), keys)))
+        const devid = pickDevice(d)
+        const input = dbInput(d, devid, keys)
+        if (witnessLog) input.witness = loadWitnessLog(witnessLog, devid)
+        out.push(verification(witnessLog ? "server database, with the witness" : "server database", input))
         if (exportFile && existsSync(exportFile)) {
             const file = readExportFile(exportFile)
             out.push(verification("device flash", exportVerifyInput(file, keys, dbReference(d, pickDevice(d, file.devid), keys))))
@@ -60,6 +72,8 @@ export function assessRun(opts: {
     con: ConsoleLog
     exported: DeviceExport | undefined
     cuts: PowerCut[]
+    /** the witness's log of this device (witness-log.json), when the run had a witness */
+    witnessLog?: string
     extra: Record<string, unknown>
 }): Assessment {
     const { s, tb, con, exported } = opts
@@ -70,7 +84,7 @@ export function assessRun(opts: {
     const verdict = verifyChain(tb.keys.devid, merged)
     if (conflicts.length && verdict.ok)
         Object.assign(verdict, { ok: false, firstBad: conflicts[0], reason: "server and device hold different bytes" })
-    const verification = verifyRun(tb.dbPath, exported ? path.join(out, "device-export.json") : undefined, tb.secretFile)
+    const verification = verifyRun(tb.dbPath, exported ? path.join(out, "device-export.json") : undefined, tb.secretFile, opts.witnessLog)
     const notes: string[] = []
     if (!exported) notes.push("the device's flash could not be read out")
     const summary = summarize({

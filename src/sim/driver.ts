@@ -27,6 +27,16 @@ export interface DriverEvents {
     powerBack?: (worldMs: number) => void
     /** the VM exited without being cut: a reset (the runtime's watchdog, a crash) */
     reset?: (worldMs: number, code: number | null) => void
+    /** the ingest server's operator: back up its database (`n`th restore's copy), or restore it */
+    server?: (what: ServerEvent, worldMs: number) => Promise<void>
+}
+
+export interface ServerEvent {
+    what: "backup" | "restore"
+    /** index into the scenario's serverRestores */
+    n: number
+    /** world ms */
+    at: number
 }
 
 interface Kill {
@@ -72,6 +82,8 @@ export class WorldDriver {
     private markStarted!: () => void
     /** the board's real-time clock: it outlives the VM */
     readonly rtc: WorldRtc
+    /** backups and restores of the server's database still to come, in time order */
+    private serverEvents: ServerEvent[]
 
     constructor(
         readonly s: Scenario,
@@ -88,6 +100,10 @@ export class WorldDriver {
         this.endMs = s.hours * H
         this.nextProgress = progressEvery
         this.rtc = new WorldRtc(this.startUtc, { driftPpm: s.rtc?.driftPpm })
+        this.serverEvents = (s.serverRestores ?? []).flatMap((r, n) => [
+            { what: "backup" as const, n, at: r.backup * H },
+            { what: "restore" as const, n, at: r.restore * H },
+        ])
         const rnd = mulberry32((s.chaos?.seed ?? 1) ^ 0x5eed)
         this.kills = allPowerCuts(s).map(c => {
             const chaos = c.off === 0 && !(s.powerCuts ?? []).includes(c)
@@ -178,6 +194,8 @@ export class WorldDriver {
         const h = worldMs / H
         this.gate.setUp(!inWindow(this.s.outages, h) && (!this.s.wifi || !!inWindow(this.s.wifi, h)))
         if (this.notehub) await this.notehub.relay.pump()
+        while (this.serverEvents.length && this.serverEvents[0].at <= worldMs)
+            await this.events.server?.(this.serverEvents.shift()!, worldMs)
         // the receiver model of a VM that just came up gets the scenario's recording (it starts over:
         // the receiver lost power with the board)
         const capture = this.s.gnss?.bytes
@@ -192,9 +210,9 @@ export class WorldDriver {
         }
     }
 
-    /** the next world ms after `worldMs` at which the network goes up or down */
+    /** the next world ms after `worldMs` at which the network goes up or down, or the server is backed up or restored */
     private nextNetworkChange(worldMs: number): number {
-        let next = Infinity
+        let next = this.serverEvents.length ? this.serverEvents[0].at : Infinity
         for (const w of [...(this.s.outages ?? []), ...(this.s.wifi ?? [])])
             for (const b of [w.from * H, w.to * H]) if (b > worldMs && b < next) next = b
         return next

@@ -113,7 +113,7 @@ async function drive(
     opts: RunOptions,
     tb: Testbed,
     con: ConsoleLog,
-): Promise<{ exported: DeviceExport | undefined; cuts: PowerCut[]; worldWallMs: number }> {
+): Promise<{ exported: DeviceExport | undefined; cuts: PowerCut[]; worldWallMs: number; witnessLog?: string }> {
     const s = opts.scenario
     const say = opts.progress ?? (() => {})
     const startUtc = Date.parse(s.start)
@@ -137,6 +137,12 @@ async function drive(
                 ),
             powerBack: t => say(`  ${fmtWorld(t)}  power back: boot ${tb.vm.boots}`),
             reset: (t, code) => say(`  ${fmtWorld(t)}  the logger reset itself (exit ${code})`),
+            server: async (e, t) => {
+                if (e.what === "backup") await tb.backupDb(e.n)
+                else await tb.restoreDb(e.n)
+                const at = fmtWorld(s.serverRestores![e.n].backup * 3_600_000)
+                say(`  ${fmtWorld(t)}  server database ${e.what === "backup" ? "backed up" : `restored from the backup of ${at}`}`)
+            },
         },
         (opts.progressEvery ?? 6) * 3_600_000,
     )
@@ -202,5 +208,6 @@ async function drive(
         path.join(tb.out, "http-faults.json"),
         JSON.stringify({ counts: tb.faults.counts, tlsErrors: tb.faults.tlsErrors }, null, 1),
     )
-    return { exported, cuts: driver.cuts, worldWallMs }
+    const witnessLog = await tb.saveWitnessLog()
+    return { exported, cuts: driver.cuts, worldWallMs, witnessLog }
 }

@@ -31,6 +31,13 @@ export interface Scenario {
      * `rtcLost`: the real-time clock's backup supply did not last (it starts over, time lost)
      */
     powerCuts?: { at: number; off: number; rtcLost?: boolean }[]
+    /**
+     * the ingest server's database restored from an older backup (ransomware recovery): a backup
+     * taken at `backup` hours, the server stopped and started again on it at `restore` hours
+     */
+    serverRestores?: { backup: number; restore: number }[]
+    /** an independent witness (`coldtrace witness`, its own process) cosigns the server's checkpoints */
+    witness?: boolean
     /** the real-time clock (RV-3028): its drift in ppm (factory-new at the start: time not set) */
     rtc?: { driftPpm?: number }
     /** HTTP faults between the device and the server (seeded): rates per request of each fault */
@@ -106,12 +113,15 @@ const KEYS = {
         "gpsLoss",
         "legs",
         "rtc",
+        "serverRestores",
+        "witness",
     ],
     device: ["interval", "upload", "low", "high", "tc", "avg", "notch", "oc", "epoch", "fix", "fixmv", "stopv", "stopt"],
     window: ["from", "to"],
     fault: ["from", "to", "kind"],
     powerCut: ["at", "off", "rtcLost"],
     rtc: ["driftPpm"],
+    serverRestore: ["backup", "restore"],
     httpFaults: ["seed", "rates"],
     chaos: ["kills", "seed"],
     cellular: ["product", "relay"],
@@ -146,6 +156,7 @@ export function parseScenario(json: unknown): Scenario {
     checkKeys("cellular.relay", s.cellular?.relay, KEYS.relay)
     checkKeys("gnss", s.gnss, KEYS.gnss)
     checkKeys("rtc", s.rtc, KEYS.rtc)
+    checkEach("serverRestores", s.serverRestores, KEYS.serverRestore)
     checkEach("legs", s.legs, KEYS.leg)
     check(typeof s.name === "string" && s.name.length > 0, "name: required")
     check(typeof s.start === "string" && !Number.isNaN(Date.parse(s.start)), "start: must be an ISO 8601 date")
@@ -173,6 +184,19 @@ export function parseScenario(json: unknown): Scenario {
             Number.isInteger(s.chaos.kills) && s.chaos.kills >= 0 && s.chaos.kills <= 10000 && Number.isInteger(s.chaos.seed),
             "chaos: needs integer kills (0..10000) and seed",
         )
+    let lastRestore = 0
+    for (const r of s.serverRestores ?? []) {
+        check(
+            typeof r.backup === "number" &&
+                typeof r.restore === "number" &&
+                lastRestore <= r.backup &&
+                r.backup < r.restore &&
+                r.restore < s.hours,
+            `serverRestores: ${JSON.stringify(r)} needs backup < restore < hours, after the previous restore`,
+        )
+        lastRestore = r.restore
+    }
+    check(s.witness === undefined || typeof s.witness === "boolean", "witness: true or false")
     if (s.rtc?.driftPpm !== undefined)
         check(typeof s.rtc.driftPpm === "number" && Math.abs(s.rtc.driftPpm) <= 1000, "rtc.driftPpm: a number within +-1000")
     if (s.route) checkKeyframes("route", s.route, s.hours)

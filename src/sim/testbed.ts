@@ -1,4 +1,5 @@
-import { writeFileSync } from "node:fs"
+import { copyFileSync, mkdirSync, rmSync, writeFileSync } from "node:fs"
+import { randomBytes } from "node:crypto"
 import path from "node:path"
 import { JacdacHub } from "./hub.js"
 import { VmProcess, DEVS_DIR } from "./vm.js"
@@ -9,6 +10,8 @@ import type { Scenario } from "./scenario.js"
 import { startNotehub, type Notehub } from "../uplink/notehub.js"
 import { startIngestServer, type IngestServer } from "../ingest/server.js"
 import { registerDevice } from "../ingest/db.js"
+import type { WitnessOptions } from "../ingest/cosign.js"
+import { startNode, type IngestNode } from "../tools/ingest-node.js"
 import { newDeviceKeys, deviceSecretJson, configHash, type DeviceKeys } from "../provision/provision.js"
 
 /**
@@ -26,6 +29,9 @@ export class Testbed {
     gate!: NetGate
     gatePort!: number
     notehub?: Notehub
+    /** `coldtrace witness` as its own process, when the scenario has one */
+    witness?: IngestNode
+    private witnessOpts?: WitnessOptions
     hub!: JacdacHub
     vm!: VmProcess
     keys!: DeviceKeys
@@ -64,7 +70,8 @@ export class Testbed {
 
     private async startServices(firmware: string) {
         const s = this.s
-        this.ingest = await startIngestServer({ dbPath: this.dbPath, log: l => this.ingestLog.push(l) })
+        if (s.witness) await this.startWitness()
+        this.ingest = await this.startIngest()
         // the device's HTTPS ends at a TLS-terminating front (as at a load balancer) that can also inject
         // HTTP faults; the NetGate in front of it is the network that outages cut. A fresh test CA per
         // run; the VM trusts it through Node's TLS (NODE_EXTRA_CA_CERTS), the CA's key never hits disk
@@ -119,6 +126,63 @@ export class Testbed {
         this.vm = new VmProcess(path.join(this.out, "device"), firmware, { NODE_EXTRA_CA_CERTS: pki.caFile })
     }
 
+    private startIngest(port = 0): Promise<IngestServer> {
+        return startIngestServer({ dbPath: this.dbPath, port, witness: this.witnessOpts, log: l => this.ingestLog.push(l) })
+    }
+
+    /** An independent witness (its own process, key, SQLite file and token) that cosigns the server's checkpoints. */
+    private async startWitness() {
+        const dir = path.join(this.out, "witness")
+        mkdirSync(dir, { recursive: true, mode: 0o700 })
+        const token = randomBytes(32).toString("hex")
+        const tokenFile = path.join(dir, "token")
+        writeFileSync(tokenFile, token + "\n", { mode: 0o600 })
+        const args = ["--db", path.join(dir, "witness.sqlite"), "--key", path.join(dir, "witness-key.pem"), "--token-file", tokenFile]
+        this.witness = await startNode("witness", [...args, "--listen", "127.0.0.1:0"])
+        this.witnessOpts = { url: this.witness.url, token, retryMs: 200, maxRetryMs: 2000 }
+    }
+
+    /** Every checkpoint so far cosigned (or refused), so what the witness holds does not depend on timing. */
+    async settleWitness() {
+        await this.ingest?.cosigner?.settle()
+    }
+
+    /** The device's witness log (GET /v1/log/DEVID) into `witness-log.json`; its path, or undefined without a witness. */
+    async saveWitnessLog(): Promise<string | undefined> {
+        if (!this.witness) return undefined
+        await this.settleWitness()
+        const r = await fetch(`${this.witness.url}/v1/log/${this.devidHex}`)
+        if (!r.ok) throw new Error(`witness log: HTTP ${r.status}`)
+        const file = path.join(this.out, "witness-log.json")
+        writeFileSync(file, await r.text())
+        return file
+    }
+
+    private backupFile(n: number) {
+        return path.join(this.out, `ingest-backup-${n}.sqlite`)
+    }
+
+    /** An operator's backup of the ingest database (an online copy, as `sqlite3 .backup` takes it). */
+    async backupDb(n: number) {
+        await this.settleWitness()
+        await this.ingest.db.backup(this.backupFile(n))
+        this.ingestLog.push(`(simulator) database backed up to ${path.basename(this.backupFile(n))}`)
+    }
+
+    /**
+     * Ransomware recovery: the server is stopped, its database replaced by backup `n`, and started
+     * again on the same port. The device is not told: it finds out from the server's 409 acks.
+     */
+    async restoreDb(n: number) {
+        const port = this.ingest.port
+        await this.settleWitness()
+        await this.ingest.close()
+        copyFileSync(this.backupFile(n), this.dbPath)
+        for (const ext of ["-wal", "-shm"]) rmSync(this.dbPath + ext, { force: true })
+        this.ingest = await this.startIngest(port)
+        this.ingestLog.push(`(simulator) database restored from ${path.basename(this.backupFile(n))}`)
+    }
+
     /** Stop everything (the VM with SIGKILL); safe to call on a half-started testbed. */
     async close() {
         await this.vm?.powerCut()
@@ -127,5 +191,6 @@ export class Testbed {
         await this.faults?.close()
         await this.notehub?.close()
         await this.ingest?.close()
+        await this.witness?.stop("SIGTERM")
     }
 }

@@ -1115,12 +1115,26 @@ function explainHoles(c: Ctx): void {
                 seq: a,
                 last: b,
                 kind: "deleted",
-                detail: unsealed
-                    ? `${range(a, b)} missing; the evicted record at seq ${unsealed.seq} that names ${a === b ? "it" : "them"} is not sealed`
-                    : `${range(a, b)} missing, and no evicted record accounts for ${a === b ? "it" : "them"}`,
+                detail:
+                    (unsealed
+                        ? `${range(a, b)} missing; the evicted record at seq ${unsealed.seq} that names ${a === b ? "it" : "them"} is not sealed`
+                        : `${range(a, b)} missing, and no evicted record accounts for ${a === b ? "it" : "them"}`) +
+                    witnessedInGap(c, a, b),
             })
         }
     }
+}
+
+/**
+ * Why a gap in the server's log may be there: the witness cosigned a checkpoint inside it, so the
+ * server had acknowledged those records (the device then freed them) and its database lost them later.
+ */
+function witnessedInGap(c: Ctx, a: number, b: number): string {
+    if (c.source !== "server" || !c.input.witness) return ""
+    const inside = c.input.witness.checkpoints.filter(w => w.seq >= a && w.seq <= b).map(w => w.seq)
+    if (!inside.length) return ""
+    const at = inside.length > 1 ? `seqs ${Math.min(...inside)}..${Math.max(...inside)}` : `seq ${inside[0]}`
+    return `; witness ${c.input.witness.id} cosigned the server's checkpoint at ${at}: the server had acknowledged these records (a logger frees what is acknowledged) and its database lost them (restored from an older copy, or deleted)`
 }
 
 /** Eviction summaries against records still held. */
