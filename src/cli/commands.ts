@@ -95,7 +95,7 @@ export const REPORT_SPEC = {
         },
         out: { type: "string", value: "DIR", required: true, help: "the folder the reports are written to" },
         shipment: { type: "string", value: "FILE", help: "shipment id, SSCC, product, lot, sender, receiver, alarm preset (JSON)" },
-        format: { type: "string", value: "LIST", default: "html,pdf,csv", help: "comma-separated: html, pdf, csv, epcis" },
+        format: { type: "string", value: "html,pdf,csv,epcis", default: "html,pdf,csv", help: "the formats to write, comma-separated" },
         tz: { type: "string", value: "ZONE", default: "UTC", help: "IANA time zone for local times next to UTC" },
     },
     notes: `Writes report.html (self-contained page), report.pdf (A4), report.csv and report.epcis.json
