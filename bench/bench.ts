@@ -3,6 +3,8 @@ import os from "node:os"
 import { createHash, randomBytes } from "node:crypto"
 import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs"
 import { buildFirmware, ROOT } from "../src/sim/vm.js"
+import { runCommand } from "../src/cli/args.js"
+import { BENCH_SPEC } from "../src/cli/commands.js"
 import { loadScenario } from "../src/sim/scenario.js"
 import { runScenario } from "../src/sim/run.js"
 import { verifyChain, type ChainEntry } from "../src/verify/chain.js"
@@ -327,7 +329,12 @@ async function verifyLogRows(lb: LogBenchOut, cap: CaptureServer, add: Add) {
     }
 }
 
+/** `coldtrace bench [--out FILE]`: the command line is checked before anything is measured. */
 export async function bench(args: string[]): Promise<number> {
+    return runCommand(BENCH_SPEC, args, v => measure(v.out))
+}
+
+async function measure(out: string | undefined): Promise<number> {
     const rows: Row[] = []
     const add: Add = (figure, value, unit, note) => {
         rows.push({ figure, value, unit, note })
@@ -452,11 +459,7 @@ export async function bench(args: string[]): Promise<number> {
     }
     const wallS = (performance.now() - tStart) / 1000
     console.log(`\n${wallS.toFixed(0)} s`)
-    const outFile = path.resolve(
-        args[args.indexOf("--out") + 1] && args.includes("--out")
-            ? args[args.indexOf("--out") + 1]
-            : path.join(ROOT, "bench/results/bench.json"),
-    )
+    const outFile = path.resolve(out ?? path.join(ROOT, "bench/results/bench.json"))
     mkdirSync(path.dirname(outFile), { recursive: true })
     writeFileSync(
         outFile,

@@ -1,51 +1,29 @@
 import path from "node:path"
 import { ROOT } from "./sim/vm.js"
 import { loadScenario, ScenarioError } from "./sim/scenario.js"
+import { UsageError, runCommand, synopsis, usage, usageErrorText } from "./cli/args.js"
+import { COMMANDS, SIM_SPEC } from "./cli/commands.js"
 
-const USAGE = `coldtrace <command> [options]
-
-Commands:
-  sim [--scenario FILE] [--out DIR] [--verbose]
-        Run a simulated shipment end to end: the real firmware in the DeviceScript VM, the ingest
-        server, power cuts and outages from the scenario; writes summary.json and report.html.
-        Default scenario: src/sim/scenarios/puurs-to-nursing-home.json, default out: out/sim
-  verify --db FILE [--device DEVID] [--json]
-  verify --export FILE --keys FILE [--checkpoints-from DB | --checkpoint SEQ:HEAD:BOOT ...] [--json]
-        Verify a device's log independently (docs/verify.md): chain, seals, sequence, boots,
-        checkpoints, eviction summaries. Prints the verdict with the first offending seq;
-        exit 0 verified, 1 not, 2 usage error.
-  report (--db FILE | --export FILE) --keys FILE --out DIR [--shipment FILE] [--format html,pdf,csv,epcis] [--tz ZONE]
-        Verify a device's log and write reports a receiver can use without our software: HTML,
-        PDF, CSV, GS1 EPCIS 2.0 (docs/reports.md); exit 0 verified, 1 not, 2 input error.
-  ingest [--db DB] [--listen HOST:PORT] [--tls-cert FILE --tls-key FILE] [--admin-token-file FILE] ...
-        Run the ingest server as a service (SQLite file or PostgreSQL URL); coldtrace ingest --help
-  witness --db FILE --key FILE --token-file FILE [--listen HOST:PORT]
-        Run the checkpoint witness: cosigns the ingest server's checkpoints; coldtrace witness --help
-  migrate --from FILE.sqlite --to postgres://...
-        Copy an ingest database from SQLite to PostgreSQL, checked row for row; coldtrace migrate --help
-  bench [--out FILE]
-        Measure the simulator, the firmware and the host; print a table and write JSON.
-  help  This text.
-`
+/** `coldtrace help`: every command's forms and summary, from the specs (src/cli/commands.ts). */
+export function commandList(): string {
+    const lines = ["coldtrace <command> [options]", "", "Commands:"]
+    for (const c of COMMANDS) lines.push(...synopsis(c).map(s => `  ${s}`), `        ${c.summary}`)
+    lines.push("  coldtrace help [COMMAND]", "        This list, or a command's usage: coldtrace help COMMAND is coldtrace COMMAND --help.")
+    return lines.join("\n")
+}
 
 export const DEFAULT_SCENARIO = path.join(ROOT, "src/sim/scenarios/puurs-to-nursing-home.json")
 
-function opt(args: string[], name: string): string | undefined {
-    const i = args.indexOf(name)
-    if (i < 0) return undefined
-    const v = args[i + 1]
-    if (v === undefined || v.startsWith("--")) throw new UsageError(`${name} needs a value`)
-    return v
+async function sim(args: string[]): Promise<number> {
+    return runCommand(SIM_SPEC, args, runSim, e => e instanceof ScenarioError)
 }
 
-class UsageError extends Error {}
-
-async function sim(args: string[]): Promise<number> {
+async function runSim(v: { scenario?: string; out?: string; verbose: boolean }): Promise<number> {
     const { runScenario } = await import("./sim/run.js")
-    const scenarioFile = path.resolve(opt(args, "--scenario") ?? DEFAULT_SCENARIO)
-    const out = path.resolve(opt(args, "--out") ?? path.join(ROOT, "out/sim"))
+    const scenarioFile = path.resolve(v.scenario ?? DEFAULT_SCENARIO)
+    const out = path.resolve(v.out ?? path.join(ROOT, "out/sim"))
     const scenario = loadScenario(scenarioFile)
-    const verbose = args.includes("--verbose")
+    const verbose = v.verbose
     const r = await runScenario({
         scenario,
         outDir: out,
@@ -72,48 +50,50 @@ async function sim(args: string[]): Promise<number> {
     return s.chain.status === "ok" && n.lost === 0 ? 0 : 1
 }
 
+/** The commands, loaded only when run. */
+const RUN: Record<string, (args: string[]) => Promise<number>> = {
+    sim,
+    verify: async args => (await import("./verify/cli.js")).verifyCommand(args),
+    report: async args => (await import("./report/cli.js")).reportCommand(args),
+    ingest: async args => (await import("./ingest/service.js")).ingestCommand(args),
+    witness: async args => (await import("./witness/cli.js")).witnessCommand(args),
+    migrate: async args => (await import("./ingest/migrate.js")).migrateCommand(args),
+    bench: async args => (await import("../bench/bench.js")).bench(args),
+}
+
+function help(args: string[]): number {
+    if (!args.length || (args.length === 1 && (args[0] === "--help" || args[0] === "-h"))) {
+        console.log(commandList())
+        return 0
+    }
+    const spec = COMMANDS.find(c => c.name === args[0])
+    if (args.length > 1 || !spec) {
+        const what = args.length > 1 ? "one command at a time" : `unknown command ${JSON.stringify(args[0])}`
+        console.error(`coldtrace help: ${what}\n(coldtrace help lists the commands)`)
+        return 2
+    }
+    console.log(usage(spec))
+    return 0
+}
+
 export async function main(argv: string[]): Promise<number> {
     const [cmd, ...args] = argv
+    if (cmd === undefined) {
+        console.log(commandList())
+        return 2
+    }
+    if (cmd === "help" || cmd === "--help" || cmd === "-h") return help(args)
+    const run = Object.hasOwn(RUN, cmd) ? RUN[cmd] : undefined
+    if (!run) {
+        console.error(`coldtrace: unknown command ${JSON.stringify(cmd)}\n(coldtrace help lists the commands)`)
+        return 2
+    }
     try {
-        switch (cmd) {
-            case "sim":
-                return await sim(args)
-            case "verify": {
-                const { verifyCommand } = await import("./verify/cli.js")
-                return await verifyCommand(args)
-            }
-            case "report": {
-                const { reportCommand } = await import("./report/cli.js")
-                return await reportCommand(args)
-            }
-            case "ingest": {
-                const { ingestCommand } = await import("./ingest/service.js")
-                return await ingestCommand(args)
-            }
-            case "witness": {
-                const { witnessCommand } = await import("./witness/cli.js")
-                return await witnessCommand(args)
-            }
-            case "migrate": {
-                const { migrateCommand } = await import("./ingest/migrate.js")
-                return await migrateCommand(args)
-            }
-            case "bench": {
-                const { bench } = await import("../bench/bench.js")
-                return await bench(args)
-            }
-            case undefined:
-            case "help":
-            case "--help":
-                console.log(USAGE)
-                return cmd === undefined ? 2 : 0
-            default:
-                console.error(`coldtrace: unknown command ${JSON.stringify(cmd)}\n\n${USAGE}`)
-                return 2
-        }
+        return await run(args)
     } catch (e) {
-        if (e instanceof UsageError || e instanceof ScenarioError) {
-            console.error(`coldtrace ${cmd}: ${e.message}`)
+        // every command answers its own usage errors; this is the net under them
+        if (e instanceof UsageError) {
+            console.error(usageErrorText(cmd, e.message))
             return 2
         }
         throw e

@@ -163,7 +163,7 @@ describe("coldtrace report", () => {
             /sscc 106141412345678907: wrong check digit/,
         ],
         ["both --db and --export", () => ["--db", fx.db, "--export", fx.export, "--keys", fx.keys], /give --db FILE or --export FILE/],
-        ["an unknown option", () => ["--db", fx.db, "--keys", fx.keys, "--device", "x"], /Unknown option '--device'/],
+        ["an unknown option", () => ["--db", fx.db, "--keys", fx.keys, "--device", "x"], /unknown argument "--device"/],
         ["a file that is no database", () => ["--db", fx.keys, "--keys", fx.keys], /not a coldtrace ingest database|cannot open database/],
     ]
     it.each(refused)("refuses %s with exit 2 and writes nothing", async (_, args, message) => {

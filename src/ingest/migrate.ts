@@ -3,7 +3,8 @@
 // `coldtrace verify` reads a PostgreSQL database). Every table is copied with its ids, then both
 // sides are read back in the same order and their digests compared, table by table.
 import { createHash } from "node:crypto"
-import { parseArgs } from "node:util"
+import { UsageError, runCommand, type Values } from "../cli/args.js"
+import { MIGRATE_SPEC } from "../cli/commands.js"
 import pg from "pg"
 import { PostgresStore, ensurePartitions } from "./store/postgres.js"
 import { SqliteStore } from "./store/sqlite.js"
@@ -256,33 +257,12 @@ export async function snapshotToSqlite(url: string, file: string): Promise<void>
     }
 }
 
-export const MIGRATE_USAGE = `coldtrace migrate --from DB --to DB
-        Copy an ingest database into an empty one: SQLite file to PostgreSQL URL (the fleet path),
-        or back. The source is brought to the current schema first (as the server would on start:
-        a SQLite file of schema 1 loses k0 and lockey). Every table is copied with its ids (records
-        into the PostgreSQL partition of the month their batch arrived), then both sides are read
-        back and compared table by table. Check the result with coldtrace verify --db on both.`
-
 export async function migrateCommand(args: string[]): Promise<number> {
-    let v: { from?: string; to?: string; help?: boolean }
-    try {
-        v = parseArgs({
-            args,
-            options: { from: { type: "string" }, to: { type: "string" }, help: { type: "boolean", short: "h" } },
-            strict: true,
-        }).values
-    } catch (e) {
-        console.error(`coldtrace migrate: ${(e as Error).message}\n(coldtrace migrate --help for usage)`)
-        return 2
-    }
-    if (v.help) {
-        console.log(MIGRATE_USAGE)
-        return 0
-    }
-    if (!v.from || !v.to || v.from === v.to) {
-        console.error(`coldtrace migrate: give --from and --to, two different databases\n(coldtrace migrate --help for usage)`)
-        return 2
-    }
+    return runCommand(MIGRATE_SPEC, args, migrate)
+}
+
+async function migrate(v: Values<typeof MIGRATE_SPEC>): Promise<number> {
+    if (v.from === v.to) throw new UsageError("give --from and --to, two different databases")
     if (!isPostgresUrl(v.from) && !isPostgresUrl(v.to)) console.error("coldtrace migrate: note: copying SQLite to SQLite")
     let src: IngestStore | undefined
     let dst: IngestStore | undefined

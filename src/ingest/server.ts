@@ -11,6 +11,7 @@ import type { AddressInfo, Socket } from "node:net"
 import { MAX_EPOCH_AHEAD, acceptBatch, text, type BatchOutcome, type IngestTiming } from "./accept.js"
 import { ADMIN_MAX_BODY, handleAdmin } from "./admin.js"
 import { Cosigner, type WitnessOptions } from "./cosign.js"
+import { DEFAULT_MAX_CONNECTIONS, DEFAULT_TIMEOUTS } from "./defaults.js"
 import { EpochKeyCache } from "./keys.js"
 import { handleRead } from "./readapi.js"
 import { openStore } from "./store/open.js"
@@ -22,10 +23,7 @@ export { MAX_EPOCH_AHEAD }
 /** Far above the largest valid batch (65,612 bytes), small enough to refuse floods early. */
 export const MAX_BODY = 256 * 1024
 
-/** docs/ingest.md: the request head within 10 s, the whole request within 30 s, a TLS handshake within 10 s. */
-export const DEFAULT_TIMEOUTS = { headMs: 10_000, requestMs: 30_000, tlsMs: 10_000 }
-/** Open connections at once; more are closed as they arrive (a logger retries at its next upload). */
-export const DEFAULT_MAX_CONNECTIONS = 1000
+export { DEFAULT_MAX_CONNECTIONS, DEFAULT_TIMEOUTS }
 
 export interface IngestServerOptions {
     /** a SQLite file path or a postgres:// URL (opened and closed by the server) */

@@ -3,7 +3,8 @@
 // does not verify (the verdict says so in every file); 2: usage or input error, nothing written.
 import { existsSync, mkdirSync, statSync, writeFileSync } from "node:fs"
 import path from "node:path"
-import { parseArgs } from "node:util"
+import { UsageError, parseCommand, runCommand, type Values } from "../cli/args.js"
+import { REPORT_SPEC } from "../cli/commands.js"
 import { verifyLog } from "../verify/verify.js"
 import { formatVerdict } from "../verify/cli.js"
 import { buildReport, type BuiltReport } from "./build.js"
@@ -16,21 +17,6 @@ import { ShipmentError, loadShipment, resolvePreset, type Shipment } from "./shi
 import { ReportInputError, loadFromDb, loadFromExport, readKeys, type LoadedLog } from "./sources.js"
 import { checkTimeZone } from "./time.js"
 
-export const REPORT_USAGE = `coldtrace report (--db FILE | --export FILE) --keys FILE --out DIR
-                 [--shipment FILE] [--format html,pdf,csv,epcis] [--tz ZONE]
-        Verify a device's log and write a report a receiver can use without our software
-        (docs/reports.md): report.html (self-contained page), report.pdf (A4), report.csv,
-        report.epcis.json (GS1 EPCIS 2.0; needs a shipment file with an SSCC or a GTIN).
-        --db       the ingest server's database (the device is the one the keys file names)
-        --export   a device's flash export (device-export.json)
-        --keys     the device's escrow keys (device-secret.json): k0 verifies the seals; without
-                   its lockey no position is shown
-        --shipment shipment id, SSCC, product, lot, sender, receiver, alarm preset (JSON)
-        --format   comma-separated, default html,pdf,csv
-        --tz       IANA time zone for local times next to UTC, default UTC
-        Exit 0 written and verified, 1 written but the log does not verify, 2 usage or input
-        error (nothing written).`
-
 export const FORMATS = ["html", "pdf", "csv", "epcis"] as const
 export type Format = (typeof FORMATS)[number]
 export const DEFAULT_FORMATS: Format[] = ["html", "pdf", "csv"]
@@ -40,8 +26,6 @@ export const FILE_NAMES: Record<Format, string> = {
     csv: "report.csv",
     epcis: "report.epcis.json",
 }
-
-class UsageError extends Error {}
 
 export interface ReportOptions {
     db?: string
@@ -53,43 +37,23 @@ export interface ReportOptions {
     tz: string
 }
 
-/** The command line as options; throws UsageError. */
+/** The command line as options (REPORT_SPEC, src/cli/commands.ts); throws UsageError. */
 export function parseReportArgs(args: string[]): ReportOptions | "help" {
-    let parsed: ReturnType<typeof parse>
-    const parse = () =>
-        parseArgs({
-            args,
-            strict: true,
-            allowPositionals: false,
-            options: {
-                db: { type: "string" },
-                export: { type: "string" },
-                keys: { type: "string" },
-                out: { type: "string" },
-                shipment: { type: "string" },
-                format: { type: "string" },
-                tz: { type: "string" },
-                help: { type: "boolean", short: "h" },
-            },
-        })
-    try {
-        parsed = parse()
-    } catch (e) {
-        throw new UsageError((e as Error).message)
-    }
-    const v = parsed.values
-    if (v.help) return "help"
+    const v = parseCommand(REPORT_SPEC, args)
+    return v === "help" ? "help" : reportOptions(v)
+}
+
+/** The parsed command line as options: one of --db and --export, known formats, a known time zone. */
+function reportOptions(v: Values<typeof REPORT_SPEC>): ReportOptions {
     if (!!v.db === !!v.export) throw new UsageError("give --db FILE or --export FILE (one of them)")
-    if (!v.keys) throw new UsageError("--keys FILE is required: the device's keys (device-secret.json) verify the log")
-    if (!v.out) throw new UsageError("--out DIR is required")
-    const formats = (v.format ?? DEFAULT_FORMATS.join(","))
+    const formats = v.format
         .split(",")
         .map(s => s.trim())
         .filter(Boolean)
     for (const f of formats)
         if (!FORMATS.includes(f as Format)) throw new UsageError(`unknown format ${JSON.stringify(f)} (known: ${FORMATS.join(", ")})`)
     if (!formats.length) throw new UsageError("--format names no format")
-    let tz = v.tz ?? "UTC"
+    let tz = v.tz
     try {
         tz = checkTimeZone(tz)
     } catch (e) {
@@ -168,25 +132,19 @@ export function isInputError(e: unknown): boolean {
 }
 
 export async function reportCommand(args: string[]): Promise<number> {
-    try {
-        const o = parseReportArgs(args)
-        if (o === "help") {
-            console.log(REPORT_USAGE)
-            return 0
-        }
-        const r = await runReport(o)
-        const m = r.built.model
-        const v = overallVerdict(m)
-        console.log(`${v.word}: ${v.text}`)
-        console.log(m.verification?.text.split("\n")[0] ?? "")
-        console.log(fingerprintLine(m))
-        for (const f of r.files) console.log(`  wrote ${f}`)
-        return r.verified ? 0 : 1
-    } catch (e) {
-        if (isInputError(e)) {
-            console.error(`coldtrace report: ${(e as Error).message}\n(coldtrace report --help for usage)`)
-            return 2
-        }
-        throw e
-    }
+    return runCommand(
+        REPORT_SPEC,
+        args,
+        async values => {
+            const r = await runReport(reportOptions(values))
+            const m = r.built.model
+            const v = overallVerdict(m)
+            console.log(`${v.word}: ${v.text}`)
+            console.log(m.verification?.text.split("\n")[0] ?? "")
+            console.log(fingerprintLine(m))
+            for (const f of r.files) console.log(`  wrote ${f}`)
+            return r.verified ? 0 : 1
+        },
+        isInputError,
+    )
 }

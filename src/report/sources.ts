@@ -4,16 +4,8 @@
 // database. Every problem with the inputs is a ReportInputError (exit 2, nothing written).
 import path from "node:path"
 import type Database from "better-sqlite3"
-import {
-    VerifyUsageError,
-    dbCheckpoints,
-    dbRecords,
-    exportInput,
-    loadKeys,
-    openIngestDb,
-    readExportFile,
-    type VerifyKeys,
-} from "../verify/inputs.js"
+import { UsageError } from "../cli/args.js"
+import { dbCheckpoints, dbRecords, exportInput, loadKeys, openIngestDb, readExportFile, type VerifyKeys } from "../verify/inputs.js"
 import type { OtherDevice, VerifyInput } from "../verify/verify.js"
 
 export class ReportInputError extends Error {}
@@ -36,7 +28,7 @@ function inputs<T>(f: () => T): T {
     try {
         return f()
     } catch (e) {
-        if (e instanceof VerifyUsageError) throw new ReportInputError(e.message)
+        if (e instanceof UsageError) throw new ReportInputError(e.message)
         throw e
     }
 }

@@ -24,7 +24,9 @@ export interface IngestNode {
 }
 
 export async function startIngestNode(args: string[], o: { env?: NodeJS.ProcessEnv; startMs?: number } = {}): Promise<IngestNode> {
-    return startNode("ingest", ["--listen", "127.0.0.1:0", ...args], o)
+    // a free port unless the caller names one (an option given twice is refused)
+    const listen = args.some(a => a === "--listen" || a.startsWith("--listen=")) ? [] : ["--listen", "127.0.0.1:0"]
+    return startNode("ingest", [...listen, ...args], o)
 }
 
 /** Any `coldtrace` service command as a child process (`ingest`, `witness`): up once it logs "listening". */

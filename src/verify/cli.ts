@@ -2,9 +2,10 @@
 // --json, the Verdict object. Exit 0 only when the log verifies; 1 when it does not; 2 for usage
 // errors (unreadable files, wrong keys file, unknown device).
 import path from "node:path"
+import { UsageError, parseCommand, runCommand, type Values } from "../cli/args.js"
+import { VERIFY_SPEC } from "../cli/commands.js"
 import { verifyLog, type Checkpoint, type Verdict, type VerifyInput } from "./verify.js"
 import {
-    VerifyUsageError,
     dbInput,
     dbReference,
     exportVerifyInput,
@@ -17,106 +18,68 @@ import {
     type OpenDb,
 } from "./inputs.js"
 
-export const VERIFY_USAGE = `coldtrace verify --db DB --keys FILE [--device DEVID] [--witness FILE|URL [--witness-key HEX]] [--json]
-coldtrace verify --export FILE --keys FILE [--checkpoints-from DB | --checkpoint SEQ:HEAD:BOOT ...] [--witness FILE|URL] [--json]
-        Verify a device's log: sequence continuity, the hash chain from genesis, every epoch seal
-        under its forward-secure key, boot records, acknowledged checkpoints, eviction summaries and
-        (with the location key) encrypted positions. --db takes the server's copy from an ingest
-        database (a SQLite file or a postgres:// URL); --export takes a device flash export
-        (device-export.json), checked against the server's checkpoints when given.
-        --keys is the device's escrowed keys file (device-secret.json: devid, k0, lockey), always
-        required: the server never holds k0 or lockey, and seals are checked from k0. With --db the
-        key the server holds is checked too: it must be the one k0 evolves to (else bad-key).
-        Without --device the database must hold exactly one device, or the keys file names it.
-        --witness takes the checkpoints an independent witness cosigned (its log as JSON, its
-        SQLite file with --witness-key, or its URL): a database truncated or restored from an
-        older copy is reported from the first seq the witness cosigned that it lacks.
-        --witness-key pins the witness's public key (64 hex digits).
-        Prints the verdict and the first offending seq; exit 0 verified, 1 not, 2 usage error.
-        --band LOW:HIGH (°C, the logger's configured band) also checks its alarm records against
-        the band rule (docs/alarms.md); a disagreement is printed as a finding.`
+/** The command line of `coldtrace verify`, parsed (src/cli/commands.ts). */
+export type VerifyOptions = Values<typeof VERIFY_SPEC>
 
-const VALUE_OPTS = ["--db", "--device", "--export", "--keys", "--checkpoints-from", "--checkpoint", "--band", "--witness", "--witness-key"]
-const FLAG_OPTS = ["--json"]
-
-interface Parsed {
-    values: Map<string, string[]>
-    flags: Set<string>
-}
-
-function parseArgs(args: string[]): Parsed {
-    const values = new Map<string, string[]>()
-    const flags = new Set<string>()
-    for (let i = 0; i < args.length; i++) {
-        const a = args[i]
-        if (FLAG_OPTS.includes(a)) flags.add(a)
-        else if (VALUE_OPTS.includes(a)) {
-            const v = args[i + 1]
-            if (v === undefined || v.startsWith("--")) throw new VerifyUsageError(`${a} needs a value`)
-            values.set(a, [...(values.get(a) ?? []), v])
-            i++
-        } else throw new VerifyUsageError(`unknown argument ${JSON.stringify(a)}`)
-    }
-    for (const [k, v] of values) if (v.length > 1 && k !== "--checkpoint") throw new VerifyUsageError(`${k} given twice`)
-    return { values, flags }
-}
+type Built = { input: VerifyInput; what: string; json: boolean; close: () => void }
 
 /** Build the verifier's input from the command line; the databases it opened are closed by `close`. */
-export function inputFromArgs(args: string[]): { input: VerifyInput; what: string; json: boolean; close: () => void } {
-    const { values, flags } = parseArgs(args)
-    const one = (k: string) => values.get(k)?.[0]
-    const dbFile = one("--db")
-    const exportFile = one("--export")
+export function inputFromArgs(args: string[]): Built {
+    const v = parseCommand(VERIFY_SPEC, args)
+    if (v === "help") throw new UsageError("--help asks for no verification")
+    return inputFromOptions(v)
+}
+
+/** Build the verifier's input from the parsed command line; throws UsageError for bad input. */
+export function inputFromOptions(v: VerifyOptions): Built {
+    const dbFile = v.db
+    const exportFile = v.export
     const opened: OpenDb[] = []
     const close = () => opened.forEach(d => d.close())
-    const witnessKeyHex = one("--witness-key")
+    const witnessKeyHex = v["witness-key"]
     if (witnessKeyHex !== undefined && !/^[0-9a-f]{64}$/.test(witnessKeyHex))
-        throw new VerifyUsageError("--witness-key must be 64 lower-case hex digits (the witness's Ed25519 public key)")
-    if (witnessKeyHex !== undefined && !values.has("--witness")) throw new VerifyUsageError("--witness-key goes with --witness")
+        throw new UsageError("--witness-key must be 64 lower-case hex digits (the witness's Ed25519 public key)")
+    if (witnessKeyHex !== undefined && v.witness === undefined) throw new UsageError("--witness-key goes with --witness")
     const witnessOf = (devid: string) => {
-        const w = one("--witness")
+        const w = v.witness
         return w ? { witness: loadWitnessLog(w, devid, witnessKeyHex ? Buffer.from(witnessKeyHex, "hex") : undefined) } : {}
     }
-    const band = one("--band")?.match(/^(-?\d+(?:\.\d+)?):(-?\d+(?:\.\d+)?)$/)
-    if (one("--band") && (!band || !(Number(band[1]) < Number(band[2]))))
-        throw new VerifyUsageError("--band must be LOW:HIGH in °C with LOW < HIGH")
+    const band = v.band?.match(/^(-?\d+(?:\.\d+)?):(-?\d+(?:\.\d+)?)$/)
+    if (v.band && (!band || !(Number(band[1]) < Number(band[2])))) throw new UsageError("--band must be LOW:HIGH in °C with LOW < HIGH")
     const deviceBand = band ? { deviceBand: { low: Number(band[1]), high: Number(band[2]) } } : {}
     try {
         if (dbFile && exportFile)
-            throw new VerifyUsageError("give --db or --export, not both (check an export against a database with --checkpoints-from)")
-        const keysFile = one("--keys")
+            throw new UsageError("give --db or --export, not both (check an export against a database with --checkpoints-from)")
+        const keysFile = v.keys
         const keys = keysFile ? loadKeys(keysFile) : null
         if (dbFile) {
-            for (const k of ["--checkpoints-from", "--checkpoint"])
-                if (values.has(k)) throw new VerifyUsageError(`${k} goes with --export, not --db`)
+            if (v["checkpoints-from"] !== undefined) throw new UsageError("--checkpoints-from goes with --export, not --db")
+            if (v.checkpoint.length) throw new UsageError("--checkpoint goes with --export, not --db")
             if (!keys || !keysFile)
-                throw new VerifyUsageError(
+                throw new UsageError(
                     "--db needs --keys device-secret.json: the server holds neither k0 nor lockey, and seals are checked from k0",
                 )
             const d = openIngestDb(dbFile)
             opened.push(d)
-            const devid = pickDevice(d, one("--device") ?? (d.devices.length > 1 ? keys.devid : undefined))
-            if (keys.devid !== devid)
-                throw new VerifyUsageError(`${keysFile} holds the keys of device ${keys.devid}, not of device ${devid}`)
+            const devid = pickDevice(d, v.device ?? (d.devices.length > 1 ? keys.devid : undefined))
+            if (keys.devid !== devid) throw new UsageError(`${keysFile} holds the keys of device ${keys.devid}, not of device ${devid}`)
             return {
                 input: { ...dbInput(d, devid, keys), ...deviceBand, ...witnessOf(devid) },
                 what: `server database ${path.basename(dbFile)}`,
-                json: flags.has("--json"),
+                json: v.json,
                 close,
             }
         }
         if (exportFile) {
-            if (values.has("--device")) throw new VerifyUsageError("--device goes with --db (an export names its device)")
+            if (v.device !== undefined) throw new UsageError("--device goes with --db (an export names its device)")
             const file = readExportFile(exportFile)
             if (!keys || !keysFile)
-                throw new VerifyUsageError("--export needs the device's keys: --keys device-secret.json (the server does not hold k0)")
+                throw new UsageError("--export needs the device's keys: --keys device-secret.json (the server does not hold k0)")
             if (keys.devid !== file.devid)
-                throw new VerifyUsageError(
-                    `${keysFile} holds the keys of device ${keys.devid}, but the export is from device ${file.devid}`,
-                )
-            const cpFrom = one("--checkpoints-from")
-            const manual: Checkpoint[] = (values.get("--checkpoint") ?? []).map(parseCheckpointArg)
-            if (cpFrom && manual.length) throw new VerifyUsageError("give --checkpoints-from or --checkpoint, not both")
+                throw new UsageError(`${keysFile} holds the keys of device ${keys.devid}, but the export is from device ${file.devid}`)
+            const cpFrom = v["checkpoints-from"]
+            const manual: Checkpoint[] = v.checkpoint.map(parseCheckpointArg)
+            if (cpFrom && manual.length) throw new UsageError("give --checkpoints-from or --checkpoint, not both")
             let ref: ReturnType<typeof dbReference> | null = null
             if (cpFrom) {
                 const d = openIngestDb(cpFrom)
@@ -124,9 +87,9 @@ export function inputFromArgs(args: string[]): { input: VerifyInput; what: strin
                 ref = dbReference(d, pickDevice(d, file.devid), keys)
             }
             const input = { ...exportVerifyInput(file, keys, ref, manual), ...deviceBand, ...witnessOf(file.devid) }
-            return { input, what: `device export ${path.basename(exportFile)}`, json: flags.has("--json"), close }
+            return { input, what: `device export ${path.basename(exportFile)}`, json: v.json, close }
         }
-        throw new VerifyUsageError("give --db FILE or --export FILE")
+        throw new UsageError("give --db FILE or --export FILE")
     } catch (e) {
         close()
         throw e
@@ -192,9 +155,10 @@ export function formatVerdict(v: Verdict, what = "log"): string {
  * A PostgreSQL database given to --db or --checkpoints-from is read into a temporary SQLite copy
  * (the same tables, compared row for row) that the file-based readers below then verify.
  */
-async function materializePostgres(args: string[]): Promise<{ args: string[]; cleanup: () => void }> {
-    const urls = args.filter((a, i) => i > 0 && ["--db", "--checkpoints-from"].includes(args[i - 1]) && /^postgres(ql)?:\/\//.test(a))
-    if (!urls.length) return { args, cleanup: () => {} }
+async function materializePostgres(v: VerifyOptions): Promise<{ values: VerifyOptions; cleanup: () => void }> {
+    const isUrl = (s: string | undefined): s is string => s !== undefined && /^postgres(ql)?:\/\//.test(s)
+    const urls = [v.db, v["checkpoints-from"]].filter(isUrl)
+    if (!urls.length) return { values: v, cleanup: () => {} }
     const { mkdtempSync, rmSync } = await import("node:fs")
     const { tmpdir } = await import("node:os")
     const { snapshotToSqlite } = await import("../ingest/migrate.js")
@@ -209,67 +173,60 @@ async function materializePostgres(args: string[]): Promise<{ args: string[]; cl
         }
     } catch (e) {
         cleanup()
-        throw new VerifyUsageError(`cannot read the PostgreSQL database: ${(e as Error).message.split("\n")[0]}`)
+        throw new UsageError(`cannot read the PostgreSQL database: ${(e as Error).message.split("\n")[0]}`)
     }
-    return { args: args.map(a => copies.get(a) ?? a), cleanup }
+    const copy = (s: string | undefined) => (s === undefined ? s : (copies.get(s) ?? s))
+    return { values: { ...v, db: copy(v.db), "checkpoints-from": copy(v["checkpoints-from"]) }, cleanup }
 }
 
 /** A witness URL given to --witness is fetched (GET URL/v1/log/DEVID) into a temporary JSON file. */
-async function materializeWitness(args: string[]): Promise<{ args: string[]; cleanup: () => void }> {
-    const i = args.indexOf("--witness")
-    const url = i >= 0 ? args[i + 1] : undefined
-    if (!url || !/^https?:\/\//.test(url)) return { args, cleanup: () => {} }
-    const k = args.indexOf("--keys")
-    if (k < 0 || !args[k + 1]) throw new VerifyUsageError("--witness URL needs --keys (the keys file names the device)")
-    const devid = loadKeys(args[k + 1]).devid
+async function materializeWitness(v: VerifyOptions): Promise<{ values: VerifyOptions; cleanup: () => void }> {
+    const url = v.witness
+    if (!url || !/^https?:\/\//.test(url)) return { values: v, cleanup: () => {} }
+    if (!v.keys) throw new UsageError("--witness URL needs --keys (the keys file names the device)")
+    const devid = loadKeys(v.keys).devid
     let text: string
     try {
         const r = await fetch(`${url.replace(/\/$/, "")}/v1/log/${devid}`, { signal: AbortSignal.timeout(30_000) })
         if (!r.ok) throw new Error(`${r.status}`)
         text = await r.text()
     } catch (e) {
-        throw new VerifyUsageError(`cannot read the witness log from ${url}: ${(e as Error).message}`)
+        throw new UsageError(`cannot read the witness log from ${url}: ${(e as Error).message}`)
     }
     const { mkdtempSync, rmSync, writeFileSync } = await import("node:fs")
     const { tmpdir } = await import("node:os")
     const dir = mkdtempSync(path.join(tmpdir(), "coldtrace-verify-witness-"))
     const file = path.join(dir, "witness-log.json")
     writeFileSync(file, text)
-    return { args: args.map((a, j) => (j === i + 1 ? file : a)), cleanup: () => rmSync(dir, { recursive: true, force: true }) }
+    return { values: { ...v, witness: file }, cleanup: () => rmSync(dir, { recursive: true, force: true }) }
 }
 
 export async function verifyCommand(args: string[]): Promise<number> {
-    if (args.includes("--help") || args.includes("-h")) {
-        console.log(VERIFY_USAGE)
-        return 0
-    }
-    let built: ReturnType<typeof inputFromArgs>
-    let cleanup = () => {}
-    try {
-        const w = await materializeWitness(args)
-        cleanup = w.cleanup
-        const m = await materializePostgres(w.args)
-        cleanup = () => {
-            w.cleanup()
-            m.cleanup()
+    return runCommand(VERIFY_SPEC, args, async v => {
+        let built: Built
+        let cleanup = () => {}
+        try {
+            const w = await materializeWitness(v)
+            cleanup = w.cleanup
+            const m = await materializePostgres(w.values)
+            cleanup = () => {
+                w.cleanup()
+                m.cleanup()
+            }
+            built = inputFromOptions(m.values)
+        } catch (e) {
+            cleanup()
+            throw e
         }
-        built = inputFromArgs(m.args)
-    } catch (e) {
-        cleanup()
-        if (e instanceof VerifyUsageError) {
-            console.error(`coldtrace verify: ${e.message}\n(coldtrace verify --help for usage)`)
-            return 2
+        let verdict: Verdict
+        try {
+            verdict = verifyLog(built.input)
+        } finally {
+            built.close()
+            cleanup()
         }
-        throw e
-    }
-    let verdict: Verdict
-    try {
-        verdict = verifyLog(built.input)
-    } finally {
-        built.close()
-        cleanup()
-    }
-    if (built.json) console.log(JSON.stringify(verdict, null, 2))
-    else console.log(formatVerdict(verdict, built.what))
-    return verdict.ok ? 0 : 1
+        if (built.json) console.log(JSON.stringify(verdict, null, 2))
+        else console.log(formatVerdict(verdict, built.what))
+        return verdict.ok ? 0 : 1
+    })
 }

@@ -4,13 +4,11 @@
 // key of the newest epoch it accepted: the verifier checks that it is the one k0 evolves to.
 import { readFileSync } from "node:fs"
 import Database from "better-sqlite3"
+import { UsageError } from "../cli/args.js"
 import { HEAD_LEN, KEY_LEN, epochKey, macEquals, readFlashLog } from "../format/index.js"
 import { EXPORT_FORMAT, type DeviceExportFile } from "../sim/export.js"
 import { WITNESS_LOG_FORMAT, keyId, verifyCosignature, witnessLogFromDb, type WitnessLog } from "../witness/witness.js"
 import type { Checkpoint, HeadClaim, LogEntry, OtherDevice, Problem, VerifyInput } from "./verify.js"
-
-/** A wrong argument, an unreadable file, an unknown device: the command exits with 2. */
-export class VerifyUsageError extends Error {}
 
 const DEVID_HEX = /^[0-9a-f]{16}$/
 
@@ -25,7 +23,7 @@ export interface VerifyKeys {
 
 function hexKey(v: unknown, bytes: number, name: string, file: string): Buffer {
     if (typeof v !== "string" || !new RegExp(`^[0-9a-fA-F]{${2 * bytes}}$`).test(v)) {
-        throw new VerifyUsageError(`${file}: ${name} must be ${2 * bytes} hex digits`)
+        throw new UsageError(`${file}: ${name} must be ${2 * bytes} hex digits`)
     }
     return Buffer.from(v, "hex")
 }
@@ -35,21 +33,20 @@ function readJson(file: string, what: string): unknown {
     try {
         text = readFileSync(file, "utf8")
     } catch (e) {
-        throw new VerifyUsageError(`cannot read ${what} ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`)
+        throw new UsageError(`cannot read ${what} ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`)
     }
     try {
         return JSON.parse(text)
     } catch (e) {
-        throw new VerifyUsageError(`${file} is not JSON: ${(e as Error).message}`)
+        throw new UsageError(`${file} is not JSON: ${(e as Error).message}`)
     }
 }
 
 /** `device-secret.json`: {devid, k0, ackkey, lockey} in hex (only devid and k0 are required here). */
 export function loadKeys(file: string): VerifyKeys {
     const j = readJson(file, "keys file") as Record<string, unknown> | null
-    if (!j || typeof j !== "object") throw new VerifyUsageError(`${file}: not a keys file (expected {devid, k0, ...})`)
-    if (typeof j.devid !== "string" || !DEVID_HEX.test(j.devid))
-        throw new VerifyUsageError(`${file}: devid must be 16 lower-case hex digits`)
+    if (!j || typeof j !== "object") throw new UsageError(`${file}: not a keys file (expected {devid, k0, ...})`)
+    if (typeof j.devid !== "string" || !DEVID_HEX.test(j.devid)) throw new UsageError(`${file}: devid must be 16 lower-case hex digits`)
     return {
         devid: j.devid,
         k0: hexKey(j.k0, KEY_LEN, "k0", file),
@@ -61,9 +58,9 @@ export function loadKeys(file: string): VerifyKeys {
 /** `--checkpoint seq:headhex:boot` */
 export function parseCheckpointArg(v: string): Checkpoint {
     const m = /^(\d+):([0-9a-fA-F]{64}):(\d+)$/.exec(v)
-    if (!m) throw new VerifyUsageError(`--checkpoint ${JSON.stringify(v)}: expected seq:head:boot (head = 64 hex digits)`)
+    if (!m) throw new UsageError(`--checkpoint ${JSON.stringify(v)}: expected seq:head:boot (head = 64 hex digits)`)
     const seq = Number(m[1])
-    if (seq > 0xfffffffe) throw new VerifyUsageError(`--checkpoint: seq ${seq} out of range`)
+    if (seq > 0xfffffffe) throw new UsageError(`--checkpoint: seq ${seq} out of range`)
     return { seq, head: Buffer.from(m[2], "hex"), boot: Number(m[3]) }
 }
 
@@ -81,7 +78,7 @@ export function openIngestDb(file: string): OpenDb {
     try {
         db = new Database(file, { readonly: true, fileMustExist: true })
     } catch (e) {
-        throw new VerifyUsageError(`cannot open database ${file}: ${(e as Error).message}`)
+        throw new UsageError(`cannot open database ${file}: ${(e as Error).message}`)
     }
     let devices: string[]
     try {
@@ -90,7 +87,7 @@ export function openIngestDb(file: string): OpenDb {
         db.prepare("SELECT seq, head, boot, epoch FROM checkpoints LIMIT 0").all()
     } catch (e) {
         db.close()
-        throw new VerifyUsageError(`${file} is not a coldtrace ingest database: ${(e as Error).message}`)
+        throw new UsageError(`${file} is not a coldtrace ingest database: ${(e as Error).message}`)
     }
     return { db, file, devices, close: () => db.close() }
 }
@@ -98,16 +95,14 @@ export function openIngestDb(file: string): OpenDb {
 /** The device to verify: the one named, or the only one in the database. */
 export function pickDevice(d: OpenDb, devid?: string): string {
     if (devid !== undefined) {
-        if (!DEVID_HEX.test(devid)) throw new VerifyUsageError(`--device ${JSON.stringify(devid)}: expected 16 lower-case hex digits`)
+        if (!DEVID_HEX.test(devid)) throw new UsageError(`--device ${JSON.stringify(devid)}: expected 16 lower-case hex digits`)
         if (!d.devices.includes(devid))
-            throw new VerifyUsageError(
-                `device ${devid} is not in ${d.file} (it holds ${d.devices.length ? d.devices.join(", ") : "no device"})`,
-            )
+            throw new UsageError(`device ${devid} is not in ${d.file} (it holds ${d.devices.length ? d.devices.join(", ") : "no device"})`)
         return devid
     }
     if (d.devices.length === 1) return d.devices[0]
-    if (!d.devices.length) throw new VerifyUsageError(`${d.file} holds no device`)
-    throw new VerifyUsageError(`${d.file} holds ${d.devices.length} devices (${d.devices.join(", ")}): name one with --device`)
+    if (!d.devices.length) throw new UsageError(`${d.file} holds no device`)
+    throw new UsageError(`${d.file} holds ${d.devices.length} devices (${d.devices.join(", ")}): name one with --device`)
 }
 
 /** The key the server holds for a device: k[epoch] (schema 2), or k0 itself in a database of schema 1. */
@@ -122,7 +117,7 @@ function serverKey(d: OpenDb, devid: string): ServerKey {
         ? "SELECT last_epoch AS epoch, epoch_key AS key FROM devices WHERE devid = ?"
         : "SELECT 0 AS epoch, k0 AS key FROM devices WHERE devid = ?"
     const row = d.db.prepare(sql).get(devid) as ServerKey | undefined
-    if (!row) throw new VerifyUsageError(`device ${devid} is not in ${d.file}`)
+    if (!row) throw new UsageError(`device ${devid} is not in ${d.file}`)
     return row
 }
 
@@ -238,12 +233,11 @@ export function dbReference(
 export function readExportFile(file: string): DeviceExportFile {
     const j = readJson(file, "export") as DeviceExportFile | null
     if (!j || typeof j !== "object" || j.format !== EXPORT_FORMAT)
-        throw new VerifyUsageError(`${file}: not a coldtrace device export (format ${EXPORT_FORMAT})`)
-    if (typeof j.devid !== "string" || !DEVID_HEX.test(j.devid))
-        throw new VerifyUsageError(`${file}: devid must be 16 lower-case hex digits`)
-    if (!j.settings || typeof j.settings !== "object") throw new VerifyUsageError(`${file}: no settings`)
+        throw new UsageError(`${file}: not a coldtrace device export (format ${EXPORT_FORMAT})`)
+    if (typeof j.devid !== "string" || !DEVID_HEX.test(j.devid)) throw new UsageError(`${file}: devid must be 16 lower-case hex digits`)
+    if (!j.settings || typeof j.settings !== "object") throw new UsageError(`${file}: no settings`)
     for (const [k, v] of Object.entries(j.settings)) {
-        if (typeof v !== "string" || !/^([0-9a-fA-F]{2})*$/.test(v)) throw new VerifyUsageError(`${file}: setting ${k} is not hex`)
+        if (typeof v !== "string" || !/^([0-9a-fA-F]{2})*$/.test(v)) throw new UsageError(`${file}: setting ${k} is not hex`)
     }
     return j
 }
@@ -311,32 +305,31 @@ export function loadWitnessLog(file: string, devid: string, pinnedKey?: Buffer):
     try {
         head = readFileSync(file).subarray(0, 16)
     } catch (e) {
-        throw new VerifyUsageError(`cannot read witness log ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`)
+        throw new UsageError(`cannot read witness log ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`)
     }
     let log: WitnessLog
     if (head.toString("latin1") === "SQLite format 3\0") {
-        if (!pinnedKey) throw new VerifyUsageError(`${file} is a witness database: give the witness's public key with --witness-key`)
+        if (!pinnedKey) throw new UsageError(`${file} is a witness database: give the witness's public key with --witness-key`)
         try {
             log = witnessLogFromDb(file, devid, pinnedKey)
         } catch (e) {
-            throw new VerifyUsageError(`${file} is not a witness database: ${(e as Error).message}`)
+            throw new UsageError(`${file} is not a witness database: ${(e as Error).message}`)
         }
     } else {
         log = readJson(file, "witness log") as WitnessLog
-        if (!log || log.format !== WITNESS_LOG_FORMAT)
-            throw new VerifyUsageError(`${file}: not a witness log (format ${WITNESS_LOG_FORMAT})`)
+        if (!log || log.format !== WITNESS_LOG_FORMAT) throw new UsageError(`${file}: not a witness log (format ${WITNESS_LOG_FORMAT})`)
     }
-    if (log.devid !== devid) throw new VerifyUsageError(`${file} is the witness log of device ${log.devid}, not of ${devid}`)
+    if (log.devid !== devid) throw new UsageError(`${file} is the witness log of device ${log.devid}, not of ${devid}`)
     if (typeof log.publicKey !== "string" || !/^[0-9a-f]{64}$/.test(log.publicKey))
-        throw new VerifyUsageError(`${file}: the witness's public key must be 64 hex digits`)
+        throw new UsageError(`${file}: the witness's public key must be 64 hex digits`)
     const key = Buffer.from(log.publicKey, "hex")
     if (pinnedKey && !pinnedKey.equals(key))
-        throw new VerifyUsageError(`${file} is signed by witness ${keyId(key)}, not by the pinned witness ${keyId(pinnedKey)}`)
+        throw new UsageError(`${file} is signed by witness ${keyId(key)}, not by the pinned witness ${keyId(pinnedKey)}`)
     const checkpoints: Checkpoint[] = []
     for (const c of log.cosigned ?? []) {
         const h = typeof c.head === "string" && /^[0-9a-f]{64}$/.test(c.head) ? Buffer.from(c.head, "hex") : null
         if (!h || !Number.isInteger(c.seq) || !verifyCosignature(key, devid, c.seq, h, c.at, Buffer.from(String(c.sig), "hex")))
-            throw new VerifyUsageError(`${file}: the cosignature of seq ${c.seq} does not verify under witness ${keyId(key)}`)
+            throw new UsageError(`${file}: the cosignature of seq ${c.seq} does not verify under witness ${keyId(key)}`)
         checkpoints.push({ seq: c.seq, head: h, boot: c.boot, epoch: c.epoch })
     }
     return { id: keyId(key), checkpoints }

@@ -1,0 +1,191 @@
+// Every `coldtrace` command's command line, written once: the parser (src/cli/args.ts) reads it,
+// `coldtrace CMD --help` prints it, `coldtrace help` lists it, and test/cli-help.test.ts checks that
+// README.md's command table says the same. Data only: `coldtrace help` loads no command.
+import { DEFAULT_MAX_CONNECTIONS, DEFAULT_TIMEOUTS } from "../ingest/defaults.js"
+import type { CommandSpec } from "./args.js"
+
+export const SIM_SPEC = {
+    name: "sim",
+    summary:
+        "Run a simulated shipment end to end: the real firmware in the DeviceScript VM, the ingest server, the scenario's power cuts and outages.",
+    options: {
+        scenario: {
+            type: "string",
+            value: "FILE",
+            help: "the scenario (docs/scenario.md); default src/sim/scenarios/puurs-to-nursing-home.json",
+        },
+        out: { type: "string", value: "DIR", help: "where summary.json, report.html and the run's files go; default out/sim" },
+        verbose: { type: "boolean", help: "print the firmware's console lines too" },
+    },
+    notes: `Default paths are in the package folder. Exit 0 when the log verifies and no sample was lost, 1 otherwise,
+2 usage error (a bad scenario file included).`,
+} as const satisfies CommandSpec
+
+export const VERIFY_SPEC = {
+    name: "verify",
+    summary: "Verify a device's log independently (docs/verify.md): chain, seals, sequence, boots, checkpoints, eviction summaries.",
+    forms: [
+        "--db --keys [--device] [--witness [--witness-key]] [--band] [--json]",
+        "--export --keys [--checkpoints-from | --checkpoint ...] [--witness [--witness-key]] [--band] [--json]",
+    ],
+    options: {
+        db: {
+            type: "string",
+            value: "DB",
+            help: "the server's copy: an ingest database (a SQLite file or a postgres:// URL)",
+        },
+        export: { type: "string", value: "FILE", help: "a device's flash export (device-export.json)" },
+        keys: {
+            type: "string",
+            value: "FILE",
+            help: `the device's escrowed keys (device-secret.json: devid, k0, lockey), always required:
+the server never holds k0 or lockey, and seals are checked from k0. With --db the key
+the server holds is checked too: it must be the one k0 evolves to (else bad-key)`,
+        },
+        device: {
+            type: "string",
+            value: "DEVID",
+            help: "with --db: the device; without it the database holds exactly one, or the keys file names it",
+        },
+        "checkpoints-from": {
+            type: "string",
+            value: "DB",
+            help: "with --export: check it against the checkpoints this ingest database acknowledged",
+        },
+        checkpoint: {
+            type: "string",
+            value: "SEQ:HEAD:BOOT",
+            multiple: true,
+            help: "with --export: a checkpoint as read off the server (may be given more than once)",
+        },
+        witness: {
+            type: "string",
+            value: "FILE|URL",
+            help: `the checkpoints an independent witness cosigned (its log as JSON, its SQLite file with
+--witness-key, or its URL): a database truncated or restored from an older copy is
+reported from the first seq the witness cosigned that it lacks`,
+        },
+        "witness-key": { type: "string", value: "HEX", help: "pins the witness's public key (64 hex digits)" },
+        band: {
+            type: "string",
+            value: "LOW:HIGH",
+            help: `the logger's configured band (°C): also check its alarm records against the band rule
+(docs/alarms.md); a disagreement is printed as a finding`,
+        },
+        json: { type: "boolean", help: "print the Verdict object as JSON" },
+    },
+    notes: `Checks sequence continuity, the hash chain from genesis, every epoch seal under its forward-secure
+key, boot records, acknowledged checkpoints, eviction summaries and (with the location key)
+encrypted positions. Prints the verdict and the first offending seq; exit 0 verified, 1 not,
+2 usage error.`,
+} as const satisfies CommandSpec
+
+export const REPORT_SPEC = {
+    name: "report",
+    summary: "Verify a device's log and write reports a receiver can use without our software: HTML, PDF, CSV, GS1 EPCIS 2.0.",
+    forms: ["(--db | --export) --keys --out [--shipment] [--format] [--tz]"],
+    options: {
+        db: { type: "string", value: "FILE", help: "the ingest server's database (the device is the one the keys file names)" },
+        export: { type: "string", value: "FILE", help: "a device's flash export (device-export.json)" },
+        keys: {
+            type: "string",
+            value: "FILE",
+            required: "the device's keys (device-secret.json) verify the log",
+            help: "the device's escrow keys (device-secret.json): k0 verifies the seals; without its lockey\nno position is shown",
+        },
+        out: { type: "string", value: "DIR", required: true, help: "the folder the reports are written to" },
+        shipment: { type: "string", value: "FILE", help: "shipment id, SSCC, product, lot, sender, receiver, alarm preset (JSON)" },
+        format: { type: "string", value: "html,pdf,csv,epcis", default: "html,pdf,csv", help: "the formats to write, comma-separated" },
+        tz: { type: "string", value: "ZONE", default: "UTC", help: "IANA time zone for local times next to UTC" },
+    },
+    notes: `Writes report.html (self-contained page), report.pdf (A4), report.csv and report.epcis.json
+(GS1 EPCIS 2.0; needs a shipment file with an SSCC or a GTIN); docs/reports.md.
+Exit 0 written and verified, 1 written but the log does not verify, 2 usage or input error
+(nothing written).`,
+} as const satisfies CommandSpec
+
+export const INGEST_SPEC = {
+    name: "ingest",
+    summary: "Run the ingest server as a service (docs/ingest.md): a SQLite file or a PostgreSQL URL.",
+    forms: [
+        "[--db] [--listen] [--tls-cert --tls-key] [--admin-token-file] [--max-connections] [--node] [--pool] [--witness [--witness-token-file]]",
+    ],
+    options: {
+        db: {
+            type: "string",
+            value: "DB",
+            default: "ingest.sqlite",
+            help: `a SQLite file (created mode 0600) or a PostgreSQL URL (postgres://user@host/db,
+or ?host=/socket/dir); several servers may share one database`,
+        },
+        listen: { type: "string", value: "HOST:PORT", default: "127.0.0.1:8080", help: "address and port; port 0 picks a free one" },
+        "tls-cert": { type: "string", value: "FILE", help: "PEM certificate: serve HTTPS (plain HTTP without --tls-cert and --tls-key)" },
+        "tls-key": { type: "string", value: "FILE", help: "its PEM private key" },
+        "admin-token-file": {
+            type: "string",
+            value: "FILE",
+            help: "the admin API's bearer token (or COLDTRACE_ADMIN_TOKEN); without one the admin API is off",
+        },
+        "max-connections": {
+            type: "string",
+            value: "N",
+            help: `open connections at once, more are closed at once (default ${DEFAULT_MAX_CONNECTIONS})`,
+        },
+        node: { type: "string", value: "NAME", help: "this server's name in logs and health replies (default host name:pid)" },
+        pool: { type: "string", value: "N", help: "PostgreSQL connections of this process (default 8)" },
+        witness: {
+            type: "string",
+            value: "URL",
+            help: "post every checkpoint to this witness (coldtrace witness) and store its cosignature;\nacks never wait for it (docs/witness.md)",
+        },
+        "witness-token-file": { type: "string", value: "FILE", help: "the witness's bearer token (or COLDTRACE_WITNESS_TOKEN)" },
+    },
+    notes: `Loggers' batches on POST /v1/batch, the read API, the admin API, GET /v1/health. One JSON line per
+request and event on stdout. Timeouts: request head ${DEFAULT_TIMEOUTS.headMs / 1000} s, whole request ${DEFAULT_TIMEOUTS.requestMs / 1000} s, TLS handshake ${DEFAULT_TIMEOUTS.tlsMs / 1000} s.
+SIGTERM or SIGINT: stop taking connections, finish requests in progress, exit 0.`,
+} as const satisfies CommandSpec
+
+export const WITNESS_SPEC = {
+    name: "witness",
+    summary: "Run the checkpoint witness (docs/witness.md): cosigns the ingest server's checkpoints, refuses contradictions.",
+    options: {
+        db: { type: "string", value: "FILE", required: true, help: "the witness's own SQLite file (created mode 0600)" },
+        key: { type: "string", value: "FILE", required: true, help: "its Ed25519 private key, PEM (created mode 0600 when missing)" },
+        "token-file": {
+            type: "string",
+            value: "FILE",
+            required: true,
+            help: "the bearer token the ingest server must present (at least 32 characters)",
+        },
+        listen: { type: "string", value: "HOST:PORT", default: "127.0.0.1:8090", help: "address and port; port 0 picks a free one" },
+    },
+    notes: `The ingest server posts each checkpoint to POST /v1/cosign (Authorization: Bearer <token>); the
+witness cosigns it with its Ed25519 key or refuses one that contradicts what it cosigned for that
+device. GET /v1/key gives its public key, GET /v1/log/DEVID a device's witness log (for coldtrace
+verify --witness). One JSON line per request and event on stdout; SIGTERM or SIGINT stops it.`,
+} as const satisfies CommandSpec
+
+export const MIGRATE_SPEC = {
+    name: "migrate",
+    summary: "Copy an ingest database into an empty one (SQLite to PostgreSQL, or back), checked table by table.",
+    options: {
+        from: { type: "string", value: "DB", required: true, help: "the database to copy (a SQLite file or a PostgreSQL URL)" },
+        to: { type: "string", value: "DB", required: true, help: "an empty database to copy it into (another one)" },
+    },
+    notes: `The source is brought to the current schema first (as the server would on start: a SQLite file
+of schema 1 loses k0 and lockey). Every table is copied with its ids (records into the PostgreSQL
+partition of the month their batch arrived), then both sides are read back and compared table by
+table. Check the result with coldtrace verify --db on both. Exit 0 copied, 1 failed, 2 usage error.`,
+} as const satisfies CommandSpec
+
+export const BENCH_SPEC = {
+    name: "bench",
+    summary: "Measure the simulator, the firmware and the host; print a table and write JSON (npm run bench).",
+    options: {
+        out: { type: "string", value: "FILE", help: "where the JSON goes; default bench/results/bench.json" },
+    },
+    notes: "Default paths are in the package folder. Runs the simulator and the firmware in the test VM.",
+} as const satisfies CommandSpec
+
+/** Every command, in the order `coldtrace help` lists them. */
+export const COMMANDS: readonly CommandSpec[] = [SIM_SPEC, VERIFY_SPEC, REPORT_SPEC, INGEST_SPEC, WITNESS_SPEC, MIGRATE_SPEC, BENCH_SPEC]
