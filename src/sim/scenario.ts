@@ -38,6 +38,8 @@ export interface Scenario {
     serverRestores?: { backup: number; restore: number }[]
     /** an independent witness (`coldtrace witness`, its own process) cosigns the server's checkpoints */
     witness?: boolean
+    /** the server's TLS certificate is signed by a CA the logger does not trust: it must not send */
+    untrustedServer?: boolean
     /** the real-time clock (RV-3028): its drift in ppm (factory-new at the start: time not set) */
     rtc?: { driftPpm?: number }
     /** HTTP faults between the device and the server (seeded): rates per request of each fault */
@@ -115,6 +117,7 @@ const KEYS = {
         "rtc",
         "serverRestores",
         "witness",
+        "untrustedServer",
     ],
     device: ["interval", "upload", "low", "high", "tc", "avg", "notch", "oc", "epoch", "fix", "fixmv", "stopv", "stopt"],
     window: ["from", "to"],
@@ -197,6 +200,7 @@ export function parseScenario(json: unknown): Scenario {
         lastRestore = r.restore
     }
     check(s.witness === undefined || typeof s.witness === "boolean", "witness: true or false")
+    check(s.untrustedServer === undefined || typeof s.untrustedServer === "boolean", "untrustedServer: true or false")
     if (s.rtc?.driftPpm !== undefined)
         check(typeof s.rtc.driftPpm === "number" && Math.abs(s.rtc.driftPpm) <= 1000, "rtc.driftPpm: a number within +-1000")
     if (s.route) checkKeyframes("route", s.route, s.hours)

@@ -76,6 +76,9 @@ export class Testbed {
         // HTTP faults; the NetGate in front of it is the network that outages cut. A fresh test CA per
         // run; the VM trusts it through Node's TLS (NODE_EXTRA_CA_CERTS), the CA's key never hits disk
         const pki = makeTestPki(path.join(this.out, "pki"))
+        // an untrusted server: its certificate comes from a CA the logger was never given (a man in
+        // the middle, or a server without a certificate the board's root bundle accepts)
+        const trusted = s.untrustedServer ? makeTestPki(path.join(this.out, "pki-device")) : pki
         const hf = s.httpFaults
         this.faults = new HttpFaultInjector({
             target: { port: this.ingest.port },
@@ -123,7 +126,7 @@ export class Testbed {
         writeFileSync(this.secretFile, JSON.stringify(deviceSecretJson(this.keys, provisioned)), { mode: 0o600 })
         this.hub = new JacdacHub(path.join(DEVS_DIR, "services/simworld.md"))
         await this.hub.listen()
-        this.vm = new VmProcess(path.join(this.out, "device"), firmware, { NODE_EXTRA_CA_CERTS: pki.caFile })
+        this.vm = new VmProcess(path.join(this.out, "device"), firmware, { NODE_EXTRA_CA_CERTS: trusted.caFile })
     }
 
     private startIngest(port = 0): Promise<IngestServer> {
