@@ -20,8 +20,11 @@ import {
     genesisHead,
     nextHead,
     sealMac,
+    decodeRecord,
+    type BootRecord,
     type LogRecord,
     type SampleRecord,
+    type SealRecord,
 } from "../../src/format/index.js"
 import { startIngestServer } from "../../src/ingest/server.js"
 import { registerDevice } from "../../src/ingest/db.js"
@@ -60,15 +63,39 @@ export class LogWriter {
     /** the clock has been set since it lost power */
     private rtcSet = false
     now = 0
+    /** what each boot's config record carries: the provisioned configuration's hash */
+    configHash = testKey("config").subarray(0, 16)
 
     constructor(
         readonly devid: string,
         seed = devid,
+        keys?: { k0: Buffer; ackkey: Buffer; lockey: Buffer },
     ) {
-        this.k0 = testKey(`${seed}/k0`)
-        this.ackkey = testKey(`${seed}/ackkey`)
-        this.lockey = testKey(`${seed}/lockey`)
+        this.k0 = keys?.k0 ?? testKey(`${seed}/k0`)
+        this.ackkey = keys?.ackkey ?? testKey(`${seed}/ackkey`)
+        this.lockey = keys?.lockey ?? testKey(`${seed}/lockey`)
         this.head = genesisHead(devid)
+    }
+
+    /**
+     * A writer holding a log someone else wrote (the real firmware in the simulator): every record's
+     * head, the epoch in force after it (a seal of epoch E starts E + 1) and its boot.
+     */
+    static fromLog(devid: string, keys: { k0: Buffer; ackkey: Buffer; lockey: Buffer }, bytes: Buffer[]): LogWriter {
+        const w = new LogWriter(devid, devid, keys)
+        for (const b of bytes) {
+            const r = decodeRecord(b)
+            if (r.seq !== w.seq) throw new Error(`fromLog: record ${w.seq} is missing (got seq ${r.seq})`)
+            if (r.kind === KIND.boot) w.boot = (r as BootRecord).boot
+            if (r.kind === KIND.seal) w.epoch = (r as SealRecord).epoch + 1
+            w.records.push(r)
+            w.bytes.push(b)
+            w.head = nextHead(w.head, b)
+            w.heads.push(w.head)
+            w.epochAt.push(w.epoch)
+            w.bootAt.push(w.boot)
+        }
+        return w
     }
 
     get seq(): number {
@@ -108,7 +135,7 @@ export class LogWriter {
             prev: Buffer.from(prev),
             fw: Buffer.from("testfw01", "ascii"),
         })
-        this.push({ kind: KIND.config, hash: testKey("config").subarray(0, 16) })
+        this.push({ kind: KIND.config, hash: this.configHash })
         this.push({ kind: KIND.time, utc: this.now, source: 1, flags: this.rtcSet ? 0 : TIME_FLAG.set })
         if (!this.rtcSet) {
             this.rtcZero = 0 // set to UTC: it now reads UTC seconds
