@@ -126,6 +126,7 @@ export function formatVerdict(v: Verdict, what = "log"): string {
             `  evicted seq ${e.first}..${e.last} (record ${e.seq}${e.sealed ? ", sealed" : ", NOT sealed"}): ${e.samples} samples, tc ${e.minTc / 128}..${e.maxTc / 128} C, ${e.outMin} min out of band${e.srOr || e.sflagsOr ? `, faults sr 0x${e.srOr.toString(16)} flags 0x${e.sflagsOr.toString(16)}` : ""}`,
         )
     }
+    if (v.programs.length) lines.push(`  program: ${v.programs.map(x => `${x.fw} from boot ${x.boot} (seq ${x.seq})`).join(", then ")}`)
     for (const cfg of v.configs)
         lines.push(
             `  configuration from seq ${cfg.seq}: ${cfg.hash}${cfg.provisioned === null ? " (provisioned configuration not given)" : cfg.provisioned ? " (as provisioned)" : " (NOT the provisioned configuration)"}`,

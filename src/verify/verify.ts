@@ -145,6 +145,11 @@ export interface Verdict {
      * configuration (null when the verifier was not given it)
      */
     configs: { seq: number; hash: string; provisioned: boolean | null }[]
+    /**
+     * the program each boot said it runs (the boot record's `fw`, a build id compiled into the
+     * firmware), one entry per change: a program deployed over USB shows here (docs/security.md)
+     */
+    programs: { seq: number; boot: number; fw: string }[]
     /** with `deviceBand`: the logger's alarm records against the band rule; a disagreement is a finding, not a chain problem */
     alarmCheck?: DeviceAlarmCheck
 }
@@ -418,6 +423,7 @@ interface Ctx {
     readonly evictedIdx: number[]
     readonly boots: number[]
     readonly configs: Verdict["configs"]
+    readonly programs: Verdict["programs"]
     readonly bootOf: Map<number, number>
     readonly positions: { decrypted: number; failed: number } | null
     readonly cpSeqs: Set<number>
@@ -518,6 +524,7 @@ function newContext(input: VerifyInput): Ctx {
         evictedIdx: [],
         boots: [],
         configs: [],
+        programs: [],
         bootOf: new Map(),
         positions: input.lockey ? { decrypted: 0, failed: 0 } : null,
         cpSeqs: new Set(cps.map(cp => cp.seq)),
@@ -954,11 +961,26 @@ function checkSeal(c: Ctx, seal: SealRecord, i: number): void {
     ch.sealFail ??= p
 }
 
+/** The program identity of each boot; a change is a fact worth a note (not a problem: updates happen). */
+function notePrograms(c: Ctx, b: BootRecord): void {
+    const fw = programName(b.fw)
+    const last = c.programs[c.programs.length - 1]
+    if (last && last.fw === fw) return
+    if (last) c.notes.push(`the program changed at boot ${b.boot} (seq ${b.seq}): ${last.fw} before, ${fw} from there on`)
+    c.programs.push({ seq: b.seq, boot: b.boot, fw })
+}
+
+/** printable ASCII as it is, anything else as hex */
+function programName(fw: Buffer): string {
+    return [...fw].every(x => x >= 0x20 && x < 0x7f) ? fw.toString("latin1") : `0x${fw.toString("hex")}`
+}
+
 function checkBoot(c: Ctx, b: BootRecord, i: number): void {
     const ch = c.chain
     const s = b.seq
     const bad = (detail: string) => add(c, { seq: s, kind: "bad-boot", detail })
     c.boots.push(b.boot)
+    notePrograms(c, b)
     if (s === 0) {
         if (b.boot !== 1) bad(`the first boot record counts boot ${b.boot}, not 1`)
         if (!b.prev.equals(Buffer.alloc(8))) bad("the boot record at seq 0 has a non-zero prev")
@@ -1396,6 +1418,7 @@ function verdictOf(c: Ctx): Verdict {
         evictedRanges: c.evicted,
         positions: c.positions,
         configs: c.configs,
+        programs: c.programs,
         clock: clockOf(c),
         ...(c.input.deviceBand
             ? {

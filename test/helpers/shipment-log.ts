@@ -63,6 +63,8 @@ export class LogWriter {
     /** the clock has been set since it lost power */
     private rtcSet = false
     now = 0
+    /** the program identity each boot record states (8 bytes) */
+    fw = Buffer.from("testfw01", "ascii")
     /** what each boot's config record carries: the provisioned configuration's hash */
     configHash = testKey("config").subarray(0, 16)
 
@@ -133,7 +135,7 @@ export class LogWriter {
             reason,
             rtc: first ? BOOT_RTC.lost | BOOT_RTC.unset : BOOT_RTC.backup,
             prev: Buffer.from(prev),
-            fw: Buffer.from("testfw01", "ascii"),
+            fw: this.fw,
         })
         this.push({ kind: KIND.config, hash: this.configHash })
         this.push({ kind: KIND.time, utc: this.now, source: 1, flags: this.rtcSet ? 0 : TIME_FLAG.set })

@@ -602,6 +602,28 @@ export function tamperSuite(label: string, load: () => Promise<TamperData>) {
                 expectFirst(v, "bad-config", cfgSeq)
                 expect(v.configs.map(c => c.provisioned)).toEqual([true, false])
             })
+            test("27b another program deployed over USB, holding the keys the settings store gives it: it verifies, and the change of program is listed", () => {
+                const x = new LogWriter(w.devid)
+                x.configHash = keys.configHash!
+                x.start(1_000_000)
+                for (let i = 1; i < 5; i++) x.advanceTo(1_000_000 + i * 300_000).sample(5)
+                const ours = x.fw.toString("latin1")
+                x.fw = Buffer.from("evil-fw1", "ascii")
+                x.start(3_000_000)
+                for (let i = 1; i < 5; i++) x.advanceTo(3_000_000 + i * 300_000).sample(5)
+                x.seal()
+                const records = x.bytes.map((b, i) => ({ seq: i, bytes: b, head: x.heads[i] }))
+                const v = verifyLog({
+                    devid: x.devid,
+                    k0: x.k0,
+                    records,
+                    provisioned: [{ hash: keys.configHash!, what: "the escrow keys file" }],
+                })
+                expectOk(v) // a limit (docs/security.md): the build id is the program's own claim
+                expect(v.programs.map(p => p.fw)).toEqual([ours, "evil-fw1"])
+                expect(v.programs[1].boot).toBe(2)
+                expect(v.notes.join("\n")).toMatch(/the program changed at boot 2 \(seq \d+\): testfw01 before, evil-fw1 from there on/)
+            })
             test("28 a captured key k[E] rewrites the unsealed tail and seals it: verifies alone (limit), caught against the server", () => {
                 const E = w.epoch
                 const from = seals.at(-1)! + 1
