@@ -150,6 +150,8 @@ export interface Verdict {
      * firmware), one entry per change: a program deployed over USB shows here (docs/security.md)
      */
     programs: { seq: number; boot: number; fw: string }[]
+    /** key derivations (one HMAC each) this verification spent on seals: bounded by MAX_KEY_DERIVATIONS */
+    keyDerivations: number
     /** with `deviceBand`: the logger's alarm records against the band rule; a disagreement is a finding, not a chain problem */
     alarmCheck?: DeviceAlarmCheck
 }
@@ -1419,6 +1421,7 @@ function verdictOf(c: Ctx): Verdict {
         positions: c.positions,
         configs: c.configs,
         programs: c.programs,
+        keyDerivations: c.budget.left < 0 ? MAX_KEY_DERIVATIONS : MAX_KEY_DERIVATIONS - c.budget.left,
         clock: clockOf(c),
         ...(c.input.deviceBand
             ? {
