@@ -160,7 +160,8 @@ export interface LoadResult extends Durable {
  */
 export async function ingestLoad(o = { devices: 32, records: 20_000, perBatch: 100 }): Promise<LoadResult> {
     const dir = mkdtempSync(path.join(os.tmpdir(), "coldtrace-bench-load-"))
-    const per = Math.ceil(o.records / o.devices)
+    // whole batches per device: 32 loggers x 6 batches of 100 = 19,200 records
+    const per = o.perBatch * Math.max(1, Math.round(o.records / o.devices / o.perBatch))
     const recs = sampleRecords(per)
     const all = Array.from({ length: o.devices }, () => recs).flat()
     const runs: LoadResult[] = []

@@ -4,7 +4,7 @@
 //
 // The sync functions below (registerDevice, recordsFor, ...) are the same queries for callers that
 // hold the better-sqlite3 handle directly (the simulator, tests; re-exported by ../db.ts).
-import { chmodSync, closeSync, existsSync, fdatasync, fsyncSync, openSync } from "node:fs"
+import { chmodSync, closeSync, existsSync, fdatasync, fdatasyncSync, fsyncSync, openSync } from "node:fs"
 import { dirname } from "node:path"
 import Database from "better-sqlite3"
 import { HEAD_LEN, KIND, epochKey } from "../../format/index.js"
@@ -547,10 +547,18 @@ class WalSync {
         return ++this.committed
     }
 
-    /** Resolves once the commit with this ticket (and every one before it) is on disk. */
-    async durable(ticket: number = this.committed): Promise<void> {
+    /**
+     * Resolves once the commit with this ticket (and every one before it) is on disk. `idle`: no
+     * other work waits for the connection, so nothing could run while the disk syncs: the sync is
+     * made on the main thread (a hand-off to the thread pool and back costs more than it saves).
+     */
+    async durable(ticket: number = this.committed, idle = false): Promise<void> {
         while (this.synced < ticket) {
             if (this.failed) throw this.failed
+            if (idle && !this.running) {
+                this.flushHere()
+                continue
+            }
             if (!this.running) {
                 const p = this.flush()
                 this.running = p
@@ -562,6 +570,20 @@ class WalSync {
             }
             await this.running
         }
+    }
+
+    private flushHere(): void {
+        const target = this.committed
+        const t0 = performance.now()
+        try {
+            fdatasyncSync(this.fd)
+        } catch (e) {
+            this.failed = new Error(`fdatasync of the WAL failed, the store acks nothing more: ${(e as Error).message}`)
+            throw this.failed
+        }
+        this.synced = target
+        this.stats.count++
+        this.stats.ms += performance.now() - t0
     }
 
     private async flush(): Promise<void> {
@@ -735,7 +757,7 @@ export class SqliteStore implements IngestStore {
         })
         const t0 = performance.now()
         await joined!.committed
-        await this.wal?.durable(joined!.ticket)
+        await this.wal?.durable(joined!.ticket, this.queued === 0 && this.group === null)
         this.waits.count++
         this.waits.ms += performance.now() - t0
         return out
