@@ -606,12 +606,16 @@ class WalSync {
     }
 }
 
+/** The most batches one COMMIT carries: however busy the server, the first of a group is not kept waiting long. */
+const GROUP_MAX = 64
+
 /** Device transactions committed by one COMMIT (SqliteStore.withDevice). */
 class Group {
     /** the WAL commit ticket, set at the COMMIT */
     ticket = 0
     /** SQLite rolled the transaction back under a member (an I/O error): commit nothing more in it */
     broken = false
+    members = 0
     resolve!: () => void
     reject!: (e: Error) => void
     readonly committed = new Promise<void>((res, rej) => {
@@ -738,13 +742,16 @@ export class SqliteStore implements IngestStore {
                 this.group = new Group()
             }
             const g = (joined = this.group)
-            this.db.exec("SAVEPOINT batch")
+            let saved = false
             try {
+                this.db.exec("SAVEPOINT batch")
+                saved = true
                 const device = getDevice(this.db, devid)
                 const out = device ? await fn(new SqliteTx(this.db, device)) : null
                 this.db.exec("RELEASE batch")
                 return out
             } catch (e) {
+                if (!saved) throw e
                 if (this.db.inTransaction) {
                     this.db.exec("ROLLBACK TO batch")
                     this.db.exec("RELEASE batch")
@@ -752,7 +759,7 @@ export class SqliteStore implements IngestStore {
                 throw e
             } finally {
                 // the last one waiting (or a broken transaction) commits; otherwise the next joins
-                if (this.queued === 0 || g.broken || !this.db.inTransaction) this.commitGroup()
+                if (this.queued === 0 || ++g.members >= GROUP_MAX || g.broken || !this.db.inTransaction) this.commitGroup()
             }
         })
         const t0 = performance.now()
