@@ -288,7 +288,8 @@ async function backends(dir: string): Promise<Backend[]> {
         {
             name: "postgres",
             fresh: async tag => {
-                cluster ??= await startPgCluster({ maxConnections: 200 })
+                // fsync and synchronous_commit on, as in production: each ack waits for its WAL flush
+                cluster ??= await startPgCluster({ maxConnections: 200, durable: true })
                 return cluster.createDatabase(`${tag.replace(/\W/g, "_")}_${++n}`)
             },
             open: db => PostgresStore.open(db),
