@@ -176,6 +176,22 @@ describe.each(backends)("%s store", (backend, open) => {
         expect(await store.withDevice(DEV, async tx => tx.lastStored())).toBeNull()
     })
 
+    test("transactions at once: one that throws leaves nothing, the ones beside it are stored (SQLite: one COMMIT for them)", async () => {
+        const store1 = (seq: number, fail = false) =>
+            store.withDevice(DEV, async tx => {
+                const b = await tx.noteBatch({ boot: 1, epoch: 0, firstSeq: seq, count: 1, flags: 0, remote: "", outcome: "200", at: "" })
+                await tx.addRecords(b, [{ seq, kind: 1, bytes: CHAIN.bytes[seq], head: CHAIN.heads[seq] }])
+                if (fail) throw new Error(`boom ${seq}`)
+                return seq
+            })
+        const commits = store.commits.count
+        const all = await Promise.allSettled([store1(0), store1(1, true), store1(2), store1(3, true), store1(4)])
+        expect(store.commits.count - commits).toBe(backend === "sqlite" ? 1 : 3)
+        expect(all.map(r => (r.status === "fulfilled" ? r.value : (r.reason as Error).message))).toEqual([0, "boom 1", 2, "boom 3", 4])
+        expect((await store.records(DEV, 0, 100, 100)).map(r => r.seq)).toEqual([0, 2, 4])
+        expect((await store.devices(DEV))[0].records).toBe(3)
+    })
+
     test("readers: keys returned once, kept as SHA-256, names unique, removal revokes", async () => {
         const k = await store.addReader({ name: "ops", positions: true })
         expect(k).toMatch(/^ctr_[A-Za-z0-9_-]{43}$/)

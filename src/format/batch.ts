@@ -231,8 +231,17 @@ export function decodeBatchBody(frame: BatchFrame): DecodedBatch {
         part++
     }
     if (recordBytes.length !== frame.count) throw new FormatError(`count says ${frame.count} records, the parts hold ${recordBytes.length}`)
-    const records = recordBytes.map(r => decodeFields(r.readUInt32LE(0), r[4], r.subarray(RECORD_HEADER_LEN)))
-    return { ...frame, lastSeq: frame.firstSeq + frame.count - 1, records, recordBytes }
+    // the typed records only when asked for: the ingest server needs the canonical bytes and kinds
+    // (decodePack has checked every record; decodeFields cannot fail on them)
+    let records: LogRecord[] | undefined
+    return {
+        ...frame,
+        lastSeq: frame.firstSeq + frame.count - 1,
+        get records() {
+            return (records ??= recordBytes.map(r => decodeFields(r.readUInt32LE(0), r[4], r.subarray(RECORD_HEADER_LEN))))
+        },
+        recordBytes,
+    }
 }
 
 /** Parses and checks everything but the mac (which needs k[epoch]). Throws FormatError (400). */

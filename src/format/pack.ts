@@ -477,6 +477,17 @@ export function decodePack(buf: Buffer, firstSeq: number, count: number, opts: D
     const rc = new RangeDecoder(buf)
     const m = newModel()
     const out: Buffer[] = []
+    // the records are views into one buffer per stream (one allocation, not one per record); a
+    // sample is 18 bytes, anything longer takes a new buffer when the rest does not fit
+    let arena = Buffer.allocUnsafeSlow(0)
+    let used = 0
+    const take = (n: number, left: number): Buffer => {
+        if (used + n > arena.length) {
+            arena = Buffer.allocUnsafeSlow(Math.max(n, left * (RECORD_HEADER_LEN + SAMPLE_LEN)))
+            used = 0
+        }
+        return arena.subarray(used, (used += n))
+    }
     const bit = (ctx: number) => rc.bit(m.p, ctx, adaptShift(m.n))
     const signed = (ctx: number, tc: boolean): number => {
         if (!bit(ctx)) return 0
@@ -521,10 +532,11 @@ export function decodePack(buf: Buffer, firstSeq: number, count: number, opts: D
         m.prevT = t
         return t
     }
+    // built only for an error message: a string (or a closure) per record is a measurable part of decoding
+    const at = (k: number, seq: number) => `${where}: record ${k} (seq ${seq})`
     for (let k = 0; k < count; k++) {
         const seq = firstSeq + k
-        const at = `${where}: record ${k} (seq ${seq})`
-        if (seq > MAX_SEQ) throw new FormatError(`${at}: seq past 0xfffffffe`)
+        if (seq > MAX_SEQ) throw new FormatError(`${at(k, seq)}: seq past 0xfffffffe`)
         let rec: Buffer
         if (!bit(CTX.sample)) {
             const faulted = bit(CTX.fault)
@@ -535,7 +547,7 @@ export function decodePack(buf: Buffer, firstSeq: number, count: number, opts: D
                 sflags = rc.direct(8)
                 tc = rc.direct(32) | 0
                 cj = (rc.direct(16) << 16) >> 16
-                if (sr === 0 && sflags === 0) throw new FormatError(`${at}: a faulted sample without fault bits`)
+                if (sr === 0 && sflags === 0) throw new FormatError(`${at(k, seq)}: a faulted sample without fault bits`)
             } else {
                 sr = 0
                 sflags = 0
@@ -546,15 +558,16 @@ export function decodePack(buf: Buffer, firstSeq: number, count: number, opts: D
                 } else {
                     const pcj = m.n >= 2 ? clampI16(2 * m.cj1 - m.cj2) : m.cj1
                     cj = pcj + signed(CTX.cj, false)
-                    if (cj < -32768 || cj > 32767) throw new FormatError(`${at}: cold junction out of range`)
+                    if (cj < -32768 || cj > 32767) throw new FormatError(`${at(k, seq)}: cold junction out of range`)
                     const preds = predictions(m)
                     const i = chosen(m)
                     tc = preds[i] + signed(CTX.tc + 6 * bucket(m.scores[i]), true)
-                    if (tc < I32_MIN || tc > I32_MAX) throw new FormatError(`${at}: thermocouple out of range`)
+                    if (tc < I32_MIN || tc > I32_MAX) throw new FormatError(`${at(k, seq)}: thermocouple out of range`)
                     learnSample(m, tc, cj, preds)
                 }
             }
-            rec = Buffer.alloc(RECORD_HEADER_LEN + SAMPLE_LEN)
+            // every byte is written below (seq last)
+            rec = take(RECORD_HEADER_LEN + SAMPLE_LEN, count - k)
             rec.writeUInt8(KIND.sample, 4)
             rec.writeUInt8(SAMPLE_LEN, 5)
             rec.writeUInt32LE(t, 6)
@@ -565,20 +578,20 @@ export function decodePack(buf: Buffer, firstSeq: number, count: number, opts: D
         } else {
             const kind = rc.direct(8)
             const len = rc.direct(8)
-            checkPayloadLen(kind, len, at)
-            if (kind === KIND.sample) throw new FormatError(`${at}: a sample coded as another record`)
+            checkPayloadLen(kind, len, at(k, seq))
+            if (kind === KIND.sample) throw new FormatError(`${at(k, seq)}: a sample coded as another record`)
             const t = time(false)
-            rec = Buffer.alloc(RECORD_HEADER_LEN + len)
+            rec = take(RECORD_HEADER_LEN + len, count - k) // every byte is written below (seq last)
             rec[4] = kind
             rec[5] = len
             rec.writeUInt32LE(t, 6)
             if (kind === KIND.seal && len === SEAL_LEN) {
                 const nextEpoch = m.hasSeal && rc.direct(1) === 0
                 const epoch = nextEpoch ? m.sealEpoch + 1 : rc.direct(32)
-                if (epoch > T_MAX) throw new FormatError(`${at}: seal epoch past u32`)
+                if (epoch > T_MAX) throw new FormatError(`${at(k, seq)}: seal epoch past u32`)
                 const impliedCount = m.hasSeal && rc.direct(1) === 0
                 const count = impliedCount ? seq - m.sealSeq - 1 : rc.direct(16)
-                if (count > U16_MAX) throw new FormatError(`${at}: seal count past u16`)
+                if (count > U16_MAX) throw new FormatError(`${at(k, seq)}: seal count past u16`)
                 rec.writeUInt32LE(epoch, 10)
                 rec.writeUInt16LE(count, 14)
                 for (let b = 16; b < 32; b++) rec[b] = rc.direct(8)
@@ -590,7 +603,7 @@ export function decodePack(buf: Buffer, firstSeq: number, count: number, opts: D
         rec.writeUInt32LE(seq, 0)
         m.records++
         out.push(rec)
-        if (rc.consumed > buf.length + DECODE_OVERREAD_MAX) throw new FormatError(`${at}: the stream ends before its records`)
+        if (rc.consumed > buf.length + DECODE_OVERREAD_MAX) throw new FormatError(`${at(k, seq)}: the stream ends before its records`)
     }
     return out
 }

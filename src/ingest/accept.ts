@@ -235,7 +235,7 @@ async function storeBatch(
     const rows = []
     for (let i = 0; i < count; i++) {
         const seq = firstSeq + i
-        if (!stored.has(seq)) rows.push({ seq, kind: batch.records[i].kind, bytes: batch.recordBytes[i], head: heads[i] })
+        if (!stored.has(seq)) rows.push({ seq, kind: batch.recordBytes[i][4], bytes: batch.recordBytes[i], head: heads[i] })
     }
     await tx.addRecords(batchId, rows)
     if (stated && firstSeq > 0 && !before && !stored.has(firstSeq)) await tx.addSegment(firstSeq, stated, batchId)

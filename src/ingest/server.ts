@@ -278,6 +278,9 @@ export async function startIngestServer(opts: IngestServerOptions): Promise<Inge
         ? https.createServer({ ...serverOpts, cert: opts.tls.cert, key: opts.tls.key, handshakeTimeout: timeouts.tlsMs }, handler)
         : http.createServer(serverOpts, handler)
     server.maxConnections = opts.maxConnections ?? DEFAULT_MAX_CONNECTIONS
+    // A client may half-close once its request is sent: its reply still goes out (Node's default
+    // ends the connection at the client's FIN, dropping a reply that waits on the database)
+    Object.assign(server, { httpAllowHalfOpen: true })
     server.on("drop", (d?: { remoteAddress?: string }) =>
         writeLog({ t: new Date().toISOString(), node: opts.node, remote: d?.remoteAddress ?? "", dropped: "max connections reached" }),
     )

@@ -1,7 +1,7 @@
 // A private PostgreSQL cluster for tests and the bench: initdb in a temp folder, the server on a
-// unix socket only (no TCP), fsync off, stopped and removed by stop(). Needs Debian's `postgresql`
-// package (scripts/setup.sh installs it). As root it runs the server as the `postgres` user, since
-// PostgreSQL refuses to run as root.
+// unix socket only (no TCP), fsync off (on with `durable`: the bench), stopped and removed by
+// stop(). Needs Debian's `postgresql` package (scripts/setup.sh installs it). As root it runs the
+// server as the `postgres` user, since PostgreSQL refuses to run as root.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process"
 import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs"
 import os from "node:os"
@@ -41,7 +41,11 @@ function runAs(): { uid?: number; gid?: number } {
 
 const USER = "coldtrace"
 
-export async function startPgCluster(o: { maxConnections?: number } = {}): Promise<PgCluster> {
+/**
+ * `durable`: keep PostgreSQL's own fsync, synchronous_commit and full_page_writes (the bench: a
+ * commit costs what it costs in production); tests turn them off.
+ */
+export async function startPgCluster(o: { maxConnections?: number; durable?: boolean } = {}): Promise<PgCluster> {
     const bin = pgBinDir()
     if (!bin) throw new Error("PostgreSQL is not installed: run scripts/setup.sh (apt-get install postgresql)")
     const ids = runAs()
@@ -62,9 +66,7 @@ export async function startPgCluster(o: { maxConnections?: number } = {}): Promi
     const settings = {
         listen_addresses: "",
         unix_socket_directories: dir,
-        fsync: "off",
-        synchronous_commit: "off",
-        full_page_writes: "off",
+        ...(o.durable ? {} : { fsync: "off", synchronous_commit: "off", full_page_writes: "off" }),
         max_connections: String(o.maxConnections ?? 100),
         shared_buffers: "128MB",
     }

@@ -4,7 +4,8 @@
 //
 // The sync functions below (registerDevice, recordsFor, ...) are the same queries for callers that
 // hold the better-sqlite3 handle directly (the simulator, tests; re-exported by ../db.ts).
-import { chmodSync, closeSync, existsSync, openSync } from "node:fs"
+import { chmodSync, closeSync, existsSync, fdatasync, fdatasyncSync, fsyncSync, openSync } from "node:fs"
+import { dirname } from "node:path"
 import Database from "better-sqlite3"
 import { HEAD_LEN, KIND, epochKey } from "../../format/index.js"
 import { checkReader, checkRegistration, kindList, newReaderKey, nowIso, readerKeyHash } from "./common.js"
@@ -386,6 +387,14 @@ function deviceSummaries(db: Db, devid?: string): DeviceSummary[] {
 }
 
 const INSERT_ROWS = 64
+const ROWS_SQL: string[] = []
+
+/** INSERT of `n` records of one device and batch (its text made once per n) */
+function insertRows(db: Db, n: number): Database.Statement {
+    const sql = (ROWS_SQL[n] ??=
+        `INSERT INTO records (devid, seq, kind, bytes, head, batch_id) VALUES ${Array(n).fill("(@d, ?, ?, ?, ?, @b)").join(", ")}`)
+    return q(db, sql)
+}
 
 class SqliteTx implements DeviceTx {
     constructor(
@@ -429,13 +438,20 @@ class SqliteTx implements DeviceTx {
         return Number(res.lastInsertRowid)
     }
     async addRecords(batchId: number, records: NewRecord[]) {
-        // up to 64 rows per statement: one call into SQLite instead of one per record
+        // up to 64 rows per statement: one call into SQLite instead of one per record; the device
+        // and the batch are bound once per statement (@d, @b), not once per row
+        const shared = { d: this.id, b: batchId }
         for (let i = 0; i < records.length; i += INSERT_ROWS) {
-            const chunk = records.slice(i, i + INSERT_ROWS)
-            const values = chunk.map(() => "(?, ?, ?, ?, ?, ?)").join(", ")
-            const args: unknown[] = []
-            for (const r of chunk) args.push(this.id, r.seq, r.kind, r.bytes, r.head, batchId)
-            q(this.db, `INSERT INTO records (devid, seq, kind, bytes, head, batch_id) VALUES ${values}`).run(...args)
+            const n = Math.min(INSERT_ROWS, records.length - i)
+            const args: unknown[] = new Array(4 * n)
+            for (let k = 0; k < n; k++) {
+                const r = records[i + k]
+                args[4 * k] = r.seq
+                args[4 * k + 1] = r.kind
+                args[4 * k + 2] = r.bytes
+                args[4 * k + 3] = r.head
+            }
+            insertRows(this.db, n).run(...args, shared)
         }
     }
     async addSegment(startSeq: number, prevHead: Buffer, batchId: number) {
@@ -478,6 +494,139 @@ class SqliteTx implements DeviceTx {
     }
 }
 
+/**
+ * Group commit on the WAL (docs/ingest.md, "Durability"). The store's connection runs with
+ * `synchronous = NORMAL`: a COMMIT appends its frames to the WAL without syncing it. Before a
+ * write's promise resolves (before an ack is sent), fdatasync on the WAL file makes every commit
+ * made until then durable: the sync works on the file, not the descriptor, so it also carries
+ * frames appended by other connections before ours. One sync in flight at a time, off the main
+ * thread; commits made while it runs wait for the next one, which covers them all. SQLite itself
+ * still syncs the WAL before each checkpoint and the database after it (NORMAL in WAL mode), so
+ * frames are never dropped from the WAL before they are durable in the database file.
+ *
+ * This is what `synchronous = FULL` does at each COMMIT, with fdatasync instead of fsync (this
+ * SQLite build has no HAVE_FDATASYNC; fsync also waits for the file's timestamps) and with one
+ * sync shared by the commits that arrive while the disk is busy.
+ */
+class WalSync {
+    /** commits made on this connection / the highest of them known durable */
+    private committed = 0
+    private synced = 0
+    private running: Promise<void> | null = null
+    private failed: Error | null = null
+    readonly stats = { count: 0, ms: 0 }
+
+    private constructor(private readonly fd: number) {}
+
+    /** null when the file is not in WAL mode or has no WAL file (":memory:"): SQLite's own FULL stays */
+    static open(db: Db, path: string): WalSync | null {
+        if (path === ":memory:" || String(db.pragma("journal_mode", { simple: true })).toLowerCase() !== "wal") return null
+        db.prepare("SELECT count(*) FROM schema_migrations").get() // a read opens (creates) the WAL
+        const wal = `${path}-wal`
+        if (!existsSync(wal)) return null
+        const fd = openSync(wal, "r")
+        try {
+            // the WAL file's directory entry, once (SQLite syncs the directory of a new WAL too)
+            const dir = openSync(dirname(path), "r")
+            try {
+                fsyncSync(dir)
+            } finally {
+                closeSync(dir)
+            }
+            fsyncSync(fd)
+        } catch (e) {
+            closeSync(fd)
+            throw e
+        }
+        db.pragma("synchronous = NORMAL")
+        return new WalSync(fd)
+    }
+
+    /** Call right after a COMMIT (or an autocommitted write), in the same turn: its ticket. */
+    commit(): number {
+        return ++this.committed
+    }
+
+    /**
+     * Resolves once the commit with this ticket (and every one before it) is on disk. `idle`: no
+     * other work waits for the connection, so nothing could run while the disk syncs: the sync is
+     * made on the main thread (a hand-off to the thread pool and back costs more than it saves).
+     */
+    async durable(ticket: number = this.committed, idle = false): Promise<void> {
+        while (this.synced < ticket) {
+            if (this.failed) throw this.failed
+            if (idle && !this.running) {
+                this.flushHere()
+                continue
+            }
+            if (!this.running) {
+                const p = this.flush()
+                this.running = p
+                void p
+                    .catch(() => {})
+                    .finally(() => {
+                        if (this.running === p) this.running = null
+                    })
+            }
+            await this.running
+        }
+    }
+
+    private flushHere(): void {
+        const target = this.committed
+        const t0 = performance.now()
+        try {
+            fdatasyncSync(this.fd)
+        } catch (e) {
+            this.failed = new Error(`fdatasync of the WAL failed, the store acks nothing more: ${(e as Error).message}`)
+            throw this.failed
+        }
+        this.synced = target
+        this.stats.count++
+        this.stats.ms += performance.now() - t0
+    }
+
+    private async flush(): Promise<void> {
+        const target = this.committed
+        const t0 = performance.now()
+        try {
+            await new Promise<void>((resolve, reject) => fdatasync(this.fd, e => (e ? reject(e) : resolve())))
+            this.synced = target
+            this.stats.count++
+            this.stats.ms += performance.now() - t0
+        } catch (e) {
+            // after a failed sync the page cache is no proof of anything: no ack from this store again
+            this.failed = new Error(`fdatasync of the WAL failed, the store acks nothing more: ${(e as Error).message}`)
+            throw this.failed
+        }
+    }
+
+    close(): void {
+        closeSync(this.fd)
+    }
+}
+
+/** The most batches one COMMIT carries: however busy the server, the first of a group is not kept waiting long. */
+const GROUP_MAX = 64
+
+/** Device transactions committed by one COMMIT (SqliteStore.withDevice). */
+class Group {
+    /** the WAL commit ticket, set at the COMMIT */
+    ticket = 0
+    /** SQLite rolled the transaction back under a member (an I/O error): commit nothing more in it */
+    broken = false
+    members = 0
+    resolve!: () => void
+    reject!: (e: Error) => void
+    readonly committed = new Promise<void>((res, rej) => {
+        this.resolve = res
+        this.reject = rej
+    })
+    constructor() {
+        this.committed.catch(() => {}) // members that threw do not wait for it
+    }
+}
+
 export class SqliteStore implements IngestStore {
     readonly backend = "sqlite"
     readonly commits = { count: 0, ms: 0 }
@@ -487,10 +636,29 @@ export class SqliteStore implements IngestStore {
      */
     private turn: Promise<unknown> = Promise.resolve()
 
-    constructor(readonly db: Db) {}
+    /** group commit on the WAL (null: SQLite syncs each commit itself, synchronous = FULL) */
+    private readonly wal: WalSync | null
+    /** the WAL syncs (fdatasync) and their ms */
+    get syncs(): { count: number; ms: number } {
+        return this.wal?.stats ?? { count: 0, ms: 0 }
+    }
+    /** device transactions that waited for their commit and sync after their own statements, and the ms they waited */
+    readonly waits = { count: 0, ms: 0 }
+    /** the open transaction that device transactions waiting their turn join (see withDevice) */
+    private group: Group | null = null
+    /** withDevice calls whose turn has not come yet */
+    private queued = 0
+
+    /** `path` (the file `db` was opened from) turns on the group commit, see WalSync */
+    constructor(
+        readonly db: Db,
+        path?: string,
+    ) {
+        this.wal = path === undefined ? null : WalSync.open(db, path)
+    }
 
     static open(path: string): SqliteStore {
-        return new SqliteStore(openDb(path))
+        return new SqliteStore(openDb(path), path)
     }
 
     private serial<T>(fn: () => T | Promise<T>): Promise<T> {
@@ -499,42 +667,117 @@ export class SqliteStore implements IngestStore {
         return result
     }
 
+    /** Commits the open group of device transactions (if any): their ticket, or the error they all get. */
+    private commitGroup(): void {
+        const g = this.group
+        if (!g) return
+        this.group = null
+        const t0 = performance.now()
+        try {
+            if (!this.db.inTransaction) throw new Error("the transaction was rolled back by SQLite")
+            this.db.exec("COMMIT")
+            g.ticket = this.wal?.commit() ?? 0
+            this.commits.count++
+            this.commits.ms += performance.now() - t0
+            g.resolve()
+        } catch (e) {
+            if (this.db.inTransaction) this.db.exec("ROLLBACK")
+            g.reject(e as Error)
+        }
+    }
+
+    /**
+     * A read for the outside (read API, witness, health): it sees only committed state, and its
+     * result comes once every commit it may have seen is durable, so nothing it shows can be lost
+     * to a power cut (usually nothing to wait for).
+     */
+    private async read<T>(fn: () => T): Promise<T> {
+        const out = await this.serial(() => {
+            this.commitGroup()
+            return fn()
+        })
+        await this.wal?.durable()
+        return out
+    }
+
+    /** A write: its result once it is durable (the WAL synced past its commit). */
+    private async write<T>(fn: () => T): Promise<T> {
+        let ticket = 0
+        const out = await this.serial(() => {
+            this.commitGroup()
+            const r = fn()
+            ticket = this.wal?.commit() ?? 0
+            return r
+        })
+        await this.wal?.durable(ticket)
+        return out
+    }
+
     registerDevice(r: Registration) {
-        return this.serial(() => registerDevice(this.db, r))
+        return this.write(() => registerDevice(this.db, r))
     }
     retireDevice(devid: string) {
-        return this.serial(() => retireDevice(this.db, devid))
+        return this.write(() => retireDevice(this.db, devid))
     }
+    /** for the MAC check only (it may see a batch of the open group, which is stored or fails with it) */
     device(devid: string) {
         return this.serial(() => getDevice(this.db, devid))
     }
 
-    withDevice<T>(devid: string, fn: (tx: DeviceTx) => Promise<T>): Promise<T | null> {
-        return this.serial(async () => {
-            this.db.exec("BEGIN IMMEDIATE")
+    /**
+     * One device transaction. Transactions take turns on the one connection; when more are waiting
+     * for their turn, the next joins this one's open SQLite transaction instead of committing it:
+     * each runs in its own SAVEPOINT (an error rolls back only its own writes), and the last of the
+     * group commits for all (group commit: one COMMIT, one set of page writes, one WAL sync for
+     * several batches). None of them returns before that commit and the WAL sync after it, so no
+     * ack goes out for anything that is not durably stored; a failed COMMIT fails them all.
+     */
+    async withDevice<T>(devid: string, fn: (tx: DeviceTx) => Promise<T>): Promise<T | null> {
+        let joined: Group | null = null
+        this.queued++
+        const out = await this.serial(async () => {
+            this.queued--
+            if (!this.group) {
+                this.db.exec("BEGIN IMMEDIATE")
+                this.group = new Group()
+            }
+            const g = (joined = this.group)
+            let saved = false
             try {
+                this.db.exec("SAVEPOINT batch")
+                saved = true
                 const device = getDevice(this.db, devid)
                 const out = device ? await fn(new SqliteTx(this.db, device)) : null
-                const t0 = performance.now()
-                this.db.exec("COMMIT")
-                this.commits.count++
-                this.commits.ms += performance.now() - t0
+                this.db.exec("RELEASE batch")
                 return out
             } catch (e) {
-                if (this.db.inTransaction) this.db.exec("ROLLBACK")
+                if (!saved) throw e
+                if (this.db.inTransaction) {
+                    this.db.exec("ROLLBACK TO batch")
+                    this.db.exec("RELEASE batch")
+                } else g.broken = true
                 throw e
+            } finally {
+                // the last one waiting (or a broken transaction) commits; otherwise the next joins
+                if (this.queued === 0 || ++g.members >= GROUP_MAX || g.broken || !this.db.inTransaction) this.commitGroup()
             }
         })
+        const t0 = performance.now()
+        await joined!.committed
+        await this.wal?.durable(joined!.ticket, this.queued === 0 && this.group === null)
+        this.waits.count++
+        this.waits.ms += performance.now() - t0
+        return out
     }
 
     deviceCount() {
-        return this.serial(() => (q(this.db, "SELECT count(*) AS n FROM devices").get() as { n: number }).n)
+        return this.read(() => (q(this.db, "SELECT count(*) AS n FROM devices").get() as { n: number }).n)
     }
     devices(devid?: string) {
-        return this.serial(() => deviceSummaries(this.db, devid))
+        return this.read(() => deviceSummaries(this.db, devid))
     }
     records(devid: string, fromSeq: number, toSeq: number, limit: number) {
-        return this.serial(
+        return this.read(
             () =>
                 q(this.db, "SELECT seq, kind, bytes FROM records WHERE devid = ? AND seq BETWEEN ? AND ? ORDER BY seq LIMIT ?").all(
                     devid,
@@ -547,7 +790,7 @@ export class SqliteStore implements IngestStore {
     recordsOfKinds(devid: string, kinds: number[]) {
         // literal kinds, so the planner sees they match the partial index
         const marks = kindList(kinds)
-        return this.serial(
+        return this.read(
             () =>
                 q(
                     this.db,
@@ -561,38 +804,43 @@ export class SqliteStore implements IngestStore {
         )
     }
     segments(devid: string) {
-        return this.serial(() => segmentsFor(this.db, devid))
+        return this.read(() => segmentsFor(this.db, devid))
     }
     checkpoints(devid: string) {
-        return this.serial(() => checkpointsFor(this.db, devid))
+        return this.read(() => checkpointsFor(this.db, devid))
     }
     latestCheckpoint(devid: string) {
-        return this.serial(() => latestCheckpoint(this.db, devid))
+        return this.read(() => latestCheckpoint(this.db, devid))
     }
     cosignatures(devid: string) {
-        return this.serial(() => cosignaturesFor(this.db, devid))
+        return this.read(() => cosignaturesFor(this.db, devid))
     }
     addCosignature(devid: string, c: CosignatureRow) {
-        return this.serial(() => addCosignature(this.db, devid, c))
+        return this.write(() => addCosignature(this.db, devid, c))
     }
     awaitingCosign(witness: string) {
-        return this.serial(() => awaitingCosign(this.db, witness))
+        return this.read(() => awaitingCosign(this.db, witness))
     }
     addReader(r: ReaderInput) {
-        return this.serial(() => addReader(this.db, r))
+        return this.write(() => addReader(this.db, r))
     }
     removeReader(name: string) {
-        return this.serial(() => removeReader(this.db, name))
+        return this.write(() => removeReader(this.db, name))
     }
     readerByKey(key: string) {
-        return this.serial(() => readerByKey(this.db, key))
+        return this.read(() => readerByKey(this.db, key))
     }
     listReaders() {
-        return this.serial(() => listReaders(this.db))
+        return this.read(() => listReaders(this.db))
     }
     async close() {
-        await this.serial(() => {
-            if (this.db.open) this.db.close()
+        await this.serial(async () => {
+            if (!this.db.open) return
+            this.commitGroup()
+            // the sync in flight and the commits after it (nothing commits while this runs)
+            await this.wal?.durable().catch(() => {})
+            this.db.close()
+            this.wal?.close()
         })
     }
 }

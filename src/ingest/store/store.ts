@@ -176,7 +176,10 @@ export interface ReaderInput {
 
 export interface IngestStore {
     readonly backend: Backend
-    /** commits of device transactions and the ms they took (the durable write: fsync on SQLite) */
+    /**
+     * COMMITs of device transactions and the ms they took (PostgreSQL: one per batch, with its WAL
+     * flush; SQLite: one per group of batches, the WAL sync after it is SqliteStore.syncs)
+     */
     readonly commits: { count: number; ms: number }
     /** Adds a device. A devid is registered once: a second key for it would fork its history. */
     registerDevice(r: Registration): Promise<void>
