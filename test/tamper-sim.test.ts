@@ -5,6 +5,7 @@
 // by a real ingest server in hourly batches, as the logger sends them, and attacked class by class.
 import { readFileSync } from "node:fs"
 import { exportInput, readExportFile } from "../src/verify/inputs.js"
+import { mergeLogs } from "../src/verify/chain.js"
 import { rows, verifyFixture, type RunFiles } from "./verify-fixture.js"
 import { LogWriter } from "./helpers/shipment-log.js"
 import { tamperSuite } from "./helpers/tamper-suite.js"
@@ -12,10 +13,9 @@ import { tamperSuite } from "./helpers/tamper-suite.js"
 /** Every record the run's logger wrote: what the server stored and what only its flash still holds. */
 function loggerOf(run: RunFiles): { w: LogWriter; configHash: Buffer } {
     const secret = JSON.parse(readFileSync(run.secret, "utf8"))
-    const bySeq = new Map<number, Buffer>()
-    for (const r of rows(run.db, run.devid)) bySeq.set(r.seq, r.bytes)
-    for (const r of exportInput(readExportFile(run.export)).records ?? []) bySeq.set(r.seq, r.bytes)
-    const bytes = [...bySeq.keys()].sort((a, b) => a - b).map(q => bySeq.get(q)!)
+    const { merged, conflicts } = mergeLogs(rows(run.db, run.devid), exportInput(readExportFile(run.export)).records ?? [])
+    if (conflicts.length) throw new Error(`${run.dir}: server and device hold different bytes at seq ${conflicts.join(", ")}`)
+    const bytes = merged.map(e => e.bytes)
     const keys = { k0: run.k0, ackkey: Buffer.from(secret.ackkey, "hex"), lockey: Buffer.from(secret.lockey, "hex") }
     return { w: LogWriter.fromLog(run.devid, keys, bytes), configHash: Buffer.from(secret.configHash, "hex") }
 }

@@ -90,14 +90,19 @@ export class LogWriter {
             if (r.seq !== w.seq) throw new Error(`fromLog: record ${w.seq} is missing (got seq ${r.seq})`)
             if (r.kind === KIND.boot) w.boot = (r as BootRecord).boot
             if (r.kind === KIND.seal) w.epoch = (r as SealRecord).epoch + 1
-            w.records.push(r)
-            w.bytes.push(b)
-            w.head = nextHead(w.head, b)
-            w.heads.push(w.head)
-            w.epochAt.push(w.epoch)
-            w.bootAt.push(w.boot)
+            w.keep(r, b)
         }
         return w
+    }
+
+    /** the record at the next seq, with its head, the epoch in force after it and its boot */
+    private keep(rec: LogRecord, b: Buffer) {
+        this.records.push(rec)
+        this.bytes.push(b)
+        this.head = nextHead(this.head, b)
+        this.heads.push(this.head)
+        this.epochAt.push(this.epoch)
+        this.bootAt.push(this.boot)
     }
 
     get seq(): number {
@@ -110,14 +115,8 @@ export class LogWriter {
 
     private push(r: Record<string, unknown> & { kind: number }): LogRecord {
         const rec = { ...r, seq: this.seq, t: r.t ?? this.rtcAt(this.now) } as unknown as LogRecord
-        const b = encodeRecord(rec)
-        this.records.push(rec)
-        this.bytes.push(b)
-        this.head = nextHead(this.head, b)
-        this.heads.push(this.head)
+        this.keep(rec, encodeRecord(rec))
         this.worldTime.set(rec.seq, this.now)
-        this.epochAt.push(this.epoch)
-        this.bootAt.push(this.boot)
         return rec
     }
 
