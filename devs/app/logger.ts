@@ -28,6 +28,7 @@ import {
     TIME_FLAG_SET,
     BOOT_POWER_ON,
     BOOT_INTERRUPTED,
+    BOOT_WATCHDOG,
 } from "../record/record"
 import { encodeBatch, parseAck } from "../batch/batch"
 import { Uplink, HttpsUplink } from "../uplink/uplink"
@@ -37,7 +38,7 @@ import { randomBuffer } from "@devicescript/crypto"
 import { GnssTracker, GnssEvents } from "./gnss"
 import { encryptLoc } from "../record/loc"
 import { DeviceTime } from "./devtime"
-import { WakeState, ST_RTC_SET } from "./state"
+import { WakeState, ST_RTC_SET, ST_WATCHDOG } from "./state"
 
 /** What the logger needs from a temperature front end (the MAX31856 driver). Never throws from read(). */
 export interface Thermometer {
@@ -80,6 +81,8 @@ export const FIRMWARE_ID = Buffer.from("ct-fw-03")
 const MAX_BATCH_BYTES = 900
 const BACKOFF_MIN = 30_000
 const BACKOFF_MAX = 3_600_000
+/** longest an upload batch or a GNSS step may take before the watchdog resets (a cellular send: 3 min connect + 10 min ack) */
+const STEP_MAX = 20 * 60_000
 // 12 h: the RV-3028 drifts < 1 s in that time, and every anchor costs flash (docs/timebase.md)
 const TIME_ANCHOR_EVERY = 12 * 3_600_000
 // the clock is set again when it is this far from the time source
@@ -113,6 +116,11 @@ export class Logger {
     private appending = new Mutex()
 
     private uplinks: Uplink[]
+    /**
+     * The watchdog's view of the fibers (sampling, uploads, GNSS): device ms by which each must be back
+     * from what it is doing now, sleeping included (0: not running).
+     */
+    private due = [0, 0, 0]
 
     constructor(
         readonly board: Board,
@@ -140,7 +148,8 @@ export class Logger {
         else if (store.nextSeq > 0) await this.seal()
         // a boot that follows a run of this logger was an interruption (power cut, reset): the
         // always-on firmware never stops on its own
-        const reason = hadState ? BOOT_INTERRUPTED : BOOT_POWER_ON
+        const reason = st.has(ST_WATCHDOG) ? BOOT_WATCHDOG : hadState ? BOOT_INTERRUPTED : BOOT_POWER_ON
+        st.set(ST_WATCHDOG, false)
         st.boot++
         await st.save()
         const hash = this.prov.configHash
@@ -154,6 +163,31 @@ export class Logger {
         clock.spawn(runSampling, this)
         clock.spawn(runUploads, this)
         if (this.board.gnss) clock.spawn(runGnss, this)
+        clock.spawn(runWatchdog, this)
+    }
+
+    /**
+     * The watchdog (docs/power.md): any await that never returns (a bus that never answers, a socket
+     * that never completes, a timer that never fires) leaves a fiber past its `due`; then the reason
+     * goes to `st` and the logger reboots, so the next boot record says watchdog. It looks at the
+     * sampling schedule's own instants (no wake of its own): a hung sample is caught within two
+     * sample intervals, a hung upload or GNSS step after STEP_MAX.
+     */
+    async watching() {
+        const clock = this.board.clock
+        const due = this.due
+        for (;;) {
+            await clock.sleep(Math.max(due[0] - clock.now(), 1000))
+            for (let i = 0; i < 3; i++) {
+                const late = clock.now() - due[i]
+                if (due[i] && late >= 0) {
+                    console.log(`ct:watchdog fiber=${i} late=${late}`)
+                    this.st.flags |= ST_WATCHDOG
+                    await this.st.save()
+                    ds.reboot()
+                }
+            }
+        }
     }
 
     /** Build a record for the next seq and append it; resolves with its seq once it is in flash. */
@@ -245,13 +279,17 @@ export class Logger {
     /** The GNSS fiber: fixes on their schedule, time anchors, encrypted positions, stops. */
     async tracking() {
         const g = this.board.gnss
+        const clock = this.board.clock
         for (;;) {
             try {
                 await this.recordGnss(await g.step())
             } catch (e) {
                 console.log("ct:gnss-error " + e)
             }
-            await this.board.clock.sleep(g.nextIn())
+            // the next step too must be over STEP_MAX after its wake
+            const wait = g.nextIn()
+            this.due[2] = clock.now() + wait + STEP_MAX
+            await clock.sleep(wait)
         }
     }
 
@@ -282,6 +320,8 @@ export class Logger {
         const epochLen = this.prov.config.epoch
         let next = clock.now()
         for (;;) {
+            // the cycle at `next` must be over before the one after it is due
+            this.due[0] = next + 2 * interval
             const wait = next - clock.now()
             if (wait > 0) await clock.sleep(wait)
             try {
@@ -411,6 +451,7 @@ export class Logger {
         for (;;) {
             // one wait until the next upload is due, cut short by an alarm (not a poll: every wake-up of
             // a fiber costs energy on the board and a world jump in the simulator)
+            this.due[1] = next + STEP_MAX
             while (!this.uploadNow && clock.now() < next) await clock.sleepOr(next - clock.now(), this.uploadSignal)
             if (this.board.radioAllowed && !this.board.radioAllowed()) {
                 // radio-off window: keep the upload (and any alarm) pending, look again in a minute
@@ -453,6 +494,7 @@ export class Logger {
         for (;;) {
             const expected = store.ackSeq === NONE ? 0 : store.ackSeq + 1
             if (expected > upTo) return true
+            this.due[1] = this.board.clock.now() + STEP_MAX
             const p = await store.pending(expected, MAX_BATCH_BYTES)
             if (!p.count) return true
             // a fresh nonce per request: the ack must echo it, so an old ack replayed proves nothing
@@ -488,4 +530,7 @@ async function runUploads(lg: Logger) {
 }
 async function runGnss(lg: Logger) {
     await lg.tracking()
+}
+async function runWatchdog(lg: Logger) {
+    await lg.watching()
 }

@@ -13,6 +13,8 @@ const MIN_LEN = 8
 
 /** st flags */
 export const ST_RTC_SET = 0x01
+/** the watchdog reset the logger: the next boot record says so (reason watchdog) */
+export const ST_WATCHDOG = 0x02
 
 export class WakeState {
     flags = 0

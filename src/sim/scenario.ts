@@ -27,6 +27,11 @@ export interface Scenario {
     /** radio-off windows (flights): the logger must not transmit inside them */
     radioOff?: { from: number; to: number }[]
     /**
+     * I2C bus hangs (a chip holding SDA low): a transaction started inside a window never completes;
+     * only a reset frees the bus (docs/scenario.md). The logger's watchdog must bring it back.
+     */
+    busHangs?: { from: number; to: number }[]
+    /**
      * power cuts: the VM is killed with SIGKILL at `at` and powered again `off` hours later;
      * `rtcLost`: the real-time clock's backup supply did not last (it starts over, time lost)
      */
@@ -107,6 +112,7 @@ const KEYS = {
         "wifi",
         "cellular",
         "radioOff",
+        "busHangs",
         "powerCuts",
         "httpFaults",
         "chaos",
@@ -151,7 +157,7 @@ export function parseScenario(json: unknown): Scenario {
     checkKeys("scenario", s, KEYS.scenario)
     checkKeys("device", s.device, KEYS.device)
     checkEach("faults", s.faults, KEYS.fault)
-    for (const w of ["outages", "wifi", "radioOff", "gpsLoss"] as const) checkEach(w, s[w], KEYS.window)
+    for (const w of ["outages", "wifi", "radioOff", "busHangs", "gpsLoss"] as const) checkEach(w, s[w], KEYS.window)
     checkEach("powerCuts", s.powerCuts, KEYS.powerCut)
     checkKeys("httpFaults", s.httpFaults, KEYS.httpFaults)
     checkKeys("chaos", s.chaos, KEYS.chaos)
@@ -176,6 +182,7 @@ export function parseScenario(json: unknown): Scenario {
     for (const f of s.faults ?? []) check(f.kind in FAULT_CODES, `faults: unknown kind ${f.kind} (${Object.keys(FAULT_CODES).join(", ")})`)
     checkWindows("outages", s.outages, s.hours)
     checkWindows("radioOff", s.radioOff, s.hours)
+    checkWindows("busHangs", s.busHangs, s.hours)
     checkWindows("wifi", s.wifi, s.hours)
     for (const p of s.powerCuts ?? [])
         check(
@@ -316,6 +323,7 @@ export function worldAt(s: Scenario, h: number) {
         fault: fault ? fault.kind : undefined,
         networkUp: !inWindow(s.outages, h),
         radioOff: !!inWindow(s.radioOff, h),
+        busHang: !!inWindow(s.busHangs, h),
         gps: !!s.route || !!s.gnss,
         gpsFix: !!s.route && !inWindow(s.gpsLoss, h),
         lat: s.route ? interpolate(s.route, h, 1) : 0,

@@ -126,6 +126,10 @@ function runLoop() {
     realTimer = null
     callsThisTurn = 0
     l.fn()
+    // the CLI's loop turn catches an exit of the WASM runtime (`ds.reboot()`, the runtime's own
+    // reset, a crash), prints it and stops without scheduling another turn; emscripten keeps Node
+    // running. A board resets then: end this process, so the harness starts the VM again.
+    if (!loop) process.exit(typeof process.exitCode === "number" ? process.exitCode : 1)
 }
 
 /** run every turn that is due at the current instant (a bounded number: a spinning VM goes on later) */
