@@ -1,4 +1,5 @@
 import { mkdirSync, rmSync, writeFileSync } from "node:fs"
+import type { JDBus } from "jacdac-ts"
 import path from "node:path"
 import { buildFirmware } from "./vm.js"
 import type { Scenario } from "./scenario.js"
@@ -23,6 +24,25 @@ export interface RunOptions {
     vmLine?: (line: string) => void
     /** world-hours between progress lines */
     progressEvery?: number
+    /** a USB cable to the simulated logger and what a technician does over it (test/usb-*.test.ts) */
+    usb?: UsbHooks
+}
+
+/**
+ * The simulated logger on a technician's bench: the board side of a USB cable attached to its bus
+ * (src/usb/bridge.ts over a pseudo-terminal), the logger provisioned through it instead of by the
+ * harness, and whatever is done with it after the shipment, before the harness reads it out.
+ */
+export interface UsbHooks {
+    attach(bus: JDBus): Promise<{ close(): Promise<void> }>
+    /**
+     * Provision the factory-new logger (its clock on the wall clock) over the cable, registering it
+     * with the ingest server's admin API (`tb.adminUrl`, `tb.adminToken`); resolves with the keys file
+     * the tool escrowed, which the harness then verifies with.
+     */
+    provision?(tb: Testbed): Promise<string>
+    /** after the shipment: the logger on the bench, its clock on the wall clock again */
+    atEnd?(tb: Testbed): Promise<void>
 }
 
 export interface RunResult {
@@ -69,7 +89,7 @@ export async function runScenario(opts: RunOptions): Promise<RunResult> {
     say(`firmware: ${fw.bytes} bytes of bytecode`)
     const releaseVm = await acquireVmLock(undefined, say)
     try {
-        const tb = await Testbed.start(opts.scenario, out, fw.bytecode)
+        const tb = await Testbed.start(opts.scenario, out, fw.bytecode, { byTool: !!opts.usb?.provision })
         const con = new ConsoleLog()
         try {
             const r = await drive(opts, tb, con)
@@ -172,6 +192,49 @@ async function drive(
     const shelf = encodeSnapshot(s, 0, startUtc - SHELF_MS, driver.rtc.encode())
     const shelfTimer = setInterval(() => tb.hub.mode === "interactive" && tb.hub.publish(shelf), 100)
     running.finally(() => clearInterval(shelfTimer)).catch(() => {})
+    const cable = opts.usb ? await opts.usb.attach(tb.hub.bus) : undefined
+    try {
+        await provision(opts, tb)
+        await driver.started
+        const world0 = performance.now()
+        await running
+        const worldWallMs = performance.now() - world0
+        driver.freeze()
+        if (opts.usb?.atEnd) await opts.usb.atEnd(tb)
+        say(`reading the device's flash over Jacdac ...`)
+        let exported: DeviceExport | undefined
+        if (tb.vm.running) {
+            exported = await exportDeviceLog(await findLogger(tb.hub.bus, 10_000), tb.devidHex)
+            writeFileSync(path.join(tb.out, "device-export.json"), JSON.stringify(exported.file, null, 1))
+        }
+        await tb.vm.powerCut()
+        if (tb.notehub) {
+            await tb.notehub.drain()
+            writeFileSync(
+                path.join(tb.out, "notehub.json"),
+                JSON.stringify({ stats: tb.notehub.stats, relay: tb.notehub.relay.stats }, null, 1),
+            )
+        }
+        writeFileSync(
+            path.join(tb.out, "http-faults.json"),
+            JSON.stringify({ counts: tb.faults.counts, tlsErrors: tb.faults.tlsErrors }, null, 1),
+        )
+        const witnessLog = await tb.saveWitnessLog()
+        return { exported, cuts: driver.cuts, worldWallMs, witnessLog }
+    } finally {
+        await cable?.close()
+    }
+}
+
+/** The harness provisions over Jacdac exactly as the USB tool does, or the tool itself does over the cable. */
+async function provision(opts: RunOptions, tb: Testbed) {
+    const s = opts.scenario
+    const say = opts.progress ?? (() => {})
+    if (opts.usb?.provision) {
+        tb.adoptKeys(await opts.usb.provision(tb))
+        say(`  provisioned device ${tb.devidHex} over USB (key not shown)`)
+        return
+    }
     const logger = await findLogger(tb.hub.bus, 20_000)
     const values = provisionValues({ ...tb.keys, endpoint: tb.endpoint, config: s.device })
     // the logger starts once `endpoint` (written last) lands, so the cellular keys go first
@@ -185,29 +248,4 @@ async function drive(
     )
     await writeProvisioning(logger, new Map([...extra, ...values]))
     say(`  provisioned device ${tb.devidHex} over Jacdac (key not shown)`)
-    await driver.started
-    const world0 = performance.now()
-    await running
-    const worldWallMs = performance.now() - world0
-    driver.freeze()
-    say(`reading the device's flash over Jacdac ...`)
-    let exported: DeviceExport | undefined
-    if (tb.vm.running) {
-        exported = await exportDeviceLog(await findLogger(tb.hub.bus, 10_000), tb.devidHex)
-        writeFileSync(path.join(tb.out, "device-export.json"), JSON.stringify(exported.file, null, 1))
-    }
-    await tb.vm.powerCut()
-    if (tb.notehub) {
-        await tb.notehub.drain()
-        writeFileSync(
-            path.join(tb.out, "notehub.json"),
-            JSON.stringify({ stats: tb.notehub.stats, relay: tb.notehub.relay.stats }, null, 1),
-        )
-    }
-    writeFileSync(
-        path.join(tb.out, "http-faults.json"),
-        JSON.stringify({ counts: tb.faults.counts, tlsErrors: tb.faults.tlsErrors }, null, 1),
-    )
-    const witnessLog = await tb.saveWitnessLog()
-    return { exported, cuts: driver.cuts, worldWallMs, witnessLog }
 }

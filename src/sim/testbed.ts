@@ -1,4 +1,4 @@
-import { copyFileSync, mkdirSync, rmSync, writeFileSync } from "node:fs"
+import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { randomBytes } from "node:crypto"
 import path from "node:path"
 import { JacdacHub } from "./hub.js"
@@ -13,6 +13,11 @@ import { registerDevice } from "../ingest/db.js"
 import type { WitnessOptions } from "../ingest/cosign.js"
 import { startNode, type IngestNode } from "../tools/ingest-node.js"
 import { newDeviceKeys, deviceSecretJson, configHash, type DeviceKeys } from "../provision/provision.js"
+
+export interface TestbedOptions {
+    /** a provisioning tool (over USB) makes the keys and registers the logger through the admin API */
+    byTool?: boolean
+}
 
 /**
  * Everything one simulated device talks to, started together and stopped together: the ingest
@@ -37,19 +42,22 @@ export class Testbed {
     keys!: DeviceKeys
     readonly secretFile: string
     readonly dbPath: string
+    /** the ingest server's admin token (a tool provisions the logger: `TestbedOptions.byTool`) */
+    adminToken?: string
     /** world UTC ms now, for the cloud relay (set by the world driver) */
     worldUtc: () => number = () => Date.parse(this.s.start)
 
     private constructor(
         readonly s: Scenario,
         readonly out: string,
+        readonly opts: TestbedOptions,
     ) {
         this.secretFile = path.join(out, "device-secret.json")
         this.dbPath = path.join(out, "ingest.sqlite")
     }
 
-    static async start(s: Scenario, out: string, firmware: string): Promise<Testbed> {
-        const tb = new Testbed(s, out)
+    static async start(s: Scenario, out: string, firmware: string, opts: TestbedOptions = {}): Promise<Testbed> {
+        const tb = new Testbed(s, out, opts)
         try {
             await tb.startServices(firmware)
         } catch (e) {
@@ -61,6 +69,22 @@ export class Testbed {
 
     get devidHex(): string {
         return this.keys.devid.toString("hex")
+    }
+
+    /** the ingest server itself (plain HTTP on 127.0.0.1), where a provisioning tool registers the logger */
+    get adminUrl(): string {
+        return this.ingest.url
+    }
+
+    /**
+     * The keys a provisioning tool made and escrowed (`device-secret.json` format): the harness verifies
+     * with them; kept in `secretFile` (0600).
+     */
+    adoptKeys(file: string) {
+        const j = JSON.parse(readFileSync(file, "utf8"))
+        const hex = (k: string) => Buffer.from(String(j[k]), "hex")
+        this.keys = { devid: hex("devid"), k0: hex("k0"), ackkey: hex("ackkey"), lockey: hex("lockey") }
+        if (path.resolve(file) !== path.resolve(this.secretFile)) copyFileSync(file, this.secretFile)
     }
 
     /** the ingest URL the device is provisioned with: through the network gate and the fault front */
@@ -111,6 +135,15 @@ export class Testbed {
                 log: l => this.notehubLog.push(l),
             })
         this.keys = newDeviceKeys()
+        // a tool provisions (and registers) the logger itself: adoptKeys() takes what it escrowed
+        if (!this.opts.byTool) this.registerOwnKeys()
+        this.hub = new JacdacHub(path.join(DEVS_DIR, "services/simworld.md"))
+        await this.hub.listen()
+        this.vm = new VmProcess(path.join(this.out, "device"), firmware, { NODE_EXTRA_CA_CERTS: trusted.caFile })
+    }
+
+    private registerOwnKeys() {
+        const s = this.s
         // the server gets what it needs to check batches and sign acks; k0 goes to the escrow file
         // below as well (the server keeps only the current epoch's key), the location key only there
         // with the provisioned configuration's hash, so the verifier checks every config record against it
@@ -124,13 +157,17 @@ export class Testbed {
         })
         // keys stay out of every log; they are kept for `coldtrace verify` with owner-only access
         writeFileSync(this.secretFile, JSON.stringify(deviceSecretJson(this.keys, provisioned)), { mode: 0o600 })
-        this.hub = new JacdacHub(path.join(DEVS_DIR, "services/simworld.md"))
-        await this.hub.listen()
-        this.vm = new VmProcess(path.join(this.out, "device"), firmware, { NODE_EXTRA_CA_CERTS: trusted.caFile })
     }
 
     private startIngest(port = 0): Promise<IngestServer> {
-        return startIngestServer({ dbPath: this.dbPath, port, witness: this.witnessOpts, log: l => this.ingestLog.push(l) })
+        if (this.opts.byTool && !this.adminToken) this.adminToken = randomBytes(32).toString("hex")
+        return startIngestServer({
+            dbPath: this.dbPath,
+            port,
+            witness: this.witnessOpts,
+            adminToken: this.adminToken,
+            log: l => this.ingestLog.push(l),
+        })
     }
 
     /** An independent witness (its own process, key, SQLite file and token) that cosigns the server's checkpoints. */
