@@ -114,7 +114,13 @@ function decodeAll(parts: Uint8Array[]): JdUsbEvent[] {
 
 describe("decoder", () => {
     const frame = frameOf(hex("08 01 1122334455667788 04 02 8000 fefe01fe"))
-    const stream = Uint8Array.from([...new TextEncoder().encode("boot\n"), ...encodeFrame(frame), ...encodeFrame(DEVICE_ENABLE_PACKETS), 0x6f, 0x6b])
+    const stream = Uint8Array.from([
+        ...new TextEncoder().encode("boot\n"),
+        ...encodeFrame(frame),
+        ...encodeFrame(DEVICE_ENABLE_PACKETS),
+        0x6f,
+        0x6b,
+    ])
 
     it("separates console text and frames, however the stream is split", () => {
         const whole = decodeAll([stream])

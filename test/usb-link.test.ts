@@ -2,15 +2,7 @@ import { afterEach, beforeAll, afterAll, describe, expect, it } from "vitest"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import path from "node:path"
-import {
-    JDBus,
-    JDServerServiceProvider,
-    JDServiceServer,
-    SettingsServer,
-    SRV_DEVICE_SCRIPT_MANAGER,
-    SRV_BUTTON,
-} from "jacdac-ts"
-import { attachSerialBridge, type SerialBridge } from "../src/usb/bridge.js"
+import { standInBoard } from "./helpers/usb-standin.js"
 import { startPtyPair, type PtyPair } from "../src/usb/pty.js"
 import { connectLogger, UsbError, type LoggerLink } from "../src/usb/connect.js"
 import { choosePort, listCandidates, DiscoveryError } from "../src/usb/discover.js"
@@ -44,40 +36,11 @@ async function pty(): Promise<PtyPair> {
     return p
 }
 
-interface StandIn {
-    settings?: Record<string, Buffer>
-    /** host a DeviceScript manager service (a coldtrace logger does) */
-    manager?: boolean
-    /** a button only (some other Jacdac device) */
-    buttonOnly?: boolean
-}
-
-/** the "board": a jacdac-ts bus with stand-in devices, bridged onto the pty's board end */
-async function board(p: PtyPair, devices: StandIn[]): Promise<{ bus: JDBus; servers: SettingsServer[]; bridge: SerialBridge }> {
-    const bus = new JDBus([], { client: false, disableRoleManager: true })
-    bus.passive = false
-    bus.start()
-    const servers: SettingsServer[] = []
-    devices.forEach((d, i) => {
-        const services: JDServiceServer[] = []
-        if (d.buttonOnly) services.push(new JDServiceServer(SRV_BUTTON))
-        else {
-            const s = new SettingsServer()
-            for (const [k, v] of Object.entries(d.settings ?? {})) s.settings[k] = v.toString("hex")
-            servers.push(s)
-            services.push(s)
-            if (d.manager ?? true) services.push(new JDServiceServer(SRV_DEVICE_SCRIPT_MANAGER))
-        }
-        bus.addServiceProvider(new JDServerServiceProvider(`standin${i}`, services))
+const board = (p: PtyPair, devices: Parameters<typeof standInBoard>[1]) =>
+    standInBoard(p, devices).then(b => {
+        cleanups.push(b.close)
+        return b
     })
-    const errors: string[] = []
-    const bridge = await attachSerialBridge(bus, p.a, { onError: l => errors.push(l) })
-    cleanups.push(async () => {
-        await bridge.close()
-        bus.stop()
-    })
-    return { bus, servers, bridge }
-}
 
 async function connect(p: PtyPair, timeoutMs = 8_000): Promise<LoggerLink> {
     const link = await connectLogger(p.b, { timeoutMs })
@@ -99,7 +62,7 @@ describe("a logger on the far end of the cable", () => {
     it("the real host code path connects, reads and writes settings; the bridge forwards both ways", async () => {
         const p = await pty()
         const devid = Buffer.from("0102030405060708", "hex")
-        const { servers, bridge } = await board(p, [{ settings: { devid, cfg: Buffer.from('{"interval":60}') } }])
+        const { stores, bridge } = await board(p, [{ settings: { devid, cfg: Buffer.from('{"interval":60}') } }])
         const link = await connect(p)
         expect(bridge.packetsEnabled).toBe(true)
         expect(link.devid).toBe("0102030405060708")
@@ -107,8 +70,8 @@ describe("a logger on the far end of the cable", () => {
         expect((await readSetting(link.settings, "cfg"))?.toString()).toBe('{"interval":60}')
         // a write from the host lands in the device's store, and reads back over the link
         await link.settings.setValue("endpoint", Buffer.from("https://ingest.example/v1"))
-        for (let i = 0; i < 100 && !servers[0].settings.endpoint; i++) await new Promise(r => setTimeout(r, 20))
-        expect(Buffer.from(servers[0].settings.endpoint, "hex").toString()).toBe("https://ingest.example/v1")
+        for (let i = 0; i < 100 && !stores[0].value("endpoint"); i++) await new Promise(r => setTimeout(r, 20))
+        expect(stores[0].value("endpoint")?.toString()).toBe("https://ingest.example/v1")
         expect((await readSetting(link.settings, "endpoint"))?.toString()).toBe("https://ingest.example/v1")
         expect(await readSetting(link.settings, "absent")).toBeUndefined()
     })
@@ -138,7 +101,9 @@ describe("refusals, each with a clear message", () => {
     })
 
     it("a port that does not exist", async () => {
-        expect(await refusal({ b: path.join(dir, "nope") } as PtyPair)).toBe(`no such port ${path.join(dir, "nope")} (is the logger plugged in?)`)
+        expect(await refusal({ b: path.join(dir, "nope") } as PtyPair)).toBe(
+            `no such port ${path.join(dir, "nope")} (is the logger plugged in?)`,
+        )
     })
 
     it("a Jacdac device without a settings service: not a coldtrace logger", async () => {
@@ -192,7 +157,10 @@ describe("discovery", () => {
             throw new Error("must not scan")
         }
         expect((await listCandidates({ COLDTRACE_USB_PORTS: "/tmp/a, /tmp/b" }, never)).map(c => c.path)).toEqual(["/tmp/a", "/tmp/b"])
-        expect(await choosePort(undefined, { COLDTRACE_USB_PORTS: "/tmp/a" }, never)).toEqual({ path: "/tmp/a", why: "COLDTRACE_USB_PORTS" })
+        expect(await choosePort(undefined, { COLDTRACE_USB_PORTS: "/tmp/a" }, never)).toEqual({
+            path: "/tmp/a",
+            why: "COLDTRACE_USB_PORTS",
+        })
     })
 
     it("no port, two ports, a failing scan: clear errors; --port wins", async () => {

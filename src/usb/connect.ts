@@ -52,7 +52,15 @@ export async function openUsbBus(port: string, timeoutMs = 10_000): Promise<{ bu
         throw new UsbError(`cannot open ${port}: ${(e as NodeJS.ErrnoException).code} (on Linux: add yourself to the dialout group)`)
     }
     let closed = false
-    const offered = { path: port, serialNumber: `JD-coldtrace-${port}`, vendorId: undefined, productId: undefined, manufacturer: "coldtrace" }
+    const offered = {
+        path: port,
+        serialNumber: `JD-coldtrace-${port}`,
+        manufacturer: "coldtrace",
+        vendorId: undefined,
+        productId: undefined,
+        pnpId: undefined,
+        locationId: undefined,
+    }
     class OnePort extends SerialPort {
         static override async list() {
             return closed ? [] : [offered]
@@ -117,8 +125,12 @@ function describe(d: JDDevice): string {
  * with a settings service passes 1-2 and is treated as an unprovisioned logger.
  * Returns the reason it is not one, or the identity read.
  */
-export async function recogniseLogger(device: JDDevice, settings: SettingsClient): Promise<{ fw?: string; devid?: string } | { not: string }> {
-    if (!device.hasService(SRV_DEVICE_SCRIPT_MANAGER)) return { not: `${describe(device)} runs no DeviceScript program (no DeviceScript manager service)` }
+export async function recogniseLogger(
+    device: JDDevice,
+    settings: SettingsClient,
+): Promise<{ fw?: string; devid?: string } | { not: string }> {
+    if (!device.hasService(SRV_DEVICE_SCRIPT_MANAGER))
+        return { not: `${describe(device)} runs no DeviceScript program (no DeviceScript manager service)` }
     const fw = await readSetting(settings, "fw")
     if (fw && !fw.toString("latin1").startsWith(FIRMWARE_PREFIX))
         return { not: `${describe(device)} runs other firmware (its fw setting is ${JSON.stringify(fw.toString("latin1"))})` }
@@ -141,7 +153,9 @@ export async function connectLogger(port: string | Candidate, opts: ConnectOptio
         const t0 = Date.now()
         while (farDevices(bus).length === 0 && Date.now() - t0 < timeoutMs) await sleep(50)
         if (farDevices(bus).length === 0)
-            throw new UsbError(`no device answered on ${path}: the USB link is up but no device announced itself within ${timeoutMs / 1000} s`)
+            throw new UsbError(
+                `no device answered on ${path}: the USB link is up but no device announced itself within ${timeoutMs / 1000} s`,
+            )
         // every device announces twice a second: by now all of them have
         await sleep(settleMs)
         const devices = farDevices(bus)

@@ -135,7 +135,11 @@ export function processingPacket(command: number, from: "host" | "device"): Uint
 
 /** A frame addressed to the USB Bridge service class (a processing packet, either direction): not for the Jacdac bus. */
 export function isProcessingFrame(frame: Uint8Array): boolean {
-    return frame.length >= 16 && (frame[3] & FLAG_IDENTIFIER_IS_SERVICE_CLASS) !== 0 && new DataView(frame.buffer, frame.byteOffset).getUint32(4, true) === SRV_USB_BRIDGE
+    return (
+        frame.length >= 16 &&
+        (frame[3] & FLAG_IDENTIFIER_IS_SERVICE_CLASS) !== 0 &&
+        new DataView(frame.buffer, frame.byteOffset).getUint32(4, true) === SRV_USB_BRIDGE
+    )
 }
 
 /** The processing packet's command (u16 at 14). */

@@ -30,7 +30,12 @@ export async function startPtyPair(a: string, b: string, timeoutMs = 10_000): Pr
     for (;;) {
         const early = await Promise.race([
             exited.then(code => new Error(`socat exited (${code}) before the pty pair was ready: ${stderr.trim()}`)),
-            spawnError.then(e => new Error(`cannot start socat (${(e as NodeJS.ErrnoException).code ?? e.message}); install it: sudo apt-get install socat`)),
+            spawnError.then(
+                e =>
+                    new Error(
+                        `cannot start socat (${(e as NodeJS.ErrnoException).code ?? e.message}); install it: sudo apt-get install socat`,
+                    ),
+            ),
             new Promise<null>(r => setTimeout(() => r(null), 20)),
         ])
         if (early) throw early
