@@ -8,10 +8,11 @@
 #   postgresql         the ingest tests start private PostgreSQL clusters (docs/ingest.md); its
 #                      binaries are enough, no system cluster is used
 #   python3 make g++   better-sqlite3 compiles from source when no prebuilt binary fits
+#   socat              the USB tests join two pseudo-terminals into a serial cable (docs/technician.md)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBIAN_PACKAGES=(chromium poppler-utils fonts-dejavu-core postgresql python3 make g++)
+DEBIAN_PACKAGES=(chromium poppler-utils fonts-dejavu-core postgresql python3 make g++ socat)
 
 missing=()
 for p in "${DEBIAN_PACKAGES[@]}"; do

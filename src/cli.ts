@@ -58,6 +58,7 @@ const RUN: Record<string, (args: string[]) => Promise<number>> = {
     ingest: async args => (await import("./ingest/service.js")).ingestCommand(args),
     witness: async args => (await import("./witness/cli.js")).witnessCommand(args),
     migrate: async args => (await import("./ingest/migrate.js")).migrateCommand(args),
+    device: async args => (await import("./usb/device-commands.js")).deviceCommand(args),
     bench: async args => (await import("../bench/bench.js")).bench(args),
 }
 
@@ -66,9 +67,12 @@ function help(args: string[]): number {
         console.log(commandList())
         return 0
     }
-    const spec = COMMANDS.find(c => c.name === args[0])
-    if (args.length > 1 || !spec) {
-        const what = args.length > 1 ? "one command at a time" : `unknown command ${JSON.stringify(args[0])}`
+    // a two-word command (device status) is one command
+    const name = args[0] === "device" && args.length === 2 ? args.join(" ") : args[0]
+    const spec = COMMANDS.find(c => c.name === name)
+    const many = args.length > (name === args[0] ? 1 : 2)
+    if (many || !spec) {
+        const what = many ? "one command at a time" : `unknown command ${JSON.stringify(name)}`
         console.error(`coldtrace help: ${what}\n(coldtrace help lists the commands)`)
         return 2
     }

@@ -28,7 +28,8 @@ const hint = (cmd: string, message: string) => `coldtrace ${cmd}: ${message}\n(c
 
 describe("coldtrace COMMAND --help", () => {
     it.each(COMMANDS.map(c => [c.name, c] as const))("%s --help and -h print the usage and exit 0", async (name, spec) => {
-        const [long, short] = await Promise.all([coldtrace(name, "--help"), coldtrace(name, "-h")])
+        // a two-word command (device status) is typed as two words
+        const [long, short] = await Promise.all([coldtrace(...name.split(" "), "--help"), coldtrace(...name.split(" "), "-h")])
         expect(long).toEqual({ code: 0, out: usage(spec) + "\n", err: "" })
         expect(short).toEqual(long)
         for (const line of synopsis(spec)) expect(long.out).toContain(line)
@@ -37,7 +38,7 @@ describe("coldtrace COMMAND --help", () => {
     })
 
     it.each(COMMANDS.map(c => c.name))("%s refuses an unknown option: one line, the hint, exit 2", async name => {
-        expect(await coldtrace(name, "--no-such-option")).toEqual({
+        expect(await coldtrace(...name.split(" "), "--no-such-option")).toEqual({
             code: 2,
             out: "",
             err: hint(name, 'unknown argument "--no-such-option"'),
@@ -63,6 +64,11 @@ describe("coldtrace help", () => {
         expect(await coldtrace("help", "verify")).toEqual({ code: 0, out: usage(verify) + "\n", err: "" })
     })
 
+    it("prints a two-word command's usage: coldtrace help device status", async () => {
+        const status = COMMANDS.find(c => c.name === "device status")!
+        expect(await coldtrace("help", "device", "status")).toEqual({ code: 0, out: usage(status) + "\n", err: "" })
+    })
+
     it("exits 2 without a command, or for an unknown one", async () => {
         const none = await coldtrace()
         expect(none.code).toBe(2)
@@ -73,6 +79,11 @@ describe("coldtrace help", () => {
             err: 'coldtrace: unknown command "frobnicate"\n(coldtrace help lists the commands)\n',
         })
         expect((await coldtrace("help", "frobnicate")).code).toBe(2)
+        expect(await coldtrace("device", "frobnicate")).toEqual({
+            code: 2,
+            out: "",
+            err: 'coldtrace device: unknown command "frobnicate" (list, status, logs, readout, provision, wipe)\n(coldtrace help lists the commands)\n',
+        })
     })
 })
 
@@ -93,6 +104,8 @@ describe("bad command lines", () => {
             ],
             [["sim", "--out"], "sim", "--out needs a value"],
             [["bench", "--out"], "bench", "--out needs a value"],
+            [["device", "readout"], "device readout", "--out DIR is required"],
+            [["device", "wipe"], "device wipe", "--devid DEVID is required: name the logger you mean to wipe"],
         ]
         const results = await Promise.all(cases.map(([args]) => coldtrace(...args)))
         results.forEach((r, i) => expect(r, cases[i][0].join(" ")).toEqual({ code: 2, out: "", err: hint(cases[i][1], cases[i][2]) }))

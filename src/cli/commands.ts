@@ -187,5 +187,130 @@ export const BENCH_SPEC = {
     notes: "Default paths are in the package folder. Runs the simulator and the firmware in the test VM.",
 } as const satisfies CommandSpec
 
+// `coldtrace device ...`: a technician's commands over a logger's USB cable (docs/technician.md).
+// Each is its own command spec named "device VERB"; src/cli.ts dispatches on the second word.
+const PORT = {
+    type: "string",
+    value: "PATH",
+    help: `the logger's serial port; default: the only USB serial port of a CP210x, CH34x, FTDI or
+ESP32-S3 (or of COLDTRACE_USB_PORTS, comma-separated paths, when set)`,
+} as const
+const DEVICE_EXIT = "Exit 2 for bad input: a usage error, no logger or two, a device that is not a coldtrace logger."
+
+export const DEVICE_LIST_SPEC = {
+    name: "device list",
+    summary: "List the serial ports that look like loggers (USB-UART bridges, ESP32-S3 native USB).",
+    options: {},
+    notes: `Vendor ids: 10c4 (CP210x), 1a86 (CH34x), 0403 (FTDI), 303a (ESP32-S3); COLDTRACE_USB_PORTS=PATH[,PATH]
+replaces the scan (pseudo-terminals are not listed). Opens no port. Exit 0, 2 when the scan fails.`,
+} as const satisfies CommandSpec
+
+export const DEVICE_STATUS_SPEC = {
+    name: "device status",
+    summary: "Connect to a logger over USB and print what it is: device id, firmware, provisioning, its log's extent.",
+    options: { port: PORT, json: { type: "boolean", help: "print the status as JSON" } },
+    notes: `Reads settings only (never a key). Exit 0. ${DEVICE_EXIT}`,
+} as const satisfies CommandSpec
+
+export const DEVICE_LOGS_SPEC = {
+    name: "device logs",
+    summary: "Print a logger's console lines as they come (Ctrl-C stops).",
+    options: {
+        port: PORT,
+        for: { type: "string", value: "SECONDS", help: "stop after this long (default: until interrupted)" },
+    },
+    notes: `Both of the device's consoles: text on the USB line between Jacdac frames, and Jacdac logger reports
+(DeviceScript's console.log). ${DEVICE_EXIT}`,
+} as const satisfies CommandSpec
+
+export const DEVICE_READOUT_SPEC = {
+    name: "device readout",
+    summary: "Read a logger's log out of its flash over USB into a device export; with its keys, verify it and write the reports.",
+    forms: ["--out [--port] [--keys [--format] [--tz]]"],
+    options: {
+        port: PORT,
+        out: { type: "string", value: "DIR", required: true, help: "where device-export.json (and the reports) go" },
+        keys: {
+            type: "string",
+            value: "FILE",
+            help: "the logger's escrow keys (device-secret.json): verify the export offline and write the reports",
+        },
+        format: { type: "string", value: "html,pdf,csv,epcis", default: "html,pdf,csv", help: "report formats (with --keys)" },
+        tz: { type: "string", value: "ZONE", default: "UTC", help: "IANA time zone for local times (with --keys)" },
+    },
+    notes: `Writes device-export.json (coldtrace verify --export and coldtrace report --export read it); with --keys
+also the reports, as coldtrace report --export would. Exit 0 read out (and verified), 1 read out but
+the log does not verify, ${DEVICE_EXIT.slice(5)}`,
+} as const satisfies CommandSpec
+
+export const DEVICE_PROVISION_SPEC = {
+    name: "device provision",
+    summary: "Give a blank logger its identity, keys and configuration, registered with the ingest server; print its label.",
+    forms: ["--profile --endpoint --keys-out [--port] [--server] [--admin-token-file] [--label] [--allow-http]"],
+    options: {
+        port: PORT,
+        profile: {
+            type: "string",
+            value: "NAME|FILE",
+            required: true,
+            help: `the configuration: an alarm preset with a band (who-30dtr, frozen, ...: 5 min samples,
+hourly uploads) or a JSON file of cfg fields (docs/provisioning.md)`,
+        },
+        endpoint: { type: "string", value: "URL", required: true, help: "the ingest URL the logger uploads to (https://)" },
+        server: { type: "string", value: "URL", help: "the ingest server's admin API (default: the endpoint's origin)" },
+        "admin-token-file": {
+            type: "string",
+            value: "FILE",
+            help: "the admin API's bearer token (or COLDTRACE_ADMIN_TOKEN)",
+        },
+        "keys-out": {
+            type: "string",
+            value: "FILE",
+            required: "the escrow keys file is the only copy of k0 and lockey",
+            help: "where the escrow keys file goes (device-secret.json, mode 0600; must not exist)",
+        },
+        label: { type: "string", value: "TEXT", help: "the device's label at the server" },
+        "allow-http": { type: "boolean", help: "tests only: let the logger take a plain http:// endpoint" },
+    },
+    notes: `Order: keys generated and written to --keys-out, device registered (admin API), settings written and
+read back, endpoint last. A failure after registration (cable pulled) rolls back: the registration
+is retired and the keys file renamed *.unused; the logger, without its endpoint, stays unprovisioned.
+Exit 0 provisioned, 1 failed (rolled back), ${DEVICE_EXIT.slice(5)}`,
+} as const satisfies CommandSpec
+
+export const DEVICE_WIPE_SPEC = {
+    name: "device wipe",
+    summary: "Erase a logger's settings: identity, keys, configuration and its log (after a read-out).",
+    options: {
+        port: PORT,
+        devid: {
+            type: "string",
+            value: "DEVID",
+            required: "name the logger you mean to wipe",
+            help: "the logger's device id, as its label shows (blank: the word blank)",
+        },
+    },
+    notes: `Refuses when --devid is not the connected logger's. The log is gone afterwards: read it out first.
+Exit 0 wiped, 1 not everything erased, ${DEVICE_EXIT.slice(5)}`,
+} as const satisfies CommandSpec
+
+export const DEVICE_COMMANDS = [
+    DEVICE_LIST_SPEC,
+    DEVICE_STATUS_SPEC,
+    DEVICE_LOGS_SPEC,
+    DEVICE_READOUT_SPEC,
+    DEVICE_PROVISION_SPEC,
+    DEVICE_WIPE_SPEC,
+] as const satisfies readonly CommandSpec[]
+
 /** Every command, in the order `coldtrace help` lists them. */
-export const COMMANDS: readonly CommandSpec[] = [SIM_SPEC, VERIFY_SPEC, REPORT_SPEC, INGEST_SPEC, WITNESS_SPEC, MIGRATE_SPEC, BENCH_SPEC]
+export const COMMANDS: readonly CommandSpec[] = [
+    SIM_SPEC,
+    VERIFY_SPEC,
+    REPORT_SPEC,
+    INGEST_SPEC,
+    WITNESS_SPEC,
+    MIGRATE_SPEC,
+    ...DEVICE_COMMANDS,
+    BENCH_SPEC,
+]

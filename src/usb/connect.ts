@@ -1,0 +1,180 @@
+import { accessSync, constants, existsSync } from "node:fs"
+import { SerialPort } from "serialport"
+import {
+    JDBus,
+    SettingsClient,
+    SRV_DEVICE_SCRIPT_MANAGER,
+    SRV_SETTINGS,
+    createNodeWebSerialTransport,
+    type JDDevice,
+    type Transport,
+} from "jacdac-ts"
+import { readSetting } from "../provision/settings.js"
+import type { Candidate } from "./discover.js"
+
+/** A command's failure on the USB link, with the message a technician reads. */
+export class UsbError extends Error {}
+
+/** the firmware's build id prefix (devs/app/logger.ts FIRMWARE_ID, "ct-fw-NN") */
+export const FIRMWARE_PREFIX = "ct-fw-"
+
+export interface LoggerLink {
+    port: string
+    bus: JDBus
+    device: JDDevice
+    settings: SettingsClient
+    /** the settings key `fw` when the firmware publishes it (see recogniseLogger) */
+    fw?: string
+    /** the provisioned device id (hex), if any */
+    devid?: string
+    close(): Promise<void>
+}
+
+export interface ConnectOptions {
+    /** how long to wait for the USB handshake and for a device to announce itself (default 10 s) */
+    timeoutMs?: number
+    /** after the first device announced: how long to wait for others (default 1.2 s, over two announce periods) */
+    settleMs?: number
+}
+
+/**
+ * Open `port` the way the DeviceScript CLI opens an ESP32: jacdac-ts's node serial transport
+ * (createNodeWebSerialTransport) with `serialport`, at 1,500,000 baud, JDUSB framing, as a jacdac-ts
+ * bus in this process. The transport finds its port with SerialPort.list() and its own filter;
+ * we have chosen the port already (src/usb/discover.ts), so it gets a SerialPort class whose list()
+ * offers exactly that port (a pty included), with a serial number its filter accepts.
+ */
+export async function openUsbBus(port: string, timeoutMs = 10_000): Promise<{ bus: JDBus; transport: Transport; close(): Promise<void> }> {
+    if (!existsSync(port)) throw new UsbError(`no such port ${port} (is the logger plugged in?)`)
+    try {
+        accessSync(port, constants.R_OK | constants.W_OK)
+    } catch (e) {
+        throw new UsbError(`cannot open ${port}: ${(e as NodeJS.ErrnoException).code} (on Linux: add yourself to the dialout group)`)
+    }
+    let closed = false
+    const offered = {
+        path: port,
+        serialNumber: `JD-coldtrace-${port}`,
+        manufacturer: "coldtrace",
+        vendorId: undefined,
+        productId: undefined,
+        pnpId: undefined,
+        locationId: undefined,
+    }
+    class OnePort extends SerialPort {
+        static override async list() {
+            return closed ? [] : [offered]
+        }
+    }
+    // jacdac-ts's port watch starts an interval it never stops (its handle is dropped): let it not
+    // keep the process alive
+    const realSetInterval = globalThis.setInterval
+    let transport: Transport
+    globalThis.setInterval = ((...args: Parameters<typeof setInterval>) => {
+        const t = realSetInterval(...args)
+        t.unref?.()
+        return t
+    }) as typeof setInterval
+    try {
+        transport = createNodeWebSerialTransport(OnePort as unknown as typeof SerialPort)
+    } finally {
+        globalThis.setInterval = realSetInterval
+    }
+    const bus = new JDBus([transport], { client: false, disableRoleManager: true })
+    bus.autoConnect = false
+    const close = async () => {
+        if (closed) return
+        closed = true
+        await bus.disconnect().catch(() => {})
+        bus.stop()
+        bus.dispose?.()
+    }
+    const connecting = bus.connect(true)
+    const timer = new Promise<"timeout">(r => setTimeout(() => r("timeout"), timeoutMs).unref())
+    const r = await Promise.race([connecting.then(() => "done" as const), timer])
+    if (r === "timeout" || !transport.connected) {
+        await close()
+        throw new UsbError(
+            `no device answered on ${port}: nothing answered the USB handshake (a logger runs DeviceScript and answers at 1,500,000 baud; is it powered, and is this its port?)`,
+        )
+    }
+    return { bus, transport, close }
+}
+
+/** devices other than this bus's own, that have announced and are not lost */
+function farDevices(bus: JDBus): JDDevice[] {
+    return bus.devices({ announced: true, lost: false }).filter(d => d.deviceId !== bus.selfDeviceId)
+}
+
+function describe(d: JDDevice): string {
+    const names = d
+        .services()
+        .filter(s => s.serviceIndex > 0)
+        .map(s => s.specification?.shortName ?? `0x${s.serviceClass.toString(16)}`)
+    return `${d.shortId} (${d.deviceId}; services: ${names.join(", ") || "none"})`
+}
+
+/**
+ * Is this a coldtrace logger? The rule (docs/technician.md):
+ * 1. it has a settings service (the logger's whole interface: keys, config, the log);
+ * 2. it runs DeviceScript: it has the DeviceScript manager service (what `deploy` talks to);
+ * 3. what it has in settings is coldtrace's: a `fw` setting, when present, starts "ct-fw-"; a
+ *    `devid`, when present, is 8 bytes.
+ * An unprovisioned coldtrace firmware has no devid; 3 then rests on `fw`, which the firmware does
+ * not publish yet (proposed: it writes FIRMWARE_ID there at boot), so a blank DeviceScript board
+ * with a settings service passes 1-2 and is treated as an unprovisioned logger.
+ * Returns the reason it is not one, or the identity read.
+ */
+export async function recogniseLogger(
+    device: JDDevice,
+    settings: SettingsClient,
+): Promise<{ fw?: string; devid?: string } | { not: string }> {
+    if (!device.hasService(SRV_DEVICE_SCRIPT_MANAGER))
+        return { not: `${describe(device)} runs no DeviceScript program (no DeviceScript manager service)` }
+    const fw = await readSetting(settings, "fw")
+    if (fw && !fw.toString("latin1").startsWith(FIRMWARE_PREFIX))
+        return { not: `${describe(device)} runs other firmware (its fw setting is ${JSON.stringify(fw.toString("latin1"))})` }
+    const devid = await readSetting(settings, "devid")
+    if (devid && devid.length !== 8) return { not: `${describe(device)} has a devid setting of ${devid.length} bytes, not coldtrace's 8` }
+    return { fw: fw?.toString("latin1"), devid: devid?.toString("hex") }
+}
+
+/**
+ * Connect to the one logger on `port`: the USB handshake, then exactly one device with a settings
+ * service among the devices that announce themselves, recognised as a coldtrace logger.
+ */
+export async function connectLogger(port: string | Candidate, opts: ConnectOptions = {}): Promise<LoggerLink> {
+    const path = typeof port === "string" ? port : port.path
+    const timeoutMs = opts.timeoutMs ?? 10_000
+    const settleMs = opts.settleMs ?? 1_200
+    const usb = await openUsbBus(path, timeoutMs)
+    try {
+        const { bus } = usb
+        const t0 = Date.now()
+        while (farDevices(bus).length === 0 && Date.now() - t0 < timeoutMs) await sleep(50)
+        if (farDevices(bus).length === 0)
+            throw new UsbError(
+                `no device answered on ${path}: the USB link is up but no device announced itself within ${timeoutMs / 1000} s`,
+            )
+        // every device announces twice a second: by now all of them have
+        await sleep(settleMs)
+        const devices = farDevices(bus)
+        const withSettings = devices.filter(d => d.hasService(SRV_SETTINGS))
+        if (withSettings.length === 0)
+            throw new UsbError(`not a coldtrace logger: the device on ${path} has no settings service: ${devices.map(describe).join("; ")}`)
+        if (withSettings.length > 1)
+            throw new UsbError(
+                `${withSettings.length} devices with a settings service answered on ${path} (one logger per cable): ${withSettings.map(describe).join("; ")}`,
+            )
+        const device = withSettings[0]
+        const settings = new SettingsClient(device.services({ serviceClass: SRV_SETTINGS })[0])
+        const id = await recogniseLogger(device, settings)
+        if ("not" in id) throw new UsbError(`not a coldtrace logger: ${id.not}`)
+        return { port: path, bus, device, settings, fw: id.fw, devid: id.devid, close: usb.close }
+    } catch (e) {
+        await usb.close()
+        throw e
+    }
+}
+
+const sleep = (ms: number) => new Promise(r => setTimeout(r, ms))

@@ -1,0 +1,361 @@
+// `coldtrace device list|status|logs|readout|provision|wipe`: a technician's commands over a
+// logger's USB cable (docs/technician.md). Each connects with src/usb/connect.ts (serialport +
+// jacdac-ts, as the DeviceScript CLI does) and then uses the same code as the simulator: the
+// settings client (src/provision), the flash export (src/sim/export.ts), the report (src/report).
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs"
+import path from "node:path"
+import { LoggerPriority, LoggerCmd, PACKET_REPORT, SRV_LOGGER, type JDBus, type Packet } from "jacdac-ts"
+import { UsageError, runCommand, type CommandSpec, type Values } from "../cli/args.js"
+import {
+    DEVICE_LIST_SPEC,
+    DEVICE_LOGS_SPEC,
+    DEVICE_PROVISION_SPEC,
+    DEVICE_READOUT_SPEC,
+    DEVICE_STATUS_SPEC,
+    DEVICE_WIPE_SPEC,
+} from "../cli/commands.js"
+import { PRESETS } from "../alarms/presets.js"
+import {
+    ProvisionError,
+    configHash,
+    deviceSecretJson,
+    newDeviceKeys,
+    provisionValues,
+    writeProvisioning,
+    type DeviceConfig,
+} from "../provision/provision.js"
+import { readSetting } from "../provision/settings.js"
+import { exportDeviceLog } from "../sim/export.js"
+import { LOG_META_KEY, decodeLogMeta } from "../format/index.js"
+import { DiscoveryError, LOGGER_VENDORS, PORTS_ENV, choosePort, listCandidates } from "./discover.js"
+import { UsbError, connectLogger, type LoggerLink } from "./connect.js"
+
+/** bad input for a device command: a usage error, or no/two/wrong devices: one line, exit 2 */
+const isInputError = (e: unknown) => e instanceof UsbError || e instanceof DiscoveryError || e instanceof ProvisionError
+
+/** jacdac-ts writes its transport chatter with console.debug: silence it (device console lines excepted, see logs) */
+function quietJacdac(onDev?: (line: string) => void): () => void {
+    const orig = console.debug
+    console.debug = (...args: unknown[]) => {
+        if (onDev && args.length === 1 && typeof args[0] === "string" && args[0].startsWith("DEV: ")) onDev(args[0].slice(5))
+    }
+    return () => {
+        console.debug = orig
+    }
+}
+
+async function withLogger<T>(port: string | undefined, body: (link: LoggerLink) => Promise<T>, onDev?: (line: string) => void): Promise<T> {
+    const restore = quietJacdac(onDev)
+    try {
+        const chosen = await choosePort(port)
+        const link = await connectLogger(chosen)
+        try {
+            return await body(link)
+        } finally {
+            await link.close()
+        }
+    } finally {
+        restore()
+    }
+}
+
+// ---- list
+
+async function list(): Promise<number> {
+    const c = await listCandidates()
+    if (c.length === 0) {
+        console.log(`no logger-like USB serial port (vendors: ${Object.values(LOGGER_VENDORS).join(", ")}; ${PORTS_ENV} offers others)`)
+        return 0
+    }
+    for (const p of c)
+        console.log(`${p.path}  ${[p.why, p.vendorId && `${p.vendorId}:${p.productId ?? "?"}`, p.serialNumber].filter(Boolean).join("  ")}`)
+    return 0
+}
+
+// ---- status
+
+export interface DeviceStatus {
+    port: string
+    deviceId: string
+    fw: string | null
+    devid: string | null
+    provisioned: boolean
+    endpoint: string | null
+    config: string | null
+    log: { firstBlock: number; lastBlock: number } | null
+}
+
+export async function readStatus(link: LoggerLink): Promise<DeviceStatus> {
+    const s = link.settings
+    const endpoint = await readSetting(s, "endpoint")
+    const cfg = await readSetting(s, "cfg")
+    const meta = await readSetting(s, LOG_META_KEY)
+    let log: DeviceStatus["log"] = null
+    if (meta) {
+        const m = decodeLogMeta(meta)
+        log = { firstBlock: m.firstBlock, lastBlock: m.lastBlock }
+    }
+    return {
+        port: link.port,
+        deviceId: link.device.deviceId,
+        fw: link.fw ?? null,
+        devid: link.devid ?? null,
+        provisioned: !!link.devid && !!endpoint,
+        endpoint: endpoint?.toString("utf8") ?? null,
+        config: cfg?.toString("utf8") ?? null,
+        log,
+    }
+}
+
+async function status(v: Values<typeof DEVICE_STATUS_SPEC>): Promise<number> {
+    const st = await withLogger(v.port, readStatus)
+    if (v.json) console.log(JSON.stringify(st, null, 1))
+    else {
+        console.log(`logger on ${st.port} (Jacdac device ${st.deviceId})`)
+        console.log(`  firmware     ${st.fw ?? "(not published)"}`)
+        console.log(`  devid        ${st.devid ?? "(none: blank)"}`)
+        console.log(`  provisioned  ${st.provisioned ? "yes" : "no"}${st.endpoint ? `, uploads to ${st.endpoint}` : ""}`)
+        if (st.config) console.log(`  config       ${st.config}`)
+        console.log(`  log          ${st.log ? `blocks ${st.log.firstBlock}..${st.log.lastBlock}` : "empty"}`)
+    }
+    return 0
+}
+
+// ---- logs
+
+const PRIORITY = ["debug", "log", "warn", "error"]
+
+/** Logger-service reports of every device on the bus, as lines (what DeviceScript's console.log sends). */
+export function onLoggerReports(bus: JDBus, line: (text: string) => void): () => void {
+    bus.minLoggerPriority = LoggerPriority.Debug
+    return bus.subscribe(PACKET_REPORT, (pkt: Packet) => {
+        if (pkt.serviceClass !== SRV_LOGGER || pkt.serviceCommand < LoggerCmd.Debug || pkt.serviceCommand > LoggerCmd.Error) return
+        const [text] = pkt.jdunpack<[string]>("s")
+        line(`${PRIORITY[pkt.serviceCommand - LoggerCmd.Debug]}: ${text.trimEnd()}`)
+    })
+}
+
+async function logs(v: Values<typeof DEVICE_LOGS_SPEC>): Promise<number> {
+    const forS = v.for === undefined ? undefined : Number(v.for)
+    if (forS !== undefined && !(forS > 0)) throw new UsageError("--for must be a number of seconds above 0")
+    return withLogger(
+        v.port,
+        async link => {
+            console.error(`logs of ${link.devid ?? link.device.deviceId} on ${link.port} (Ctrl-C stops)`)
+            const off = onLoggerReports(link.bus, l => console.log(l))
+            await new Promise<void>(resolve => {
+                const done = () => resolve()
+                process.once("SIGINT", done)
+                if (forS !== undefined) setTimeout(done, forS * 1000)
+            })
+            off()
+            return 0
+        },
+        line => console.log(line),
+    )
+}
+
+// ---- readout
+
+async function readout(v: Values<typeof DEVICE_READOUT_SPEC>): Promise<number> {
+    const out = path.resolve(v.out)
+    if (existsSync(path.join(out, "device-export.json")))
+        throw new UsageError(`${path.join(out, "device-export.json")} exists: choose another --out`)
+    const exp = await withLogger(v.port, async link => {
+        if (!link.devid) throw new UsbError(`the logger on ${link.port} is blank (no devid): nothing to read out`)
+        return exportDeviceLog(link.settings, link.devid)
+    })
+    mkdirSync(out, { recursive: true })
+    const file = path.join(out, "device-export.json")
+    writeFileSync(file, JSON.stringify(exp.file, null, 1) + "\n")
+    const seqs = exp.entries.map(e => e.seq)
+    console.log(
+        `read out device ${exp.file.devid}: ${exp.entries.length} records${seqs.length ? ` (seq ${seqs[0]}..${seqs[seqs.length - 1]})` : ""}, boot ${exp.boot}, acknowledged up to ${exp.ackSeq ?? "-"}`,
+    )
+    for (const p of exp.problems) console.log(`  problem at seq ${p.seq}: ${p.detail}`)
+    console.log(`  wrote ${file}`)
+    if (!v.keys) {
+        console.log(`verify it offline: coldtrace report --export ${file} --keys device-secret.json --out ${out}`)
+        return 0
+    }
+    // the same code path as `coldtrace report --export FILE --keys FILE --out DIR`
+    const { reportCommand } = await import("../report/cli.js")
+    return reportCommand(["--export", file, "--keys", v.keys, "--out", out, "--format", v.format, "--tz", v.tz])
+}
+
+// ---- provision
+
+/** A profile: an alarm preset with a band (5 min samples, hourly uploads), or a JSON file of cfg fields. */
+export function loadProfile(name: string): DeviceConfig {
+    if (/\.json$/i.test(name) || name.includes("/")) {
+        let j: unknown
+        try {
+            j = JSON.parse(readFileSync(name, "utf8"))
+        } catch (e) {
+            throw new UsageError(`cannot read profile ${name}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`)
+        }
+        if (!j || typeof j !== "object" || Array.isArray(j)) throw new UsageError(`profile ${name} must be a JSON object of cfg fields`)
+        return j as DeviceConfig
+    }
+    const p = PRESETS.find(x => x.id === name)
+    const usable = PRESETS.filter(x => x.band).map(x => x.id)
+    if (!p || !p.band) throw new UsageError(`unknown profile ${JSON.stringify(name)}: one of ${usable.join(", ")}, or a JSON file`)
+    return { interval: 300, upload: 3600, low: p.band.low, high: p.band.high, alarms: p.id }
+}
+
+interface AdminTarget {
+    base: string
+    token: string
+}
+
+async function admin(
+    t: AdminTarget,
+    method: string,
+    p: string,
+    body?: unknown,
+): Promise<{ status: number; json: Record<string, unknown> }> {
+    let res: Response
+    try {
+        res = await fetch(new URL(p, t.base), {
+            method,
+            headers: { authorization: `Bearer ${t.token}`, ...(body ? { "content-type": "application/json" } : {}) },
+            body: body ? JSON.stringify(body) : undefined,
+            signal: AbortSignal.timeout(15_000),
+        })
+    } catch (e) {
+        throw new UsbError(`cannot reach the ingest server's admin API at ${t.base}: ${(e as Error).cause ?? (e as Error).message}`)
+    }
+    const json = (await res.json().catch(() => ({}))) as Record<string, unknown>
+    return { status: res.status, json }
+}
+
+function adminToken(file: string | undefined): string {
+    if (file) {
+        try {
+            return readFileSync(file, "utf8").trim()
+        } catch (e) {
+            throw new UsageError(`cannot read admin token file ${file}: ${(e as NodeJS.ErrnoException).code}`)
+        }
+    }
+    const t = process.env.COLDTRACE_ADMIN_TOKEN
+    if (!t) throw new UsageError("the admin API needs a token: --admin-token-file FILE or COLDTRACE_ADMIN_TOKEN")
+    return t
+}
+
+async function provision(v: Values<typeof DEVICE_PROVISION_SPEC>): Promise<number> {
+    const config = loadProfile(v.profile)
+    const keysOut = path.resolve(v["keys-out"])
+    if (existsSync(keysOut)) throw new UsageError(`${keysOut} exists: the escrow keys file is never overwritten`)
+    let server: string
+    try {
+        server = new URL(v.server ?? new URL(v.endpoint).origin).toString()
+    } catch {
+        throw new UsageError(`not a URL: ${v.server ?? v.endpoint}`)
+    }
+    const target: AdminTarget = { base: server, token: adminToken(v["admin-token-file"]) }
+    const keys = newDeviceKeys()
+    const devid = keys.devid.toString("hex")
+    // everything is checked before the cable is touched
+    const values = provisionValues({ ...keys, endpoint: v.endpoint, config, allowHttp: v["allow-http"] })
+    return withLogger(v.port, async link => {
+        const endpoint = await readSetting(link.settings, "endpoint")
+        if (link.devid && endpoint)
+            throw new UsbError(`the logger on ${link.port} is already provisioned as ${link.devid}: read it out and wipe it first`)
+        // 1. the escrow copy first: a registered key must never exist without it
+        writeFileSync(keysOut, JSON.stringify(deviceSecretJson(keys, { config, endpoint: v.endpoint }), null, 1) + "\n", {
+            mode: 0o600,
+            flag: "wx",
+        })
+        // 2. registration
+        const reg = await admin(target, "POST", "/v1/admin/devices", {
+            devid,
+            k0: keys.k0.toString("hex"),
+            ackkey: keys.ackkey.toString("hex"),
+            label: v.label,
+            configHash: configHash(config, v.endpoint).toString("hex"),
+        })
+        if (reg.status !== 201) {
+            renameSync(keysOut, `${keysOut}.unused`)
+            throw new UsbError(
+                `the ingest server refused the registration (${reg.status}): ${reg.json.error ?? "no reason given"}; nothing was written to the logger`,
+            )
+        }
+        // 3. settings, each read back, endpoint last
+        try {
+            await writeProvisioning(link.settings, values)
+        } catch (e) {
+            const why = e instanceof ProvisionError ? e.message : `link lost: ${(e as Error).message}`
+            const undo = await admin(target, "DELETE", `/v1/admin/devices/${devid}`).catch(err => ({
+                status: 0,
+                json: { error: String(err) },
+            }))
+            renameSync(keysOut, `${keysOut}.unused`)
+            console.error(`provisioning ${devid} failed while writing the logger: ${why}`)
+            console.error(
+                undo.status === 200
+                    ? `  rolled back: the registration is retired, the keys file is now ${keysOut}.unused; the logger has no endpoint and stays unprovisioned: run provision again`
+                    : `  the registration could NOT be retired (${undo.status}: ${undo.json.error}): retire ${devid} with DELETE /v1/admin/devices/${devid}; keys file now ${keysOut}.unused`,
+            )
+            return 1
+        }
+        printLabel(devid, config, v.endpoint, v.label)
+        console.log(`  escrow keys: ${keysOut} (mode 0600; keep it offline, it verifies this logger's records)`)
+        return 0
+    })
+}
+
+function printLabel(devid: string, c: DeviceConfig, endpoint: string, label?: string) {
+    const rows = [
+        "coldtrace logger",
+        `devid  ${devid.replace(/(....)(?=.)/g, "$1 ")}`,
+        ...(label ? [`label  ${label}`] : []),
+        `band   ${c.low} .. ${c.high} °C${typeof c.alarms === "string" ? `  (${c.alarms})` : ""}`,
+        `every  ${c.interval} s, upload ${c.upload} s`,
+        `to     ${new URL(endpoint).host}`,
+    ]
+    const w = Math.max(...rows.map(r => r.length))
+    console.log(`+${"-".repeat(w + 2)}+`)
+    for (const r of rows) console.log(`| ${r.padEnd(w)} |`)
+    console.log(`+${"-".repeat(w + 2)}+`)
+}
+
+// ---- wipe
+
+async function wipe(v: Values<typeof DEVICE_WIPE_SPEC>): Promise<number> {
+    return withLogger(v.port, async link => {
+        const is = link.devid ?? "blank"
+        if (v.devid.toLowerCase() !== is) throw new UsbError(`the logger on ${link.port} is ${is}, not ${v.devid}: nothing erased`)
+        await link.settings.clear()
+        const keys = await link.settings.listKeys()
+        if (keys.length) {
+            console.error(`wipe of ${is}: these settings remain: ${keys.join(", ")}`)
+            return 1
+        }
+        console.log(`wiped ${is} on ${link.port}: no settings remain`)
+        return 0
+    })
+}
+
+const SUB: Record<string, { spec: CommandSpec; run: (v: never) => Promise<number> }> = {
+    list: { spec: DEVICE_LIST_SPEC, run: list },
+    status: { spec: DEVICE_STATUS_SPEC, run: status },
+    logs: { spec: DEVICE_LOGS_SPEC, run: logs },
+    readout: { spec: DEVICE_READOUT_SPEC, run: readout },
+    provision: { spec: DEVICE_PROVISION_SPEC, run: provision },
+    wipe: { spec: DEVICE_WIPE_SPEC, run: wipe },
+}
+
+export const DEVICE_VERBS = Object.keys(SUB)
+
+/** `coldtrace device VERB ...` */
+export async function deviceCommand(args: string[]): Promise<number> {
+    const [verb, ...rest] = args
+    const sub = verb !== undefined && Object.hasOwn(SUB, verb) ? SUB[verb] : undefined
+    if (!sub) {
+        console.error(
+            `coldtrace device: ${verb === undefined ? "which one?" : `unknown command ${JSON.stringify(verb)}`} (${DEVICE_VERBS.join(", ")})\n(coldtrace help lists the commands)`,
+        )
+        return 2
+    }
+    return runCommand(sub.spec, rest, sub.run as (v: Values<CommandSpec>) => Promise<number>, isInputError)
+}

@@ -1,0 +1,232 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest"
+import { execFile } from "node:child_process"
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import path from "node:path"
+import { promisify } from "node:util"
+import { startPtyPair, type PtyPair } from "../src/usb/pty.js"
+import { startIngestServer, type IngestServer } from "../src/ingest/server.js"
+import { standInBoard, type Board, type StandIn } from "./helpers/usb-standin.js"
+import { flashExport, shipmentLog } from "./helpers/shipment-log.js"
+
+// `coldtrace device ...` as a technician types it (child processes of bin/coldtrace.js), each over
+// the real serial code path: the command opens the host end of a socat pty pair with serialport and
+// jacdac-ts; this test process serves a stand-in logger on the board end (test/helpers/usb-standin.ts).
+
+const ROOT = path.join(import.meta.dirname, "..")
+const BIN = path.join(ROOT, "bin/coldtrace.js")
+const run = promisify(execFile)
+
+let dir: string
+const cleanups: (() => Promise<unknown>)[] = []
+beforeAll(() => {
+    dir = mkdtempSync(path.join(tmpdir(), "coldtrace-usb-cli-"))
+})
+afterEach(async () => {
+    for (const c of cleanups.splice(0).reverse()) await c().catch(() => {})
+})
+afterAll(() => rmSync(dir, { recursive: true, force: true }))
+
+async function coldtrace(env: Record<string, string>, ...args: string[]): Promise<{ code: number; out: string; err: string }> {
+    try {
+        const r = await run(process.execPath, [BIN, ...args], { cwd: ROOT, timeout: 90_000, env: { ...process.env, ...env } })
+        return { code: 0, out: r.stdout, err: r.stderr }
+    } catch (e) {
+        const x = e as { code: number; stdout: string; stderr: string }
+        return { code: x.code, out: x.stdout, err: x.stderr }
+    }
+}
+
+let n = 0
+async function logger(devices: StandIn[]): Promise<{ p: PtyPair; board: Board }> {
+    n++
+    const p = await startPtyPair(path.join(dir, `board${n}`), path.join(dir, `host${n}`))
+    cleanups.push(() => p.stop())
+    const board = await standInBoard(p, devices)
+    cleanups.push(board.close)
+    return { p, board }
+}
+
+const ADMIN_TOKEN = "usb-test-admin-token-0123456789abcdef"
+
+async function ingest(): Promise<IngestServer> {
+    const server = await startIngestServer({
+        dbPath: path.join(dir, `ingest${++n}.sqlite`),
+        port: 0,
+        adminToken: ADMIN_TOKEN,
+        log: () => {},
+    })
+    cleanups.push(() => server.close())
+    return server
+}
+
+describe("coldtrace device status and list", () => {
+    it("status --json: the logger's identity and provisioning, found through COLDTRACE_USB_PORTS", async () => {
+        const { p } = await logger([
+            {
+                settings: {
+                    fw: Buffer.from("ct-fw-03"),
+                    devid: Buffer.from("c01d7aceb0000001", "hex"),
+                    endpoint: Buffer.from("https://in.example/v1/batch"),
+                },
+            },
+        ])
+        const r = await coldtrace({ COLDTRACE_USB_PORTS: p.b }, "device", "status", "--json")
+        expect(r.err).toBe("")
+        expect(r.code).toBe(0)
+        expect(JSON.parse(r.out)).toMatchObject({
+            port: p.b,
+            fw: "ct-fw-03",
+            devid: "c01d7aceb0000001",
+            provisioned: true,
+            endpoint: "https://in.example/v1/batch",
+            log: null,
+        })
+        const l = await coldtrace({ COLDTRACE_USB_PORTS: `${p.b},${p.a}` }, "device", "list")
+        expect(l).toEqual({ code: 0, out: `${p.b}  COLDTRACE_USB_PORTS\n${p.a}  COLDTRACE_USB_PORTS\n`, err: "" })
+    })
+
+    it("two ports offered, no port, a device that is not a logger: one line, exit 2", async () => {
+        const { p } = await logger([{ buttonOnly: true }])
+        const hint = (m: string) => `coldtrace device status: ${m}\n(coldtrace device status --help for usage)\n`
+        expect(await coldtrace({ COLDTRACE_USB_PORTS: "/dev/a,/dev/b" }, "device", "status")).toEqual({
+            code: 2,
+            out: "",
+            err: hint("2 possible loggers connected (/dev/a, /dev/b): give --port"),
+        })
+        expect(await coldtrace({ COLDTRACE_USB_PORTS: "" }, "device", "status")).toMatchObject({ code: 2, out: "" })
+        const r = await coldtrace({}, "device", "status", "--port", p.b)
+        expect(r.code).toBe(2)
+        expect(r.err).toMatch(/^coldtrace device status: not a coldtrace logger: the device on .* has no settings service/)
+    })
+})
+
+describe("coldtrace device readout", () => {
+    it("reads the flash log over USB into device-export.json and, with the keys, writes a verified report", async () => {
+        const log = shipmentLog()
+        const exp = flashExport(log.w, 100)
+        const { p } = await logger([{ settings: { ...exp.settings, devid: log.w.devid } }])
+        const keys = path.join(dir, "readout-secret.json")
+        writeFileSync(keys, JSON.stringify(log.w.secretJson()))
+        const out = path.join(dir, "readout")
+        const r = await coldtrace({}, "device", "readout", "--port", p.b, "--out", out, "--keys", keys, "--format", "csv")
+        expect(r.err).toBe("")
+        expect(r.code).toBe(0)
+        expect(r.out).toMatch(new RegExp(`^read out device ${log.w.devid}: ${log.w.seq} records \\(seq 0\\.\\.${log.w.seq - 1}\\)`))
+        const file = JSON.parse(readFileSync(path.join(out, "device-export.json"), "utf8"))
+        expect(file).toEqual(exp)
+        expect(existsSync(path.join(out, "report.csv"))).toBe(true)
+    })
+
+    it("a blank logger has nothing to read out", async () => {
+        const { p } = await logger([{}])
+        const r = await coldtrace({}, "device", "readout", "--port", p.b, "--out", path.join(dir, "blank"))
+        expect(r.code).toBe(2)
+        expect(r.err).toContain(`the logger on ${p.b} is blank (no devid): nothing to read out`)
+    })
+})
+
+describe("coldtrace device provision", () => {
+    it("registers the device, writes and reads back every setting, escrows the keys 0600, prints a label", async () => {
+        const server = await ingest()
+        const { p, board } = await logger([{ settings: { fw: Buffer.from("ct-fw-03") } }])
+        const keysOut = path.join(dir, "prov-secret.json")
+        const token = path.join(dir, "admin-token")
+        writeFileSync(token, ADMIN_TOKEN)
+        const r = await coldtrace(
+            {},
+            "device",
+            "provision",
+            "--port",
+            p.b,
+            "--profile",
+            "who-30dtr",
+            "--endpoint",
+            `${server.url}/v1/batch`,
+            "--admin-token-file",
+            token,
+            "--keys-out",
+            keysOut,
+            "--label",
+            "fridge 7",
+            "--allow-http",
+        )
+        expect(r.err).toBe("")
+        expect(r.code).toBe(0)
+        const secret = JSON.parse(readFileSync(keysOut, "utf8"))
+        expect(statSync(keysOut).mode & 0o777).toBe(0o600)
+        expect(r.out).toContain("| coldtrace logger")
+        expect(r.out).toContain(`devid  ${secret.devid.replace(/(....)(?=.)/g, "$1 ")}`)
+        const store = board.stores[0]
+        expect(store.value("devid")?.toString("hex")).toBe(secret.devid)
+        expect(store.value("devkey")?.toString("hex")).toBe(secret.k0)
+        expect(store.value("lockey")?.toString("hex")).toBe(secret.lockey)
+        expect(store.value("cfg")?.toString()).toBe(secret.config)
+        expect(store.value("endpoint")?.toString()).toBe(`${server.url}/v1/batch`)
+        const dev = server.db.prepare("SELECT * FROM devices WHERE devid = ?").get(secret.devid) as Record<string, unknown> | undefined
+        expect(dev).toBeDefined()
+        // provisioning it again is refused: it has an identity and an endpoint
+        const again = await coldtrace(
+            { COLDTRACE_ADMIN_TOKEN: ADMIN_TOKEN },
+            "device",
+            "provision",
+            "--port",
+            p.b,
+            "--profile",
+            "who-30dtr",
+            "--endpoint",
+            `${server.url}/v1/batch`,
+            "--keys-out",
+            path.join(dir, "again.json"),
+            "--allow-http",
+        )
+        expect(again.code).toBe(2)
+        expect(again.err).toContain(`is already provisioned as ${secret.devid}: read it out and wipe it first`)
+    })
+
+    it("the cable pulled mid-way: the registration is retired, the keys file set aside, exit 1", async () => {
+        const server = await ingest()
+        let board: Board | undefined
+        const { p, board: b } = await logger([{ onSet: key => key === "lockey" && void board?.bridge.close() }])
+        board = b
+        const keysOut = path.join(dir, "pulled-secret.json")
+        const r = await coldtrace(
+            { COLDTRACE_ADMIN_TOKEN: ADMIN_TOKEN },
+            "device",
+            "provision",
+            "--port",
+            p.b,
+            "--profile",
+            "who-30dtr",
+            "--endpoint",
+            `${server.url}/v1/batch`,
+            "--keys-out",
+            keysOut,
+            "--allow-http",
+        )
+        expect(r.code).toBe(1)
+        expect(r.err).toMatch(/^provisioning [0-9a-f]{16} failed while writing the logger: /)
+        expect(r.err).toContain("rolled back: the registration is retired")
+        expect(existsSync(keysOut)).toBe(false)
+        const secret = JSON.parse(readFileSync(`${keysOut}.unused`, "utf8"))
+        const res = await fetch(`${server.url}/v1/admin/devices/${secret.devid}`, {
+            method: "DELETE",
+            headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+        })
+        expect(res.status).toBe(404) // already retired
+        expect(board.stores[0].value("endpoint")).toBeUndefined()
+    })
+})
+
+describe("coldtrace device wipe", () => {
+    it("refuses another devid; erases everything for the right one", async () => {
+        const { p, board } = await logger([{ settings: { devid: Buffer.from("c01d7aceb0000009", "hex"), cfg: Buffer.from("{}") } }])
+        const wrong = await coldtrace({}, "device", "wipe", "--port", p.b, "--devid", "c01d7aceb0000001")
+        expect(wrong.code).toBe(2)
+        expect(wrong.err).toContain(`is c01d7aceb0000009, not c01d7aceb0000001: nothing erased`)
+        expect(board.stores[0].value("devid")).toBeDefined()
+        const r = await coldtrace({}, "device", "wipe", "--port", p.b, "--devid", "c01d7aceb0000009")
+        expect(r).toMatchObject({ code: 0, out: `wiped c01d7aceb0000009 on ${p.b}: no settings remain\n` })
+        expect(board.stores[0].value("devid")).toBeUndefined()
+    })
+})
