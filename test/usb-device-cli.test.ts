@@ -65,7 +65,6 @@ describe("coldtrace device status and list", () => {
         const { p } = await logger([
             {
                 settings: {
-                    fw: Buffer.from("ct-fw-03"),
                     devid: Buffer.from("c01d7aceb0000001", "hex"),
                     endpoint: Buffer.from("https://in.example/v1/batch"),
                 },
@@ -76,11 +75,14 @@ describe("coldtrace device status and list", () => {
         expect(r.code).toBe(0)
         expect(JSON.parse(r.out)).toMatchObject({
             port: p.b,
-            fw: "ct-fw-03",
+            program: "coldtrace-logger",
+            version: "v0.3.0",
             devid: "c01d7aceb0000001",
             provisioned: true,
             endpoint: "https://in.example/v1/batch",
-            log: null,
+            log: { records: 0, ackSeq: null, unsent: 0 },
+            alarm: "none",
+            battery: null,
         })
         const l = await coldtrace({ COLDTRACE_USB_PORTS: `${p.b},${p.a}` }, "device", "list")
         expect(l).toEqual({ code: 0, out: `${p.b}  COLDTRACE_USB_PORTS\n${p.a}  COLDTRACE_USB_PORTS\n`, err: "" })
@@ -129,7 +131,7 @@ describe("coldtrace device readout", () => {
 describe("coldtrace device provision", () => {
     it("registers the device, writes and reads back every setting, escrows the keys 0600, prints a label", async () => {
         const server = await ingest()
-        const { p, board } = await logger([{ settings: { fw: Buffer.from("ct-fw-03") } }])
+        const { p, board } = await logger([{ settings: {} }])
         const keysOut = path.join(dir, "prov-secret.json")
         const token = path.join(dir, "admin-token")
         writeFileSync(token, ADMIN_TOKEN)

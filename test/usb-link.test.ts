@@ -66,7 +66,8 @@ describe("a logger on the far end of the cable", () => {
         const link = await connect(p)
         expect(bridge.packetsEnabled).toBe(true)
         expect(link.devid).toBe("0102030405060708")
-        expect(link.fw).toBeUndefined()
+        expect(link.program).toBe("coldtrace-logger")
+        expect(link.version).toBe("v0.3.0")
         expect((await readSetting(link.settings, "cfg"))?.toString()).toBe('{"interval":60}')
         // a write from the host lands in the device's store, and reads back over the link
         await link.settings.setValue("endpoint", Buffer.from("https://ingest.example/v1"))
@@ -76,11 +77,11 @@ describe("a logger on the far end of the cable", () => {
         expect(await readSetting(link.settings, "absent")).toBeUndefined()
     })
 
-    it("an unprovisioned logger (no devid yet) with the firmware's fw setting is one", async () => {
+    it("an unprovisioned logger (no devid yet) running our program is one, a simulator build too", async () => {
         const p = await pty()
-        await board(p, [{ settings: { fw: Buffer.from("ct-fw-03") } }])
+        await board(p, [{ program: "coldtrace-logger sim" }])
         const link = await connect(p)
-        expect(link.fw).toBe("ct-fw-03")
+        expect(link.program).toBe("coldtrace-logger sim")
         expect(link.devid).toBeUndefined()
     })
 
@@ -118,10 +119,10 @@ describe("refusals, each with a clear message", () => {
         expect(await refusal(p)).toMatch(/^not a coldtrace logger: .* runs no DeviceScript program \(no DeviceScript manager service\)$/)
     })
 
-    it("other firmware's fw setting, or a devid that is not 8 bytes: not a coldtrace logger", async () => {
+    it("another program, or a devid that is not 8 bytes: not a coldtrace logger", async () => {
         const p1 = await pty()
-        await board(p1, [{ settings: { fw: Buffer.from("acme-2.1") } }])
-        expect(await refusal(p1)).toMatch(/^not a coldtrace logger: .* runs other firmware \(its fw setting is "acme-2.1"\)$/)
+        await board(p1, [{ program: "acme-thermo" }])
+        expect(await refusal(p1)).toMatch(/^not a coldtrace logger: .* runs another program \("acme-thermo", not coldtrace-logger\)$/)
         const p2 = await pty()
         await board(p2, [{ settings: { devid: Buffer.from("0102", "hex") } }])
         expect(await refusal(p2)).toMatch(/^not a coldtrace logger: .* has a devid setting of 2 bytes, not coldtrace's 8$/)

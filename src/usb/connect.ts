@@ -1,12 +1,14 @@
 import { accessSync, constants, existsSync } from "node:fs"
 import { SerialPort } from "serialport"
 import {
+    DeviceScriptManagerReg,
     JDBus,
     SettingsClient,
     SRV_DEVICE_SCRIPT_MANAGER,
     SRV_SETTINGS,
     createNodeWebSerialTransport,
     type JDDevice,
+    type JDService,
     type Transport,
 } from "jacdac-ts"
 import { readSetting } from "../provision/settings.js"
@@ -15,16 +17,22 @@ import type { Candidate } from "./discover.js"
 /** A command's failure on the USB link, with the message a technician reads. */
 export class UsbError extends Error {}
 
-/** the firmware's build id prefix (devs/app/logger.ts FIRMWARE_ID, "ct-fw-NN") */
-export const FIRMWARE_PREFIX = "ct-fw-"
+/**
+ * The program name our firmware's DeviceScript manager reports: the package name in devs/package.json
+ * (`devs build` names the program after it, with the entry point appended for the simulator builds:
+ * "coldtrace-logger sim").
+ */
+export const PROGRAM_NAME = "coldtrace-logger"
 
 export interface LoggerLink {
     port: string
     bus: JDBus
     device: JDDevice
     settings: SettingsClient
-    /** the settings key `fw` when the firmware publishes it (see recogniseLogger) */
-    fw?: string
+    /** the program the DeviceScript manager reports (recogniseLogger) */
+    program: string
+    /** its version (the build's `git describe`), "" when the build had none */
+    version: string
     /** the provisioned device id (hex), if any */
     devid?: string
     close(): Promise<void>
@@ -118,25 +126,31 @@ function describe(d: JDDevice): string {
  * Is this a coldtrace logger? The rule (docs/technician.md):
  * 1. it has a settings service (the logger's whole interface: keys, config, the log);
  * 2. it runs DeviceScript: it has the DeviceScript manager service (what `deploy` talks to);
- * 3. what it has in settings is coldtrace's: a `fw` setting, when present, starts "ct-fw-"; a
- *    `devid`, when present, is 8 bytes.
- * An unprovisioned coldtrace firmware has no devid; 3 then rests on `fw`, which the firmware does
- * not publish yet (proposed: it writes FIRMWARE_ID there at boot), so a blank DeviceScript board
- * with a settings service passes 1-2 and is treated as an unprovisioned logger.
+ * 3. the program that manager reports is ours: its name is "coldtrace-logger" (the board) or starts
+ *    with "coldtrace-logger " (a simulator build); a program name costs the firmware no code;
+ * 4. a `devid` setting, when present, is 8 bytes.
  * Returns the reason it is not one, or the identity read.
  */
 export async function recogniseLogger(
     device: JDDevice,
     settings: SettingsClient,
-): Promise<{ fw?: string; devid?: string } | { not: string }> {
-    if (!device.hasService(SRV_DEVICE_SCRIPT_MANAGER))
-        return { not: `${describe(device)} runs no DeviceScript program (no DeviceScript manager service)` }
-    const fw = await readSetting(settings, "fw")
-    if (fw && !fw.toString("latin1").startsWith(FIRMWARE_PREFIX))
-        return { not: `${describe(device)} runs other firmware (its fw setting is ${JSON.stringify(fw.toString("latin1"))})` }
+): Promise<{ program: string; version: string; devid?: string } | { not: string }> {
+    const manager = device.services({ serviceClass: SRV_DEVICE_SCRIPT_MANAGER })[0]
+    if (!manager) return { not: `${describe(device)} runs no DeviceScript program (no DeviceScript manager service)` }
+    const program = await readString(manager, DeviceScriptManagerReg.ProgramName)
+    if (program !== PROGRAM_NAME && !program.startsWith(PROGRAM_NAME + " "))
+        return { not: `${describe(device)} runs another program (${program ? JSON.stringify(program) : "no program name"}, not ${PROGRAM_NAME})` }
+    const version = await readString(manager, DeviceScriptManagerReg.ProgramVersion)
     const devid = await readSetting(settings, "devid")
     if (devid && devid.length !== 8) return { not: `${describe(device)} has a devid setting of ${devid.length} bytes, not coldtrace's 8` }
-    return { fw: fw?.toString("latin1"), devid: devid?.toString("hex") }
+    return { program, version, devid: devid?.toString("hex") }
+}
+
+/** a string register, "" when the device does not answer it */
+async function readString(service: JDService, reg: number): Promise<string> {
+    const r = service.register(reg)
+    await r.refresh()
+    return r.stringValue ?? ""
 }
 
 /**
@@ -170,7 +184,7 @@ export async function connectLogger(port: string | Candidate, opts: ConnectOptio
         const settings = new SettingsClient(device.services({ serviceClass: SRV_SETTINGS })[0])
         const id = await recogniseLogger(device, settings)
         if ("not" in id) throw new UsbError(`not a coldtrace logger: ${id.not}`)
-        return { port: path, bus, device, settings, fw: id.fw, devid: id.devid, close: usb.close }
+        return { port: path, bus, device, settings, program: id.program, version: id.version, devid: id.devid, close: usb.close }
     } catch (e) {
         await usb.close()
         throw e

@@ -26,7 +26,8 @@ import {
 } from "../provision/provision.js"
 import { readSetting } from "../provision/settings.js"
 import { exportDeviceLog } from "../sim/export.js"
-import { LOG_META_KEY, decodeLogMeta } from "../format/index.js"
+import { ALARM_TYPE, KIND, decodeRecord, type AlarmRecord, type BatteryRecord, type LogRecord } from "../format/index.js"
+import { placeRecords } from "../verify/timeline.js"
 import { DiscoveryError, LOGGER_VENDORS, PORTS_ENV, choosePort, listCandidates } from "./discover.js"
 import { UsbError, connectLogger, type LoggerLink } from "./connect.js"
 
@@ -77,48 +78,115 @@ async function list(): Promise<number> {
 export interface DeviceStatus {
     port: string
     deviceId: string
-    fw: string | null
+    /** the program and version the DeviceScript manager reports */
+    program: string
+    version: string
     devid: string | null
     provisioned: boolean
     endpoint: string | null
     config: string | null
-    log: { firstBlock: number; lastBlock: number } | null
+    /** what the flash holds (read the way `readout` does, nothing secret) */
+    log: {
+        records: number
+        firstSeq: number | null
+        lastSeq: number | null
+        /** the last seq the server acknowledged, null: none yet */
+        ackSeq: number | null
+        /** records not yet acknowledged (they are why the logger must not be wiped) */
+        unsent: number
+        boots: number
+        problems: string[]
+    }
+    /** the alarm state the last alarm record left (none: no alarm record held) */
+    alarm: "none" | "out of band (above)" | "out of band (below)" | "back in band"
+    /** UTC of the newest record held that the log's time records place, ISO; null when none is placed */
+    lastRecordUtc: string | null
+    /** the last battery record held: this firmware writes none yet (issue 10) */
+    battery: { mv: number; level: number; utc: string | null } | null
+}
+
+const ALARM_STATE: Record<number, DeviceStatus["alarm"]> = {
+    [ALARM_TYPE.aboveBand]: "out of band (above)",
+    [ALARM_TYPE.belowBand]: "out of band (below)",
+    [ALARM_TYPE.backInBand]: "back in band",
 }
 
 export async function readStatus(link: LoggerLink): Promise<DeviceStatus> {
     const s = link.settings
     const endpoint = await readSetting(s, "endpoint")
     const cfg = await readSetting(s, "cfg")
-    const meta = await readSetting(s, LOG_META_KEY)
-    let log: DeviceStatus["log"] = null
-    if (meta) {
-        const m = decodeLogMeta(meta)
-        log = { firstBlock: m.firstBlock, lastBlock: m.lastBlock }
+    const exp = await exportDeviceLog(s, link.devid ?? "")
+    const records: LogRecord[] = []
+    const problems = exp.problems.map(p => `seq ${p.seq}: ${p.detail}`)
+    for (const e of exp.entries)
+        try {
+            records.push(decodeRecord(e.bytes))
+        } catch (err) {
+            problems.push(`seq ${e.seq}: ${(err as Error).message}`)
+        }
+    const placed = new Map(placeRecords(records).map(p => [p.seq, p.utc]))
+    const iso = (seq: number) => {
+        const utc = placed.get(seq)
+        return utc === null || utc === undefined ? null : new Date(utc).toISOString()
     }
+    const alarm = records.filter(r => r.kind === KIND.alarm).pop() as AlarmRecord | undefined
+    const battery = records.filter(r => r.kind === KIND.battery).pop() as BatteryRecord | undefined
+    const placedSeqs = records.filter(r => placed.get(r.seq) !== null && placed.get(r.seq) !== undefined)
+    const last = records.length ? records[records.length - 1].seq : null
     return {
         port: link.port,
         deviceId: link.device.deviceId,
-        fw: link.fw ?? null,
+        program: link.program,
+        version: link.version,
         devid: link.devid ?? null,
         provisioned: !!link.devid && !!endpoint,
         endpoint: endpoint?.toString("utf8") ?? null,
         config: cfg?.toString("utf8") ?? null,
-        log,
+        log: {
+            records: records.length,
+            firstSeq: records.length ? records[0].seq : null,
+            lastSeq: last,
+            ackSeq: exp.ackSeq,
+            unsent: last === null ? 0 : last - (exp.ackSeq ?? -1),
+            boots: exp.boot,
+            problems,
+        },
+        alarm: alarm ? (ALARM_STATE[alarm.type] ?? "none") : "none",
+        lastRecordUtc: placedSeqs.length ? iso(placedSeqs[placedSeqs.length - 1].seq) : null,
+        battery: battery ? { mv: battery.mv, level: battery.level, utc: iso(battery.seq) } : null,
     }
 }
 
 async function status(v: Values<typeof DEVICE_STATUS_SPEC>): Promise<number> {
     const st = await withLogger(v.port, readStatus)
     if (v.json) console.log(JSON.stringify(st, null, 1))
-    else {
-        console.log(`logger on ${st.port} (Jacdac device ${st.deviceId})`)
-        console.log(`  firmware     ${st.fw ?? "(not published)"}`)
-        console.log(`  devid        ${st.devid ?? "(none: blank)"}`)
-        console.log(`  provisioned  ${st.provisioned ? "yes" : "no"}${st.endpoint ? `, uploads to ${st.endpoint}` : ""}`)
-        if (st.config) console.log(`  config       ${st.config}`)
-        console.log(`  log          ${st.log ? `blocks ${st.log.firstBlock}..${st.log.lastBlock}` : "empty"}`)
-    }
+    else for (const line of statusLines(st)) console.log(line)
     return 0
+}
+
+/** The status as a technician reads it. */
+export function statusLines(st: DeviceStatus): string[] {
+    const l = st.log
+    const held = l.records
+        ? `${l.records} records (seq ${l.firstSeq}..${l.lastSeq}), ${l.unsent} not yet acknowledged by the server` +
+          (l.ackSeq === null ? " (no ack yet)" : ` (acknowledged up to seq ${l.ackSeq})`)
+        : "empty"
+    const out = [
+        `logger on ${st.port} (Jacdac device ${st.deviceId})`,
+        `  firmware     ${st.program}${st.version ? ` ${st.version}` : ""}`,
+        `  devid        ${st.devid ?? "(none: blank)"}`,
+        `  provisioned  ${st.provisioned ? "yes" : "no"}${st.endpoint ? `, uploads to ${st.endpoint}` : ""}`,
+    ]
+    if (st.config) out.push(`  config       ${st.config}`)
+    out.push(
+        `  log          ${held}`,
+        `  boots        ${l.boots}`,
+        `  alarm        ${st.alarm}`,
+        `  clock        ${st.lastRecordUtc ? `newest record at ${st.lastRecordUtc} (UTC, from the log's time records)` : "no record placed in UTC yet"}`,
+        `  battery      ${st.battery ? `${(st.battery.mv / 1000).toFixed(2)} V, level ${st.battery.level}${st.battery.utc ? ` at ${st.battery.utc}` : ""}` : "no battery record (this firmware does not measure the cell yet)"}`,
+    )
+    for (const p of l.problems) out.push(`  PROBLEM      ${p}`)
+    return out
 }
 
 // ---- logs

@@ -1,7 +1,15 @@
 // A stand-in for "a device on the far end of the USB cable": jacdac-ts servers on a bus, bridged onto
 // a pty end with the board side of the serial protocol (src/usb/bridge.ts). The real-VM tests put
 // the firmware there instead.
-import { JDBus, JDServerServiceProvider, JDServiceServer, SettingsServer, SRV_DEVICE_SCRIPT_MANAGER, SRV_BUTTON } from "jacdac-ts"
+import {
+    DeviceScriptManagerReg,
+    JDBus,
+    JDServerServiceProvider,
+    JDServiceServer,
+    SettingsServer,
+    SRV_DEVICE_SCRIPT_MANAGER,
+    SRV_BUTTON,
+} from "jacdac-ts"
 import { attachSerialBridge, type SerialBridge } from "../../src/usb/bridge.js"
 import type { PtyPair } from "../../src/usb/pty.js"
 
@@ -12,6 +20,8 @@ export interface StandIn {
     onSet?: (key: string) => void
     /** host a DeviceScript manager service (a coldtrace logger does) */
     manager?: boolean
+    /** the program name that manager reports (default "coldtrace-logger", as devs/package.json makes it) */
+    program?: string
     /** a button only (some other Jacdac device) */
     buttonOnly?: boolean
 }
@@ -66,7 +76,12 @@ export async function standInBoard(p: PtyPair, devices: StandIn[]): Promise<Boar
             stores.push(store)
             store.onSet = d.onSet
             services.push(new SettingsServer(store))
-            if (d.manager ?? true) services.push(new JDServiceServer(SRV_DEVICE_SCRIPT_MANAGER))
+            if (d.manager ?? true) {
+                const manager = new JDServiceServer(SRV_DEVICE_SCRIPT_MANAGER)
+                manager.addRegister(DeviceScriptManagerReg.ProgramName, [d.program ?? "coldtrace-logger"])
+                manager.addRegister(DeviceScriptManagerReg.ProgramVersion, ["v0.3.0"])
+                services.push(manager)
+            }
         }
         bus.addServiceProvider(new JDServerServiceProvider(`standin${i}`, services))
     })
