@@ -139,7 +139,9 @@ export async function recogniseLogger(
     if (!manager) return { not: `${describe(device)} runs no DeviceScript program (no DeviceScript manager service)` }
     const program = await readString(manager, DeviceScriptManagerReg.ProgramName)
     if (program !== PROGRAM_NAME && !program.startsWith(PROGRAM_NAME + " "))
-        return { not: `${describe(device)} runs another program (${program ? JSON.stringify(program) : "no program name"}, not ${PROGRAM_NAME})` }
+        return {
+            not: `${describe(device)} runs another program (${program ? JSON.stringify(program) : "no program name"}, not ${PROGRAM_NAME})`,
+        }
     const version = await readString(manager, DeviceScriptManagerReg.ProgramVersion)
     const devid = await readSetting(settings, "devid")
     if (devid && devid.length !== 8) return { not: `${describe(device)} has a devid setting of ${devid.length} bytes, not coldtrace's 8` }

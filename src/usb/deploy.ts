@@ -15,7 +15,8 @@ export class DeployError extends Error {}
 /** Why `bytes` is not a DeviceScript image we would send, or undefined when it looks like one. */
 export function imageProblem(bytes: Uint8Array): string | undefined {
     if (bytes.length < 64) return `${bytes.length} bytes: too short for a DeviceScript image`
-    if (!Buffer.from(bytes.subarray(0, 8)).equals(IMAGE_MAGIC)) return "not a DeviceScript image (no DevS header): build it with `devs build`"
+    if (!Buffer.from(bytes.subarray(0, 8)).equals(IMAGE_MAGIC))
+        return "not a DeviceScript image (no DevS header): build it with `devs build`"
     if (bytes.length > MAX_IMAGE) return `${bytes.length} bytes: larger than any logger's program space`
     return undefined
 }
