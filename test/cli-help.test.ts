@@ -82,7 +82,7 @@ describe("coldtrace help", () => {
         expect(await coldtrace("device", "frobnicate")).toEqual({
             code: 2,
             out: "",
-            err: 'coldtrace device: unknown command "frobnicate" (list, status, logs, readout, provision, wipe)\n(coldtrace help lists the commands)\n',
+            err: 'coldtrace device: unknown command "frobnicate" (list, status, logs, readout, provision, wipe, deploy)\n(coldtrace help lists the commands)\n',
         })
     })
 })

@@ -280,7 +280,8 @@ Exit 0 provisioned, 1 failed (rolled back), ${DEVICE_EXIT.slice(5)}`,
 
 export const DEVICE_WIPE_SPEC = {
     name: "device wipe",
-    summary: "Erase a logger's settings: identity, keys, configuration and its log (after a read-out).",
+    summary: "Decommission a logger: erase its identity, keys, configuration and log; retire it at the ingest server.",
+    forms: ["--devid [--port] [--server [--admin-token-file]] [--force]"],
     options: {
         port: PORT,
         devid: {
@@ -289,9 +290,31 @@ export const DEVICE_WIPE_SPEC = {
             required: "name the logger you mean to wipe",
             help: "the logger's device id, as its label shows (blank: the word blank)",
         },
+        server: { type: "string", value: "URL", help: "the ingest server whose admin API retires the device (recorded there)" },
+        "admin-token-file": { type: "string", value: "FILE", help: "the admin API's bearer token (or COLDTRACE_ADMIN_TOKEN)" },
+        force: { type: "boolean", help: "wipe although the logger holds records the server has not acknowledged" },
     },
-    notes: `Refuses when --devid is not the connected logger's. The log is gone afterwards: read it out first.
-Exit 0 wiped, 1 not everything erased, ${DEVICE_EXIT.slice(5)}`,
+    notes: `Refuses when --devid is not the connected logger's, and (without --force) while it holds records the
+server has not acknowledged: read them out first (device readout). With --server the device is retired
+there after the erase (its batches are refused from then on). Exit 0 wiped (and retired), 1 not
+everything erased or not retired, ${DEVICE_EXIT.slice(5)}`,
+} as const satisfies CommandSpec
+
+export const DEVICE_DEPLOY_SPEC = {
+    name: "device deploy",
+    summary: "Put a firmware image (devs build output) on a logger over USB; an image it already runs is not rewritten.",
+    options: {
+        port: PORT,
+        image: {
+            type: "string",
+            value: "FILE",
+            required: true,
+            help: "the DeviceScript image (.devs), e.g. devs/.devicescript/bin/bytecode.devs",
+        },
+    },
+    notes: `The program is stopped, the image sent, the program started again; the hash the logger then reports
+must be the image's. The next boot record names the new program (the verifier lists it). Exit 0,
+1 the deploy failed, ${DEVICE_EXIT.slice(5)}`,
 } as const satisfies CommandSpec
 
 export const DEVICE_COMMANDS = [
@@ -301,6 +324,7 @@ export const DEVICE_COMMANDS = [
     DEVICE_READOUT_SPEC,
     DEVICE_PROVISION_SPEC,
     DEVICE_WIPE_SPEC,
+    DEVICE_DEPLOY_SPEC,
 ] as const satisfies readonly CommandSpec[]
 
 /** Every command, in the order `coldtrace help` lists them. */

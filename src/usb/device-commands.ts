@@ -4,7 +4,7 @@
 // settings client (src/provision), the flash export (src/sim/export.ts), the report (src/report).
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs"
 import path from "node:path"
-import { LoggerPriority, LoggerCmd, PACKET_REPORT, SRV_LOGGER, type JDBus, type Packet } from "jacdac-ts"
+import { LoggerPriority, LoggerCmd, PACKET_REPORT, SRV_DEVICE_SCRIPT_MANAGER, SRV_LOGGER, type JDBus, type Packet } from "jacdac-ts"
 import { UsageError, runCommand, type CommandSpec, type Values } from "../cli/args.js"
 import {
     DEVICE_LIST_SPEC,
@@ -13,6 +13,7 @@ import {
     DEVICE_READOUT_SPEC,
     DEVICE_STATUS_SPEC,
     DEVICE_WIPE_SPEC,
+    DEVICE_DEPLOY_SPEC,
 } from "../cli/commands.js"
 import { PRESETS } from "../alarms/presets.js"
 import {
@@ -30,6 +31,7 @@ import { ALARM_TYPE, KIND, decodeRecord, type AlarmRecord, type BatteryRecord, t
 import { placeRecords } from "../verify/timeline.js"
 import { DiscoveryError, LOGGER_VENDORS, PORTS_ENV, choosePort, listCandidates } from "./discover.js"
 import { UsbError, connectLogger, type LoggerLink } from "./connect.js"
+import { DeployError, deployImage, imageProblem } from "./deploy.js"
 
 /** bad input for a device command: a usage error, or no/two/wrong devices: one line, exit 2 */
 const isInputError = (e: unknown) => e instanceof UsbError || e instanceof DiscoveryError || e instanceof ProvisionError
@@ -390,9 +392,15 @@ function printLabel(devid: string, c: DeviceConfig, endpoint: string, label?: st
 // ---- wipe
 
 async function wipe(v: Values<typeof DEVICE_WIPE_SPEC>): Promise<number> {
+    const target = v.server ? { base: adminBase(v.server), token: adminToken(v["admin-token-file"]) } : undefined
     return withLogger(v.port, async link => {
         const is = link.devid ?? "blank"
         if (v.devid.toLowerCase() !== is) throw new UsbError(`the logger on ${link.port} is ${is}, not ${v.devid}: nothing erased`)
+        const st = await readStatus(link)
+        if (st.log.unsent > 0 && !v.force)
+            throw new UsbError(
+                `the logger ${is} holds ${st.log.unsent} records the server has not acknowledged: read them out first (coldtrace device readout), or --force: nothing erased`,
+            )
         await link.settings.clear()
         const keys = await link.settings.listKeys()
         if (keys.length) {
@@ -400,6 +408,53 @@ async function wipe(v: Values<typeof DEVICE_WIPE_SPEC>): Promise<number> {
             return 1
         }
         console.log(`wiped ${is} on ${link.port}: no settings remain`)
+        if (!target || !link.devid) return 0
+        const r = await admin(target, "DELETE", `/v1/admin/devices/${link.devid}`)
+        if (r.status !== 200) {
+            console.error(
+                `not retired at ${target.base}: ${r.status} ${r.json.error ?? ""}; retire ${link.devid} with DELETE /v1/admin/devices/${link.devid}`,
+            )
+            return 1
+        }
+        console.log(`retired ${link.devid} at ${target.base}: its batches are refused from now on`)
+        return 0
+    })
+}
+
+function adminBase(url: string): string {
+    try {
+        return new URL(url).toString()
+    } catch {
+        throw new UsageError(`not a URL: ${url}`)
+    }
+}
+
+async function deploy(v: Values<typeof DEVICE_DEPLOY_SPEC>): Promise<number> {
+    let image: Buffer
+    try {
+        image = readFileSync(v.image)
+    } catch (e) {
+        throw new UsageError(`cannot read ${v.image}: ${(e as NodeJS.ErrnoException).code}`)
+    }
+    const problem = imageProblem(image)
+    if (problem) throw new UsageError(`${v.image}: ${problem}`)
+    return withLogger(v.port, async link => {
+        const manager = link.device.services({ serviceClass: SRV_DEVICE_SCRIPT_MANAGER })[0]
+        let shown = -1
+        let r
+        try {
+            r = await deployImage(manager, image, f => {
+                const pct = Math.floor(f * 10) * 10
+                if (pct > shown) process.stdout.write(`  ${pct}%${pct === 100 ? "\n" : ""}`)
+                shown = pct
+            })
+        } catch (e) {
+            if (!(e instanceof DeployError)) throw e
+            console.error(`deploy to ${link.port} failed: ${e.message}`)
+            return 1
+        }
+        if (!r.written) console.log(`${link.port}: the logger already runs this image (sha256 ${r.sha256}): nothing written`)
+        else console.log(`deployed ${image.length} bytes to ${link.devid ?? "a blank logger"} on ${link.port} (sha256 ${r.sha256})`)
         return 0
     })
 }
@@ -411,6 +466,7 @@ const SUB: Record<string, { spec: CommandSpec; run: (v: never) => Promise<number
     readout: { spec: DEVICE_READOUT_SPEC, run: readout },
     provision: { spec: DEVICE_PROVISION_SPEC, run: provision },
     wipe: { spec: DEVICE_WIPE_SPEC, run: wipe },
+    deploy: { spec: DEVICE_DEPLOY_SPEC, run: deploy },
 }
 
 export const DEVICE_VERBS = Object.keys(SUB)
