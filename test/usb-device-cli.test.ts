@@ -1,9 +1,8 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest"
-import { execFile } from "node:child_process"
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import path from "node:path"
-import { promisify } from "node:util"
+import { coldtrace } from "./helpers/coldtrace-cli.js"
 import { startPtyPair, type PtyPair } from "../src/usb/pty.js"
 import { startIngestServer, type IngestServer } from "../src/ingest/server.js"
 import { standInBoard, type Board, type StandIn } from "./helpers/usb-standin.js"
@@ -12,10 +11,6 @@ import { flashExport, shipmentLog } from "./helpers/shipment-log.js"
 // `coldtrace device ...` as a technician types it (child processes of bin/coldtrace.js), each over
 // the real serial code path: the command opens the host end of a socat pty pair with serialport and
 // jacdac-ts; this test process serves a stand-in logger on the board end (test/helpers/usb-standin.ts).
-
-const ROOT = path.join(import.meta.dirname, "..")
-const BIN = path.join(ROOT, "bin/coldtrace.js")
-const run = promisify(execFile)
 
 let dir: string
 const cleanups: (() => Promise<unknown>)[] = []
@@ -26,16 +21,6 @@ afterEach(async () => {
     for (const c of cleanups.splice(0).reverse()) await c().catch(() => {})
 })
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
-
-async function coldtrace(env: Record<string, string>, ...args: string[]): Promise<{ code: number; out: string; err: string }> {
-    try {
-        const r = await run(process.execPath, [BIN, ...args], { cwd: ROOT, timeout: 90_000, env: { ...process.env, ...env } })
-        return { code: 0, out: r.stdout, err: r.stderr }
-    } catch (e) {
-        const x = e as { code: number; stdout: string; stderr: string }
-        return { code: x.code, out: x.stdout, err: x.stderr }
-    }
-}
 
 let n = 0
 async function logger(devices: StandIn[]): Promise<{ p: PtyPair; board: Board }> {

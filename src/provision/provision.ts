@@ -50,6 +50,20 @@ export function newDeviceKeys(devid: Buffer = randomBytes(8)): DeviceKeys {
 }
 
 /**
+ * A short public name for a device's key set (the label's `key` line, the escrow file's
+ * `fingerprint`): the first 8 bytes of SHA-256 over a domain string, the device id and the three keys.
+ * It lets a person match a logger's label to its escrow file; it reveals nothing of the keys.
+ */
+export function keyFingerprint(k: DeviceKeys): string {
+    const h = createHash("sha256").update("coldtrace-key-fingerprint-v1").update(k.devid).update(k.k0).update(k.ackkey).update(k.lockey)
+    return h
+        .digest()
+        .subarray(0, 8)
+        .toString("hex")
+        .replace(/(....)(?=.)/g, "$1 ")
+}
+
+/**
  * The keys file a verifier needs (`device-secret.json`, written with mode 0600; never logged).
  * With the provisioning it also escrows the configuration: its text, the endpoint and the hash
  * the logger's config records must carry (the verifier checks them against it).
@@ -57,6 +71,7 @@ export function newDeviceKeys(devid: Buffer = randomBytes(8)): DeviceKeys {
 export function deviceSecretJson(k: DeviceKeys, p?: { config: DeviceConfig; endpoint: string }) {
     return {
         devid: k.devid.toString("hex"),
+        fingerprint: keyFingerprint(k),
         k0: k.k0.toString("hex"),
         ackkey: k.ackkey.toString("hex"),
         lockey: k.lockey.toString("hex"),

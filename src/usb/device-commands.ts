@@ -20,6 +20,7 @@ import {
     ProvisionError,
     configHash,
     deviceSecretJson,
+    keyFingerprint,
     newDeviceKeys,
     provisionValues,
     writeProvisioning,
@@ -316,6 +317,8 @@ async function provision(v: Values<typeof DEVICE_PROVISION_SPEC>): Promise<numbe
     const config = loadProfile(v.profile)
     const keysOut = path.resolve(v["keys-out"])
     if (existsSync(keysOut)) throw new UsageError(`${keysOut} exists: the escrow keys file is never overwritten`)
+    // its folder is made owner-only when the tool makes it (an existing one is left as it is)
+    mkdirSync(path.dirname(keysOut), { recursive: true, mode: 0o700 })
     let server: string
     try {
         server = new URL(v.server ?? new URL(v.endpoint).origin).toString()
@@ -368,16 +371,17 @@ async function provision(v: Values<typeof DEVICE_PROVISION_SPEC>): Promise<numbe
             )
             return 1
         }
-        printLabel(devid, config, v.endpoint, v.label)
+        printLabel(devid, keyFingerprint(keys), config, v.endpoint, v.label)
         console.log(`  escrow keys: ${keysOut} (mode 0600; keep it offline, it verifies this logger's records)`)
         return 0
     })
 }
 
-function printLabel(devid: string, c: DeviceConfig, endpoint: string, label?: string) {
+function printLabel(devid: string, fingerprint: string, c: DeviceConfig, endpoint: string, label?: string) {
     const rows = [
         "coldtrace logger",
         `devid  ${devid.replace(/(....)(?=.)/g, "$1 ")}`,
+        `key    ${fingerprint}`,
         ...(label ? [`label  ${label}`] : []),
         `band   ${c.low} .. ${c.high} °C${typeof c.alarms === "string" ? `  (${c.alarms})` : ""}`,
         `every  ${c.interval} s, upload ${c.upload} s`,

@@ -1,0 +1,120 @@
+import { describe, it, expect, beforeAll, afterAll } from "vitest"
+import path from "node:path"
+import os from "node:os"
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs"
+import { runScenario, type RunResult } from "../src/sim/run.js"
+import { loadScenario } from "../src/sim/scenario.js"
+import { ROOT } from "../src/sim/vm.js"
+import { startPtyPair, type PtyPair } from "../src/usb/pty.js"
+import { attachSerialBridge } from "../src/usb/bridge.js"
+import { coldtrace, type CliResult } from "./helpers/coldtrace-cli.js"
+
+// Issue 14 on the real firmware: the simulated logger's bus bridged onto a socat pty pair with the
+// ESP32's serial framing (src/usb/bridge.ts), and `coldtrace device ...` run as a technician runs it
+// (child processes, serialport + jacdac-ts on the other end). The tool provisions the factory-new
+// logger (keys, admin registration, settings); the shipment runs and verifies with the keys the tool
+// escrowed; on the bench afterwards: status, a read-out that verifies and reports offline, a deploy
+// of the image it already runs, and a wipe refused while records are unsent.
+describe("a simulated logger over USB (usb-bench scenario, socat pty)", () => {
+    const scenario = loadScenario(path.join(ROOT, "src/sim/scenarios/usb-bench.json"))
+    const dir = mkdtempSync(path.join(os.tmpdir(), "coldtrace-usb-sim-"))
+    const keys = path.join(dir, "escrow", "device-secret.json")
+    const tokenFile = path.join(dir, "admin-token")
+    const readoutDir = path.join(dir, "readout")
+    const cli: Record<string, CliResult> = {}
+    let pty: PtyPair
+    let r: RunResult
+    let registered = ""
+
+    beforeAll(async () => {
+        pty = await startPtyPair(path.join(dir, "board"), path.join(dir, "laptop"))
+        const port = pty.b
+        r = await runScenario({
+            scenario,
+            outDir: path.join(dir, "out"),
+            usb: {
+                attach: bus => attachSerialBridge(bus, pty.a),
+                provision: async tb => {
+                    writeFileSync(tokenFile, tb.adminToken + "\n", { mode: 0o600 })
+                    cli.provision = await coldtrace(
+                        {},
+                        ...["device", "provision", "--port", port, "--profile", "ultracold-mrna", "--endpoint", tb.endpoint],
+                        ...["--server", tb.adminUrl, "--admin-token-file", tokenFile, "--keys-out", keys, "--label", "bench 1"],
+                    )
+                    if (cli.provision.code !== 0) throw new Error(`provision failed: ${cli.provision.err}${cli.provision.out}`)
+                    registered = tb.ingestLog.filter(l => l.includes("register device")).join("\n")
+                    return keys
+                },
+                atEnd: async () => {
+                    cli.status = await coldtrace({}, "device", "status", "--port", port, "--json")
+                    cli.readout = await coldtrace({}, "device", "readout", "--port", port, "--out", readoutDir, "--keys", keys)
+                    cli.deploy = await coldtrace(
+                        {},
+                        "device",
+                        "deploy",
+                        "--port",
+                        port,
+                        "--image",
+                        path.join(dir, "out", "firmware-sim.devs"),
+                    )
+                    const devid = JSON.parse(readFileSync(keys, "utf8")).devid
+                    cli.wipe = await coldtrace({}, "device", "wipe", "--port", port, "--devid", devid)
+                },
+            },
+        })
+    }, 300_000)
+
+    afterAll(async () => {
+        await pty?.stop()
+        rmSync(dir, { recursive: true, force: true })
+    })
+
+    it("provisions the factory-new logger: registered through the admin API, keys escrowed 0600, a label printed", () => {
+        const secret = JSON.parse(readFileSync(keys, "utf8"))
+        const devid = secret.devid as string
+        expect(devid).toMatch(/^[0-9a-f]{16}$/)
+        expect(statSync(keys).mode & 0o777).toBe(0o600)
+        // the label: the device id and the key fingerprint the escrow file names, no key
+        expect(cli.provision.out).toContain(`devid  ${devid.replace(/(....)(?=.)/g, "$1 ")}`)
+        expect(cli.provision.out).toContain(`key    ${secret.fingerprint}`)
+        for (const k of ["k0", "ackkey", "lockey"]) expect(cli.provision.out + cli.provision.err).not.toContain(secret[k])
+        expect(registered).toContain(devid)
+    })
+
+    it("the shipment runs on those keys and verifies: every record, nothing lost", () => {
+        expect(r.summary.chain.status, r.summary.chain.detail).toBe("ok")
+        expect(r.summary.samples.lost).toBe(0)
+        expect(r.summary.samples.taken).toBeGreaterThan(90)
+    })
+
+    it("status over the cable: our program, identity, provisioning, what is held and unsent, the alarm state, the clock", () => {
+        expect(cli.status.code, cli.status.err).toBe(0)
+        const st = JSON.parse(cli.status.out)
+        const secret = JSON.parse(readFileSync(keys, "utf8"))
+        expect(st.program).toBe("coldtrace-logger sim")
+        expect(st.devid).toBe(secret.devid)
+        expect(st.provisioned).toBe(true)
+        expect(JSON.parse(st.config).alarms).toBe("ultracold-mrna")
+        // the last 90 minutes were offline: about 18 samples the server has not acknowledged
+        expect(st.log.unsent).toBeGreaterThanOrEqual(15)
+        expect(st.log.records).toBeGreaterThanOrEqual(st.log.unsent)
+        expect(st.alarm).toBe("back in band")
+        const end = Date.parse(scenario.start) + scenario.hours * 3_600_000
+        expect(Math.abs(Date.parse(st.lastRecordUtc) - end)).toBeLessThan(10 * 60_000)
+    })
+
+    it("read out over the cable: the export is the flash the harness reads, verified offline, with reports", () => {
+        expect(cli.readout.code, cli.readout.err + cli.readout.out).toBe(0)
+        const mine = JSON.parse(readFileSync(path.join(readoutDir, "device-export.json"), "utf8"))
+        const harness = JSON.parse(readFileSync(path.join(dir, "out", "device-export.json"), "utf8"))
+        expect(mine.settings).toEqual(harness.settings)
+        expect(existsSync(path.join(readoutDir, "report.html"))).toBe(true)
+    })
+
+    it("deploying the image it runs writes nothing; a wipe is refused while records are unsent", () => {
+        expect(cli.deploy.code, cli.deploy.err).toBe(0)
+        expect(cli.deploy.out).toContain("already runs this image")
+        expect(cli.wipe.code).toBe(2)
+        expect(cli.wipe.err).toMatch(/not acknowledged: read them out first .* nothing erased/)
+    })
+})
