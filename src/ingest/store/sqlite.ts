@@ -163,6 +163,25 @@ CREATE TABLE cosignatures (
 );
 CREATE INDEX cosignatures_devid ON cosignatures (devid, seq);`),
     },
+    {
+        version: 6,
+        name: "records without foreign keys, as on PostgreSQL (two lookups per stored record; the rules store a record only after its batch, under the device's lock)",
+        up: db =>
+            db.exec(`
+CREATE TABLE records_v6 (
+  devid    TEXT NOT NULL,               -- a registered device: the rules store records of a device they read in the same transaction
+  seq      INTEGER NOT NULL,
+  kind     INTEGER NOT NULL,
+  bytes    BLOB NOT NULL,               -- canonical form
+  head     BLOB NOT NULL,               -- head[seq]
+  batch_id INTEGER NOT NULL,            -- batches(id): inserted before its records, in the same transaction
+  PRIMARY KEY (devid, seq)
+) WITHOUT ROWID;
+INSERT INTO records_v6 (devid, seq, kind, bytes, head, batch_id) SELECT devid, seq, kind, bytes, head, batch_id FROM records;
+DROP TABLE records;
+ALTER TABLE records_v6 RENAME TO records;
+CREATE INDEX records_kind ON records (devid, seq) WHERE kind IN (${KIND.alarm}, ${KIND.evicted});`),
+    },
 ]
 
 export const SQLITE_SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version
