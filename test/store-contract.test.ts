@@ -345,6 +345,19 @@ CREATE TABLE records (devid TEXT NOT NULL REFERENCES devices(devid), seq INTEGER
                 label: "old",
             })
             expect(db.prepare("SELECT count(*) AS n FROM records").get()).toEqual({ n: 1 })
+            // migration 6: the records table rebuilt without foreign keys, its rows and partial kind index as they were
+            expect(db.prepare("SELECT devid, seq, kind, bytes, head, batch_id FROM records").get()).toEqual({
+                devid: DEV,
+                seq: 0,
+                kind: 2,
+                bytes: CHAIN.bytes[0],
+                head: CHAIN.heads[0],
+                batch_id: 1,
+            })
+            expect(db.pragma("foreign_key_list(records)")).toEqual([])
+            expect(db.prepare("SELECT sql FROM sqlite_master WHERE name = 'records_kind'").get()).toMatchObject({
+                sql: expect.stringMatching(/WHERE kind IN \(6, 7\)/),
+            })
         } finally {
             db.close()
         }
