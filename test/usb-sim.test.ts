@@ -6,8 +6,9 @@ import { runScenario, type RunResult } from "../src/sim/run.js"
 import { loadScenario } from "../src/sim/scenario.js"
 import { ROOT } from "../src/sim/vm.js"
 import { startPtyPair, type PtyPair } from "../src/usb/pty.js"
-import { attachSerialBridge } from "../src/usb/bridge.js"
+import { attachSerialBridge, type SerialBridge } from "../src/usb/bridge.js"
 import { coldtrace, type CliResult } from "./helpers/coldtrace-cli.js"
+import { decodeExport } from "../src/sim/export.js"
 
 // Issue 14 on the real firmware: the simulated logger's bus bridged onto a socat pty pair with the
 // ESP32's serial framing (src/usb/bridge.ts), and `coldtrace device ...` run as a technician runs it
@@ -25,6 +26,10 @@ describe("a simulated logger over USB (usb-bench scenario, socat pty)", () => {
     let pty: PtyPair
     let r: RunResult
     let registered = ""
+    let bridge: SerialBridge | undefined
+    // a profile file: the ultra-cold preset's band and rules, 10 s samples (a short bench run)
+    const profile = path.join(dir, "bench-profile.json")
+    writeFileSync(profile, JSON.stringify({ interval: 10, upload: 600, low: -90, high: -60, alarms: "ultracold-mrna" }))
 
     beforeAll(async () => {
         pty = await startPtyPair(path.join(dir, "board"), path.join(dir, "laptop"))
@@ -32,13 +37,15 @@ describe("a simulated logger over USB (usb-bench scenario, socat pty)", () => {
         r = await runScenario({
             scenario,
             outDir: path.join(dir, "out"),
+            // the device's console goes out on its USB line between frames, as an ESP32's does
+            vmLine: line => bridge?.writeConsole(line + "\n"),
             usb: {
-                attach: bus => attachSerialBridge(bus, pty.a),
+                attach: async bus => (bridge = await attachSerialBridge(bus, pty.a)),
                 provision: async tb => {
                     writeFileSync(tokenFile, tb.adminToken + "\n", { mode: 0o600 })
                     cli.provision = await coldtrace(
                         {},
-                        ...["device", "provision", "--port", port, "--profile", "ultracold-mrna", "--endpoint", tb.endpoint],
+                        ...["device", "provision", "--port", port, "--profile", profile, "--endpoint", tb.endpoint],
                         ...["--server", tb.adminUrl, "--admin-token-file", tokenFile, "--keys-out", keys, "--label", "bench 1"],
                     )
                     if (cli.provision.code !== 0) throw new Error(`provision failed: ${cli.provision.err}${cli.provision.out}`)
@@ -57,6 +64,8 @@ describe("a simulated logger over USB (usb-bench scenario, socat pty)", () => {
                         "--image",
                         path.join(dir, "out", "firmware-sim.devs"),
                     )
+                    // the logger samples every 10 s of wall time now (its clock follows the wall clock again)
+                    cli.logs = await coldtrace({}, "device", "logs", "--port", port, "--for", "12")
                     const devid = JSON.parse(readFileSync(keys, "utf8")).devid
                     cli.wipe = await coldtrace({}, "device", "wipe", "--port", port, "--devid", devid)
                 },
@@ -84,7 +93,7 @@ describe("a simulated logger over USB (usb-bench scenario, socat pty)", () => {
     it("the shipment runs on those keys and verifies: every record, nothing lost", () => {
         expect(r.summary.chain.status, r.summary.chain.detail).toBe("ok")
         expect(r.summary.samples.lost).toBe(0)
-        expect(r.summary.samples.taken).toBeGreaterThan(90)
+        expect(r.summary.samples.taken).toBeGreaterThan(2800)
     })
 
     it("status over the cable: our program, identity, provisioning, what is held and unsent, the alarm state, the clock", () => {
@@ -95,8 +104,8 @@ describe("a simulated logger over USB (usb-bench scenario, socat pty)", () => {
         expect(st.devid).toBe(secret.devid)
         expect(st.provisioned).toBe(true)
         expect(JSON.parse(st.config).alarms).toBe("ultracold-mrna")
-        // the last 90 minutes were offline: about 18 samples the server has not acknowledged
-        expect(st.log.unsent).toBeGreaterThanOrEqual(15)
+        // the last 90 minutes were offline: about 540 samples the server has not acknowledged
+        expect(st.log.unsent).toBeGreaterThanOrEqual(500)
         expect(st.log.records).toBeGreaterThanOrEqual(st.log.unsent)
         expect(st.alarm).toBe("back in band")
         const end = Date.parse(scenario.start) + scenario.hours * 3_600_000
@@ -107,8 +116,17 @@ describe("a simulated logger over USB (usb-bench scenario, socat pty)", () => {
         expect(cli.readout.code, cli.readout.err + cli.readout.out).toBe(0)
         const mine = JSON.parse(readFileSync(path.join(readoutDir, "device-export.json"), "utf8"))
         const harness = JSON.parse(readFileSync(path.join(dir, "out", "device-export.json"), "utf8"))
-        expect(mine.settings).toEqual(harness.settings)
+        // the logger samples on while on the bench: what the harness read later holds all of it, byte for byte
+        const a = decodeExport(mine).entries
+        const b = new Map(decodeExport(harness).entries.map(e => [e.seq, Buffer.from(e.bytes).toString("hex")]))
+        expect(a.length).toBeGreaterThan(500)
+        for (const e of a) expect(b.get(e.seq), `seq ${e.seq}`).toBe(Buffer.from(e.bytes).toString("hex"))
         expect(existsSync(path.join(readoutDir, "report.html"))).toBe(true)
+    })
+
+    it("logs: the device's console, live over the cable (its samples as they are taken)", () => {
+        expect(cli.logs.code, cli.logs.err).toBe(0)
+        expect(cli.logs.out).toMatch(/ct:sample seq=\d+/)
     })
 
     it("deploying the image it runs writes nothing; a wipe is refused while records are unsent", () => {
