@@ -105,6 +105,25 @@ describe("coldtrace device readout", () => {
         expect(existsSync(path.join(out, "report.csv"))).toBe(true)
     })
 
+    it("a corrupted block: the export keeps every byte read, the verdict names the damage, exit 1", async () => {
+        const log = shipmentLog()
+        const exp = flashExport(log.w, 100)
+        // one bit flipped in the first block the log names: what the chain would catch, not the read
+        const blockKey = Object.keys(exp.settings).filter(k => /^b[0-9a-f]{2}$/.test(k))[0]
+        const block = Buffer.from(exp.settings[blockKey], "hex")
+        block[block.length - 3] ^= 0x10
+        const settings = { ...exp.settings, [blockKey]: block.toString("hex") }
+        const { p } = await logger([{ settings: { ...settings, devid: log.w.devid } }])
+        const keys = path.join(dir, "corrupt-secret.json")
+        writeFileSync(keys, JSON.stringify(log.w.secretJson()))
+        const out = path.join(dir, "corrupt")
+        const r = await coldtrace({}, "device", "readout", "--port", p.b, "--out", out, "--keys", keys, "--format", "csv")
+        expect(r.code).toBe(1)
+        expect(r.out + r.err).toMatch(/FAIL|BROKEN|first offending seq|does not verify/i)
+        // the raw flash as read, kept for the investigation: nothing repaired, nothing dropped
+        expect(JSON.parse(readFileSync(path.join(out, "device-export.json"), "utf8")).settings).toEqual(settings)
+    })
+
     it("a blank logger has nothing to read out", async () => {
         const { p } = await logger([{}])
         const r = await coldtrace({}, "device", "readout", "--port", p.b, "--out", path.join(dir, "blank"))
@@ -169,6 +188,37 @@ describe("coldtrace device provision", () => {
         )
         expect(again.code).toBe(2)
         expect(again.err).toContain(`is already provisioned as ${secret.devid}: read it out and wipe it first`)
+    })
+
+    it("a server that cannot be reached or refuses: nothing written to the logger, the keys set aside", async () => {
+        const { p, board } = await logger([{ settings: {} }])
+        const token = path.join(dir, "admin-token-2")
+        writeFileSync(token, ADMIN_TOKEN)
+        const args = (server: string, keysOut: string) =>
+            ["device", "provision", "--port", p.b, "--profile", "who-30dtr", "--endpoint", `${server}/v1/batch`].concat([
+                "--admin-token-file",
+                token,
+                "--keys-out",
+                keysOut,
+                "--allow-http",
+            ])
+        // nothing listens there
+        const gone = path.join(dir, "gone-secret.json")
+        const r1 = await coldtrace({}, ...args("http://127.0.0.1:9", gone))
+        expect(r1.code).toBe(2)
+        expect(r1.err).toContain("cannot reach the ingest server's admin API")
+        expect(existsSync(gone)).toBe(false)
+        expect(existsSync(`${gone}.unused`)).toBe(true)
+        // a server that refuses the token
+        const server = await ingest()
+        writeFileSync(token, "not-the-token")
+        const refused = path.join(dir, "refused-secret.json")
+        const r2 = await coldtrace({}, ...args(server.url, refused))
+        expect(r2.code).toBe(2)
+        expect(r2.err).toMatch(/refused the registration \(401\)/)
+        expect(existsSync(refused)).toBe(false)
+        expect(board.stores[0].value("devid")).toBeUndefined()
+        expect(board.stores[0].value("endpoint")).toBeUndefined()
     })
 
     it("the cable pulled mid-way: the registration is retired, the keys file set aside, exit 1", async () => {

@@ -339,18 +339,21 @@ async function provision(v: Values<typeof DEVICE_PROVISION_SPEC>): Promise<numbe
             mode: 0o600,
             flag: "wx",
         })
-        // 2. registration
+        // 2. registration (a server that cannot be reached leaves the keys unused, like a refusal)
         const reg = await admin(target, "POST", "/v1/admin/devices", {
             devid,
             k0: keys.k0.toString("hex"),
             ackkey: keys.ackkey.toString("hex"),
             label: v.label,
             configHash: configHash(config, v.endpoint).toString("hex"),
+        }).catch((e: Error) => {
+            renameSync(keysOut, `${keysOut}.unused`)
+            throw new UsbError(`${e.message}; nothing was written to the logger, the keys file is now ${keysOut}.unused`)
         })
         if (reg.status !== 201) {
             renameSync(keysOut, `${keysOut}.unused`)
             throw new UsbError(
-                `the ingest server refused the registration (${reg.status}): ${reg.json.error ?? "no reason given"}; nothing was written to the logger`,
+                `the ingest server refused the registration (${reg.status}): ${reg.json.error ?? "no reason given"}; nothing was written to the logger, the keys file is now ${keysOut}.unused`,
             )
         }
         // 3. settings, each read back, endpoint last
