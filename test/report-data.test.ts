@@ -326,6 +326,12 @@ describe("the shipment file", () => {
         expect(bad({ lot: "a lot with spaces" })).toThrow(/lot/)
         expect(() => parseShipment({})).toThrow(/shipmentId/)
         expect(resolvePreset(null)).toMatchObject({ id: "refrigerated", low: 2, high: 8, source: "default" })
+        // without a shipment preset, the band the logger was provisioned with (from the escrow keys file)
+        expect(resolvePreset(null, { low: -90, high: -60 })).toMatchObject({ low: -90, high: -60, source: "provisioning" })
+        expect(resolvePreset(parseShipment({ shipmentId: "x", alarmPreset: "frozen" }), { low: -90, high: -60 })).toMatchObject({
+            low: -25,
+            source: "shipment",
+        })
         expect(resolvePreset(parseShipment({ shipmentId: "x", alarmPreset: "ultra-cold" }))).toMatchObject({ low: -90, high: -60 })
         expect(resolvePreset(parseShipment({ shipmentId: "x", alarmPreset: { low: -80, high: -60 } }))).toMatchObject({
             id: "custom",

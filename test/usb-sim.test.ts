@@ -23,6 +23,14 @@ describe("a simulated logger over USB (usb-bench scenario, socat pty)", () => {
     const tokenFile = path.join(dir, "admin-token")
     const readoutDir = path.join(dir, "readout")
     const cli: Record<string, CliResult> = {}
+    // COLDTRACE_TRANSCRIPTS=DIR keeps what each command printed (docs/technician.md quotes them)
+    const transcript: string[] = []
+    async function step(...args: string[]): Promise<CliResult> {
+        const r = await coldtrace({}, ...args)
+        const shown = args.map(a => a.replace(dir, "$BENCH"))
+        transcript.push(`$ coldtrace ${shown.join(" ")}`, (r.out + r.err).replaceAll(dir, "$BENCH").trimEnd(), `(exit ${r.code})`, "")
+        return r
+    }
     let pty: PtyPair
     let r: RunResult
     let registered = ""
@@ -43,8 +51,7 @@ describe("a simulated logger over USB (usb-bench scenario, socat pty)", () => {
                 attach: async bus => (bridge = await attachSerialBridge(bus, pty.a)),
                 provision: async tb => {
                     writeFileSync(tokenFile, tb.adminToken + "\n", { mode: 0o600 })
-                    cli.provision = await coldtrace(
-                        {},
+                    cli.provision = await step(
                         ...["device", "provision", "--port", port, "--profile", profile, "--endpoint", tb.endpoint],
                         ...["--server", tb.adminUrl, "--admin-token-file", tokenFile, "--keys-out", keys, "--label", "bench 1"],
                     )
@@ -53,24 +60,19 @@ describe("a simulated logger over USB (usb-bench scenario, socat pty)", () => {
                     return keys
                 },
                 atEnd: async () => {
-                    cli.status = await coldtrace({}, "device", "status", "--port", port, "--json")
-                    cli.readout = await coldtrace({}, "device", "readout", "--port", port, "--out", readoutDir, "--keys", keys)
-                    cli.deploy = await coldtrace(
-                        {},
-                        "device",
-                        "deploy",
-                        "--port",
-                        port,
-                        "--image",
-                        path.join(dir, "out", "firmware-sim.devs"),
-                    )
+                    cli.statusText = await step("device", "status", "--port", port)
+                    cli.status = await step("device", "status", "--port", port, "--json")
+                    cli.readout = await step("device", "readout", "--port", port, "--out", readoutDir, "--keys", keys)
+                    cli.deploy = await step("device", "deploy", "--port", port, "--image", path.join(dir, "out", "firmware-sim.devs"))
                     // the logger samples every 10 s of wall time now (its clock follows the wall clock again)
-                    cli.logs = await coldtrace({}, "device", "logs", "--port", port, "--for", "12")
+                    cli.logs = await step("device", "logs", "--port", port, "--for", "12")
                     const devid = JSON.parse(readFileSync(keys, "utf8")).devid
-                    cli.wipe = await coldtrace({}, "device", "wipe", "--port", port, "--devid", devid)
+                    cli.wipe = await step("device", "wipe", "--port", port, "--devid", devid)
                 },
             },
         })
+        if (process.env.COLDTRACE_TRANSCRIPTS)
+            writeFileSync(path.join(process.env.COLDTRACE_TRANSCRIPTS, "usb-sim.txt"), transcript.join("\n"))
     }, 300_000)
 
     afterAll(async () => {
@@ -122,6 +124,8 @@ describe("a simulated logger over USB (usb-bench scenario, socat pty)", () => {
         expect(a.length).toBeGreaterThan(500)
         for (const e of a) expect(b.get(e.seq), `seq ${e.seq}`).toBe(Buffer.from(e.bytes).toString("hex"))
         expect(existsSync(path.join(readoutDir, "report.html"))).toBe(true)
+        // judged against the band the logger was provisioned with (the escrow file keeps it), not a default
+        expect(cli.readout.out).toMatch(/EXCURSION: 1 excursion outside [-−]90\.0 to [-−]60\.0 °C/)
     })
 
     it("logs: the device's console, live over the cable (its samples as they are taken)", () => {

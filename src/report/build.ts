@@ -30,7 +30,7 @@ import {
     type RuleOutcome,
     type VerificationInfo,
 } from "./model.js"
-import type { Shipment } from "./shipment.js"
+import type { PresetSource, Shipment } from "./shipment.js"
 import { fmtBand } from "./text.js"
 import { checkDeviceAlarms, evaluateForReport } from "../alarms/index.js"
 
@@ -384,7 +384,7 @@ export interface BuildInput {
     verdictText: string
     lockey: Buffer | null
     shipment: Shipment | null
-    preset: { id: string; name: string; low: number; high: number; source: "shipment" | "default" }
+    preset: { id: string; name: string; low: number; high: number; source: PresetSource }
     /** the band the logger was configured with (its alarm records are checked against it); default: the preset's */
     deviceBand?: { low: number; high: number }
     timeZone: string

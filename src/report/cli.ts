@@ -81,8 +81,8 @@ async function render(o: ReportOptions, now: Date): Promise<{ built: BuiltReport
         throw new UsageError(
             "--format epcis needs a shipment file (--shipment) with an sscc or a product gtin: EPCIS events are about an object",
         )
-    const preset = resolvePreset(shipment)
     const keys = readKeys(o.keys)
+    const preset = resolvePreset(shipment, keys.band)
     const log: LoadedLog = o.db ? loadFromDb(o.db, keys) : loadFromExport(o.export!, keys)
     let built: BuiltReport
     try {

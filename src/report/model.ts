@@ -109,7 +109,7 @@ export interface ReportModel extends ShipmentSummary {
     generatedAt: string
     shipment: Shipment | null
     /** how the alarm band was chosen */
-    preset: { id: string; name: string; source: "shipment" | "default" | "scenario" }
+    preset: { id: string; name: string; source: "shipment" | "provisioning" | "default" | "scenario" }
     fingerprint: Fingerprint
     verification: VerificationInfo | null
     alarms: { note: string; rules: RuleOutcome[]; recommendation?: Recommendation; deviceCheck?: DeviceAlarmCheck | null }

@@ -45,10 +45,27 @@ export const ALARM_PRESETS: readonly AlarmPreset[] = [
 /** The band used when no shipment file (or no preset in it) is given. */
 export const DEFAULT_PRESET = ALARM_PRESETS[0]
 
-/** The preset a shipment names, DEFAULT_PRESET without one; `source` says where it came from. */
-export function resolvePreset(s: Shipment | null): AlarmPreset & { source: "shipment" | "default" } {
+export type PresetSource = "shipment" | "provisioning" | "default"
+
+/**
+ * The preset a shipment names; without one, the band the logger was provisioned with (the escrow
+ * keys file keeps its configuration); DEFAULT_PRESET without either. `source` says which.
+ */
+export function resolvePreset(
+    s: Shipment | null,
+    provisioned?: { low: number; high: number } | null,
+): AlarmPreset & { source: PresetSource } {
     const p = s?.alarmPreset
-    if (p === undefined) return { ...DEFAULT_PRESET, source: "default" }
+    if (p === undefined) {
+        if (provisioned)
+            return {
+                id: "provisioned",
+                name: `as provisioned, ${provisioned.low} to ${provisioned.high} °C`,
+                ...provisioned,
+                source: "provisioning",
+            }
+        return { ...DEFAULT_PRESET, source: "default" }
+    }
     if (typeof p === "string") {
         const known = ALARM_PRESETS.find(x => x.id === p)
         if (!known) throw new ShipmentError(`unknown alarm preset ${JSON.stringify(p)} (known: ${ALARM_PRESETS.map(x => x.id).join(", ")})`)

@@ -19,6 +19,19 @@ export interface VerifyKeys {
     lockey: Buffer | null
     /** the provisioned configuration's hash (the config record's 16 bytes), when the escrow keeps it */
     configHash: Buffer | null
+    /** the alarm band the logger was provisioned with (the escrowed config's low/high), when it keeps one */
+    band?: { low: number; high: number } | null
+}
+
+/** low/high of the escrowed configuration text, or null when it has none that reads as a band */
+function escrowedBand(config: unknown): { low: number; high: number } | null {
+    if (typeof config !== "string") return null
+    try {
+        const c = JSON.parse(config) as { low?: unknown; high?: unknown }
+        return typeof c.low === "number" && typeof c.high === "number" && c.low < c.high ? { low: c.low, high: c.high } : null
+    } catch {
+        return null
+    }
 }
 
 function hexKey(v: unknown, bytes: number, name: string, file: string): Buffer {
@@ -52,6 +65,7 @@ export function loadKeys(file: string): VerifyKeys {
         k0: hexKey(j.k0, KEY_LEN, "k0", file),
         lockey: j.lockey === undefined || j.lockey === null || j.lockey === "" ? null : hexKey(j.lockey, KEY_LEN, "lockey", file),
         configHash: j.configHash === undefined || j.configHash === null ? null : hexKey(j.configHash, 16, "configHash", file),
+        band: escrowedBand(j.config),
     }
 }
 
