@@ -99,7 +99,9 @@ describe("coldtrace device readout", () => {
         const r = await coldtrace({}, "device", "readout", "--port", p.b, "--out", out, "--keys", keys, "--format", "csv")
         expect(r.err).toBe("")
         expect(r.code).toBe(0)
-        expect(r.out).toMatch(new RegExp(`^read out device ${log.w.devid}: ${log.w.seq} records \\(seq 0\\.\\.${log.w.seq - 1}\\)`))
+        // progress while the blocks come over the cable, then what was read
+        expect(r.out).toMatch(/^ {2}reading the flash: (\d+) of \1 blocks$/m)
+        expect(r.out).toMatch(new RegExp(`^read out device ${log.w.devid}: ${log.w.seq} records \\(seq 0\\.\\.${log.w.seq - 1}\\)`, "m"))
         const file = JSON.parse(readFileSync(path.join(out, "device-export.json"), "utf8"))
         expect(file).toEqual(exp)
         expect(existsSync(path.join(out, "report.csv"))).toBe(true)
@@ -265,5 +267,18 @@ describe("coldtrace device wipe", () => {
         const r = await coldtrace({}, "device", "wipe", "--port", p.b, "--devid", "c01d7aceb0000009")
         expect(r).toMatchObject({ code: 0, out: `wiped c01d7aceb0000009 on ${p.b}: no settings remain\n` })
         expect(board.stores[0].value("devid")).toBeUndefined()
+    })
+})
+
+describe("coldtrace device deploy", () => {
+    it("refuses a file that is not a DeviceScript image before touching the cable", async () => {
+        const notImage = path.join(dir, "not-an-image.devs")
+        writeFileSync(notImage, Buffer.alloc(4096, 0x41))
+        const r = await coldtrace({}, "device", "deploy", "--port", path.join(dir, "no-such-port"), "--image", notImage)
+        expect(r.code).toBe(2)
+        expect(r.err).toContain(`${notImage}: not a DeviceScript image (no DevS header)`)
+        const missing = await coldtrace({}, "device", "deploy", "--image", path.join(dir, "missing.devs"))
+        expect(missing.code).toBe(2)
+        expect(missing.err).toContain("cannot read")
     })
 })

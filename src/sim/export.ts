@@ -42,7 +42,11 @@ export function decodeExport(file: DeviceExportFile): Omit<DeviceExport, "file">
  * Read the record log out of a logger's flash over Jacdac, the way the firmware finds it after a
  * restart: lgmeta, the blocks it names, the open block's tail, lgack and the wake state.
  */
-export async function exportDeviceLog(client: SettingsClient, devid: string): Promise<DeviceExport> {
+export async function exportDeviceLog(
+    client: SettingsClient,
+    devid: string,
+    progress?: (blocksRead: number, blocks: number) => void,
+): Promise<DeviceExport> {
     const file: DeviceExportFile = { format: EXPORT_FORMAT, devid, settings: {} }
     const put = async (k: string) => {
         const v = await readSetting(client, k)
@@ -56,7 +60,11 @@ export async function exportDeviceLog(client: SettingsClient, devid: string): Pr
     if (metaBuf) {
         const meta = decodeLogMeta(metaBuf)
         const last = Math.min(meta.lastBlock, meta.firstBlock + BLOCK_SLOTS - 1)
-        for (let n = meta.firstBlock; n <= last; n++) await put(blockKey(n))
+        const blocks = last - meta.firstBlock + 1
+        for (let n = meta.firstBlock; n <= last; n++) {
+            await put(blockKey(n))
+            progress?.(n - meta.firstBlock + 1, blocks)
+        }
     }
     return { ...decodeExport(file), file }
 }

@@ -234,7 +234,13 @@ async function readout(v: Values<typeof DEVICE_READOUT_SPEC>): Promise<number> {
         throw new UsageError(`${path.join(out, "device-export.json")} exists: choose another --out`)
     const exp = await withLogger(v.port, async link => {
         if (!link.devid) throw new UsbError(`the logger on ${link.port} is blank (no devid): nothing to read out`)
-        return exportDeviceLog(link.settings, link.devid)
+        let shown = 0
+        return exportDeviceLog(link.settings, link.devid, (done, all) => {
+            // a line at each quarter: a full store takes a few seconds over the cable
+            const quarter = Math.floor((4 * done) / all)
+            if (quarter > shown) console.log(`  reading the flash: ${done} of ${all} blocks`)
+            shown = Math.max(shown, quarter)
+        })
     })
     mkdirSync(out, { recursive: true })
     const file = path.join(out, "device-export.json")
