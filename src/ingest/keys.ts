@@ -9,6 +9,8 @@ import { evolveKey } from "../format/index.js"
 const STEP = 256
 
 class Ladder {
+    /** keys derived by this ladder (HMAC-SHA256 evolutions), for EpochKeyCache.derivations */
+    derived = 0
     /** k[base + STEP i] */
     private rungs: Buffer[]
     private newest: { epoch: number; key: Buffer }
@@ -30,6 +32,7 @@ class Ladder {
         }
         while (epoch < e) {
             key = evolveKey(key, ++epoch)
+            this.derived++
             const i = (epoch - this.base) / STEP
             if (Number.isInteger(i) && i === this.rungs.length) this.rungs.push(key)
         }
@@ -45,6 +48,8 @@ class Ladder {
 
 export class EpochKeyCache {
     private ladders = new Map<string, Ladder>()
+    /** keys derived so far (each one HMAC-SHA256): work counted, so tests need no wall clock */
+    derivations = 0
     /** `devices`: how many devices' ladders to keep (least recently used go first) */
     constructor(private readonly devices = 10_000) {}
 
@@ -65,6 +70,9 @@ export class EpochKeyCache {
             this.ladders.delete(oldest)
             ladder.wipe()
         }
-        return Buffer.from(l.get(e))
+        const before = l.derived
+        const key = Buffer.from(l.get(e))
+        this.derivations += l.derived - before
+        return key
     }
 }

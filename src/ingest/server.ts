@@ -64,6 +64,8 @@ export interface IngestServer {
     requests(): number
     /** the witness client (null without a witness) */
     cosigner: Cosigner | null
+    /** epoch keys this process has derived so far (each an HMAC-SHA256) */
+    keyDerivations(): number
     /**
      * Stops taking connections, lets requests in progress finish (their batches are stored or
      * not, never half), then closes the store. After `graceMs` the rest are cut.
@@ -361,6 +363,7 @@ export async function startIngestServer(opts: IngestServerOptions): Promise<Inge
             throw new Error("srv.db is the SQLite handle; this server runs on PostgreSQL (use srv.store)")
         },
         requests: () => inFlight,
+        keyDerivations: () => keys.derivations,
         cosigner,
         connections: () => new Promise<number>((resolve, reject) => server.getConnections((e, n) => (e ? reject(e) : resolve(n)))),
         close(graceMs = timeouts.requestMs) {
