@@ -1,4 +1,5 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest"
+import { randomBytes } from "node:crypto"
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import path from "node:path"
@@ -271,6 +272,23 @@ describe("coldtrace device wipe", () => {
 })
 
 describe("coldtrace device deploy", () => {
+    it("sends an image through the DeviceScript manager's pipe, checks the hash it reports; the same image again writes nothing", async () => {
+        const image = Buffer.concat([Buffer.from("446576530a6e29f1", "hex"), randomBytes(3000)])
+        const file = path.join(dir, "new.devs")
+        writeFileSync(file, image)
+        const { p, board } = await logger([{ settings: {}, image: Buffer.from("old program") }])
+        const r = await coldtrace({}, "device", "deploy", "--port", p.b, "--image", file)
+        expect(r.err).toBe("")
+        expect(r.code).toBe(0)
+        expect(r.out).toContain(`deployed ${image.length} bytes`)
+        expect(board.deployed[0]).toHaveLength(1)
+        expect(board.deployed[0][0].equals(image)).toBe(true)
+        const again = await coldtrace({}, "device", "deploy", "--port", p.b, "--image", file)
+        expect(again.code).toBe(0)
+        expect(again.out).toContain("already runs this image")
+        expect(board.deployed[0]).toHaveLength(1)
+    })
+
     it("refuses a file that is not a DeviceScript image before touching the cable", async () => {
         const notImage = path.join(dir, "not-an-image.devs")
         writeFileSync(notImage, Buffer.alloc(4096, 0x41))

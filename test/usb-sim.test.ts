@@ -9,6 +9,7 @@ import { startPtyPair, type PtyPair } from "../src/usb/pty.js"
 import { attachSerialBridge, type SerialBridge } from "../src/usb/bridge.js"
 import { coldtrace, type CliResult } from "./helpers/coldtrace-cli.js"
 import { decodeExport } from "../src/sim/export.js"
+import { buildFirmware } from "../src/sim/vm.js"
 
 // Issue 14 on the real firmware: the simulated logger's bus bridged onto a socat pty pair with the
 // ESP32's serial framing (src/usb/bridge.ts), and `coldtrace device ...` run as a technician runs it
@@ -68,6 +69,10 @@ describe("a simulated logger over USB (usb-bench scenario, socat pty)", () => {
                     cli.logs = await step("device", "logs", "--port", port, "--for", "12")
                     const devid = JSON.parse(readFileSync(keys, "utf8")).devid
                     cli.wipe = await step("device", "wipe", "--port", port, "--devid", devid)
+                    // another of our programs (the cellular build) over the cable: written, and then reported
+                    const other = await buildFirmware("src/sim-cell.ts", path.join(dir, "cell.devs"))
+                    cli.deployOther = await step("device", "deploy", "--port", port, "--image", other.bytecode)
+                    cli.statusAfter = await step("device", "status", "--port", port, "--json")
                 },
             },
         })
@@ -131,6 +136,12 @@ describe("a simulated logger over USB (usb-bench scenario, socat pty)", () => {
     it("logs: the device's console, live over the cable (its samples as they are taken)", () => {
         expect(cli.logs.code, cli.logs.err).toBe(0)
         expect(cli.logs.out).toMatch(/ct:sample seq=\d+/)
+    })
+
+    it("deploying another image writes it: the logger then reports that program", () => {
+        expect(cli.deployOther.code, cli.deployOther.err).toBe(0)
+        expect(cli.deployOther.out).toMatch(/deployed \d+ bytes to [0-9a-f]{16}/)
+        expect(JSON.parse(cli.statusAfter.out).program).toBe("coldtrace-logger sim-cell")
     })
 
     it("deploying the image it runs writes nothing; a wipe is refused while records are unsent", () => {

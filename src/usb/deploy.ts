@@ -45,7 +45,7 @@ export async function deployImage(service: JDService, image: Uint8Array, progres
     } finally {
         await running.sendSetBoolAsync(true)
     }
-    await current.refresh(true)
+    await current.refresh()
     if (!current.data || !Buffer.from(current.data).equals(sha256))
         throw new DeployError("the logger does not report the new program's hash after the deploy: run `coldtrace device status`")
     return { written: true, sha256: sha256.toString("hex") }

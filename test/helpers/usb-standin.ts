@@ -1,9 +1,12 @@
 // A stand-in for "a device on the far end of the USB cable": jacdac-ts servers on a bus, bridged onto
 // a pty end with the board side of the serial protocol (src/usb/bridge.ts). The real-VM tests put
 // the firmware there instead.
+import { createHash } from "node:crypto"
 import {
+    DeviceScriptManagerCmd,
     DeviceScriptManagerReg,
     JDBus,
+    Packet,
     JDServerServiceProvider,
     JDServiceServer,
     SettingsServer,
@@ -24,6 +27,74 @@ export interface StandIn {
     program?: string
     /** a button only (some other Jacdac device) */
     buttonOnly?: boolean
+    /** the image this stand-in runs (its manager takes a deploy through a Jacdac pipe: `Board.deployed`) */
+    image?: Buffer
+}
+
+const PIPE_SERVICE_INDEX = 0x3e // JD_SERVICE_INDEX_PIPE
+
+/** The DeviceScript manager of a stand-in: our program's name, and a deploy through a pipe. */
+class StandInManager extends JDServiceServer {
+    readonly receiver: DeployReceiver
+    constructor(program: string, image: Buffer) {
+        super(SRV_DEVICE_SCRIPT_MANAGER)
+        this.addRegister(DeviceScriptManagerReg.ProgramName, [program])
+        this.addRegister(DeviceScriptManagerReg.ProgramVersion, ["v0.3.0"])
+        this.addRegister(DeviceScriptManagerReg.Running, [true])
+        const sha = this.addRegister(DeviceScriptManagerReg.ProgramSha256, [createHash("sha256").update(image).digest()])
+        this.receiver = new DeployReceiver(sha)
+        this.addCommand(DeviceScriptManagerCmd.DeployBytecode, async (pkt: Packet) => {
+            const [size] = pkt.jdunpack<[number]>("u32")
+            await this.sendPacketAsync(Packet.jdpacked(DeviceScriptManagerCmd.DeployBytecode, "u16", [this.receiver.open(size)]))
+        })
+    }
+}
+
+/** Pipe packets go to the device, not to a service: the stand-in takes them before the provider drops them. */
+class StandInProvider extends JDServerServiceProvider {
+    constructor(
+        id: string,
+        services: JDServiceServer[],
+        private readonly pipes?: DeployReceiver,
+    ) {
+        super(id, services)
+    }
+    protected override handlePacket(pkt: Packet) {
+        if (this.pipes && pkt.deviceIdentifier === this.deviceId && pkt.serviceIndex === PIPE_SERVICE_INDEX) this.pipes.take(pkt)
+        return super.handlePacket(pkt)
+    }
+}
+const PIPE_PORT_SHIFT = 7
+const PIPE_CLOSE = 0x20
+const PIPE_META = 0x40
+
+/**
+ * What a DeviceScript runtime does with DeployBytecode (jacdac-spec devicescriptmanager.md): answer
+ * with a pipe port, take the image through it, then report the new program's SHA-256.
+ */
+class DeployReceiver {
+    port = 0
+    private chunks: Buffer[] = []
+    received: Buffer[] = []
+    constructor(readonly sha: ReturnType<JDServiceServer["addRegister"]>) {}
+    open(size: number): number {
+        this.port = 1 + Math.floor(Math.random() * 500)
+        this.chunks = []
+        void size
+        return this.port
+    }
+    /** a packet to the pipe service index: data or the close */
+    take(pkt: Packet) {
+        const cmd = pkt.serviceCommand
+        if (cmd >> PIPE_PORT_SHIFT !== this.port || cmd & PIPE_META) return
+        if (pkt.data.length) this.chunks.push(Buffer.from(pkt.data))
+        if (cmd & PIPE_CLOSE) {
+            const image = Buffer.concat(this.chunks)
+            this.received.push(image)
+            this.sha.setValues([createHash("sha256").update(image).digest()])
+            this.port = 0
+        }
+    }
 }
 
 /** the stand-in's flash: what SettingsServer saves (JSON of key -> hex), readable by the test */
@@ -52,6 +123,8 @@ export class Store {
 
 export interface Board {
     bus: JDBus
+    /** the images deployed to each stand-in, in order */
+    deployed: Buffer[][]
     stores: Store[]
     bridge: SerialBridge
     /** link-level errors the bridge reported */
@@ -68,8 +141,10 @@ export async function standInBoard(p: PtyPair, devices: StandIn[]): Promise<Boar
     bus.passive = false
     bus.start()
     const stores: Store[] = []
+    const deployed: Buffer[][] = []
     devices.forEach((d, i) => {
         const services: JDServiceServer[] = []
+        let receiver: DeployReceiver | undefined
         if (d.buttonOnly) services.push(new JDServiceServer(SRV_BUTTON))
         else {
             const store = new Store(d.settings ?? {})
@@ -77,13 +152,14 @@ export async function standInBoard(p: PtyPair, devices: StandIn[]): Promise<Boar
             store.onSet = d.onSet
             services.push(new SettingsServer(store))
             if (d.manager ?? true) {
-                const manager = new JDServiceServer(SRV_DEVICE_SCRIPT_MANAGER)
-                manager.addRegister(DeviceScriptManagerReg.ProgramName, [d.program ?? "coldtrace-logger"])
-                manager.addRegister(DeviceScriptManagerReg.ProgramVersion, ["v0.3.0"])
+                const manager = new StandInManager(d.program ?? "coldtrace-logger", d.image ?? Buffer.alloc(0))
+                receiver = manager.receiver
                 services.push(manager)
             }
         }
-        bus.addServiceProvider(new JDServerServiceProvider(`standin${i}`, services))
+        const provider = new StandInProvider(`standin${i}`, services, receiver)
+        deployed.push(receiver ? receiver.received : [])
+        bus.addServiceProvider(provider)
     })
     const errors: string[] = []
     const bridge = await attachSerialBridge(bus, p.a, { onError: l => errors.push(l) })
@@ -91,5 +167,5 @@ export async function standInBoard(p: PtyPair, devices: StandIn[]): Promise<Boar
         await bridge.close()
         bus.stop()
     }
-    return { bus, stores, bridge, errors, close }
+    return { bus, stores, deployed, bridge, errors, close }
 }
