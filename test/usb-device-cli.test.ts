@@ -190,7 +190,23 @@ describe("coldtrace device provision", () => {
             "--allow-http",
         )
         expect(again.code).toBe(2)
-        expect(again.err).toContain(`is already provisioned as ${secret.devid}: read it out and wipe it first`)
+        expect(again.err).toContain(`is already provisioned as ${secret.devid}: read it out and wipe it first, or --force`)
+        // --force: new keys (never the old ones), the old settings erased first, the old identity retired
+        const forcedKeys = path.join(dir, "forced.json")
+        const forced = await coldtrace(
+            { COLDTRACE_ADMIN_TOKEN: ADMIN_TOKEN },
+            ...["device", "provision", "--port", p.b, "--profile", "who-30dtr", "--endpoint", `${server.url}/v1/batch`],
+            ...["--keys-out", forcedKeys, "--allow-http", "--force"],
+        )
+        expect(forced.err).toBe("")
+        expect(forced.code).toBe(0)
+        const next = JSON.parse(readFileSync(forcedKeys, "utf8"))
+        expect(next.devid).not.toBe(secret.devid)
+        for (const k of ["k0", "ackkey", "lockey"]) expect(next[k]).not.toBe(secret[k])
+        expect(store.value("devid")?.toString("hex")).toBe(next.devid)
+        expect(forced.out).toContain(`previous identity ${secret.devid} is retired at the server`)
+        const old = server.db.prepare("SELECT * FROM devices WHERE devid = ?").get(secret.devid) as Record<string, unknown>
+        expect(old.retired).toBeTruthy()
     })
 
     it("a server that cannot be reached or refuses: nothing written to the logger, the keys set aside", async () => {

@@ -246,7 +246,7 @@ the log does not verify, ${DEVICE_EXIT.slice(5)}`,
 export const DEVICE_PROVISION_SPEC = {
     name: "device provision",
     summary: "Give a blank logger its identity, keys and configuration, registered with the ingest server; print its label.",
-    forms: ["--profile --endpoint --keys-out [--port] [--server] [--admin-token-file] [--label] [--allow-http]"],
+    forms: ["--profile --endpoint --keys-out [--port] [--server] [--admin-token-file] [--label] [--force] [--allow-http]"],
     options: {
         port: PORT,
         profile: {
@@ -270,9 +270,14 @@ hourly uploads) or a JSON file of cfg fields (docs/provisioning.md)`,
             help: "where the escrow keys file goes (device-secret.json, mode 0600; must not exist)",
         },
         label: { type: "string", value: "TEXT", help: "the device's label at the server" },
+        force: {
+            type: "boolean",
+            help: "re-provision a provisioned logger: its settings erased, its old identity retired, new keys (never the old ones)",
+        },
         "allow-http": { type: "boolean", help: "tests only: let the logger take a plain http:// endpoint" },
     },
-    notes: `Order: keys generated and written to --keys-out, device registered (admin API), settings written and
+    notes: `A provisioned logger is refused without --force; with it, still refused while it holds records the
+server has not acknowledged (read them out first). Order: keys generated and written to --keys-out, device registered (admin API), settings written and
 read back, endpoint last. A failure after registration (cable pulled) rolls back: the registration
 is retired and the keys file renamed *.unused; the logger, without its endpoint, stays unprovisioned.
 Exit 0 provisioned, 1 failed (rolled back), ${DEVICE_EXIT.slice(5)}`,

@@ -338,8 +338,18 @@ async function provision(v: Values<typeof DEVICE_PROVISION_SPEC>): Promise<numbe
     const values = provisionValues({ ...keys, endpoint: v.endpoint, config, allowHttp: v["allow-http"] })
     return withLogger(v.port, async link => {
         const endpoint = await readSetting(link.settings, "endpoint")
-        if (link.devid && endpoint)
-            throw new UsbError(`the logger on ${link.port} is already provisioned as ${link.devid}: read it out and wipe it first`)
+        const previous = link.devid && endpoint ? link.devid : undefined
+        if (previous && !v.force)
+            throw new UsbError(
+                `the logger on ${link.port} is already provisioned as ${previous}: read it out and wipe it first, or --force`,
+            )
+        if (previous) {
+            const st = await readStatus(link)
+            if (st.log.unsent > 0)
+                throw new UsbError(
+                    `the logger ${previous} holds ${st.log.unsent} records the server has not acknowledged: read them out first (coldtrace device readout): nothing changed`,
+                )
+        }
         // 1. the escrow copy first: a registered key must never exist without it
         writeFileSync(keysOut, JSON.stringify(deviceSecretJson(keys, { config, endpoint: v.endpoint }), null, 1) + "\n", {
             mode: 0o600,
@@ -362,8 +372,9 @@ async function provision(v: Values<typeof DEVICE_PROVISION_SPEC>): Promise<numbe
                 `the ingest server refused the registration (${reg.status}): ${reg.json.error ?? "no reason given"}; nothing was written to the logger, the keys file is now ${keysOut}.unused`,
             )
         }
-        // 3. settings, each read back, endpoint last
+        // 3. settings, each read back, endpoint last (a forced re-provision erases the old ones first)
         try {
+            if (previous) await link.settings.clear()
             await writeProvisioning(link.settings, values)
         } catch (e) {
             const why = e instanceof ProvisionError ? e.message : `link lost: ${(e as Error).message}`
@@ -379,6 +390,18 @@ async function provision(v: Values<typeof DEVICE_PROVISION_SPEC>): Promise<numbe
                     : `  the registration could NOT be retired (${undo.status}: ${undo.json.error}): retire ${devid} with DELETE /v1/admin/devices/${devid}; keys file now ${keysOut}.unused`,
             )
             return 1
+        }
+        if (previous) {
+            // the old identity is gone from the logger: the server refuses its batches from now on
+            const gone = await admin(target, "DELETE", `/v1/admin/devices/${previous}`).catch((e: Error) => ({
+                status: 0,
+                json: { error: e.message },
+            }))
+            console.log(
+                gone.status === 200
+                    ? `  the logger's previous identity ${previous} is retired at the server`
+                    : `  the previous identity ${previous} was NOT retired (${gone.status}: ${gone.json.error ?? ""}): retire it with DELETE /v1/admin/devices/${previous}`,
+            )
         }
         printLabel(devid, keyFingerprint(keys), config, v.endpoint, v.label)
         console.log(`  escrow keys: ${keysOut} (mode 0600; keep it offline, it verifies this logger's records)`)
