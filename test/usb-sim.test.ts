@@ -10,6 +10,7 @@ import { attachSerialBridge, type SerialBridge } from "../src/usb/bridge.js"
 import { coldtrace, type CliResult } from "./helpers/coldtrace-cli.js"
 import { decodeExport } from "../src/sim/export.js"
 import { buildFirmware } from "../src/sim/vm.js"
+import { listenJacdacTcp, type TcpLink } from "../src/usb/tcp-link.js"
 
 // Issue 14 on the real firmware: the simulated logger's bus bridged onto a socat pty pair with the
 // ESP32's serial framing (src/usb/bridge.ts), and `coldtrace device ...` run as a technician runs it
@@ -36,6 +37,7 @@ describe("a simulated logger over USB (usb-bench scenario, socat pty)", () => {
     let r: RunResult
     let registered = ""
     let bridge: SerialBridge | undefined
+    let tcp: TcpLink | undefined
     // a profile file: the ultra-cold preset's band and rules, 10 s samples (a short bench run)
     const profile = path.join(dir, "bench-profile.json")
     writeFileSync(profile, JSON.stringify({ interval: 10, upload: 600, low: -90, high: -60, alarms: "ultracold-mrna" }))
@@ -49,7 +51,11 @@ describe("a simulated logger over USB (usb-bench scenario, socat pty)", () => {
             // the device's console goes out on its USB line between frames, as an ESP32's does
             vmLine: line => bridge?.writeConsole(line + "\n"),
             usb: {
-                attach: async bus => (bridge = await attachSerialBridge(bus, pty.a)),
+                attach: async bus => {
+                    bridge = await attachSerialBridge(bus, pty.a)
+                    tcp = await listenJacdacTcp(bus)
+                    return { close: async () => (await bridge!.close(), await tcp!.close()) }
+                },
                 provision: async tb => {
                     writeFileSync(tokenFile, tb.adminToken + "\n", { mode: 0o600 })
                     cli.provision = await step(
@@ -63,6 +69,8 @@ describe("a simulated logger over USB (usb-bench scenario, socat pty)", () => {
                 atEnd: async () => {
                     cli.statusText = await step("device", "status", "--port", port)
                     cli.status = await step("device", "status", "--port", port, "--json")
+                    // the same logger over the simulator's Jacdac TCP link instead of the cable
+                    cli.statusTcp = await step("device", "status", "--port", `tcp://127.0.0.1:${tcp!.port}`, "--json")
                     cli.readout = await step("device", "readout", "--port", port, "--out", readoutDir, "--keys", keys)
                     cli.deploy = await step("device", "deploy", "--port", port, "--image", path.join(dir, "out", "firmware-sim.devs"))
                     // the logger samples every 10 s of wall time now (its clock follows the wall clock again)
@@ -117,6 +125,13 @@ describe("a simulated logger over USB (usb-bench scenario, socat pty)", () => {
         expect(st.alarm).toBe("back in band")
         const end = Date.parse(scenario.start) + scenario.hours * 3_600_000
         expect(Math.abs(Date.parse(st.lastRecordUtc) - end)).toBeLessThan(10 * 60_000)
+    })
+
+    it("the same status over the simulator's Jacdac TCP link", () => {
+        expect(cli.statusTcp.code, cli.statusTcp.err).toBe(0)
+        const [a, b] = [JSON.parse(cli.status.out), JSON.parse(cli.statusTcp.out)]
+        for (const k of ["devid", "program", "version", "config", "alarm"]) expect(b[k]).toEqual(a[k])
+        expect(b.log.ackSeq).toBe(a.log.ackSeq)
     })
 
     it("read out over the cable: the export is the flash the harness reads, verified offline, with reports", () => {

@@ -192,8 +192,8 @@ export const BENCH_SPEC = {
 const PORT = {
     type: "string",
     value: "PATH",
-    help: `the logger's serial port; default: the only USB serial port of a CP210x, CH34x, FTDI or
-ESP32-S3 (or of COLDTRACE_USB_PORTS, comma-separated paths, when set)`,
+    help: `the logger's serial port, or tcp://HOST:PORT for a Jacdac TCP link (the simulator's); default:
+the only USB serial port of a CP210x, CH34x, FTDI or ESP32-S3 (or of COLDTRACE_USB_PORTS when set)`,
 } as const
 const DEVICE_EXIT = "Exit 2 for bad input: a usage error, no logger or two, a device that is not a coldtrace logger."
 

@@ -1,4 +1,5 @@
 import { accessSync, constants, existsSync } from "node:fs"
+import { createRequire } from "node:module"
 import { SerialPort } from "serialport"
 import {
     DeviceScriptManagerReg,
@@ -6,6 +7,7 @@ import {
     SettingsClient,
     SRV_DEVICE_SCRIPT_MANAGER,
     SRV_SETTINGS,
+    createNodeSocketTransport,
     createNodeWebSerialTransport,
     type JDDevice,
     type JDService,
@@ -53,6 +55,7 @@ export interface ConnectOptions {
  * offers exactly that port (a pty included), with a serial number its filter accepts.
  */
 export async function openUsbBus(port: string, timeoutMs = 10_000): Promise<{ bus: JDBus; transport: Transport; close(): Promise<void> }> {
+    if (port.startsWith("tcp://")) return openTcpBus(port, timeoutMs)
     if (!existsSync(port)) throw new UsbError(`no such port ${port} (is the logger plugged in?)`)
     try {
         accessSync(port, constants.R_OK | constants.W_OK)
@@ -105,6 +108,37 @@ export async function openUsbBus(port: string, timeoutMs = 10_000): Promise<{ bu
         throw new UsbError(
             `no device answered on ${port}: nothing answered the USB handshake (a logger runs DeviceScript and answers at 1,500,000 baud; is it powered, and is this its port?)`,
         )
+    }
+    return { bus, transport, close }
+}
+
+/**
+ * `tcp://HOST:PORT`: a Jacdac TCP link (the simulator's, src/usb/tcp-link.ts, as the DeviceScript
+ * development server offers one) through jacdac-ts's node socket transport, instead of the cable.
+ */
+async function openTcpBus(url: string, timeoutMs: number): Promise<{ bus: JDBus; transport: Transport; close(): Promise<void> }> {
+    const m = /^tcp:\/\/([^:/]+):(\d+)$/.exec(url)
+    if (!m) throw new UsbError(`${url}: a Jacdac TCP link is tcp://HOST:PORT`)
+    // jacdac-ts's socket transport loads "net" with a bare require(), which its ES module build
+    // (what Node resolves here) does not have: give it one
+    const g = globalThis as { require?: NodeRequire }
+    g.require ??= createRequire(import.meta.url)
+    const transport = createNodeSocketTransport(Number(m[2]), m[1])
+    const bus = new JDBus([transport], { client: false, disableRoleManager: true })
+    bus.autoConnect = false
+    let closed = false
+    const close = async () => {
+        if (closed) return
+        closed = true
+        await bus.disconnect().catch(() => {})
+        bus.stop()
+        bus.dispose?.()
+    }
+    const timer = new Promise<"timeout">(r => setTimeout(() => r("timeout"), timeoutMs).unref())
+    const r = await Promise.race([bus.connect(true).then(() => "done" as const), timer])
+    if (r === "timeout" || !transport.connected) {
+        await close()
+        throw new UsbError(`no device answered on ${url}: nothing accepted the connection`)
     }
     return { bus, transport, close }
 }
