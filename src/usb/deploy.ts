@@ -12,6 +12,10 @@ const MAX_IMAGE = 128 * 1024
 
 export class DeployError extends Error {}
 
+/** after a deploy, how often and how long to ask for the new program's hash (20 x 250 ms) */
+const HASH_POLLS = 20
+const HASH_POLL_MS = 250
+
 /** Why `bytes` is not a DeviceScript image we would send, or undefined when it looks like one. */
 export function imageProblem(bytes: Uint8Array): string | undefined {
     if (bytes.length < 64) return `${bytes.length} bytes: too short for a DeviceScript image`
@@ -45,8 +49,12 @@ export async function deployImage(service: JDService, image: Uint8Array, progres
     } finally {
         await running.sendSetBoolAsync(true)
     }
-    await current.refresh()
-    if (!current.data || !Buffer.from(current.data).equals(sha256))
-        throw new DeployError("the logger does not report the new program's hash after the deploy: run `coldtrace device status`")
-    return { written: true, sha256: sha256.toString("hex") }
+    // the runtime writes the image to flash and restarts the program before it reports the new hash
+    // (and a report may be lost on a busy link): ask again for a while
+    for (let i = 0; i < HASH_POLLS; i++) {
+        await current.refresh()
+        if (current.data && Buffer.from(current.data).equals(sha256)) return { written: true, sha256: sha256.toString("hex") }
+        await new Promise(r => setTimeout(r, HASH_POLL_MS))
+    }
+    throw new DeployError("the logger does not report the new program's hash after the deploy: run `coldtrace device status`")
 }

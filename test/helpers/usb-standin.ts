@@ -67,6 +67,7 @@ class StandInProvider extends JDServerServiceProvider {
 const PIPE_PORT_SHIFT = 7
 const PIPE_CLOSE = 0x20
 const PIPE_META = 0x40
+const PIPE_COUNTER = 0x1f
 
 /**
  * What a DeviceScript runtime does with DeployBytecode (jacdac-spec devicescriptmanager.md): answer
@@ -77,16 +78,21 @@ class DeployReceiver {
     private chunks: Buffer[] = []
     received: Buffer[] = []
     constructor(readonly sha: ReturnType<JDServiceServer["addRegister"]>) {}
+    private count = 0
     open(size: number): number {
         this.port = 1 + Math.floor(Math.random() * 500)
         this.chunks = []
+        this.count = 0
         void size
         return this.port
     }
-    /** a packet to the pipe service index: data or the close */
+    /** a packet to the pipe service index: data or the close (a resent packet, same counter, is taken once) */
     take(pkt: Packet) {
         const cmd = pkt.serviceCommand
-        if (cmd >> PIPE_PORT_SHIFT !== this.port || cmd & PIPE_META) return
+        if (cmd >> PIPE_PORT_SHIFT !== this.port) return
+        if ((cmd & PIPE_COUNTER) !== (this.count & PIPE_COUNTER)) return
+        this.count++
+        if (cmd & PIPE_META) return
         if (pkt.data.length) this.chunks.push(Buffer.from(pkt.data))
         if (cmd & PIPE_CLOSE) {
             const image = Buffer.concat(this.chunks)
