@@ -167,6 +167,13 @@ describe("coldtrace device readout", () => {
     })
 })
 
+/** `device provision` of the logger on `port` with the who-30dtr profile, uploading to `server`, keys to `keysOut`; `extra` after */
+function provisionArgs(port: string, server: string, keysOut: string, ...extra: string[]): string[] {
+    return ["device", "provision", "--port", port, "--profile", "who-30dtr", "--endpoint", `${server}/v1/batch`, "--keys-out", keysOut]
+        .concat(extra)
+        .concat("--allow-http")
+}
+
 describe("coldtrace device provision", () => {
     it("registers the device, writes and reads back every setting, escrows the keys 0600, prints a label", async () => {
         const server = await ingest()
@@ -174,24 +181,7 @@ describe("coldtrace device provision", () => {
         const keysOut = path.join(dir, "prov-secret.json")
         const token = path.join(dir, "admin-token")
         writeFileSync(token, ADMIN_TOKEN)
-        const r = await coldtrace(
-            {},
-            "device",
-            "provision",
-            "--port",
-            p.b,
-            "--profile",
-            "who-30dtr",
-            "--endpoint",
-            `${server.url}/v1/batch`,
-            "--admin-token-file",
-            token,
-            "--keys-out",
-            keysOut,
-            "--label",
-            "fridge 7",
-            "--allow-http",
-        )
+        const r = await coldtrace({}, ...provisionArgs(p.b, server.url, keysOut, "--admin-token-file", token, "--label", "fridge 7"))
         expect(r.err).toBe("")
         expect(r.code).toBe(0)
         const secret = JSON.parse(readFileSync(keysOut, "utf8"))
@@ -209,27 +199,13 @@ describe("coldtrace device provision", () => {
         // provisioning it again is refused: it has an identity and an endpoint
         const again = await coldtrace(
             { COLDTRACE_ADMIN_TOKEN: ADMIN_TOKEN },
-            "device",
-            "provision",
-            "--port",
-            p.b,
-            "--profile",
-            "who-30dtr",
-            "--endpoint",
-            `${server.url}/v1/batch`,
-            "--keys-out",
-            path.join(dir, "again.json"),
-            "--allow-http",
+            ...provisionArgs(p.b, server.url, path.join(dir, "again.json")),
         )
         expect(again.code).toBe(2)
         expect(again.err).toContain(`is already provisioned as ${secret.devid}: read it out and wipe it first, or --force`)
         // --force: new keys (never the old ones), the old settings erased first, the old identity retired
         const forcedKeys = path.join(dir, "forced.json")
-        const forced = await coldtrace(
-            { COLDTRACE_ADMIN_TOKEN: ADMIN_TOKEN },
-            ...["device", "provision", "--port", p.b, "--profile", "who-30dtr", "--endpoint", `${server.url}/v1/batch`],
-            ...["--keys-out", forcedKeys, "--allow-http", "--force"],
-        )
+        const forced = await coldtrace({ COLDTRACE_ADMIN_TOKEN: ADMIN_TOKEN }, ...provisionArgs(p.b, server.url, forcedKeys, "--force"))
         expect(forced.err).toBe("")
         expect(forced.code).toBe(0)
         const next = JSON.parse(readFileSync(forcedKeys, "utf8"))
@@ -245,14 +221,7 @@ describe("coldtrace device provision", () => {
         const { p, board } = await logger([{ settings: {} }])
         const token = path.join(dir, "admin-token-2")
         writeFileSync(token, ADMIN_TOKEN)
-        const args = (server: string, keysOut: string) =>
-            ["device", "provision", "--port", p.b, "--profile", "who-30dtr", "--endpoint", `${server}/v1/batch`].concat([
-                "--admin-token-file",
-                token,
-                "--keys-out",
-                keysOut,
-                "--allow-http",
-            ])
+        const args = (server: string, keysOut: string) => provisionArgs(p.b, server, keysOut, "--admin-token-file", token)
         // nothing listens there
         const gone = path.join(dir, "gone-secret.json")
         const r1 = await coldtrace({}, ...args("http://127.0.0.1:9", gone))
@@ -278,20 +247,7 @@ describe("coldtrace device provision", () => {
         const { p, board: b } = await logger([{ onSet: key => key === "lockey" && void board?.bridge.close() }])
         board = b
         const keysOut = path.join(dir, "pulled-secret.json")
-        const r = await coldtrace(
-            { COLDTRACE_ADMIN_TOKEN: ADMIN_TOKEN },
-            "device",
-            "provision",
-            "--port",
-            p.b,
-            "--profile",
-            "who-30dtr",
-            "--endpoint",
-            `${server.url}/v1/batch`,
-            "--keys-out",
-            keysOut,
-            "--allow-http",
-        )
+        const r = await coldtrace({ COLDTRACE_ADMIN_TOKEN: ADMIN_TOKEN }, ...provisionArgs(p.b, server.url, keysOut))
         expect(r.code).toBe(1)
         expect(r.err).toMatch(/^provisioning [0-9a-f]{16} failed while writing the logger: /)
         expect(r.err).toContain("rolled back: the registration is retired")

@@ -91,23 +91,40 @@ export async function openUsbBus(port: string, timeoutMs = 10_000): Promise<{ bu
     } finally {
         globalThis.setInterval = realSetInterval
     }
+    return connectBus(
+        transport,
+        timeoutMs,
+        `no device answered on ${port}: nothing answered the USB handshake (a logger runs DeviceScript and answers at 1,500,000 baud; is it powered, and is this its port?)`,
+        () => (closed = true),
+    )
+}
+
+/**
+ * A jacdac-ts bus in this process over `transport`, connected within `timeoutMs` or closed again
+ * with `refusal` as the error; `close()` is safe to call twice (`onClose` runs once, first).
+ */
+async function connectBus(
+    transport: Transport,
+    timeoutMs: number,
+    refusal: string,
+    onClose?: () => void,
+): Promise<{ bus: JDBus; transport: Transport; close(): Promise<void> }> {
     const bus = new JDBus([transport], { client: false, disableRoleManager: true })
     bus.autoConnect = false
+    let closed = false
     const close = async () => {
         if (closed) return
         closed = true
+        onClose?.()
         await bus.disconnect().catch(() => {})
         bus.stop()
         bus.dispose?.()
     }
-    const connecting = bus.connect(true)
     const timer = new Promise<"timeout">(r => setTimeout(() => r("timeout"), timeoutMs).unref())
-    const r = await Promise.race([connecting.then(() => "done" as const), timer])
+    const r = await Promise.race([bus.connect(true).then(() => "done" as const), timer])
     if (r === "timeout" || !transport.connected) {
         await close()
-        throw new UsbError(
-            `no device answered on ${port}: nothing answered the USB handshake (a logger runs DeviceScript and answers at 1,500,000 baud; is it powered, and is this its port?)`,
-        )
+        throw new UsbError(refusal)
     }
     return { bus, transport, close }
 }
@@ -124,23 +141,7 @@ async function openTcpBus(url: string, timeoutMs: number): Promise<{ bus: JDBus;
     const g = globalThis as { require?: NodeRequire }
     g.require ??= createRequire(import.meta.url)
     const transport = createNodeSocketTransport(Number(m[2]), m[1])
-    const bus = new JDBus([transport], { client: false, disableRoleManager: true })
-    bus.autoConnect = false
-    let closed = false
-    const close = async () => {
-        if (closed) return
-        closed = true
-        await bus.disconnect().catch(() => {})
-        bus.stop()
-        bus.dispose?.()
-    }
-    const timer = new Promise<"timeout">(r => setTimeout(() => r("timeout"), timeoutMs).unref())
-    const r = await Promise.race([bus.connect(true).then(() => "done" as const), timer])
-    if (r === "timeout" || !transport.connected) {
-        await close()
-        throw new UsbError(`no device answered on ${url}: nothing accepted the connection`)
-    }
-    return { bus, transport, close }
+    return connectBus(transport, timeoutMs, `no device answered on ${url}: nothing accepted the connection`)
 }
 
 /** devices other than this bus's own, that have announced and are not lost */
