@@ -2,6 +2,7 @@ import * as ds from "@devicescript/core"
 import { SensorServer, startServer } from "@devicescript/server"
 import { SpiDevice, ReadyLine } from "../hal/spi"
 import { Clock } from "../hal/clock"
+import { hex8 } from "../hal/hex"
 import { Peripheral } from "../hal/peripheral"
 
 /*
@@ -141,10 +142,6 @@ function avgSel(n: number): number {
     if (n === 8) return 3
     if (n === 16) return 4
     throw new Error(`MAX31856 config: averaging must be 1, 2, 4, 8 or 16, not ${n}`)
-}
-
-function hex8(v: number) {
-    return "0x" + Buffer.from([v & 0xff]).toString("hex")
 }
 
 /** Fills in the defaults and checks the values; throws an Error naming a bad field. */

@@ -3,6 +3,8 @@ import { I2cBus } from "../hal/i2c"
 import { Clock } from "../hal/clock"
 import { postBatch } from "../uplink/http"
 import { kvGet } from "../flash/kv"
+import { hex8 } from "../hal/hex"
+import { base64Decode } from "../uplink/notecard"
 
 /*
  * Register-level Blues Notecard model (serial-over-I2C at 0x17) for the simulator and the unit tests.
@@ -124,29 +126,10 @@ export class SimHubCloud implements NotecardCloud {
     }
 }
 
-/**
- * `{"sn": sn, "notes": [{"file", "body", "payload"}]}` as bytes, written straight into one buffer:
- * JSON.stringify and then Buffer.from would hold an 8 KB payload twice more (the VM heap is small).
- */
+/** `{"sn": sn, "notes": [{"file", "body", "payload"}]}` as bytes (a sync carries one batch's note: small) */
 export function syncRequestBody(sn: string, notes: Note[]): Buffer {
-    const parts: string[] = ['{"sn":' + JSON.stringify(sn) + ',"notes":[']
-    for (let i = 0; i < notes.length; i++) {
-        const n = notes[i]
-        const body = n.body === undefined ? "null" : JSON.stringify(n.body)
-        parts.push((i > 0 ? "," : "") + '{"file":' + JSON.stringify(n.file) + ',"body":' + body + ',"payload":"')
-        parts.push(n.payload) // base64: nothing to escape
-        parts.push('"}')
-    }
-    parts.push("]}")
-    let len = 0
-    for (const p of parts) len += p.byteLength
-    const out = Buffer.alloc(len)
-    let off = 0
-    for (const p of parts) {
-        out.blitAt(off, p, 0, p.byteLength)
-        off += p.byteLength
-    }
-    return out
+    const list = notes.map(n => ({ file: n.file, body: n.body ?? null, payload: n.payload }))
+    return Buffer.from(JSON.stringify({ sn, notes: list }))
 }
 
 export interface NotecardModelOptions {
@@ -172,27 +155,14 @@ export const SEGMENT_PAUSE_MS = 250
 export const MAX_LINE = 8192
 const MODES = ["periodic", "continuous", "minimum", "off"]
 
-function hex8(v: number) {
-    return "0x" + Buffer.from([v & 0xff]).toString("hex")
-}
-
-/**
- * A plausible base64 text: alphabet, length multiple of 4, "=" only as 1-2 final characters.
- * Yields every 512 characters (a fiber running ~100k VM instructions without a yield panics).
- */
-async function looksBase64(s: string): Promise<boolean> {
-    // charCodeAt, not a Buffer copy: the simulator VM's heap is small
-    const len = s.length
-    if (len % 4 !== 0) return false
-    for (let i = 0; i < len; i++) {
-        if ((i & 511) === 511) await ds.sleep(0)
-        const c = s.charCodeAt(i)
-        const alpha = (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39)
-        if (alpha || c === 0x2b || c === 0x2f) continue
-        if (c === 0x3d && i >= len - 2 && (i === len - 1 || s.charCodeAt(len - 1) === 0x3d)) continue
+/** base64 text the card takes: the driver's strict decoder accepts it */
+async function isBase64(s: string): Promise<boolean> {
+    try {
+        await base64Decode(s)
+        return true
+    } catch (e) {
         return false
     }
-    return true
 }
 
 /** bytes a note takes in the card's queue: its payload text and body JSON */
@@ -314,11 +284,11 @@ export class NotecardModel implements I2cBus {
         readonly clock: Clock,
         options: NotecardModelOptions = {},
     ) {
-        this.replyDelayMs = options.replyDelayMs === undefined ? 20 : options.replyDelayMs
-        this.syncMs = options.syncMs === undefined ? 3000 : options.syncMs
-        this.capacityBytes = options.capacityBytes === undefined ? 24000 : options.capacityBytes
-        this.keepLines = options.keepLines === undefined ? 256 : options.keepLines
-        this.keepLineChars = options.keepLineChars === undefined ? 2048 : options.keepLineChars
+        this.replyDelayMs = options.replyDelayMs ?? 20
+        this.syncMs = options.syncMs ?? 3000
+        this.capacityBytes = options.capacityBytes ?? 24000
+        this.keepLines = options.keepLines ?? 256
+        this.keepLineChars = options.keepLineChars ?? 2048
         this.lastSyncAt = clock.now()
     }
 
@@ -614,14 +584,14 @@ export class NotecardModel implements I2cBus {
     }
 
     private async noteAdd(req: any): Promise<any> {
-        const file = req.file === undefined ? "data.qo" : req.file
+        const file = req.file ?? "data.qo"
         if (typeof file !== "string" || !(file.endsWith(".qo") || file.endsWith(".qos")))
             return { err: "note.add: only outbound queues (*.qo, *.qos) are modelled" }
         const body = req.body
         if (body !== undefined && (body === null || typeof body !== "object" || Array.isArray(body)))
             return { err: "note.add: body must be a JSON object" }
-        const payload = req.payload === undefined ? "" : req.payload
-        if (typeof payload !== "string" || !(await looksBase64(payload))) return { err: "note.add: payload must be base64 {io}" }
+        const payload = req.payload ?? ""
+        if (typeof payload !== "string" || !(await isBase64(payload))) return { err: "note.add: payload must be base64 {io}" }
         const size = noteSize({ file, body, payload, time: 0 })
         if (this.usedBytes + size > this.capacityBytes) return { err: "note.add: insufficient storage {storage}" }
         const utc = this.utcMs()

@@ -249,12 +249,12 @@ export class UbloxModel implements I2cBus {
         readonly clock: Clock,
         options: UbloxModelOptions = {},
     ) {
-        this.address = options.address === undefined ? 0x42 : options.address
-        this.latencyMs = options.latencyMs === undefined ? 0 : options.latencyMs
-        this.epochMs = options.epochMs === undefined ? 0 : options.epochMs
+        this.address = options.address ?? 0x42
+        this.latencyMs = options.latencyMs ?? 0
+        this.epochMs = options.epochMs ?? 0
         this.signedNano = !!options.signedNano
         this.legacy = !!options.legacy
-        this.txBufferSize = options.txBufferSize === undefined ? 4096 : options.txBufferSize
+        this.txBufferSize = options.txBufferSize ?? 4096
         if (options.noise) this.setNoise(options.noise)
         this.powerOn()
     }
@@ -279,7 +279,7 @@ export class UbloxModel implements I2cBus {
     }
 
     setInputs(inputs: UbloxInputs) {
-        const at = inputs.atMs === undefined ? this.clock.now() : inputs.atMs
+        const at = inputs.atMs ?? this.clock.now()
         if (inputs.utcMs !== undefined) {
             this.utcMs = inputs.utcMs
             this.utcAt = at
@@ -309,7 +309,7 @@ export class UbloxModel implements I2cBus {
     }
 
     setNoise(noise: UbloxNoise) {
-        this.garbage = noise.garbage === undefined ? 0 : noise.garbage
+        this.garbage = noise.garbage ?? 0
         this.split = !!noise.split
         if (noise.seed !== undefined) this.seed = noise.seed | 0 || 1 // xorshift needs a non-zero seed
     }

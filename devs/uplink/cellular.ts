@@ -100,11 +100,11 @@ export class CellularUplink implements Uplink {
         this.devid = o.devid
         this.sn = o.devid.toString("hex")
         this.clock = o.clock || new Clock()
-        this.maxPayload = Math.min(o.maxPayload === undefined ? MAX_CELLULAR_BATCH : o.maxPayload, MAX_CELLULAR_BATCH)
-        this.ackTimeoutMs = o.ackTimeoutMs === undefined ? 600000 : o.ackTimeoutMs
-        this.connectTimeoutMs = o.connectTimeoutMs === undefined ? 180000 : o.connectTimeoutMs
-        this.pollMinMs = o.pollMinMs === undefined ? 5000 : o.pollMinMs
-        this.pollMaxMs = o.pollMaxMs === undefined ? 60000 : o.pollMaxMs
+        this.maxPayload = Math.min(o.maxPayload ?? MAX_CELLULAR_BATCH, MAX_CELLULAR_BATCH)
+        this.ackTimeoutMs = o.ackTimeoutMs ?? 600000
+        this.connectTimeoutMs = o.connectTimeoutMs ?? 180000
+        this.pollMinMs = o.pollMinMs ?? 5000
+        this.pollMaxMs = o.pollMaxMs ?? 60000
     }
 
     async send(body: Buffer): Promise<UplinkReply> {
@@ -133,8 +133,8 @@ export class CellularUplink implements Uplink {
                 product: o.product,
                 sn: this.sn,
                 mode: "periodic",
-                outbound: o.outboundMin === undefined ? 60 : o.outboundMin,
-                inbound: o.inboundMin === undefined ? 60 : o.inboundMin,
+                outbound: o.outboundMin ?? 60,
+                inbound: o.inboundMin ?? 60,
             })
             this.configured = true
         }

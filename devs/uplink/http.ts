@@ -1,8 +1,33 @@
 import * as ds from "@devicescript/core"
-import { connect, URL } from "@devicescript/net"
+import { connect } from "@devicescript/net"
 
 /** headers and body of the longest reply taken (docs/uplink.md) */
 export const MAX_REPLY = 2048
+
+/** The parts of an `http(s)://host[:port][/path]` endpoint (the runtime's URL class costs ~0.9 KB of code). */
+export interface Endpoint {
+    tls: boolean
+    host: string
+    port: number
+    /** `host[:port]` as written, for the Host header */
+    authority: string
+    path: string
+}
+
+/** Split an endpoint URL; throws on anything but http(s) with a host (no userinfo, no IPv6 literals). */
+export function splitEndpoint(url: string): Endpoint {
+    const tls = url.startsWith("https://")
+    if (!tls && !url.startsWith("http://")) throw new TypeError(`uplink: unsupported URL ${url}`)
+    const rest = url.slice(tls ? 8 : 7)
+    let slash = rest.indexOf("/")
+    if (slash < 0) slash = rest.length
+    const authority = rest.slice(0, slash)
+    const colon = authority.indexOf(":")
+    const host = colon < 0 ? authority : authority.slice(0, colon)
+    const port = colon < 0 ? (tls ? 443 : 80) : parseInt(authority.slice(colon + 1))
+    if (!host || !(port > 0 && port < 65536) || authority.indexOf("@") >= 0) throw new TypeError(`uplink: bad URL ${url}`)
+    return { tls, host, port, authority, path: rest.slice(slash) || "/" }
+}
 
 export interface UplinkReply {
     status: number
@@ -17,19 +42,17 @@ export interface UplinkReply {
  * reply must carry Content-Length (the ingest server always sends it).
  */
 export async function postBatch(url: string, body: Buffer, timeoutMs = 20_000): Promise<UplinkReply> {
-    const u = new URL(url)
-    const tls = u.protocol === "https:"
-    if (!tls && u.protocol !== "http:") throw new TypeError(`uplink: unsupported protocol ${u.protocol}`)
-    const port = u.port ? +u.port : tls ? 443 : 80
+    const u = splitEndpoint(url)
+    const tls = u.tls
     const deadline = ds.millis() + timeoutMs
     const left = () => {
         const ms = deadline - ds.millis()
         if (ms <= 0) throw new Error("uplink: timed out")
         return ms
     }
-    const s = await connect({ host: u.hostname, port, proto: tls ? "tls" : "tcp", timeout: left() })
+    const s = await connect({ host: u.host, port: u.port, proto: tls ? "tls" : "tcp", timeout: left() })
     try {
-        const head = `POST ${u.path()} HTTP/1.1\r\nhost: ${u.host()}\r\ncontent-type: application/octet-stream\r\n`
+        const head = `POST ${u.path} HTTP/1.1\r\nhost: ${u.authority}\r\ncontent-type: application/octet-stream\r\n`
         await s.send(head + `content-length: ${body.length}\r\nconnection: close\r\n\r\n`)
         await s.send(body)
         // read until the end of the headers, then exactly Content-Length bytes

@@ -288,16 +288,16 @@ export class Notecard extends Peripheral {
     ) {
         super(options.clock || new Clock())
         const o = options
-        this.address = o.address === undefined ? NOTECARD_ADDR : o.address
-        this.chunkBytes = o.chunkBytes === undefined ? 30 : o.chunkBytes
+        this.address = o.address ?? NOTECARD_ADDR
+        this.chunkBytes = o.chunkBytes ?? 30
         if (!(this.chunkBytes >= 1 && this.chunkBytes <= CHUNK_MAX))
             throw new Error("Notecard: chunkBytes must be 1..253, not " + this.chunkBytes)
-        this.chunkDelayMs = o.chunkDelayMs === undefined ? 20 : o.chunkDelayMs
-        this.segmentBytes = o.segmentBytes === undefined ? 250 : o.segmentBytes
-        this.segmentDelayMs = o.segmentDelayMs === undefined ? 250 : o.segmentDelayMs
-        this.pollMs = o.pollMs === undefined ? 50 : o.pollMs
-        this.timeoutMs = o.timeoutMs === undefined ? 30000 : o.timeoutMs
-        this.intraTimeoutMs = o.intraTimeoutMs === undefined ? 1000 : o.intraTimeoutMs
+        this.chunkDelayMs = o.chunkDelayMs ?? 20
+        this.segmentBytes = o.segmentBytes ?? 250
+        this.segmentDelayMs = o.segmentDelayMs ?? 250
+        this.pollMs = o.pollMs ?? 50
+        this.timeoutMs = o.timeoutMs ?? 30000
+        this.intraTimeoutMs = o.intraTimeoutMs ?? 1000
     }
 
     /** device ms until the next attempt is allowed after failures (0: now) */
@@ -486,7 +486,7 @@ export class Notecard extends Peripheral {
     async cardWireless(): Promise<CardWireless> {
         const rsp = await this.request({ req: "card.wireless" })
         const bars = int(rsp.count)
-        return { status: typeof rsp.status === "string" ? rsp.status : "", bars: bars === undefined ? 0 : bars }
+        return { status: typeof rsp.status === "string" ? rsp.status : "", bars: bars ?? 0 }
     }
 
     /** connected to Notehub (card.status) */
