@@ -13,6 +13,7 @@ import {
     sealRecord,
     fixRecord,
     stopRecord,
+    batteryRecord,
     EvictedSummary,
     recordKind,
     recordSeq,
@@ -29,6 +30,10 @@ import {
     BOOT_POWER_ON,
     BOOT_INTERRUPTED,
     BOOT_WATCHDOG,
+    BATTERY_LOW,
+    BATTERY_CRITICAL,
+    BATTERY_FINAL,
+    BATTERY_CUTOFF,
 } from "../record/record"
 import { encodeBatch, parseAck } from "../batch/batch"
 import { Uplink, HttpsUplink } from "../uplink/uplink"
@@ -39,6 +44,7 @@ import { GnssTracker, GnssEvents } from "./gnss"
 import { encryptLoc } from "../record/loc"
 import { DeviceTime } from "./devtime"
 import { WakeState, ST_RTC_SET, ST_WATCHDOG } from "./state"
+import { BatterySense, BatteryMonitor } from "./battery"
 
 /** What the logger needs from a temperature front end (the MAX31856 driver). Never throws from read(). */
 export interface Thermometer {
@@ -68,6 +74,10 @@ export interface Board {
     rtc?: Rv3028
     /** live blocks in flash before the oldest unsent one is evicted */
     maxBlocks: number
+    /** the cell's voltage (battery-sense divider), when fitted */
+    battery?: BatterySense
+    /** the board's power-down at the battery cut-off (standby until USB or a charger wakes it) */
+    powerOff?: () => Promise<void>
 }
 
 /**
@@ -88,6 +98,8 @@ const TIME_ANCHOR_EVERY = 12 * 3_600_000
 // the clock is set again when it is this far from the time source
 const RTC_SET_ERROR_MS = 2000
 const ALARM_HYSTERESIS_C = 0.5
+const HOUR = 3_600_000
+const DAY = 24 * HOUR
 
 /**
  * The logger: sample on an absolute schedule, append every record to flash before it counts as
@@ -99,6 +111,7 @@ export class Logger {
     readonly keys = new EpochKeys()
     readonly st = new WakeState()
     readonly time: DeviceTime
+    readonly battery = new BatteryMonitor()
     uploadNow = false
     /** fired when something must be uploaded at once (an alarm): wakes the uploader early */
     private uploadSignal = new Signal()
@@ -167,7 +180,7 @@ export class Logger {
     }
 
     /**
-     * The watchdog (docs/power.md): any await that never returns (a bus that never answers, a socket
+     * The watchdog (docs/platform.md): any await that never returns (a bus that never answers, a socket
      * that never completes, a timer that never fires) leaves a fiber past its `due`; then the reason
      * goes to `st` and the logger reboots, so the next boot record says watchdog. It looks at the
      * sampling schedule's own instants (no wake of its own): a hung sample is caught within two
@@ -177,7 +190,8 @@ export class Logger {
         const clock = this.board.clock
         const due = this.due
         for (;;) {
-            await clock.sleep(Math.max(due[0] - clock.now(), 1000))
+            // nothing scheduled (cut off): look again in a day, not every second
+            await clock.sleep(due[0] ? Math.max(due[0] - clock.now(), 1000) : DAY)
             for (let i = 0; i < 3; i++) {
                 const late = clock.now() - due[i]
                 if (due[i] && late >= 0) {
@@ -282,12 +296,14 @@ export class Logger {
         const clock = this.board.clock
         for (;;) {
             try {
-                await this.recordGnss(await g.step())
+                if (this.battery.level < BATTERY_CRITICAL) await this.recordGnss(await g.step())
             } catch (e) {
                 console.log("ct:gnss-error " + e)
             }
-            // the next step too must be over STEP_MAX after its wake
-            const wait = g.nextIn()
+            // the next step too must be over STEP_MAX after its wake; a low cell: a fix every 3 h at
+            // most, a critical one: none (hardware/power.md)
+            const level = this.battery.level
+            const wait = level >= BATTERY_CRITICAL ? HOUR : level === BATTERY_LOW ? Math.max(g.nextIn(), 3 * HOUR) : g.nextIn()
             this.due[2] = clock.now() + wait + STEP_MAX
             await clock.sleep(wait)
         }
@@ -329,6 +345,7 @@ export class Logger {
                 // an epoch is sealed when it is `epoch` seconds old (device time, kept across boots)
                 if (this.time.now() - this.keys.start >= epochLen) await this.seal()
                 await this.makeRoom()
+                if (await this.checkBattery()) break
             } catch (e) {
                 // the schedule survives anything a cycle can throw; the error is on the console
                 console.log("ct:sample-error " + e)
@@ -339,6 +356,44 @@ export class Logger {
             const now = clock.now()
             if (next + interval <= now) next += Math.floor((now - next) / interval) * interval
         }
+        // cut off: nothing is due any more (the watchdog stands down), the board powers down
+        this.due[0] = 0
+        if (this.board.powerOff) await this.board.powerOff()
+    }
+
+    /**
+     * The cell at this sample wake (hardware/power.md): a battery record at a bounded rate, and the
+     * level acted on. Entering `final`: the last seal and one upload of everything; `cutoff`: a last
+     * battery record, sealed. True once cut off (the logger stops sampling).
+     */
+    private async checkBattery(): Promise<boolean> {
+        const sense = this.board.battery
+        if (!sense) return false
+        const mv = await sense.readMv()
+        if (!(mv > 0)) return false
+        const b = this.battery
+        const was = b.level
+        if (!b.take(mv, this.board.clock.now())) return false
+        const t = this.time.now()
+        const level = b.level
+        await this.add(seq => batteryRecord(seq, t, b.mv, level, 0))
+        console.log(`ct:battery mv=${b.mv} level=${level}`)
+        if (level === was) return false
+        if (level >= BATTERY_FINAL) await this.seal()
+        if (level === BATTERY_CUTOFF) return true
+        // the uploader re-plans at the new level's period; entering final, it sends everything once
+        if (level === BATTERY_FINAL) this.uploadNow = true
+        this.board.clock.raise(this.uploadSignal)
+        return false
+    }
+
+    /** ms between uploads at the battery's level: as provisioned, then 12 h, a day; 0: none planned */
+    private uploadPeriod(): number {
+        const base = this.prov.config.upload * 1000
+        const level = this.battery.level
+        if (level >= BATTERY_FINAL) return 0
+        if (level === BATTERY_CRITICAL) return Math.max(base, DAY)
+        return level === BATTERY_LOW ? Math.max(base, 12 * HOUR) : base
     }
 
     private async takeSample() {
@@ -439,33 +494,50 @@ export class Logger {
         this.inBand = inBand
         await this.add(seq => alarmRecord(seq, t, type, tc))
         console.log(`ct:alarm type=${type} tc=${tc}`)
-        this.uploadNow = true // an excursion is reported at once, not at the next upload slot
+        // an excursion is reported at once, not at the next upload slot (from a critical cell: only
+        // in the records, at the daily upload)
+        if (this.battery.level >= BATTERY_CRITICAL) return
+        this.uploadNow = true
         this.board.clock.raise(this.uploadSignal)
     }
 
     async uploading() {
         const clock = this.board.clock
-        const period = this.prov.config.upload * 1000
         let backoff = BACKOFF_MIN
-        let next = clock.now() + 10_000
+        // the first upload 10 s after the boot; then a period after the last that got through
+        let since = clock.now() + 10_000 - this.prov.config.upload * 1000
+        let retryAt = -1
+        // inside a radio-off window nothing is sent before this, an alarm's upload included
+        let quietUntil = -1
         for (;;) {
-            // one wait until the next upload is due, cut short by an alarm (not a poll: every wake-up of
-            // a fiber costs energy on the board and a world jump in the simulator)
-            this.due[1] = next + STEP_MAX
-            while (!this.uploadNow && clock.now() < next) await clock.sleepOr(next - clock.now(), this.uploadSignal)
+            const now = clock.now()
+            const period = this.uploadPeriod()
+            let next = retryAt >= 0 ? retryAt : period ? since + period : now + DAY
+            // an alarm uploads at once; from a low cell at most hourly
+            if (this.uploadNow) next = this.battery.level === BATTERY_LOW ? Math.min(next, since + HOUR) : now
+            next = Math.max(next, quietUntil)
+            this.due[1] = Math.max(next, now) + STEP_MAX
+            if (now < next) {
+                // one wait until the next upload is due, cut short by an alarm or a new battery level
+                // (not a poll: every wake-up costs energy on the board and a world jump in the simulator)
+                await clock.sleepOr(next - now, this.uploadSignal)
+                continue
+            }
             if (this.board.radioAllowed && !this.board.radioAllowed()) {
                 // radio-off window: keep the upload (and any alarm) pending, look again in a minute
-                next = clock.now() + 60_000
+                quietUntil = now + 60_000
                 continue
             }
             this.uploadNow = false
             const ok = await this.uploadPending()
-            if (ok) {
+            if (ok || !period) {
+                // (from a final-level cell one attempt only: the radio costs what is left)
                 backoff = BACKOFF_MIN
-                next = clock.now() + period
+                retryAt = -1
+                since = clock.now()
             } else {
                 // exponential back-off with jitter, so a fleet does not hammer a recovering server
-                next = clock.now() + backoff / 2 + Math.random() * (backoff / 2)
+                retryAt = clock.now() + backoff / 2 + Math.random() * (backoff / 2)
                 backoff = Math.min(backoff * 2, BACKOFF_MAX)
             }
         }

@@ -7,6 +7,7 @@ import { kvGet } from "../flash/kv"
 import { startMax31856, Max31856 } from "../sensor/max31856"
 import { waitForProvisioning, LoggerConfig } from "./config"
 import { Logger, Thermometer, ThermoReading } from "./logger"
+import { BatterySense } from "./battery"
 
 /**
  * The thermocouple front end the logger samples: the MAX31856 driver, re-configured with back-off
@@ -48,6 +49,10 @@ export interface BoardParts {
     cellular?: (devid: Buffer, product: string) => Promise<Uplink>
     /** false inside radio-off windows */
     radioAllowed?: () => boolean
+    /** the cell's voltage through the battery-sense divider */
+    battery?: BatterySense
+    /** power down below the battery cut-off */
+    powerOff?: () => Promise<void>
     /** after provisioning, before the first boot record (the simulator: the shipment's start) */
     waitForStart?: () => Promise<void>
 }
@@ -96,6 +101,8 @@ export async function startColdtrace(parts: BoardParts): Promise<Logger> {
             radioAllowed: parts.radioAllowed,
             rtc: parts.rtc,
             maxBlocks: parts.maxBlocks,
+            battery: parts.battery,
+            powerOff: parts.powerOff,
         },
         prov,
     )

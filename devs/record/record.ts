@@ -37,6 +37,10 @@ export const TIME_FLAG_SET = 0x01
 export const BATTERY_NORMAL = 0
 export const BATTERY_LOW = 1
 export const BATTERY_CRITICAL = 2
+/** the last seal and upload are done: the logger records to flash only */
+export const BATTERY_FINAL = 3
+/** the last record before the logger stops sampling (hardware/power.md) */
+export const BATTERY_CUTOFF = 4
 export const BATTERY_FLAG_EXTERNAL = 0x01
 
 export const HEADER_LEN = 6

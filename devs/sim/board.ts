@@ -5,6 +5,7 @@ import { SimI2cBus } from "./i2c-bus"
 import { Rv3028, RV3028_ADDR } from "../sensor/rv3028"
 import { BoardParts } from "../app/start"
 import { TIME_SOURCE_SIM } from "../record/record"
+import { DIVIDER_RATIO } from "../app/battery"
 
 /**
  * What every simulator build shares (devs/src/sim.ts with the GNSS receiver, devs/src/sim-cell.ts
@@ -72,6 +73,8 @@ export class SimBoard {
             utcNow: () => world.utcAt(clock.now()),
             utcSource: TIME_SOURCE_SIM,
             radioAllowed: () => (world.now.netFlags & RADIO_OFF) === 0,
+            // the divider's pin as the world's cell model has it (the ADC itself is not modelled)
+            battery: { readMv: async () => world.now.vbatPinMv * DIVIDER_RATIO },
             // the simulator's settings store has an 8 KB header area (platform notes); a block costs at
             // most 248 B there (24 B entry + 224 B value): 20 blocks plus keys leave room to compact
             maxBlocks: 20,

@@ -40,11 +40,15 @@ export class WorldSnapshot {
     rtcEe = 0
     rtcControl1 = 0
     rtcRam = 0
+    /** the battery-sense ADC pin (GPIO35), mV; 0: the scenario models no cell */
+    vbatPinMv = 0
 }
 
 export const SNAPSHOT_LEN = 56
 /** with the real-time clock's section (docs/simulator.md): 56 + 28 */
 export const SNAPSHOT_RTC_LEN = 84
+/** with the power section: 84 + 4 */
+export const SNAPSHOT_POWER_LEN = 88
 
 function u64(b: Buffer, off: number): number {
     return b.getAt(off, "u32") + b.getAt(off + 4, "u32") * 4294967296
@@ -76,6 +80,7 @@ export function decodeWorld(b: Buffer, out: WorldSnapshot): boolean {
         out.rtcControl1 = b[79]
         out.rtcRam = b.getAt(80, "u16")
     }
+    if (b.length >= SNAPSHOT_POWER_LEN) out.vbatPinMv = b.getAt(84, "u16")
     return true
 }
 

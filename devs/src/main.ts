@@ -10,6 +10,8 @@ import { startColdtrace } from "../app/start"
 import { Ublox } from "../sensor/ublox"
 import { startGnss, GnssConfig } from "../app/gnss"
 import { Rv3028 } from "../sensor/rv3028"
+import { standby } from "@devicescript/runtime"
+import { BatterySense, DIVIDER_RATIO } from "../app/battery"
 
 /**
  * Hardware entry point for the coldtrace v1 board (hardware/coldtrace_v1.board.json): the MAX31856
@@ -43,10 +45,25 @@ class DrdyLine implements ReadyLine {
     }
 }
 
+/**
+ * The cell through the divider on GPIO35 (ADC1: readable while Wi-Fi is on). The runtime gives the
+ * pin as a fraction of the ADC's full scale, taken as 3.3 V at 11 dB; calibrate on the bench
+ * (hardware/power.md, "What to measure first").
+ */
+class AdcBattery implements BatterySense {
+    constructor(readonly pin: ds.InputPin) {
+        pin.setMode(ds.GPIOMode.AnalogIn)
+    }
+    async readMv(): Promise<number> {
+        return Math.round((this.pin.value as number) * 3300 * DIVIDER_RATIO)
+    }
+}
+
 spi.configure({ miso: pins.MISO, mosi: pins.MOSI, sck: pins.SCK, mode: 1, hz: 1_000_000 })
 pins.TC_CS.setMode(ds.GPIOMode.OutputHigh)
 pins.TC_DRDY.setMode(ds.GPIOMode.InputPullUp)
 
+const DAY_MS = 24 * 3_600_000
 const clock = new Clock()
 const boardI2c = new BoardI2c()
 await startColdtrace({
@@ -59,4 +76,7 @@ await startColdtrace({
     // (24 B entry + 224 B value; 14,880 B) plus keys, config, lgmeta and the open block's tail
     // (~900 B) leave one largest value of room for compaction; the ring has 64 keys
     maxBlocks: 60,
+    battery: new AdcBattery(pins.VBAT),
+    // below the cut-off: deep sleep until USB (a reset) wakes it; each timer wake looks at the cell again
+    powerOff: async () => await standby(DAY_MS),
 })

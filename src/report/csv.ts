@@ -58,7 +58,7 @@ const OF_INTEREST: Record<number, string> = {
     [KIND.battery]: "battery",
 }
 
-const BATTERY_TEXT: Record<number, string> = { 0: "normal", 1: "low", 2: "critical" }
+const BATTERY_TEXT: Record<number, string> = { 0: "normal", 1: "low", 2: "critical", 3: "final", 4: "cut-off" }
 const RTC_TEXT: [number, string][] = [
     [BOOT_RTC.lost, "clock lost its power"],
     [BOOT_RTC.backup, "clock on backup supply"],

@@ -4,6 +4,8 @@ import { FAULT_CODES, Scenario, worldAt } from "./scenario.js"
 export const SNAPSHOT_LEN = 56
 /** with the real-time clock's section (src/sim/rtc.ts) */
 export const SNAPSHOT_RTC_LEN = 84
+/** with the power section after the clock's: the battery-sense pin (docs/simulator.md) */
+export const SNAPSHOT_POWER_LEN = 88
 export const NET_UP = 0x01
 export const RADIO_OFF = 0x02
 /** byte 18: the I2C bus hangs (a transaction started now never completes) */
@@ -22,8 +24,10 @@ function writeU64(b: Buffer, v: number, off: number) {
  * The world at `worldMs` (since the scenario start) as the VM sees it, with the real-time clock's
  * state (`rtc`, 28 bytes: src/sim/rtc.ts) when the world has one. `originUtc`: the world instant
  * at which the running VM's millis() was 0 (the VM's clock is the world's: src/sim/vm/vm-clock.cjs).
+ * With the clock's section comes the power section: the battery-sense ADC pin in mV (`vbatPinMv`, 0:
+ * no cell modelled).
  */
-export function encodeSnapshot(s: Scenario, worldMs: number, originUtc: number, rtc?: Buffer): Buffer {
+export function encodeSnapshot(s: Scenario, worldMs: number, originUtc: number, rtc?: Buffer, vbatPinMv = 0): Buffer {
     const startMs = Date.parse(s.start)
     const w = worldAt(s, worldMs / 3_600_000)
     const b = Buffer.alloc(SNAPSHOT_LEN)
@@ -41,5 +45,8 @@ export function encodeSnapshot(s: Scenario, worldMs: number, originUtc: number, 
     writeU64(b, startMs, 40)
     b.writeInt32LE(Math.round(w.latRate * 1e7), 48)
     b.writeInt32LE(Math.round(w.lonRate * 1e7), 52)
-    return rtc ? Buffer.concat([b, rtc]) : b
+    if (!rtc) return b
+    const power = Buffer.alloc(SNAPSHOT_POWER_LEN - SNAPSHOT_RTC_LEN)
+    power.writeUInt16LE(Math.max(0, Math.min(65535, Math.round(vbatPinMv))), 0)
+    return Buffer.concat([b, rtc, power])
 }
