@@ -3,7 +3,7 @@ import { createRequire } from "node:module"
 import { readFileSync, rmSync } from "node:fs"
 import path from "node:path"
 import Database from "better-sqlite3"
-import { KIND, decodeRecord, type LogRecord, type SampleRecord } from "../src/format/index.js"
+import { KIND, decodeRecord, type BatteryRecord, type LogRecord, type SampleRecord } from "../src/format/index.js"
 import { runReport, type ReportOptions } from "../src/report/cli.js"
 import { CSV_COLUMNS } from "../src/report/csv.js"
 import { renderEpcis } from "../src/report/epcis.js"
@@ -100,7 +100,7 @@ describe("the report model", () => {
         expect(rules.band.windows).toEqual([{ start: excursion.start, end: excursion.end, type: "above", peakC: excursion.peakC }])
         expect(rules["device-band"].events.map(e => e.type)).toEqual(["above", "back"])
         expect(rules["device-band"].windows[0].peakC).toBe(excursion.peakC)
-        expect(model.battery.recorded).toBe(false)
+        expect(model.battery.recorded).toBe(true)
         expect(model.openings.recorded).toBe(false)
         // the rule engine (docs/alarms.md): the preset's rules, the recommendation, the device check
         expect(rules["fridge-2-8.warm"]).toMatchObject({ outcome: "alarm", source: "host" })
@@ -111,6 +111,20 @@ describe("the report model", () => {
         expect(model.alarms.recommendation?.notJudged.join("\n")).toMatch(/faulted readings/)
         expect(model.alarms.deviceCheck).toMatchObject({ agree: true, recorded: 2, expected: 2 })
         expect(files.get("report.html")).toContain('id="recommendation"')
+    })
+
+    it("carries the battery records' voltages in time, and the HTML draws them", () => {
+        const w = fx.log.w
+        const held = new Set(dbRecords(fx.db, w.devid).map(r => r.seq))
+        const expected = w.records
+            .filter(r => r.kind === KIND.battery && held.has(r.seq))
+            .map(r => ({ t: w.worldTime.get(r.seq)!, volts: (r as BatteryRecord).mv / 1000 }))
+        expect(expected.length).toBeGreaterThanOrEqual(7)
+        expect(model.battery.series).toEqual(expected)
+        expect(model.battery.note).toMatch(/^\d+ battery records: the cell at 4\.\d\d V first/)
+        const html = files.get("report.html")!
+        expect(html).toContain('class="chart battery-chart"')
+        expect(html).not.toContain('id="energy"') // a real logger's report has no simulated energy
     })
 
     it("counts the samples the database holds and the faulted ones", () => {
@@ -382,6 +396,12 @@ describe("the simulator's summary", () => {
         expect(html).toContain("Alarms per rule")
         expect(html).toContain("not recorded by this firmware")
         expect(html).not.toMatch(/NaN|undefined|Infinity/)
+        // the merged log: the server's battery records and the ones still only on the device
+        const all = w.records
+            .filter(r => r.kind === KIND.battery)
+            .map(r => ({ t: w.worldTime.get(r.seq)!, volts: (r as BatteryRecord).mv / 1000 }))
+        expect(s.battery.series).toEqual(all)
+        expect(all.slice(0, model.battery.series.length)).toEqual(model.battery.series)
         expect(() => renderEpcis(s)).toThrow(/sscc/)
     })
 })

@@ -5,7 +5,10 @@ import path from "node:path"
 import { runReport } from "../src/report/cli.js"
 import { fingerprintLine, type ReportModel } from "../src/report/model.js"
 import { renderReportPdf, type PdfLayout } from "../src/report/pdf.js"
+import { computeBatteryChart } from "../src/report/chart.js"
 import { reportFixture, type ReportFixture } from "./helpers/shipment-log.js"
+import { loadPowerModel } from "../src/hardware/power.js"
+import { EnergyLedger } from "../src/sim/energy.js"
 
 // The PDF as a reader sees it: every page rendered to pixels by poppler's pdftoppm (Debian
 // poppler-utils, installed by scripts/setup.sh), its text and fonts read by pdftotext and pdffonts.
@@ -67,9 +70,27 @@ function count(
     return n
 }
 
+/** The leftmost and rightmost pixel columns in a box with a pixel passing `test`. */
+function inkedColumns(
+    img: Image,
+    box: { x: number; y: number; w: number; h: number },
+    test: (r: number, g: number, b: number) => boolean,
+): [number, number] {
+    let from = Infinity
+    let to = -Infinity
+    for (let x = Math.floor(box.x); x < Math.ceil(box.x + box.w); x++)
+        if (count(img, { x, y: box.y, w: 1, h: box.h }, test) > 0) {
+            from = Math.min(from, x)
+            to = Math.max(to, x)
+        }
+    return [from, to]
+}
+
 const inked = (r: number, g: number, b: number) => r < 235 || g < 235 || b < 235
 /** the temperature line, #0550ae */
 const lineBlue = (r: number, g: number, b: number) => b > 120 && r < 90 && g < 140 && b - r > 60
+/** the cell voltage, #953800, also blended with the white around a thin line (no grey, red or blue passes) */
+const voltBrown = (r: number, g: number, b: number) => r - g > 30 && g - b > 15 && r - b > 60
 /** a faulted reading on the strip, #d1242f */
 const faultRed = (r: number, g: number, b: number) => r > 170 && g < 80 && b < 90
 
@@ -117,6 +138,43 @@ describe("the PDF report", () => {
         writeFileSync(file, r.pdf)
         const img = renderPages(file, fx.dir, "empty")[r.layout.chart.page]
         expect(count(img, r.layout.chart, lineBlue)).toBe(0)
+    })
+
+    it("plots the battery records' voltage in its own chart, and none without records", async () => {
+        expect(model.battery.series.length).toBeGreaterThanOrEqual(7)
+        expect(layout.battery).not.toBeNull()
+        const box = layout.battery!
+        // the line from the first record to the last: records every 6 hours over two days
+        const g = computeBatteryChart(model)!
+        const xAt = (t: number) => box.x + ((t - g.t0) / (g.t1 - g.t0)) * box.w
+        const first = xAt(model.battery.series[0].t)
+        const last = xAt(model.battery.series.at(-1)!.t)
+        const [from, to] = inkedColumns(pages[box.page], box, voltBrown)
+        expect(Math.abs(from - first)).toBeLessThan(4)
+        expect(Math.abs(to - last)).toBeLessThan(4)
+        // and unbroken between them: every pixel column has the line in it
+        let gaps = 0
+        for (let x = Math.ceil(first); x < Math.floor(last); x++) if (!count(pages[box.page], { ...box, x, w: 1 }, voltBrown)) gaps++
+        expect(gaps).toBe(0)
+        expect(box.w).toBeCloseTo(layout.chart.w, 6) // the temperature chart's width and time axis
+        const none: ReportModel = { ...model, battery: { recorded: false, note: "Battery: not recorded by this firmware.", series: [] } }
+        expect((await renderReportPdf(none)).layout.battery).toBeNull()
+    })
+
+    it("shows the simulator's energy figures when the model has them", async () => {
+        const l = new EnergyLedger(loadPowerModel(), { board: "v1", gnss: true, notecard: false })
+        l.powerOn(Date.parse(model.started))
+        const energy = l.summary(Date.parse(model.ended))
+        const r = await renderReportPdf({ ...model, energy })
+        const file = path.join(fx.dir, "energy.pdf")
+        writeFileSync(file, r.pdf)
+        const text = execFileSync("pdftotext", ["-layout", file, "-"], { encoding: "utf8" })
+        expect(text).toContain("Energy (simulated)")
+        expect(text).toMatch(new RegExp(`Projected battery life\\s+${energy.projectedLifeDays} days`))
+        expect(text).toContain(`${energy.mAhUsed.toFixed(1)} mAh in ${energy.poweredHours} h`)
+        expect(text).toContain("Awake (ESP32 and board)")
+        expect(text).toContain("always-on drain")
+        expect(execFileSync("pdftotext", [pdfFile, "-"], { encoding: "utf8" })).not.toContain("Energy (simulated)")
     })
 
     it("embeds its fonts, and is drawn in vectors, not images", () => {

@@ -1,6 +1,9 @@
 import { describe, test, expect } from "vitest"
 import { renderReportHtml, escapeHtml, downsampleSeries, CHART, type PlotPoint } from "../src/report/html.js"
 import type { ShipmentSummary, SeriesPoint } from "../src/report/summary.js"
+import type { ReportLike } from "../src/report/model.js"
+import { loadPowerModel } from "../src/hardware/power.js"
+import { EnergyLedger } from "../src/sim/energy.js"
 
 const T0 = Date.parse("2024-05-01T06:00:00Z")
 const MIN = 60_000
@@ -38,15 +41,15 @@ function steady(n: number, c = 5): SeriesPoint[] {
 }
 
 /** The temperature line's points, converted back to °C with the scale the SVG declares. */
-function linePoints(html: string): { subpaths: number; points: Array<{ x: number; c: number }> } {
-    const svg = /<svg class="chart"[^>]*>/.exec(html)?.[0] ?? ""
+function linePoints(html: string, chart = "chart", line = "temp"): { subpaths: number; points: Array<{ x: number; c: number }> } {
+    const svg = new RegExp(`<svg class="${chart}"[^>]*>`).exec(html)?.[0] ?? ""
     const attr = (n: string) => Number(new RegExp(`${n}="([^"]+)"`).exec(svg)?.[1])
     const yMin = attr("data-y-min")
     const yMax = attr("data-y-max")
     const top = attr("data-plot-top")
     const height = attr("data-plot-height")
     // the line and the lone-reading dots: every temperature drawn
-    const d = [...html.matchAll(/<path class="temp-(?:line|dots)"[^>]* d="([^"]*)"/g)].map(m => m[1]).join("")
+    const d = [...html.matchAll(new RegExp(`<path class="${line}-(?:line|dots)"[^>]* d="([^"]*)"`, "g"))].map(m => m[1]).join("")
     const points: Array<{ x: number; c: number }> = []
     for (const m of d.matchAll(/[ML](-?[\d.]+) (-?[\d.]+)/g)) {
         const y = Number(m[2])
@@ -227,5 +230,76 @@ describe("large series", () => {
         const html = renderReportHtml(summary(series, { ended: new Date(T0 + 100_000_000).toISOString() }))
         expect(html.length).toBeLessThan(250_000)
         expect(linePoints(html).points.length).toBeLessThanOrEqual(2 * (CHART.width - CHART.left - CHART.right))
+    })
+})
+
+/** An SVG's time scale: x of a time, from its data attributes and the plot's width. */
+function svgTimes(html: string, chart: string): { t0: number; t1: number } {
+    const svg = new RegExp(`<svg class="${chart}"[^>]*>`).exec(html)?.[0] ?? ""
+    return { t0: Number(/data-t0="([^"]+)"/.exec(svg)?.[1]), t1: Number(/data-t1="([^"]+)"/.exec(svg)?.[1]) }
+}
+
+describe("battery", () => {
+    const volts = [4.1, 4.05, 3.98, 3.91, 3.87]
+    const battery = (v: number[]): ReportLike["battery"] => ({
+        recorded: v.length > 0,
+        note: v.length ? `${v.length} battery records` : "Battery: not recorded by this firmware (the log holds no voltage records).",
+        series: v.map((x, i) => ({ t: T0 + i * 60 * MIN, volts: x })),
+    })
+
+    test("the records' voltages are plotted, on the temperature chart's time axis", () => {
+        const s: ReportLike = { ...summary(steady(300)), battery: battery(volts) }
+        const html = renderReportHtml(s)
+        expect(html).toContain('class="chart battery-chart"')
+        const { points } = linePoints(html, "chart battery-chart", "volt")
+        // the line through the five records, then the five record dots
+        expect(points.map(p => Math.round(p.c * 100) / 100)).toEqual([...volts, ...volts])
+        expect(svgTimes(html, "chart battery-chart")).toEqual(svgTimes(html, "chart"))
+        // the same x for the same instant in both charts (the first record and the first sample at T0)
+        expect(points[0].x).toBe(linePoints(html).points[0].x)
+        expect(html).not.toMatch(/NaN|undefined|Infinity/)
+    })
+
+    test("no battery records: no chart, and the section says why", () => {
+        const html = renderReportHtml({ ...summary(steady(30)), battery: battery([]) })
+        expect(html).not.toContain("battery-chart")
+        expect(html).toContain("not recorded by this firmware")
+        // a summary without the section at all
+        expect(renderReportHtml(summary(steady(30)))).toContain("Battery: not available in this summary.")
+    })
+})
+
+describe("energy (simulated)", () => {
+    const model = loadPowerModel()
+    const energy = (startMah = 0) => {
+        const l = new EnergyLedger(model, { board: "v1", gnss: true, notecard: false, startMah })
+        l.powerOn(T0)
+        l.sample(T0 + 5 * MIN)
+        l.upload(T0 + 10 * MIN, "https")
+        return l.summary(T0 + 24 * 60 * MIN)
+    }
+
+    test("shows mAh used, by use, the projected life and the board", () => {
+        const e = energy()
+        const html = renderReportHtml({ ...summary(steady(30)), energy: e })
+        expect(html).toContain('id="energy"')
+        expect(html).toContain(`${e.mAhUsed.toFixed(1)} mAh in 24 h powered`)
+        expect(e.mAhUsed).toBeGreaterThan(100)
+        expect(html).toContain(`${e.projectedLifeDays} days`)
+        expect(e.projectedLifeDays!).toBeGreaterThan(0.5)
+        expect(html).toContain("v1 with GNSS receiver, firmware always on (no deep sleep)")
+        expect(html).toContain("the figure is the always-on drain")
+        for (const label of ["Awake (ESP32 and board)", "GNSS receiver", "Wi-Fi uploads", "Sampling (thermocouple conversions)"])
+            expect(html).toContain(`<td>${label}</td>`)
+        expect(html).not.toContain("<td>Cellular (Notecard)</td>") // nothing drawn for it
+        expect(html).toContain(`<td class="num">${e.byUse.wifi.toFixed(4)} mAh</td>`)
+        expect(html).not.toContain("Charge used before the run")
+        expect(renderReportHtml({ ...summary(steady(30)), energy: energy(1500) })).toContain("<td>1500.0 mAh</td>")
+        expect(html).not.toMatch(/NaN|undefined|Infinity/)
+    })
+
+    test("a report without it (a real logger) has no energy section", () => {
+        expect(renderReportHtml(summary(steady(30)))).not.toContain('id="energy"')
+        expect(renderReportHtml({ ...summary(steady(30)), energy: null })).not.toContain('id="energy"')
     })
 })

@@ -4,12 +4,14 @@
 // analyzeLog, so a temperature, an excursion or a stop is computed in one place.
 import {
     ALARM_TYPE,
+    BATTERY_FLAG,
     BOOT_REASON,
     KIND,
     decodeRecord,
     decryptLoc,
     isFaulted,
     type AlarmRecord,
+    type BatteryRecord,
     type BootRecord,
     type EvictedRecord,
     type FixRecord,
@@ -80,6 +82,16 @@ export interface LogAnalysis {
     evictions: Eviction[]
     unplaced: number
     sampleSeqs: number[]
+    /** the battery records placed in time: the cell voltage the logger measured */
+    battery: BatteryPoint[]
+}
+
+/** One battery record in time: the cell voltage (V), its low-battery level, external power. */
+export interface BatteryPoint {
+    t: number
+    volts: number
+    level: number
+    external: boolean
 }
 
 /** Distinct records in seq order (the first held copy of a seq wins; bytes that are no record are left out). */
@@ -216,6 +228,19 @@ function peakIn(series: SeriesPoint[], w: AlarmWindow): number | null {
     return peak
 }
 
+/** The battery records with a UTC time, in log order (an unplaced one cannot be drawn: counted in the notes). */
+function batterySeries(records: LogRecord[], utc: Map<number, number | null>): BatteryPoint[] {
+    const out: BatteryPoint[] = []
+    for (const r of records) {
+        if (r.kind !== KIND.battery) continue
+        const b = r as BatteryRecord
+        const t = utc.get(b.seq)
+        if (t == null) continue
+        out.push({ t, volts: b.mv / 1000, level: b.level, external: (b.flags & BATTERY_FLAG.external) !== 0 })
+    }
+    return out
+}
+
 /** Restarts from the boot records: the last record of the boot before (seals excluded: the open epoch is sealed after the restart) to the boot record. */
 function restartsFromBoots(records: LogRecord[], utc: Map<number, number | null>): PowerCut[] {
     const out: PowerCut[] = []
@@ -286,6 +311,7 @@ export function analyzeLog(
         evictions: evictionsOf(records, opts.sealed ?? (() => false), timeline.utcAt),
         unplaced: records.filter(r => utc.get(r.seq) == null).length,
         sampleSeqs: samples.map(x => x.seq),
+        battery: batterySeries(records, utc),
     }
 }
 
@@ -332,6 +358,24 @@ export function emptySections(): Pick<ReportModel, "battery" | "openings"> {
         battery: { recorded: false, note: `Battery: ${NOT_RECORDED} (the log holds no voltage records).`, series: [] },
         openings: { recorded: false, note: `Shipper openings: ${NOT_RECORDED} (the log holds no lid or door records).`, events: [] },
     }
+}
+
+const LEVEL_WORDS = ["normal", "low", "critical"]
+
+/** The battery section from the battery records: the voltage series and a one-line account of it. */
+export function batterySection(points: BatteryPoint[]): ReportModel["battery"] {
+    if (!points.length) return emptySections().battery
+    const volts = points.map(p => p.volts)
+    const first = points[0]
+    const last = points[points.length - 1]
+    const worst = Math.max(...points.map(p => p.level))
+    const v = (x: number) => `${x.toFixed(2)} V`
+    const note =
+        `${points.length} battery record${points.length === 1 ? "" : "s"}: the cell at ${v(first.volts)} first and ${v(last.volts)} last ` +
+        `(lowest ${v(Math.min(...volts))}); worst level ${LEVEL_WORDS[worst] ?? `level ${worst}`}` +
+        (points.some(p => p.external) ? "; external power seen" : "") +
+        "."
+    return { recorded: true, note, series: points.map(p => ({ t: p.t, volts: p.volts })) }
 }
 
 export function alarmsNote(): string {
@@ -483,6 +527,7 @@ export function buildReport(inp: BuildInput): BuiltReport {
             lost,
         }),
         ...emptySections(),
+        battery: batterySection(a.battery),
         route: { shown: !!inp.lockey && a.route.length > 0, note: routeNote, points: inp.lockey ? a.route : [] },
         evictions: a.evictions,
         unplaced: a.unplaced,

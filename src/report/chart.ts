@@ -586,3 +586,107 @@ export function chartSvg(g: ChartGeometry): string {
     parts.push(`</svg>`)
     return parts.join("\n")
 }
+
+// ---------------------------------------------------------------------------------------------------
+// battery chart
+
+/**
+ * The cell voltage of the battery records, a small chart under the temperature chart on the same time
+ * axis (same width, margins and time domain, so a moment lines up in both). The records come at a
+ * bounded rate, but a long log is reduced per pixel column like the temperatures.
+ */
+export const BATTERY_CHART = { top: 24, plotHeight: 110, axisHeight: 30 } as const
+
+export interface BatteryChartGeometry {
+    width: number
+    height: number
+    plot: { x: number; y: number; w: number; h: number }
+    yMin: number
+    yMax: number
+    t0: number
+    t1: number
+    ariaLabel: string
+    yGrid: { y: number; label: string }[]
+    xTicks: ChartGeometry["xTicks"]
+    xUnit: string | null
+    /** the voltage line as SVG path data, and the records as dots on it */
+    line: string
+    dots: string
+    records: number
+}
+
+/** The battery chart's geometry, or null when the report has no battery record with a time. */
+export function computeBatteryChart(s: ReportLike): BatteryChartGeometry | null {
+    const volts = (s.battery?.series ?? []).filter(p => Number.isFinite(p?.t) && isNum(p?.volts))
+    if (!volts.length) return null
+    const zone = zoneOf(s)
+    const { points } = plotPoints(Array.isArray(s.series) ? s.series : [])
+    const dom = timeDomain(s, points)
+    const t0 = Math.min(dom.t0, ...volts.map(p => p.t))
+    const t1 = Math.max(dom.t1, ...volts.map(p => p.t))
+    const span = t1 > t0 ? t1 - t0 : 1
+    const xOf = (t: number) => CHART.left + ((t - t0) / span) * PLOT_W
+    const asPoints: PlotPoint[] = volts.map(p => ({ t: p.t, c: p.volts, faulted: false }))
+    const ds = downsampleSeries(asPoints, { t0, t1, columns: PLOT_W, gapMs: Infinity })
+    const { yMin, yMax, yStep } = voltDomain(volts.map(p => p.volts))
+    const yOf = (v: number) => BATTERY_CHART.top + ((yMax - v) / (yMax - yMin)) * BATTERY_CHART.plotHeight
+    const yGrid: BatteryChartGeometry["yGrid"] = []
+    for (let v = yMin, i = 0; v <= yMax + yStep / 1000 && i < 20; v = yMin + ++i * yStep)
+        yGrid.push({ y: yOf(v), label: v.toFixed(yStep >= 0.1 ? 1 : 2) })
+    const paths = linePaths(ds.columns, xOf, yOf)
+    return {
+        width: CHART.width,
+        height: BATTERY_CHART.top + BATTERY_CHART.plotHeight + BATTERY_CHART.axisHeight,
+        plot: { x: CHART.left, y: BATTERY_CHART.top, w: PLOT_W, h: BATTERY_CHART.plotHeight },
+        yMin,
+        yMax,
+        t0,
+        t1,
+        ariaLabel: `Cell voltage over time, ${s.scenario ?? ""}`,
+        yGrid,
+        xTicks: timeTicks(t0, t1, zone, xOf),
+        xUnit: isUtc(zone) ? "UTC" : `UTC${shortOffset(offsetMinutes(t0, zone))}`,
+        line: paths.line,
+        // every record is a dot too: a few records a day are points, not a trace
+        dots: ds.columns.map(c => `M${n1(c.good === 1 ? xOf(c.firstT) : CHART.left + c.col + 0.5)} ${n1(yOf(c.min))}h0`).join(""),
+        records: volts.length,
+    }
+}
+
+/** The voltage axis: the readings padded, at least 0.2 V tall, on round steps. */
+function voltDomain(volts: number[]): { yMin: number; yMax: number; yStep: number } {
+    const lo = Math.min(...volts)
+    const hi = Math.max(...volts)
+    const pad = Math.max((hi - lo) * 0.1, 0.1)
+    const yStep = niceStep(hi - lo + 2 * pad, 4)
+    return { yMin: Math.floor((lo - pad) / yStep) * yStep, yMax: Math.ceil((hi + pad) / yStep) * yStep, yStep }
+}
+
+/** The battery chart as inline SVG (the page's CSS classes, as the temperature chart). */
+export function batteryChartSvg(g: BatteryChartGeometry): string {
+    const { plot } = g
+    const x2 = plot.x + plot.w
+    const parts: string[] = [
+        `<svg class="chart battery-chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${g.width} ${g.height}" ` +
+            `role="img" aria-label="${esc(g.ariaLabel)}" ` +
+            `data-y-min="${n1(g.yMin)}" data-y-max="${n1(g.yMax)}" data-plot-top="${plot.y}" data-plot-height="${plot.h}" ` +
+            `data-t0="${g.t0}" data-t1="${g.t1}">`,
+        `<rect class="plot-bg" x="${plot.x}" y="${plot.y}" width="${plot.w}" height="${plot.h}"/>`,
+    ]
+    for (const { y, label } of g.yGrid) {
+        parts.push(`<line class="grid" x1="${plot.x}" x2="${x2}" y1="${n1(y)}" y2="${n1(y)}"/>`)
+        parts.push(`<text class="ylab" x="${plot.x - 6}" y="${n1(y + 4)}">${esc(label)}</text>`)
+    }
+    parts.push(`<text class="yunit" x="${plot.x - 6}" y="${plot.y - 10}">V</text>`)
+    const ty = plot.y + plot.h + 16
+    for (const t of g.xTicks) {
+        parts.push(`<line class="grid" x1="${n1(t.x)}" x2="${n1(t.x)}" y1="${plot.y}" y2="${plot.y + plot.h}"/>`)
+        if (t.label !== null) parts.push(`<text class="xlab" x="${n1(t.x)}" y="${ty}">${esc(t.label)}</text>`)
+    }
+    if (g.xUnit) parts.push(`<text class="xunit" x="${plot.x - 6}" y="${ty}">${esc(g.xUnit)}</text>`)
+    if (g.line) parts.push(`<path class="volt-line" d="${g.line}"/>`)
+    if (g.dots) parts.push(`<path class="volt-dots" d="${g.dots}"/>`)
+    parts.push(`<rect class="frame" x="${plot.x}" y="${plot.y}" width="${plot.w}" height="${plot.h}"/>`)
+    parts.push(`</svg>`)
+    return parts.join("\n")
+}

@@ -7,6 +7,8 @@ import { timeMs } from "./summary.js"
 import {
     chainFailed,
     chainWord,
+    ENERGY_USE_LABELS,
+    energyUses,
     fingerprintLine,
     overallVerdict,
     ruleStatus,
@@ -15,10 +17,10 @@ import {
     type ReportLike,
     type RuleOutcome,
 } from "./model.js"
-import { chartSvg, computeChart, CHART } from "./chart.js"
+import { batteryChartSvg, chartSvg, computeBatteryChart, computeChart, CHART } from "./chart.js"
 import { computeRoute, routeSvg } from "./route.js"
 import { escapeHtml } from "./escape.js"
-import { fmtBand, fmtC, fmtDuration, fmtNum, fmtTime, isNum, plural } from "./text.js"
+import { fmtBand, fmtC, fmtDuration, fmtMah, fmtNum, fmtTime, isNum, plural } from "./text.js"
 import { zoneLabel } from "./time.js"
 
 export { escapeHtml } from "./escape.js"
@@ -81,6 +83,8 @@ caption { text-align: left; font-weight: 700; padding: 4px 8px; }
 .chart .exc { fill: #e36209; }
 .chart .cut line { stroke: #8250df; stroke-width: 1.4; stroke-dasharray: 5 3; }
 .chart .cut path { fill: #8250df; }
+.chart .volt-line { fill: none; stroke: #953800; stroke-width: 1.6; stroke-linejoin: round; }
+.chart .volt-dots { fill: none; stroke: #953800; stroke-width: 5; stroke-linecap: round; }
 .legend { display: flex; flex-wrap: wrap; gap: 6px 18px; margin: 6px 0 0; padding: 0; list-style: none; color: var(--muted); font-size: 13px; }
 .legend li { display: flex; align-items: center; gap: 6px; }
 .sw { display: inline-block; width: 22px; height: 10px; }
@@ -406,6 +410,44 @@ function recordedOrNot(sec: { recorded: boolean; note: string } | undefined, wha
     return muted(sec ? sec.note : `${what}: not available in this summary.`)
 }
 
+/** The battery records: what they say, and the cell voltage drawn on the temperature chart's time axis. */
+function batteryHtml(s: ReportLike): string {
+    const g = s.battery?.recorded ? computeBatteryChart(s) : null
+    if (!g) return recordedOrNot(s.battery, "Battery")
+    return muted(s.battery!.note) + `<div class="chartwrap">${batteryChartSvg(g)}</div>`
+}
+
+/** The simulator's energy accounting (summary.json `energy`); nothing for a real logger's report. */
+function energyHtml(s: ReportLike): string {
+    const e = s.energy
+    if (!e) return ""
+    const parts = [e.gnss ? "GNSS receiver" : "", e.notecard ? "Notecard" : ""].filter(Boolean)
+    const fitted = `${e.board}${parts.length ? ` with ${parts.join(" and ")}` : ""}`
+    const life = e.projectedLifeDays === null ? "—" : `${e.projectedLifeDays} days`
+    const figures =
+        `<table class="figures"><caption>Drawn from the cell</caption><tbody>` +
+        row("Board", `${fitted}, ${e.mode === "always-on" ? "firmware always on (no deep sleep)" : "duty-cycled firmware"}`) +
+        row("Charge used", `${fmtMah(e.mAhUsed)} in ${e.poweredHours} h powered`) +
+        row("Average drain", `${fmtMah(e.mAhPerDay)} a day`) +
+        row("Projected battery life", `${life} (a full cell's ${fmtMah(e.usableMah)} usable at 25 °C)`) +
+        row("Cell at the end", `${e.cellVoltsEnd.toFixed(2)} V at ${e.temperatureC} °C (ADC pin ${e.adcPinMvEnd} mV)`) +
+        (e.startMah ? row("Charge used before the run", fmtMah(e.startMah)) : "") +
+        `</tbody></table>`
+    const uses = energyUses()
+        .filter(u => e.byUse[u] > 0)
+        .map(u => [ENERGY_USE_LABELS[u], fmtMah(e.byUse[u]), share(e.byUse[u], e.mAhUsed)])
+    const how = muted(
+        "Simulated: the world charges the current of every part in each state from hardware/power.json for the time the firmware spends in it " +
+            "(docs/simulator.md, Energy). " +
+            (e.mode === "always-on"
+                ? "This firmware never sleeps, so the figure is the always-on drain; the duty cycle (hardware/power.md) is what brings the life to months."
+                : ""),
+    )
+    return `<div class="figgrid">${figures}<div>${table(["Use", "Charge", "Share"], uses, [1, 2])}</div></div>` + how
+}
+
+const share = (part: number, whole: number) => (whole > 0 ? `${((100 * part) / whole).toFixed(1)} %` : "—")
+
 function evictionsHtml(s: ReportLike, zone: string): string {
     const ev = s.evictions ?? []
     if (!ev.length) return ""
@@ -459,7 +501,8 @@ export function renderReportHtml(summary: ReportLike): string {
     h.push(section("Sensor faults", faultsHtml(s, zone)))
     h.push(section("Power cuts and restarts", powerCutsHtml(s, zone)))
     h.push(section("Stops and route", stopsHtml(s, zone)))
-    h.push(section("Battery", recordedOrNot(s.battery, "Battery")))
+    h.push(section("Battery", batteryHtml(s), "battery"))
+    if (s.energy) h.push(section("Energy (simulated)", energyHtml(s), "energy"))
     h.push(section("Shipper openings", recordedOrNot(s.openings, "Shipper openings")))
     h.push(evictionsHtml(s, zone))
     h.push(section("Verification", verificationHtml(s)))

@@ -10,6 +10,7 @@ import type { Shipment } from "./shipment.js"
 import type { Problem } from "../verify/verify.js"
 import { fmtBand } from "./text.js"
 import type { DeviceAlarmCheck, Recommendation } from "../alarms/index.js"
+import type { EnergySummary, EnergyUse } from "../sim/energy.js"
 
 export const REPORT_FORMAT = "coldtrace-report-v1"
 
@@ -113,13 +114,34 @@ export interface ReportModel extends ShipmentSummary {
     fingerprint: Fingerprint
     verification: VerificationInfo | null
     alarms: { note: string; rules: RuleOutcome[]; recommendation?: Recommendation; deviceCheck?: DeviceAlarmCheck | null }
+    /** the battery records: the cell voltage the logger measured (V), in time order */
     battery: { recorded: boolean; note: string; series: { t: number; volts: number }[] }
+    /**
+     * The simulator's energy accounting (summary.json `energy`, src/sim/energy.ts): what the run drew
+     * from the cell and the battery life it projects. Absent from a real logger's report.
+     */
+    energy?: EnergySummary | null
     openings: { recorded: boolean; note: string; events: { start: number; end: number | null }[] }
     /** positions: shown only to whoever holds the location key */
     route: { shown: boolean; note: string; points: RoutePoint[] }
     evictions: Eviction[]
     /** records without a UTC time (a boot that never saw a time source) */
     unplaced: number
+}
+
+/** How the HTML and PDF reports name where the simulated charge went (EnergySummary.byUse). */
+export const ENERGY_USE_LABELS: Record<EnergyUse, string> = {
+    awake: "Awake (ESP32 and board)",
+    sleep: "Sleep floor",
+    sampling: "Sampling (thermocouple conversions)",
+    wifi: "Wi-Fi uploads",
+    cellular: "Cellular (Notecard)",
+    gnss: "GNSS receiver",
+}
+
+/** The uses in the order the reports list them. */
+export function energyUses(): EnergyUse[] {
+    return Object.keys(ENERGY_USE_LABELS) as EnergyUse[]
 }
 
 /** A ReportModel or a simulator summary: renderers take either. */

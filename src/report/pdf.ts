@@ -5,11 +5,21 @@
 import { createRequire } from "node:module"
 import PDFDocument from "pdfkit"
 import type { ReportModel } from "./model.js"
-import { chainWord, fingerprintLine, overallVerdict, ruleStatus, zoneOf, type Level, type RuleOutcome } from "./model.js"
-import { computeChart, type ChartGeometry } from "./chart.js"
+import {
+    chainWord,
+    ENERGY_USE_LABELS,
+    energyUses,
+    fingerprintLine,
+    overallVerdict,
+    ruleStatus,
+    zoneOf,
+    type Level,
+    type RuleOutcome,
+} from "./model.js"
+import { computeBatteryChart, computeChart, type BatteryChartGeometry, type ChartGeometry } from "./chart.js"
 import { computeRoute, type RouteGeometry } from "./route.js"
 import { timeMs } from "./summary.js"
-import { fmtBand, fmtC, fmtDuration, fmtNum, fmtTime, isNum } from "./text.js"
+import { fmtBand, fmtC, fmtDuration, fmtMah, fmtNum, fmtTime, isNum } from "./text.js"
 import { zoneLabel } from "./time.js"
 
 const require = createRequire(import.meta.url)
@@ -38,6 +48,7 @@ const COLOR = {
     miss: "#8c959f",
     gap: "#dddddd",
     cut: "#8250df",
+    volt: "#953800",
     start: "#1a7f37",
     end: "#c62828",
 }
@@ -50,6 +61,8 @@ export interface PdfLayout {
     pages: number
     chart: { page: number; x: number; y: number; w: number; h: number }
     route: { page: number; x: number; y: number; w: number; h: number } | null
+    /** the battery chart's plot, when the log has battery records */
+    battery: { page: number; x: number; y: number; w: number; h: number } | null
 }
 
 type Doc = PDFKit.PDFDocument
@@ -483,10 +496,89 @@ function route(w: Writer, g: RouteGeometry, layout: PdfLayout, note: string): vo
     w.muted(`${note} Start: green circle, end: red square, stops numbered as in the table.`)
 }
 
-function closing(w: Writer, m: ReportModel): void {
+/** The cell voltage of the battery records, on the temperature chart's time axis. */
+function batteryChart(w: Writer, g: BatteryChartGeometry, layout: PdfLayout): void {
+    const d = w.doc
+    const k = CONTENT_W / g.width
+    const h = g.height * k
+    w.ensure(h + 4)
+    const x0 = PAGE.margin
+    const y0 = w.y
+    const { plot } = g
+    layout.battery = { page: w.page, x: x0 + plot.x * k, y: y0 + plot.y * k, w: plot.w * k, h: plot.h * k }
+    d.save()
+    d.translate(x0, y0).scale(k)
+    d.rect(plot.x, plot.y, plot.w, plot.h).fill("#ffffff")
+    const label = (s: string, x: number, y: number, align: "right" | "center") => {
+        const width = 140
+        d.font("regular")
+            .fontSize(14)
+            .fillColor(COLOR.muted)
+            .text(s, align === "right" ? x - width : x - width / 2, y - 11, { width, align, lineBreak: false })
+    }
+    for (const t of g.yGrid) {
+        d.moveTo(plot.x, t.y)
+            .lineTo(plot.x + plot.w, t.y)
+            .lineWidth(1)
+            .strokeColor(COLOR.grid)
+            .stroke()
+        label(t.label, plot.x - 6, t.y + 5, "right")
+    }
+    label("V", plot.x - 6, plot.y - 8, "right")
+    for (const t of g.xTicks) {
+        d.moveTo(t.x, plot.y)
+            .lineTo(t.x, plot.y + plot.h)
+            .lineWidth(1)
+            .strokeColor(COLOR.grid)
+            .stroke()
+        if (t.label !== null) label(t.label, t.x, plot.y + plot.h + 20, "center")
+    }
+    if (g.xUnit) label(g.xUnit, plot.x - 6, plot.y + plot.h + 20, "right")
+    if (g.line) d.path(g.line).lineWidth(2.4).lineJoin("round").strokeColor(COLOR.volt).stroke()
+    if (g.dots) d.path(g.dots).lineWidth(5).lineCap("round").strokeColor(COLOR.volt).stroke()
+    d.rect(plot.x, plot.y, plot.w, plot.h).lineWidth(1).strokeColor(COLOR.miss).stroke()
+    d.restore()
+    w.y += h + 4
+}
+
+/** The simulator's energy accounting (summary.json `energy`): absent from a real logger's report. */
+function energy(w: Writer, m: ReportModel): void {
+    const e = m.energy
+    if (!e) return
+    w.heading("Energy (simulated)")
+    const fitted = [e.gnss ? "GNSS receiver" : "", e.notecard ? "Notecard" : ""].filter(Boolean).join(" and ")
+    const rows: [string, string][] = [
+        ["Board", `${e.board}${fitted ? ` with ${fitted}` : ""}, ${e.mode === "always-on" ? "always on" : "duty-cycled"}`],
+        ["Charge used", `${fmtMah(e.mAhUsed)} in ${e.poweredHours} h`],
+        ["Average drain", `${fmtMah(e.mAhPerDay)} a day`],
+        [
+            "Projected battery life",
+            e.projectedLifeDays === null ? "—" : `${e.projectedLifeDays} days (${fmtMah(e.usableMah)} usable at 25 °C)`,
+        ],
+        ["Cell at the end", `${e.cellVoltsEnd.toFixed(2)} V at ${e.temperatureC} °C (ADC pin ${e.adcPinMvEnd} mV)`],
+    ]
+    if (e.startMah) rows.push(["Charge used before the run", fmtMah(e.startMah)])
+    w.ensure(90)
+    const colW = CONTENT_W / 2 - 8
+    const yl = w.pairs(rows, PAGE.margin, colW)
+    const uses = energyUses()
+        .filter(u => e.byUse[u] > 0)
+        .map(u => [ENERGY_USE_LABELS[u], fmtMah(e.byUse[u])] as [string, string])
+    const yr = w.pairs(uses, PAGE.margin + colW + 16, colW)
+    w.y = Math.max(yl, yr) + 4
+    w.muted(
+        "Simulated from hardware/power.json: each part's current in each state for the time the firmware spends in it (docs/simulator.md, Energy)." +
+            (e.mode === "always-on" ? " This firmware never sleeps: the figure is the always-on drain until the duty cycle lands." : ""),
+    )
+}
+
+function closing(w: Writer, m: ReportModel, layout: PdfLayout): void {
     const zone = zoneOf(m)
     w.heading("Battery")
     w.muted(m.battery.note)
+    const battery = m.battery.recorded ? computeBatteryChart(m) : null
+    if (battery) batteryChart(w, battery, layout)
+    energy(w, m)
     w.heading("Shipper openings")
     w.muted(m.openings.note)
     if (m.evictions.length) {
@@ -558,7 +650,7 @@ export function renderReportPdf(m: ReportModel): Promise<{ pdf: Buffer; layout: 
         doc.on("end", () => resolve(Buffer.concat(chunks)))
         doc.on("error", reject)
     })
-    const layout: PdfLayout = { pages: 0, chart: { page: 0, x: 0, y: 0, w: 0, h: 0 }, route: null }
+    const layout: PdfLayout = { pages: 0, chart: { page: 0, x: 0, y: 0, w: 0, h: 0 }, route: null, battery: null }
     const w = new Writer(doc)
     header(w, m)
     verdictBox(w, m)
@@ -568,7 +660,7 @@ export function renderReportPdf(m: ReportModel): Promise<{ pdf: Buffer; layout: 
     rules(w, m)
     listSections(w, m)
     stops(w, m, layout)
-    closing(w, m)
+    closing(w, m, layout)
     footers(doc, m)
     layout.pages = doc.bufferedPageRange().count
     doc.end()

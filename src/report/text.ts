@@ -46,3 +46,10 @@ export function fmtTime(t: TimeValue | null | undefined, zone = "UTC"): string {
 export function plural(n: number, word: string, many = `${word}s`): string {
     return `${n} ${n === 1 ? word : many}`
 }
+
+/** Charge for a reader: "2779.9 mAh", "2.50 mAh", "0.0001 mAh" (a sample's conversion is a tenth of a uAh). */
+export function fmtMah(v: unknown): string {
+    if (!isNum(v)) return "—"
+    const digits = Math.abs(v) >= 100 ? 1 : Math.abs(v) >= 1 ? 2 : 4
+    return `${v.toFixed(digits)} mAh`
+}

@@ -1,7 +1,8 @@
 import { decodeRecord, type LogRecord } from "../format/index.js"
 import type { ShipmentSummary } from "../report/summary.js"
 import { REPORT_FORMAT, type ReportModel } from "../report/model.js"
-import { analyzeLog, emptySections, engineAlarms } from "../report/build.js"
+import { analyzeLog, batterySection, emptySections, engineAlarms } from "../report/build.js"
+import type { EnergySummary } from "./energy.js"
 import type { ChainEntry, ChainVerdict } from "../verify/chain.js"
 
 export { faultName } from "../report/build.js"
@@ -24,6 +25,8 @@ export interface SummaryInput {
     lockey?: Buffer
     uploads: { attempts: number; ok: number; failed: number }
     notes: string[]
+    /** the energy ledger's figures at the end of the run (src/sim/energy.ts), when it kept one */
+    energy?: EnergySummary
 }
 
 /**
@@ -92,6 +95,8 @@ export function summarize(inp: SummaryInput): ReportModel & { records: number; m
             lost,
         }),
         ...emptySections(),
+        battery: batterySection(a.battery),
+        ...(inp.energy ? { energy: inp.energy } : {}),
         route: {
             shown: !!inp.lockey?.length && a.route.length > 0,
             note: inp.lockey?.length
