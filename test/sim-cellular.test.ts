@@ -50,6 +50,20 @@ describe("Wi-Fi to cellular and back (wifi-cellular scenario)", () => {
         expect(during.length).toBeGreaterThanOrEqual(11)
     })
 
+    it("keeps an excursion raised in flight for the first instant the radio may send again", () => {
+        const flight = scenario.radioOff![0]
+        const raised = r.observed.console
+            .tagged("alarm")
+            .map(x => (x.utc - start) / 3_600_000)
+            .filter(h => h > flight.from && h < flight.to)
+        expect(raised.length).toBeGreaterThan(0)
+        // the logger looks again a minute at a time: the first attempt after the window is the alarm's
+        const after = attempts()
+            .filter(x => x.at >= flight.to)
+            .sort((a, b) => a.at - b.at)[0]
+        expect(after.at).toBeLessThan(flight.to + 2 / 60)
+    })
+
     it("ends with the database equal to the device's log, each record once, verified", () => {
         expect(r.summary.chain.status, r.summary.chain.detail).toBe("ok")
         const d = new Database(r.dbPath, { readonly: true })

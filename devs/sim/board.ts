@@ -75,6 +75,8 @@ export class SimBoard {
             radioAllowed: () => (world.now.netFlags & RADIO_OFF) === 0,
             // the divider's pin as the world's cell model has it (the ADC itself is not modelled)
             battery: { readMv: async () => world.now.vbatPinMv * DIVIDER_RATIO },
+            // the board's deep sleep below the cut-off: the world's energy ledger takes the sleep floor
+            powerOff: async () => console.log("ct:standby"),
             // the simulator's settings store has an 8 KB header area (platform notes); a block costs at
             // most 248 B there (24 B entry + 224 B value): 20 blocks plus keys leave room to compact
             maxBlocks: 20,

@@ -5,6 +5,7 @@ import type { DeviceExport } from "./export.js"
 import type { ConsoleLog } from "./console.js"
 import type { Testbed } from "./testbed.js"
 import type { PowerCut } from "./driver.js"
+import type { EnergySummary } from "./energy.js"
 import { recordsFor } from "../ingest/db.js"
 import { verifyChain, mergeLogs, type ChainEntry } from "../verify/chain.js"
 import { summarize } from "./summarize.js"
@@ -74,6 +75,8 @@ export function assessRun(opts: {
     cuts: PowerCut[]
     /** the witness's log of this device (witness-log.json), when the run had a witness */
     witnessLog?: string
+    /** the world's energy ledger at the end (src/sim/energy.ts) */
+    energy?: EnergySummary
     extra: Record<string, unknown>
 }): Assessment {
     const { s, tb, con, exported } = opts
@@ -101,6 +104,7 @@ export function assessRun(opts: {
         lockey: tb.keys.lockey,
         uploads: con.uploads,
         notes,
+        energy: opts.energy,
     })
     // the verdict shown is the verifier's; the harness's own merged-chain check must agree
     const verified = verification.every(v => v.verdict.ok)

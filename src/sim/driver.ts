@@ -3,10 +3,11 @@ import type { VmProcess } from "./vm.js"
 import type { NetGate } from "./netgate.js"
 import type { HttpFaultInjector } from "./httpfaults.js"
 import type { Notehub } from "../uplink/notehub.js"
-import { Scenario, allPowerCuts, inWindow } from "./scenario.js"
+import { Scenario, allPowerCuts, inWindow, worldAt } from "./scenario.js"
 import { encodeSnapshot } from "./world.js"
 import { WorldRtc } from "./rtc.js"
 import { mulberry32 } from "../uplink/notecard-relay.js"
+import { EnergyFeed } from "./energy-feed.js"
 
 const H = 3_600_000
 /** a wall-clock guard only: the world waits for the device, so this much silence means a bug */
@@ -84,6 +85,8 @@ export class WorldDriver {
     readonly rtc: WorldRtc
     /** backups and restores of the server's database still to come, in time order */
     private serverEvents: ServerEvent[]
+    /** the charge the logger draws, and its cell's voltage (docs/simulator.md, "Energy") */
+    readonly energy: EnergyFeed
 
     constructor(
         readonly s: Scenario,
@@ -100,6 +103,7 @@ export class WorldDriver {
         this.endMs = s.hours * H
         this.nextProgress = progressEvery
         this.rtc = new WorldRtc(this.startUtc, { driftPpm: s.rtc?.driftPpm })
+        this.energy = new EnergyFeed(s)
         this.serverEvents = (s.serverRestores ?? []).flatMap((r, n) => [
             { what: "backup" as const, n, at: r.backup * H },
             { what: "restore" as const, n, at: r.restore * H },
@@ -154,11 +158,16 @@ export class WorldDriver {
                 this.hub.mode = "lockstep"
                 this.hub.send({ t: "mode", mode: "lockstep" })
                 this.markStarted()
+                this.energy.powerOn(this.startUtc)
                 await this.advance(0)
             }
             return
         }
         if (this.hub.mode !== "lockstep" || !this.vm.running) return
+        if (m.t === "ev") {
+            this.energy.line(m.at, m.line)
+            return
+        }
         if (m.why === "start") {
             // a VM that just came up (after a power cut): its world is where its clock starts
             await this.advance(m.now - this.startUtc)
@@ -201,7 +210,8 @@ export class WorldDriver {
         const capture = this.s.gnss?.bytes
         if (capture && this.captureFor !== this.vm.boots && this.hub.sendCapture(capture)) this.captureFor = this.vm.boots
         // (a VM that has not announced its Sim World service yet gets the snapshot of a later jump)
-        this.hub.publish(encodeSnapshot(this.s, worldMs, this.vm.origin, this.rtc.encode()))
+        const vbat = this.energy.vbatPinMv(this.startUtc + worldMs, worldAt(this.s, h).boardC)
+        this.hub.publish(encodeSnapshot(this.s, worldMs, this.vm.origin, this.rtc.encode(), vbat))
         const horizon = Math.min(this.endMs, kill?.at ?? Infinity, this.nextNetworkChange(worldMs))
         this.hub.send({ t: "jump", to: this.startUtc + worldMs, horizon: this.startUtc + horizon })
         while (worldMs >= this.nextProgress) {
@@ -229,6 +239,7 @@ export class WorldDriver {
 
     private async afterCut(kill: Kill, at: number) {
         const back = at + kill.off
+        this.energy.powerOff(this.startUtc + at)
         const cut: PowerCut = { at: this.startUtc + at, until: back < this.endMs ? this.startUtc + back : null, chaos: kill.chaos }
         this.cuts.push(cut)
         this.events.powerCut?.(cut)
@@ -238,6 +249,7 @@ export class WorldDriver {
             return
         }
         this.worldMs = back
+        this.energy.powerOn(this.startUtc + back)
         this.rtc.powerOn(this.startUtc + back, kill.rtcLost)
         this.startVm(back)
         this.events.powerBack?.(back)

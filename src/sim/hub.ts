@@ -26,6 +26,8 @@ const CONTROL = 0x01
 export type VmMessage =
     | { t: "need"; now: number; to: number | null; idle: boolean; why: string }
     | { t: "clk"; now: number; idle: boolean; wake: number | null }
+    /** a console line that costs energy, at the world instant it was printed (before any later `need`) */
+    | { t: "ev"; at: number; line: string }
 
 /** What the world says to the VM's clock. */
 export type HubMessage =

@@ -2,7 +2,7 @@ import { mkdirSync, rmSync, writeFileSync } from "node:fs"
 import type { JDBus } from "jacdac-ts"
 import path from "node:path"
 import { buildFirmware } from "./vm.js"
-import type { Scenario } from "./scenario.js"
+import { worldAt, type Scenario } from "./scenario.js"
 import { findLogger } from "../provision/settings.js"
 import { exportDeviceLog, type DeviceExport } from "./export.js"
 import { provisionValues, writeProvisioning } from "../provision/provision.js"
@@ -12,6 +12,7 @@ import { ConsoleLog, parseConsoleLine, type SampleLine } from "./console.js"
 import { WorldDriver, fmtWorld, type PowerCut } from "./driver.js"
 import { assessRun, type Assessment } from "./assess.js"
 import { encodeSnapshot } from "./world.js"
+import type { EnergySummary } from "./energy.js"
 
 export type { SampleLine } from "./console.js"
 
@@ -133,7 +134,7 @@ async function drive(
     opts: RunOptions,
     tb: Testbed,
     con: ConsoleLog,
-): Promise<{ exported: DeviceExport | undefined; cuts: PowerCut[]; worldWallMs: number; witnessLog?: string }> {
+): Promise<{ exported: DeviceExport | undefined; cuts: PowerCut[]; worldWallMs: number; witnessLog?: string; energy: EnergySummary }> {
     const s = opts.scenario
     const say = opts.progress ?? (() => {})
     const startUtc = Date.parse(s.start)
@@ -220,7 +221,8 @@ async function drive(
             JSON.stringify({ counts: tb.faults.counts, tlsErrors: tb.faults.tlsErrors }, null, 1),
         )
         const witnessLog = await tb.saveWitnessLog()
-        return { exported, cuts: driver.cuts, worldWallMs, witnessLog }
+        const energy = driver.energy.summary(startUtc + s.hours * 3_600_000, worldAt(s, s.hours).boardC)
+        return { exported, cuts: driver.cuts, worldWallMs, witnessLog, energy }
     } finally {
         await cable?.close()
     }

@@ -63,6 +63,13 @@ export interface Scenario {
     gpsLoss?: { from: number; to: number }[]
     /** legs and places for the report */
     legs?: { from: number; label: string }[]
+    /**
+     * the logger runs on its cell (hardware/power.json): the world's energy ledger gives the battery
+     * sense the cell's voltage from the charge drawn so far (at the board temperature); `startMah`:
+     * charge already drawn at the start, `board`: whose currents (v1 devkit, v2 carrier; default v1).
+     * Absent: no cell is modelled (the sense reads 0); the energy is still accounted in the summary.
+     */
+    battery?: { board?: "v1" | "v2"; startMah?: number }
 }
 
 export type FaultKind = "open" | "short_vcc" | "short_gnd" | "dead" | "stuck0"
@@ -124,6 +131,7 @@ const KEYS = {
         "serverRestores",
         "witness",
         "untrustedServer",
+        "battery",
     ],
     device: ["interval", "upload", "low", "high", "tc", "avg", "notch", "oc", "epoch", "fix", "fixmv", "stopv", "stopt"],
     window: ["from", "to"],
@@ -137,6 +145,7 @@ const KEYS = {
     relay: ["seed", "delayMs", "jitterMs", "reorder", "holdMs", "duplicate", "duplicateLagMs", "retryMs"],
     gnss: ["capture", "loop"],
     leg: ["from", "label"],
+    battery: ["board", "startMah"],
 }
 
 /** A field nobody reads is a mistake (a typo, or a field of an older format): an error, not ignored. */
@@ -167,6 +176,7 @@ export function parseScenario(json: unknown): Scenario {
     checkKeys("rtc", s.rtc, KEYS.rtc)
     checkEach("serverRestores", s.serverRestores, KEYS.serverRestore)
     checkEach("legs", s.legs, KEYS.leg)
+    checkKeys("battery", s.battery, KEYS.battery)
     check(typeof s.name === "string" && s.name.length > 0, "name: required")
     check(typeof s.start === "string" && !Number.isNaN(Date.parse(s.start)), "start: must be an ISO 8601 date")
     check(typeof s.hours === "number" && s.hours > 0 && s.hours <= 24 * 90, "hours: must be 0 < hours <= 2160")
@@ -210,6 +220,11 @@ export function parseScenario(json: unknown): Scenario {
     check(s.untrustedServer === undefined || typeof s.untrustedServer === "boolean", "untrustedServer: true or false")
     if (s.rtc?.driftPpm !== undefined)
         check(typeof s.rtc.driftPpm === "number" && Math.abs(s.rtc.driftPpm) <= 1000, "rtc.driftPpm: a number within +-1000")
+    if (s.battery) {
+        check(s.battery.board === undefined || ["v1", "v2"].includes(s.battery.board), "battery.board: v1 or v2")
+        const m = s.battery.startMah
+        check(m === undefined || (typeof m === "number" && m >= 0 && m < 2000), "battery.startMah: mAh already drawn, 0 <= startMah < 2000")
+    }
     if (s.route) checkKeyframes("route", s.route, s.hours)
     // one program cannot hold both the receiver's and the modem's models (docs/devicescript-traps.md)
     check(!(s.cellular && (s.route || s.gnss)), "cellular: cannot run with a GNSS route or capture in one simulator build")

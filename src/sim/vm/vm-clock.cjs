@@ -31,6 +31,7 @@
  * >= 12): 0x01, u16 LE length, UTF-8 JSON.
  *   VM -> hub: {t:"need", now, to, idle, why}   the VM cannot go on alone: it needs world time `to`
  *              {t:"clk", now, idle, wake}       the firmware's state (in free mode, for the harness)
+ *              {t:"ev", at, line}               a console line that costs energy (sample, upload, fix, standby)
  *   hub -> VM: {t:"jump", to, horizon}          move the clock to `to`; go on alone up to `horizon`
  *              {t:"mode", mode}                 "lockstep" or "free"
  *              {t:"held", on}                   the open connection is held by the network model
@@ -149,6 +150,8 @@ function decideSoon() {
 // ---- what the firmware says (console lines) ------------------------------------------------------
 const fw = { seq: -1, idle: false, wake: /** @type {number | null} */ (null) }
 const ANSI = /\x1b\[[0-9;]*m/g
+/** the firmware's lines the world's energy ledger books (src/sim/energy.ts) */
+const ENERGY_LINE = /\bct:(sample|upload|upload-error|fix|standby)\b/
 for (const k of /** @type {const} */ (["log", "info", "debug", "warn", "error"])) {
     const orig = console[k].bind(console)
     console[k] = (...args) => {
@@ -156,6 +159,11 @@ for (const k of /** @type {const} */ (["log", "info", "debug", "warn", "error"])
             firmwareSaid(args[0].replace(ANSI, ""))
             return
         }
+        // what costs energy goes to the world too, on the hub link, ordered before the next `need`:
+        // the cell's voltage at the next jump then counts it on any machine (docs/simulator.md)
+        // (the colours go first: a colour code ends in a letter, so `ct:` would not start a word)
+        const text = typeof args[0] === "string" ? args[0].replace(ANSI, "") : ""
+        if (ENERGY_LINE.test(text)) control({ t: "ev", at: Math.floor(now()), line: text.trim() })
         // every line carries the world instant it was printed at, for the harness (src/sim/vm.ts)
         if (typeof args[0] === "string") args[0] = `@${Math.floor(now())} ${args[0]}`
         orig(...args)

@@ -1,0 +1,63 @@
+import { loadPowerModel } from "../hardware/power.js"
+import { parseConsoleLine } from "./console.js"
+import { EnergyLedger, uploadViaOf, type EnergySummary } from "./energy.js"
+import type { Scenario } from "./scenario.js"
+
+/**
+ * The world's side of the energy ledger (docs/simulator.md, "Energy"): the driver tells it when the
+ * cell is connected (VM powered) and hands it the firmware's energy lines (`ct:sample`, `ct:upload`,
+ * `ct:upload-error`, `ct:fix`, `ct:standby`, forwarded by the VM's clock before its next `need`, so they are booked
+ * before the next jump on any machine); the battery sense reads the cell it computes.
+ */
+export class EnergyFeed {
+    readonly ledger: EnergyLedger
+    /** the latest instant booked: the VM's clock may have run ahead of the last jump, never back */
+    private at = -Infinity
+
+    constructor(readonly s: Scenario) {
+        this.ledger = new EnergyLedger(loadPowerModel(), {
+            board: s.battery?.board ?? "v1",
+            gnss: !!(s.route || s.gnss),
+            notecard: !!s.cellular,
+            startMah: s.battery?.startMah,
+        })
+    }
+
+    powerOn(utcMs: number) {
+        this.ledger.powerOn(this.clamp(utcMs))
+    }
+
+    powerOff(utcMs: number) {
+        this.ledger.powerOff(this.clamp(utcMs))
+    }
+
+    /** one forwarded console line, printed at world `utcMs` */
+    line(utcMs: number, text: string) {
+        const c = parseConsoleLine(text.slice(text.indexOf("ct:")))
+        if (!c) return
+        const at = this.clamp(utcMs)
+        if (c.tag === "standby")
+            this.ledger.setMode(at, "duty-cycled") // cut off: the sleep floor from now on
+        else if (c.tag === "sample") this.ledger.sample(at)
+        else if (c.tag === "fix") this.ledger.fix(at)
+        else if (c.tag === "upload" || c.tag === "upload-error") {
+            const via = uploadViaOf(c.fields.via)
+            if (via) this.ledger.upload(at, via)
+        }
+    }
+
+    /** what the battery-sense pin reads at world `utcMs` with the cell at `cellC`; 0 when the scenario has no cell */
+    vbatPinMv(utcMs: number, cellC: number): number {
+        return this.s.battery ? this.ledger.adcPinMv(this.clamp(utcMs), cellC) : 0
+    }
+
+    /** the ledger's figures at the end, the cell at the board's temperature then */
+    summary(endUtcMs: number, cellC: number): EnergySummary {
+        return this.ledger.summary(this.clamp(endUtcMs), cellC)
+    }
+
+    private clamp(utcMs: number): number {
+        this.at = Math.max(this.at, utcMs)
+        return this.at
+    }
+}
