@@ -254,3 +254,27 @@ describe("the cell's voltage", () => {
         expect(worn.cellVolts(at, 0)).toBeLessThan(worn.cellVolts(at, 25))
     })
 })
+
+describe("standby at the battery cut-off", () => {
+    test("the board draws its sleep floor from then on; the life comes from the drain while logging", () => {
+        const l = ledger()
+        const floor = ledger({ mode: "duty-cycled" }).baseMa()
+        l.powerOn(T0)
+        l.standby(T0 + 2 * HOUR)
+        l.standby(T0 + 3 * HOUR) // once only
+        const s = l.summary(T0 + 6 * HOUR)
+        expect(s.byUse.awake).toBeCloseTo(2 * ledger().baseMa(), 3)
+        expect(s.byUse.sleep).toBeCloseTo(4 * floor, 3)
+        expect(s.standbyHours).toBe(4)
+        expect(s.mAhPerDay).toBeCloseTo(ledger().baseMa() * 24, 1)
+        expect(s.projectedLifeDays).toBeCloseTo(usableMah(model, 25) / (ledger().baseMa() * 24), 2)
+    })
+
+    test("without a standby the figure is 0 hours and the drain is the whole run's", () => {
+        const l = ledger()
+        l.powerOn(T0)
+        const s = l.summary(T0 + HOUR)
+        expect(s.standbyHours).toBe(0)
+        expect(s.mAhPerDay).toBeCloseTo(s.mAhUsed * 24, 1)
+    })
+})

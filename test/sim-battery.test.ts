@@ -80,6 +80,7 @@ describe("a logger on its last charge (battery-drain scenario)", () => {
         expect(records.at(-1)!.seq).toBe(records[i + 1].seq)
         expect(r.summary.samples.lost).toBe(0)
         expect(r.summary.chain.status, r.summary.chain.detail).toBe("ok")
+        expect(summary.battery.note).toContain("reached its battery cut-off")
         // sampled every 5 min until the cut-off, except during the power cut
         const cutoffH = firstAt(4)
         const expected = Math.floor((cutoffH * 60 - scenario.powerCuts![0].off * 60) / 5)
@@ -103,9 +104,11 @@ describe("a logger on its last charge (battery-drain scenario)", () => {
         expect(e.byUse.wifi).toBeGreaterThan(0)
         expect(e.counts.samples).toBe(records.filter(x => x.kind === KIND.sample).length)
         expect(e.counts.uploadsHttps).toBe(hoursOf("upload").length)
-        // the "always-on today: about a day"
+        // the "always-on today: about a day": the life comes from the drain while logging
+        expect(e.standbyHours).toBeCloseTo(scenario.hours - firstAt(4), 1)
         expect(e.projectedLifeDays).toBeGreaterThan(0.5)
         expect(e.projectedLifeDays).toBeLessThan(3)
+        expect(e.projectedLifeDays).toBeCloseTo(e.usableMah / (24 * baseMa), 1)
         expect(e.cellVoltsEnd).toBeLessThan(3.4)
     })
 })

@@ -72,7 +72,9 @@ export const TIME_FLAG = {
     set: 0x01,
 } as const
 export const ALARM_TYPE = { aboveBand: 1, belowBand: 2, backInBand: 3 } as const
-export const BATTERY_LEVEL = { normal: 0, low: 1, critical: 2 } as const
+export const BATTERY_LEVEL = { normal: 0, low: 1, critical: 2, final: 3, cutoff: 4 } as const
+/** how people read a battery level (reports, CSV) */
+export const BATTERY_LEVEL_NAME: Record<number, string> = { 0: "normal", 1: "low", 2: "critical", 3: "final", 4: "cut-off" }
 export const BATTERY_FLAG = {
     /** external power (USB) present */
     external: 0x01,

@@ -5,6 +5,8 @@
 import {
     ALARM_TYPE,
     BATTERY_FLAG,
+    BATTERY_LEVEL,
+    BATTERY_LEVEL_NAME,
     BOOT_REASON,
     KIND,
     decodeRecord,
@@ -33,7 +35,7 @@ import {
     type VerificationInfo,
 } from "./model.js"
 import type { PresetSource, Shipment } from "./shipment.js"
-import { fmtBand } from "./text.js"
+import { fmtBand, fmtTime } from "./text.js"
 import { checkDeviceAlarms, evaluateForReport } from "../alarms/index.js"
 
 /** Names of the MAX31856 fault status bits (sr b0..b7). */
@@ -360,8 +362,6 @@ export function emptySections(): Pick<ReportModel, "battery" | "openings"> {
     }
 }
 
-const LEVEL_WORDS = ["normal", "low", "critical"]
-
 /** The battery section from the battery records: the voltage series and a one-line account of it. */
 export function batterySection(points: BatteryPoint[]): ReportModel["battery"] {
     if (!points.length) return emptySections().battery
@@ -369,12 +369,14 @@ export function batterySection(points: BatteryPoint[]): ReportModel["battery"] {
     const first = points[0]
     const last = points[points.length - 1]
     const worst = Math.max(...points.map(p => p.level))
+    const cutoff = points.find(p => p.level === BATTERY_LEVEL.cutoff)
     const v = (x: number) => `${x.toFixed(2)} V`
     const note =
         `${points.length} battery record${points.length === 1 ? "" : "s"}: the cell at ${v(first.volts)} first and ${v(last.volts)} last ` +
-        `(lowest ${v(Math.min(...volts))}); worst level ${LEVEL_WORDS[worst] ?? `level ${worst}`}` +
+        `(lowest ${v(Math.min(...volts))}); worst level ${BATTERY_LEVEL_NAME[worst] ?? `level ${worst}`}` +
         (points.some(p => p.external) ? "; external power seen" : "") +
-        "."
+        "." +
+        (cutoff ? ` The logger reached its battery cut-off at ${fmtTime(cutoff.t)} and stopped recording there.` : "")
     return { recorded: true, note, series: points.map(p => ({ t: p.t, volts: p.volts })) }
 }
 

@@ -5,6 +5,7 @@
 // spreadsheet programs read the degree sign.
 import {
     BATTERY_FLAG,
+    BATTERY_LEVEL_NAME,
     BOOT_RTC,
     KIND,
     isFaulted,
@@ -58,7 +59,6 @@ const OF_INTEREST: Record<number, string> = {
     [KIND.battery]: "battery",
 }
 
-const BATTERY_TEXT: Record<number, string> = { 0: "normal", 1: "low", 2: "critical", 3: "final", 4: "cut-off" }
 const RTC_TEXT: [number, string][] = [
     [BOOT_RTC.lost, "clock lost its power"],
     [BOOT_RTC.backup, "clock on backup supply"],
@@ -89,7 +89,7 @@ function detail(r: LogRecord): string {
         case KIND.battery: {
             const v = r as BatteryRecord
             const ext = v.flags & BATTERY_FLAG.external ? ", external power" : ""
-            return `battery ${v.mv} mV, ${BATTERY_TEXT[v.level] ?? `level ${v.level}`}${ext}`
+            return `battery ${v.mv} mV, ${BATTERY_LEVEL_NAME[v.level] ?? `level ${v.level}`}${ext}`
         }
         default:
             return ""

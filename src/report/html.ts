@@ -428,7 +428,8 @@ function energyHtml(s: ReportLike): string {
         `<table class="figures"><caption>Drawn from the cell</caption><tbody>` +
         row("Board", `${fitted}, ${e.mode === "always-on" ? "firmware always on (no deep sleep)" : "duty-cycled firmware"}`) +
         row("Charge used", `${fmtMah(e.mAhUsed)} in ${e.poweredHours} h powered`) +
-        row("Average drain", `${fmtMah(e.mAhPerDay)} a day`) +
+        row("Average drain", `${fmtMah(e.mAhPerDay)} a day${e.standbyHours ? " while logging" : ""}`) +
+        (e.standbyHours ? row("In standby", `${e.standbyHours} h after the battery cut-off (the board's sleep floor)`) : "") +
         row("Projected battery life", `${life} (a full cell's ${fmtMah(e.usableMah)} usable at 25 °C)`) +
         row("Cell at the end", `${e.cellVoltsEnd.toFixed(2)} V at ${e.temperatureC} °C (ADC pin ${e.adcPinMvEnd} mV)`) +
         (e.startMah ? row("Charge used before the run", fmtMah(e.startMah)) : "") +

@@ -550,7 +550,8 @@ function energy(w: Writer, m: ReportModel): void {
     const rows: [string, string][] = [
         ["Board", `${e.board}${fitted ? ` with ${fitted}` : ""}, ${e.mode === "always-on" ? "always on" : "duty-cycled"}`],
         ["Charge used", `${fmtMah(e.mAhUsed)} in ${e.poweredHours} h`],
-        ["Average drain", `${fmtMah(e.mAhPerDay)} a day`],
+        ["Average drain", `${fmtMah(e.mAhPerDay)} a day${e.standbyHours ? " while logging" : ""}`],
+        ...(e.standbyHours ? [["In standby", `${e.standbyHours} h after the battery cut-off`] as [string, string]] : []),
         [
             "Projected battery life",
             e.projectedLifeDays === null ? "—" : `${e.projectedLifeDays} days (${fmtMah(e.usableMah)} usable at 25 °C)`,

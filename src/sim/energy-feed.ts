@@ -36,8 +36,7 @@ export class EnergyFeed {
         const c = parseConsoleLine(text.slice(text.indexOf("ct:")))
         if (!c) return
         const at = this.clamp(utcMs)
-        if (c.tag === "standby")
-            this.ledger.setMode(at, "duty-cycled") // cut off: the sleep floor from now on
+        if (c.tag === "standby") this.ledger.standby(at)
         else if (c.tag === "sample") this.ledger.sample(at)
         else if (c.tag === "fix") this.ledger.fix(at)
         else if (c.tag === "upload" || c.tag === "upload-error") {

@@ -115,8 +115,10 @@ export interface EnergySummary {
     mAhUsed: number
     byUse: Record<EnergyUse, number>
     counts: { samples: number; uploadsHttps: number; uploadsCellular: number; fixes: number; awakeIntervals: number }
-    /** average drain while powered, mAh a day */
+    /** average drain while powered and logging (a standby after the cut-off excluded), mAh a day */
     mAhPerDay: number
+    /** hours from the battery cut-off's standby to the end (0: none) */
+    standbyHours: number
     /** a full cell's usable charge at 25 C over that drain, days (null: nothing drawn) */
     projectedLifeDays: number | null
     /** usable charge of a full cell at 25 C, mAh */
@@ -153,6 +155,11 @@ export class EnergyLedger {
     readonly notecard: boolean
     readonly startMah: number
     private modeNow: EnergyMode
+    /** the board powered down at the battery cut-off (world ms), or null */
+    private standbySince: number | null = null
+    /** charge drawn and time powered before the standby: the logging drain the life is projected from */
+    private loggingMah: number | null = null
+    private loggingMs = 0
     private base: BaseLoad[]
     /** charge settled up to `settledAt`, by use (mAh) */
     private readonly used: Record<EnergyUse, number> = emptyUses()
@@ -210,6 +217,19 @@ export class EnergyLedger {
         this.settle(atMs)
         this.modeNow = mode
         this.base = this.baseLoads(mode)
+    }
+
+    /**
+     * The board powers down at the battery cut-off (`ct:standby`): from `atMs` on it draws its sleep
+     * floor. The life is projected from the drain before it (the logger was logging), not after.
+     */
+    standby(atMs: number): void {
+        if (this.standbySince !== null) return
+        this.settle(atMs)
+        this.loggingMah = this.usedMah(atMs)
+        this.loggingMs = this.poweredMs + (this.poweredSince !== null ? atMs - this.poweredSince : 0)
+        this.standbySince = atMs
+        this.base = this.baseLoads("duty-cycled")
     }
 
     /**
@@ -286,7 +306,11 @@ export class EnergyLedger {
         const uses = this.byUse(endMs)
         const used = Object.values(uses).reduce((a, b) => a + b, 0)
         const poweredMs = this.poweredMs + (this.poweredSince !== null ? endMs - this.poweredSince : 0)
-        const perDay = poweredMs > 0 ? (used * MS_PER_DAY) / poweredMs : 0
+        // the drain while logging: a standby after the battery cut-off is not what the life is made of
+        const standing = this.standbySince !== null
+        const drainMah = standing ? this.loggingMah! : used
+        const drainMs = standing ? this.loggingMs : poweredMs
+        const perDay = drainMs > 0 ? (drainMah * MS_PER_DAY) / drainMs : 0
         const usable = usableMah(this.model, LIFE_TEMPERATURE_C)
         const byUse = emptyUses()
         for (const u of ENERGY_USES) byUse[u] = round(uses[u], 4)
@@ -301,6 +325,7 @@ export class EnergyLedger {
             byUse,
             counts: { ...this.counts },
             mAhPerDay: round(perDay, 2),
+            standbyHours: standing ? round((endMs - this.standbySince!) / MS_PER_HOUR, 3) : 0,
             projectedLifeDays: perDay > 0 ? round(usable / perDay, 2) : null,
             usableMah: round(usable, 1),
             startMah: this.startMah,
