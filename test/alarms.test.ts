@@ -20,7 +20,7 @@ import { ALARM_VECTORS_PATH, alarmCases, buildAlarmVectors, expectedOf, inputsOf
 import { provisionValues, newDeviceKeys, ProvisionError } from "../src/provision/provision.js"
 import { ALARM_TYPE, KIND, type LogRecord } from "../src/format/index.js"
 import { placeRecords } from "../src/verify/timeline.js"
-import { evaluateForReport } from "../src/alarms/report.js"
+import { evaluateForReport, placedBattery } from "../src/alarms/report.js"
 import { shipmentLog } from "./helpers/shipment-log.js"
 import { verifyLog } from "../src/verify/verify.js"
 import { formatVerdict } from "../src/verify/cli.js"
@@ -311,3 +311,26 @@ function renumber(recs: LogRecord[]): LogRecord[] {
 }
 
 export type { RuleSet }
+
+describe("battery records in the report's evaluation", () => {
+    it("those the timeline places in UTC become the battery rule's readings; unplaced ones are left out", () => {
+        const T = Date.parse("2026-05-04T06:00:00Z")
+        const battery = (seq: number, mv: number) => ({ seq, kind: KIND.battery, t: seq, mv, level: 0, flags: 0 })
+        const records = [
+            battery(0, 3650),
+            { seq: 1, kind: KIND.sample, t: 1, tc: 640, cj: 0, sr: 0, sflags: 0 },
+            battery(2, 3800),
+            battery(3, 3900),
+        ]
+        const utc = new Map<number, number | null>([
+            [0, T],
+            [1, T + 1000],
+            [2, T + 2000],
+            [3, null],
+        ])
+        expect(placedBattery(records as LogRecord[], utc)).toEqual([
+            { utcMs: T, mv: 3650 },
+            { utcMs: T + 2000, mv: 3800 },
+        ])
+    })
+})

@@ -1,11 +1,11 @@
 // The rule engine in the report (docs/alarms.md, "In the report"): the samples of a log placed in
 // UTC, evaluated against the shipment's preset; per-rule outcomes in the report model's shape, and
 // a release / quarantine recommendation with its reasons and what could not be judged.
-import { KIND, isFaulted, type LogRecord, type SampleRecord } from "../format/index.js"
+import { KIND, isFaulted, type BatteryRecord, type LogRecord, type SampleRecord } from "../format/index.js"
 import { evaluate } from "./engine.js"
 import { PRESETS, REPORT_PRESET_MAP, bandRules } from "./presets.js"
 import type { DeviceAlarmCheck } from "./device.js"
-import type { AlarmRule, EvalResult, EvalSample, OpeningInterval, Outcome, RuleResult, RuleSet } from "./types.js"
+import type { AlarmRule, BatteryReading, EvalResult, EvalSample, OpeningInterval, Outcome, RuleResult, RuleSet } from "./types.js"
 
 /** Samples placed in UTC, with their boot and uptime; `unplaced` counts those left out. */
 export function placedSamples(records: LogRecord[], utc: Map<number, number | null>): { samples: EvalSample[]; unplaced: number } {
@@ -24,6 +24,17 @@ export function placedSamples(records: LogRecord[], utc: Map<number, number | nu
         samples.push({ utcMs: t, tc: s.tc, faulted: isFaulted(s), boot, uptimeMs: s.t * 1000, seq: s.seq })
     }
     return { samples, unplaced }
+}
+
+/** The battery records the timeline places in UTC, as the rule engine's battery readings. */
+export function placedBattery(records: LogRecord[], utc: Map<number, number | null>): BatteryReading[] {
+    const out: BatteryReading[] = []
+    for (const r of records) {
+        if (r.kind !== KIND.battery || !("mv" in r)) continue
+        const t = utc.get(r.seq)
+        if (t != null) out.push({ utcMs: t, mv: (r as BatteryRecord).mv })
+    }
+    return out
 }
 
 /** The sampling interval a log shows: the most common spacing of consecutive samples of one boot (s). */
@@ -170,7 +181,7 @@ export function evaluateForReport(
 ): { presetId: string; ruleSet: RuleSet; result: EvalResult; rules: EngineRuleOutcome[]; recommendation: Recommendation } {
     const { samples, unplaced } = placedSamples(records, utc)
     const rs = reportRuleSet(preset, inferIntervalS(samples))
-    const result = evaluate(rs.ruleSet, samples, { openings: o.openings })
+    const result = evaluate(rs.ruleSet, samples, { openings: o.openings, battery: placedBattery(records, utc) })
     const rules = engineOutcomes(rs.id, rs.ruleSet, result)
     return { presetId: rs.id, ruleSet: rs.ruleSet, result, rules, recommendation: recommend(result, rules, { ...o, unplaced }) }
 }

@@ -28,7 +28,15 @@ import {
 } from "../provision/provision.js"
 import { readSetting } from "../provision/settings.js"
 import { exportDeviceLog } from "../sim/export.js"
-import { ALARM_TYPE, KIND, decodeRecord, type AlarmRecord, type BatteryRecord, type LogRecord } from "../format/index.js"
+import {
+    ALARM_TYPE,
+    BATTERY_LEVEL_NAME,
+    KIND,
+    decodeRecord,
+    type AlarmRecord,
+    type BatteryRecord,
+    type LogRecord,
+} from "../format/index.js"
 import { placeRecords } from "../verify/timeline.js"
 import { DiscoveryError, LOGGER_VENDORS, PORTS_ENV, choosePort, listCandidates } from "./discover.js"
 import { UsbError, connectLogger, type LoggerLink } from "./connect.js"
@@ -186,7 +194,7 @@ export function statusLines(st: DeviceStatus): string[] {
         `  boots        ${l.boots}`,
         `  alarm        ${st.alarm}`,
         `  clock        ${st.lastRecordUtc ? `newest record at ${st.lastRecordUtc} (UTC, from the log's time records)` : "no record placed in UTC yet"}`,
-        `  battery      ${st.battery ? `${(st.battery.mv / 1000).toFixed(2)} V, level ${st.battery.level}${st.battery.utc ? ` at ${st.battery.utc}` : ""}` : "no battery record (this firmware does not measure the cell yet)"}`,
+        `  battery      ${st.battery ? `${(st.battery.mv / 1000).toFixed(2)} V, level ${BATTERY_LEVEL_NAME[st.battery.level] ?? st.battery.level}${st.battery.utc ? ` at ${st.battery.utc}` : ""}` : "no battery record (nothing measures the cell: no divider reading)"}`,
     )
     for (const p of l.problems) out.push(`  PROBLEM      ${p}`)
     return out
