@@ -42,6 +42,15 @@ async function runSim(v: { scenario?: string; out?: string; verbose: boolean }):
         `  temperature min ${fmt(s.minC)}  max ${fmt(s.maxC)}  band ${s.alarmBand.low}..${s.alarmBand.high} C  excursions ${s.excursions.length}`,
     )
     console.log(`  power cuts ${s.powerCuts.length}  uploads ${s.uploads.ok} ok / ${s.uploads.failed} failed`)
+    if (s.energy) {
+        const e = s.energy
+        const life = e.projectedLifeDays === null ? "-" : `${e.projectedLifeDays} days`
+        const mode = e.mode === "always-on" ? "always-on firmware" : "duty-cycled firmware"
+        console.log(
+            `  energy (simulated, ${e.board}, ${mode}): ${e.mAhUsed.toFixed(1)} mAh used, ${e.mAhPerDay.toFixed(0)} mAh a day, battery life ${life}`,
+        )
+    }
+    if (s.battery?.recorded) console.log(`  battery  ${s.battery.note}`)
     console.log(`  verification (coldtrace verify): ${s.chain.status.toUpperCase()}`)
     for (const line of s.chain.detail.split("\n")) console.log(`    ${line}`)
     console.log(`  report   ${r.reportPath}`)
