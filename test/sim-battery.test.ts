@@ -60,6 +60,15 @@ describe("a logger on its last charge (battery-drain scenario)", () => {
         expect(hoursOf("upload").filter(u => u.h < firstAt(1)).length).toBeGreaterThan(0)
     })
 
+    it("GNSS: fixes every 5 min while moving, then at most one in 3 h from a low cell, none from a critical one", () => {
+        const fixes = hoursOf("fix").map(x => x.h)
+        expect(fixes.filter(h => h < firstAt(1)).length).toBeGreaterThan(5)
+        const low = fixes.filter(h => h > firstAt(1) + 0.1 && h < firstAt(2))
+        for (let i = 1; i < low.length; i++) expect(low[i] - low[i - 1]).toBeGreaterThanOrEqual(3 - 0.01)
+        expect(low.length).toBeLessThanOrEqual(Math.ceil((firstAt(2) - firstAt(1)) / 3))
+        expect(fixes.filter(h => h > firstAt(2) + 0.1)).toEqual([])
+    })
+
     it("entering final: the epoch is sealed and everything recorded goes out once, then the radio stays off", () => {
         const final = firstAt(3)
         const after = hoursOf("upload").filter(u => u.h >= final)
@@ -95,12 +104,12 @@ describe("a logger on its last charge (battery-drain scenario)", () => {
         // board's sleep floor; samples and uploads a little on top
         const cut = scenario.powerCuts![0].off
         expect(e.poweredHours).toBeCloseTo(scenario.hours - cut, 1)
-        const baseMa = new EnergyLedger(loadPowerModel(), { board: "v1", gnss: false, notecard: false }).baseMa()
+        const baseMa = new EnergyLedger(loadPowerModel(), { board: "v1", gnss: true, notecard: false }).baseMa()
         const awakeHours = firstAt(4) - cut
-        expect(e.byUse.awake / (baseMa * awakeHours)).toBeGreaterThan(0.99)
-        expect(e.byUse.awake / (baseMa * awakeHours)).toBeLessThan(1.01)
-        const floorMa = new EnergyLedger(loadPowerModel(), { board: "v1", gnss: false, notecard: false, mode: "duty-cycled" }).baseMa()
-        expect(e.byUse.sleep / (floorMa * (scenario.hours - firstAt(4)))).toBeCloseTo(1, 1)
+        const floorMa = new EnergyLedger(loadPowerModel(), { board: "v1", gnss: true, notecard: false, mode: "duty-cycled" }).baseMa()
+        const base = baseMa * awakeHours + floorMa * (scenario.hours - firstAt(4))
+        expect(e.mAhUsed / base).toBeGreaterThan(0.99)
+        expect(e.mAhUsed / base).toBeLessThan(1.02) // samples, uploads and fixes on top
         expect(e.byUse.wifi).toBeGreaterThan(0)
         expect(e.counts.samples).toBe(records.filter(x => x.kind === KIND.sample).length)
         expect(e.counts.uploadsHttps).toBe(hoursOf("upload").length)

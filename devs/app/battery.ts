@@ -32,6 +32,7 @@ export function batteryLevel(mv: number, current: number): number {
 
 /** Readings in, the averaged voltage and level out, and whether this reading belongs in the chain. */
 export class BatteryMonitor {
+    /** the level acted on: the last boot's (kept in `st`) until this boot's first reading */
     level = 0
     /** averaged rest voltage, mV (0 before the first reading) */
     mv = 0

@@ -162,6 +162,8 @@ export class Logger {
         // a boot that follows a run of this logger was an interruption (power cut, reset): the
         // always-on firmware never stops on its own
         const reason = st.has(ST_WATCHDOG) ? BOOT_WATCHDOG : hadState ? BOOT_INTERRUPTED : BOOT_POWER_ON
+        // uploads and GNSS go on at the last level until the cell is read again
+        this.battery.level = st.battery
         st.set(ST_WATCHDOG, false)
         st.boot++
         await st.save()
@@ -376,6 +378,10 @@ export class Logger {
         if (!b.take(mv, this.board.clock.now())) return false
         const t = this.time.now()
         const level = b.level
+        if (level !== this.st.battery) {
+            this.st.battery = level
+            await this.st.save()
+        }
         await this.add(seq => batteryRecord(seq, t, b.mv, level, 0))
         console.log(`ct:battery mv=${b.mv} level=${level}`)
         if (level === was) return false

@@ -3,7 +3,7 @@ import { kvGet, kvSet } from "../flash/kv"
 /**
  * What the logger carries from one run to the next besides the log itself (docs/format.md 5.6): the
  * settings value `st`, written only when something in it changed.
- *   st = version u8 (3) | flags u8 | reserved u16 | boot u32
+ *   st = version u8 (3) | flags u8 | battery level u8 | reserved u8 | boot u32
  * The duty-cycled firmware (issue 10) extends it with its schedule, upload, GNSS and alarm state; a
  * longer value with the same version keeps these fields where they are.
  */
@@ -20,6 +20,8 @@ export class WakeState {
     flags = 0
     /** boot counter */
     boot = 0
+    /** the battery level the logger was in (devs/app/battery.ts): a boot goes on at it */
+    battery = 0
     private saved = ""
 
     /** The state of the last run; false when there is none (a logger that never ran). */
@@ -27,6 +29,7 @@ export class WakeState {
         const b = await kvGet(KEY)
         if (!b || b[0] !== VERSION || b.length < MIN_LEN) return false
         this.flags = b[1]
+        this.battery = b[2]
         this.boot = b.getAt(4, "u32")
         this.saved = b.toString("hex")
         return true
@@ -37,6 +40,7 @@ export class WakeState {
         const b = Buffer.alloc(MIN_LEN)
         b[0] = VERSION
         b[1] = this.flags
+        b[2] = this.battery
         b.setAt(4, "u32", this.boot)
         const hex = b.toString("hex")
         if (hex === this.saved) return

@@ -94,10 +94,6 @@ export class SimHubCloud implements NotecardCloud {
     url: string = undefined
     /** wall ms for the whole HTTP exchange */
     timeoutMs = 10000
-    /** completed exchanges, notes sent up, inbound notes received */
-    exchanges = 0
-    sent = 0
-    received = 0
 
     async exchange(sn: string, notes: Note[]): Promise<InboundNote[]> {
         if (!this.url) {
@@ -119,9 +115,6 @@ export class SimHubCloud implements NotecardCloud {
             if (!n || typeof n.file !== "string") continue
             got.push({ file: n.file, body: n.body, payload: typeof n.payload === "string" ? n.payload : "" })
         }
-        this.exchanges++
-        this.sent += notes.length
-        this.received += got.length
         return got
     }
 }
