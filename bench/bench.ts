@@ -2,7 +2,7 @@ import path from "node:path"
 import os from "node:os"
 import { createHash, randomBytes } from "node:crypto"
 import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs"
-import { buildFirmware, ROOT } from "../src/sim/vm.js"
+import { buildFirmware, CODE_LIMIT, ROOT } from "../src/sim/vm.js"
 import { runCommand } from "../src/cli/args.js"
 import { BENCH_SPEC } from "../src/cli/commands.js"
 import { loadScenario } from "../src/sim/scenario.js"
@@ -15,6 +15,7 @@ import { registerDevice } from "../src/ingest/db.js"
 import { runLogBench, runTombstones, PROFILES, type LogBenchOut, type TombOut } from "./flash.js"
 import { ingestScaleRows } from "./ingest-scale.js"
 import { packRows } from "./pack.js"
+import { designLifeRows, simulatedLifeRows } from "./energy.js"
 import { CaptureServer, analyzePeriod, type PeriodStats, type VmBatch } from "./uplink.js"
 
 /**
@@ -350,6 +351,19 @@ async function measure(out: string | undefined): Promise<number> {
     add("firmware bytecode, hardware entry (devs/src/main.ts)", hw.bytes, "bytes")
     const sim = await buildFirmware("src/sim.ts", path.join(tmp, "sim.devs"))
     add("firmware bytecode, simulator entry (devs/src/sim.ts)", sim.bytes, "bytes")
+    // the 64 KB wall every firmware feature runs into (docs/devicescript-traps.md)
+    const cell = await buildFirmware("src/sim-cell.ts", path.join(tmp, "sim-cell.devs"))
+    for (const [entry, b] of [
+        ["main.ts", hw],
+        ["sim.ts", sim],
+        ["sim-cell.ts", cell],
+    ] as const)
+        add(
+            `firmware code left under the 64 KB limit, devs/src/${entry}`,
+            CODE_LIMIT - b.codeEnd,
+            "bytes",
+            `function code ends at ${b.codeEnd}`,
+        )
 
     // the simulator (issue 9), on the default scenario: what `npm start` runs
     const scenario = loadScenario(path.join(ROOT, "src/sim/scenarios/puurs-to-nursing-home.json"))
@@ -396,6 +410,11 @@ async function measure(out: string | undefined): Promise<number> {
         "ms",
         "everything the harness and the VM do per sample, GNSS and uploads included",
     )
+
+    // issue 10: battery life, the design's budget and the firmware as it is
+    designLifeRows(add)
+    console.log("  (battery life: three simulated days of the firmware on its Notecard ...)")
+    await simulatedLifeRows(tmp, add, details)
 
     // issue 5 and 6: the firmware's log store, encoder and uplink in the test VM
     console.log("  (flash and uplink: devs/bench/logbench.ts in the test VM, ~6 min ...)")

@@ -17,6 +17,18 @@ export interface BuildResult {
     bytecode: string
     bytes: number
     ms: number
+    /** where the program's function code ends: the runtime's verifier refuses 0x10000 and beyond (docs/devicescript-traps.md) */
+    codeEnd: number
+}
+
+/** The 64 KB the runtime's verifier allows a program's function code (check 1051). */
+export const CODE_LIMIT = 0x10000
+
+/** The end of the function code from the compiler's debug info (functions' start and size). */
+export function codeEndOf(dbg: { functions?: { startpc?: number; size?: number }[] }): number {
+    let end = 0
+    for (const f of dbg.functions ?? []) end = Math.max(end, (f.startpc ?? 0) + (f.size ?? 0))
+    return end
 }
 
 /**
@@ -44,7 +56,7 @@ export async function buildFirmware(entry: string, outFile: string, extraArgs: s
             if (dbg.sources?.[0]?.path === entry && dbg.binarySHA256 === sha) {
                 mkdirSync(path.dirname(outFile), { recursive: true })
                 writeFileSync(outFile, bytes)
-                return { bytecode: outFile, bytes: bytes.length, ms: performance.now() - t0 }
+                return { bytecode: outFile, bytes: bytes.length, ms: performance.now() - t0, codeEnd: codeEndOf(dbg) }
             }
         } catch {
             /* half-written by a concurrent build: build again */
