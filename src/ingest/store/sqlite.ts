@@ -228,6 +228,12 @@ export function openDb(path: string): Db {
     // overwritten epoch keys and deleted rows are zeroed, not left in free pages
     db.pragma("secure_delete = ON")
     migrate(db)
+    // Rollback data inside a transaction in memory: each batch's SAVEPOINT and each statement that
+    // may fail half way keep the pages they change in a sub-journal, which this build (TEMP_STORE=1)
+    // writes to a temporary file once it passes 64 KB, a write call per page. It is never read after
+    // a crash (the WAL is what recovers), so keeping it in memory weakens nothing. After migrate():
+    // VACUUM's temporary copy of the database stays on disk.
+    db.pragma("temp_store = MEMORY")
     return db
 }
 
