@@ -74,16 +74,21 @@ export function genesisHead(devid: Buffer | string): Buffer {
 /**
  * head[-1] || record, copied into one scratch buffer and hashed in one call: Node's one-shot
  * `crypto.hash` costs about half of createHash + update + update + digest for a record this small.
- * The scratch is reused; records longer than it get their own.
+ * The scratch and its view for the last record length are reused; records longer than it get a
+ * new one.
  */
 let scratch = Buffer.allocUnsafe(HEAD_LEN + 288)
+let block = scratch.subarray(0, 0)
 
 function chainBlock(prev: Buffer, record: Buffer): Buffer {
     const n = HEAD_LEN + record.length
-    if (n > scratch.length) scratch = Buffer.allocUnsafe(n)
-    prev.copy(scratch, 0)
-    record.copy(scratch, HEAD_LEN)
-    return scratch.subarray(0, n)
+    if (n !== block.length) {
+        if (n > scratch.length) scratch = Buffer.allocUnsafe(n)
+        block = scratch.subarray(0, n)
+    }
+    prev.copy(block, 0)
+    record.copy(block, HEAD_LEN)
+    return block
 }
 
 /** head[n] = SHA-256(head[n-1] || record[n]) */
