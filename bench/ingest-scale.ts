@@ -116,6 +116,9 @@ interface Durable {
     syncMainMs: number
     /** the batches' turns on the connection (their statements and the acceptance rules' JS, the chain included) and the device reads */
     stmtMs: number
+    /** WAL checkpoints, made by the store's checkpoint thread (off the main thread), and their ms there */
+    checkpoints: number
+    checkpointMs: number
 }
 
 function durableOf(store: IngestStore, since?: Durable): Durable {
@@ -128,6 +131,8 @@ function durableOf(store: IngestStore, since?: Durable): Durable {
         waitMs: store.waits.ms,
         syncMainMs: store.syncs.mainMs,
         stmtMs: store.statements.ms,
+        checkpoints: store.walCheckpoints.count,
+        checkpointMs: store.walCheckpoints.ms,
     }
     if (since) for (const k of Object.keys(d) as (keyof Durable)[]) d[k] -= since[k]
     return d
@@ -301,7 +306,8 @@ export function loadRows(l: LoadResult, add: Add): void {
         "ratio",
         `${l.records} sample records in ${t.batches} batches, ${f1(l.ms)} ms from the first body to the last durable ack (${f1(l.records / (l.ms / 1000))} records/s), ` +
             `raw SHA-256 of the same records ${f1(l.shaMs)} ms; on the main thread per batch: MAC ${us(t.mac)}, decode ${us(t.decode)}, chain ${us(t.chain)}, ` +
-            `COMMIT ${us(l.commitMs)} (${l.commits} COMMITs for ${t.batches} batches); off it, ${l.syncs} WAL syncs of ${f1(l.syncMs / Math.max(1, l.syncs))} ms; ` +
+            `COMMIT ${us(l.commitMs)} (${l.commits} COMMITs for ${t.batches} batches); off it, ${l.syncs} WAL syncs of ${f1(l.syncMs / Math.max(1, l.syncs))} ms ` +
+            `and ${l.checkpoints} WAL checkpoints (${f1(l.checkpointMs)} ms, on the store's checkpoint thread); ` +
             `no ack before the sync after its batch's COMMIT; SHA-256 timed before and after each run, median ratio of 5 runs`,
     )
     add(
@@ -335,6 +341,7 @@ export function loadPhases(l: LoadResult): string {
         `SQL statements and the rules' JS ${us(sql)} (${pct(sql)})`,
         `COMMIT ${us(l.commitMs)} (${pct(l.commitMs)}; ${l.commits} for ${n} batches)`,
         `WAL sync on the main thread ${us(l.syncMainMs)} (${pct(l.syncMainMs)}; ${l.syncs} syncs of ${f2(l.syncMs / Math.max(1, l.syncs))} ms in all)`,
+        `WAL checkpoints on the checkpoint thread, beside the main one: ${l.checkpoints}, ${f2(l.checkpointMs)} ms in all`,
         `the rest (waiting for syncs off the main thread, JS between phases, GC) ${us(rest)} (${pct(rest)})`,
     ].join(", ")
 }
