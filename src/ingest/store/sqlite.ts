@@ -665,7 +665,11 @@ parentPort.on("message", m => {
     if (hdr.readUInt32LE(16) - hdr.readUInt32LE(96) < workerData.frames) return
     const t0 = performance.now()
     const [r] = db.pragma("wal_checkpoint(PASSIVE)")
-    parentPort.postMessage({ ms: performance.now() - t0, frames: r.checkpointed })
+    // checkpoints, their ms and frames, where the store reads them at once (a message would wait for its event loop)
+    const stats = new Float64Array(workerData.stats)
+    stats[0]++
+    stats[1] += performance.now() - t0
+    stats[2] += r.checkpointed
 })
 `
 
@@ -680,8 +684,10 @@ parentPort.on("message", m => {
  * so no ack depends on it. Should the thread fail, the connection checkpoints itself again.
  */
 class Checkpointer {
-    /** checkpoints run, their ms and frames; `failed`: the thread's error, if it stopped */
-    readonly stats = { count: 0, ms: 0, frames: 0, failed: null as Error | null }
+    /** checkpoints run, their ms and frames (written by the thread) */
+    private readonly shared = new Float64Array(new SharedArrayBuffer(3 * Float64Array.BYTES_PER_ELEMENT))
+    /** the thread's error, if it stopped */
+    failed: Error | null = null
     private worker: Worker | null
     private readonly exited: Promise<void>
 
@@ -690,14 +696,10 @@ class Checkpointer {
         path: string,
     ) {
         const driver = createRequire(import.meta.url).resolve("better-sqlite3")
-        const worker = new Worker(CHECKPOINTER, { eval: true, workerData: { path, driver, frames: CHECKPOINT_FRAMES } })
+        const workerData = { path, driver, frames: CHECKPOINT_FRAMES, stats: this.shared.buffer }
+        const worker = new Worker(CHECKPOINTER, { eval: true, workerData })
         this.worker = worker
         worker.unref()
-        worker.on("message", (m: { ms: number; frames: number }) => {
-            this.stats.count++
-            this.stats.ms += m.ms
-            this.stats.frames += m.frames
-        })
         worker.on("error", e => this.fallBack(e))
         this.exited = new Promise(resolve => worker.once("exit", () => resolve()))
         db.pragma("wal_autocheckpoint = 0")
@@ -708,8 +710,12 @@ class Checkpointer {
         this.worker?.postMessage(0)
     }
 
+    get stats(): { count: number; ms: number; frames: number } {
+        return { count: this.shared[0], ms: this.shared[1], frames: this.shared[2] }
+    }
+
     private fallBack(e: Error): void {
-        this.stats.failed = e
+        this.failed = e
         this.worker = null
         if (this.db.open) this.db.pragma(`wal_autocheckpoint = ${CHECKPOINT_FRAMES}`)
     }
