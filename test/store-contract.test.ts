@@ -385,6 +385,12 @@ describe("sqlite WAL checkpoints", () => {
             expect(store.walCheckpoints.count).toBe(1)
             expect(store.walCheckpoints.frames).toBeGreaterThanOrEqual(1100)
             expect((await store.device(DEV))?.retired).not.toBeNull()
+            // should the thread stop, the connection checkpoints itself again
+            const thread = (store as unknown as { checkpointer: { worker: { terminate(): Promise<number> } } }).checkpointer.worker
+            await thread.terminate()
+            for (let i = 0; i < 100 && store.db.pragma("wal_autocheckpoint", { simple: true }) === 0; i++)
+                await new Promise(r => setTimeout(r, 20))
+            expect(store.db.pragma("wal_autocheckpoint", { simple: true })).toBe(1000)
         } finally {
             await store.close()
         }

@@ -648,6 +648,7 @@ const CHECKPOINT_FRAMES = 1000
 const CHECKPOINTER = `
 const { parentPort, workerData } = require("node:worker_threads")
 const { closeSync, openSync, readSync } = require("node:fs")
+const { endianness } = require("node:os")
 const Database = require(workerData.driver)
 const db = new Database(workerData.path)
 // the checkpoint syncs the WAL before it copies frames and the database file after (any level but OFF)
@@ -662,7 +663,8 @@ parentPort.on("message", m => {
         return
     }
     readSync(shm, hdr, 0, hdr.length, 0)
-    if (hdr.readUInt32LE(16) - hdr.readUInt32LE(96) < workerData.frames) return
+    const u32 = at => (endianness() === "LE" ? hdr.readUInt32LE(at) : hdr.readUInt32BE(at)) // the wal-index is in native order
+    if (u32(16) - u32(96) < workerData.frames) return
     const t0 = performance.now()
     const [r] = db.pragma("wal_checkpoint(PASSIVE)")
     // checkpoints, their ms and frames, where the store reads them at once (a message would wait for its event loop)
@@ -701,7 +703,12 @@ class Checkpointer {
         this.worker = worker
         worker.unref()
         worker.on("error", e => this.fallBack(e))
-        this.exited = new Promise(resolve => worker.once("exit", () => resolve()))
+        this.exited = new Promise(resolve =>
+            worker.once("exit", code => {
+                if (this.worker === worker) this.fallBack(new Error(`the checkpoint thread exited (${code})`))
+                resolve()
+            }),
+        )
         db.pragma("wal_autocheckpoint = 0")
     }
 
@@ -715,7 +722,7 @@ class Checkpointer {
     }
 
     private fallBack(e: Error): void {
-        this.failed = e
+        this.failed ??= e
         this.worker = null
         if (this.db.open) this.db.pragma(`wal_autocheckpoint = ${CHECKPOINT_FRAMES}`)
     }
