@@ -116,6 +116,9 @@ interface Durable {
     syncMainMs: number
     /** the batches' turns on the connection (their statements and the acceptance rules' JS, the chain included) and the device reads */
     stmtMs: number
+    /** WAL checkpoints, made by the store's checkpoint thread (off the main thread), and their ms there */
+    checkpoints: number
+    checkpointMs: number
 }
 
 function durableOf(store: IngestStore, since?: Durable): Durable {
@@ -128,6 +131,8 @@ function durableOf(store: IngestStore, since?: Durable): Durable {
         waitMs: store.waits.ms,
         syncMainMs: store.syncs.mainMs,
         stmtMs: store.statements.ms,
+        checkpoints: store.walCheckpoints.count,
+        checkpointMs: store.walCheckpoints.ms,
     }
     if (since) for (const k of Object.keys(d) as (keyof Durable)[]) d[k] -= since[k]
     return d
@@ -190,37 +195,36 @@ export interface LoadResult extends Durable {
  * in flight, each device's batches in order) through the acceptance rules into one SQLite store,
  * as the server runs them: MAC, decode, chain, the transaction, and each ack only once the WAL is
  * synced past its commit. Batches that commit while a sync runs share the next one (group commit).
- * The time is from the first body to the last durable ack.
+ * The time is from the first body to the last durable ack. Before it, the store has taken
+ * `before` batches from each of as many other loggers (untimed): the WAL then passes 1,000 frames
+ * in the middle of the run, and the checkpoint (made by the store's checkpoint thread) runs beside
+ * it, as it does under steady load; from a new database the WAL crossed 1,000 frames only at the
+ * last COMMIT, and that checkpoint ran after the clock stopped.
  */
-export async function ingestLoad(o = { devices: 32, records: 20_000, perBatch: 100 }): Promise<LoadResult> {
+export async function ingestLoad(o = { devices: 32, records: 20_000, perBatch: 100, before: 3 }): Promise<LoadResult> {
     const dir = mkdtempSync(path.join(os.tmpdir(), "coldtrace-bench-load-"))
     // whole batches per device: 32 loggers x 6 batches of 100 = 19,200 records
     const per = o.perBatch * Math.max(1, Math.round(o.records / o.devices / o.perBatch))
     const recs = sampleRecords(per)
     const all = Array.from({ length: o.devices }, () => recs).flat()
     const runs: LoadResult[] = []
-    for (let round = 0; round < 5; round++) {
-        const store = SqliteStore.open(path.join(dir, `load-${round}.sqlite`))
+    /** `o.devices` new loggers, registered, each with `batches` batches of `o.perBatch` records */
+    const loggers = async (store: IngestStore, batches: number): Promise<Buffer[][]> => {
         const queues: Buffer[][] = []
         for (let d = 0; d < o.devices; d++) {
             const devid = randomBytes(8)
             const k0 = randomBytes(32)
             await store.registerDevice({ devid: devid.toString("hex"), k0, ackkey: randomBytes(32) })
             const q: Buffer[] = []
-            for (let i = 0; i < per; i += o.perBatch)
+            for (let i = 0; i < batches * o.perBatch; i += o.perBatch)
                 q.push(encodeBatch({ devid, boot: 1, epoch: 0, firstSeq: i, records: recs.slice(i, i + o.perBatch), key: k0 }))
             queues.push(q)
         }
-        const d0 = durableOf(store)
-        const keys = new EpochKeyCache()
-        // the machine is shared: SHA-256 is timed right before and right after, their mean is this round's
-        const shaBefore = rawShaMs(all)
-        const bodies = queues.flat()
-        const oneShotBefore = oneShotShaMs(all)
-        const bodyBefore = bodyShaMs(bodies)
-        const timing: IngestTiming = { batches: 0, mac: 0, decode: 0, chain: 0, store: 0 }
-        const t0 = performance.now()
-        await Promise.all(
+        return queues
+    }
+    /** every logger uploads its batches in order, one in flight each, all loggers at once */
+    const upload = (store: IngestStore, keys: EpochKeyCache, queues: Buffer[][], timing?: IngestTiming) =>
+        Promise.all(
             queues.map(async q => {
                 for (const body of q) {
                     const r = await acceptBatch(store, keys, body, "bench", timing)
@@ -228,6 +232,20 @@ export async function ingestLoad(o = { devices: 32, records: 20_000, perBatch: 1
                 }
             }),
         )
+    for (let round = 0; round < 5; round++) {
+        const store = SqliteStore.open(path.join(dir, `load-${round}.sqlite`))
+        const keys = new EpochKeyCache()
+        if (o.before > 0) await upload(store, keys, await loggers(store, o.before))
+        const queues = await loggers(store, per / o.perBatch)
+        const d0 = durableOf(store)
+        // the machine is shared: SHA-256 is timed right before and right after, their mean is this round's
+        const shaBefore = rawShaMs(all)
+        const bodies = queues.flat()
+        const oneShotBefore = oneShotShaMs(all)
+        const bodyBefore = bodyShaMs(bodies)
+        const timing: IngestTiming = { batches: 0, mac: 0, decode: 0, chain: 0, store: 0 }
+        const t0 = performance.now()
+        await upload(store, keys, queues, timing)
         const ms = performance.now() - t0
         const d = durableOf(store, d0)
         await store.close()
@@ -301,7 +319,8 @@ export function loadRows(l: LoadResult, add: Add): void {
         "ratio",
         `${l.records} sample records in ${t.batches} batches, ${f1(l.ms)} ms from the first body to the last durable ack (${f1(l.records / (l.ms / 1000))} records/s), ` +
             `raw SHA-256 of the same records ${f1(l.shaMs)} ms; on the main thread per batch: MAC ${us(t.mac)}, decode ${us(t.decode)}, chain ${us(t.chain)}, ` +
-            `COMMIT ${us(l.commitMs)} (${l.commits} COMMITs for ${t.batches} batches); off it, ${l.syncs} WAL syncs of ${f1(l.syncMs / Math.max(1, l.syncs))} ms; ` +
+            `COMMIT ${us(l.commitMs)} (${l.commits} COMMITs for ${t.batches} batches); off it, ${l.syncs} WAL syncs of ${f1(l.syncMs / Math.max(1, l.syncs))} ms ` +
+            `and ${l.checkpoints} WAL checkpoints (${f1(l.checkpointMs)} ms, on the store's checkpoint thread); ` +
             `no ack before the sync after its batch's COMMIT; SHA-256 timed before and after each run, median ratio of 5 runs`,
     )
     add(
@@ -335,6 +354,7 @@ export function loadPhases(l: LoadResult): string {
         `SQL statements and the rules' JS ${us(sql)} (${pct(sql)})`,
         `COMMIT ${us(l.commitMs)} (${pct(l.commitMs)}; ${l.commits} for ${n} batches)`,
         `WAL sync on the main thread ${us(l.syncMainMs)} (${pct(l.syncMainMs)}; ${l.syncs} syncs of ${f2(l.syncMs / Math.max(1, l.syncs))} ms in all)`,
+        `WAL checkpoints on the checkpoint thread, beside the main one: ${l.checkpoints}, ${f2(l.checkpointMs)} ms in all`,
         `the rest (waiting for syncs off the main thread, JS between phases, GC) ${us(rest)} (${pct(rest)})`,
     ].join(", ")
 }

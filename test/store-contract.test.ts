@@ -2,7 +2,7 @@
 // file and a real PostgreSQL server (a private cluster started once for this file: initdb in a
 // temp folder, unix socket only, fsync off). The store API directly, then the acceptance rules
 // over HTTP on each store.
-import { mkdtempSync, readFileSync, rmSync } from "node:fs"
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import Database from "better-sqlite3"
@@ -363,5 +363,40 @@ CREATE TABLE records (devid TEXT NOT NULL REFERENCES devices(devid), seq INTEGER
         }
         const raw = readFileSync(file)
         for (const k of [K0, LOCKEY]) expect(raw.includes(k)).toBe(false)
+    })
+})
+
+describe("sqlite WAL checkpoints", () => {
+    test("run on their own thread once 1,000 frames wait, not in a COMMIT; the last close still empties the WAL", async () => {
+        const file = join(dir, "checkpoints.sqlite")
+        const store = SqliteStore.open(file)
+        try {
+            expect(store.db.pragma("wal_autocheckpoint", { simple: true })).toBe(0)
+            expect(store.db.pragma("temp_store", { simple: true })).toBe(2) // MEMORY: sub-journals never hit a file
+            await store.registerDevice({ devid: DEV, k0: K0, ackkey: ACKKEY })
+            // 1,100 pages written straight on the handle: nothing checkpoints them until a store COMMIT tells the thread
+            store.db.exec("CREATE TABLE filler (x BLOB)")
+            store.db.transaction(() => {
+                for (let i = 0; i < 1100; i++) store.db.prepare("INSERT INTO filler VALUES (zeroblob(4000))").run()
+            })()
+            expect(store.walCheckpoints.count).toBe(0)
+            await store.retireDevice(DEV)
+            for (let i = 0; i < 100 && store.walCheckpoints.count === 0; i++) await new Promise(r => setTimeout(r, 50))
+            expect(store.walCheckpoints.count).toBe(1)
+            expect(store.walCheckpoints.frames).toBeGreaterThanOrEqual(1100)
+            expect((await store.device(DEV))?.retired).not.toBeNull()
+            // should the thread stop, the connection checkpoints itself again
+            const thread = (store as unknown as { checkpointer: { worker: { terminate(): Promise<number> } } }).checkpointer.worker
+            await thread.terminate()
+            for (let i = 0; i < 100 && store.db.pragma("wal_autocheckpoint", { simple: true }) === 0; i++)
+                await new Promise(r => setTimeout(r, 20))
+            expect(store.db.pragma("wal_autocheckpoint", { simple: true })).toBe(1000)
+        } finally {
+            await store.close()
+        }
+        expect(existsSync(`${file}-wal`)).toBe(false)
+        const db = new Database(file, { readonly: true })
+        expect(db.prepare("SELECT count(*) AS n FROM filler").get()).toEqual({ n: 1100 })
+        db.close()
     })
 })

@@ -74,30 +74,46 @@ export function genesisHead(devid: Buffer | string): Buffer {
 /**
  * head[-1] || record, copied into one scratch buffer and hashed in one call: Node's one-shot
  * `crypto.hash` costs about half of createHash + update + update + digest for a record this small.
- * The scratch is reused (the result is a new Buffer); records longer than it get their own.
+ * The scratch and its view for the last record length are reused; records longer than it get a
+ * new one.
  */
 let scratch = Buffer.allocUnsafe(HEAD_LEN + 288)
+let block = scratch.subarray(0, 0)
 
-function chainStep(prev: Buffer, record: Buffer): Buffer {
+function chainBlock(prev: Buffer, record: Buffer): Buffer {
     const n = HEAD_LEN + record.length
-    if (n > scratch.length) scratch = Buffer.allocUnsafe(n)
-    prev.copy(scratch, 0)
-    record.copy(scratch, HEAD_LEN)
-    return hash("sha256", scratch.subarray(0, n), "buffer")
+    if (n !== block.length) {
+        if (n > scratch.length) scratch = Buffer.allocUnsafe(n)
+        block = scratch.subarray(0, n)
+    }
+    prev.copy(block, 0)
+    record.copy(block, HEAD_LEN)
+    return block
 }
 
 /** head[n] = SHA-256(head[n-1] || record[n]) */
 export function nextHead(prev: Buffer, record: Buffer): Buffer {
     checkHead(prev)
-    return chainStep(prev, record)
+    return hash("sha256", chainBlock(prev, record), "buffer")
 }
 
-/** The head after each record of a run that follows `prev`. */
+/**
+ * The head after each record of a run that follows `prev`: views into one buffer that holds them
+ * all. Each digest comes back as a latin1 string ("binary": one character per byte, lossless) and is written
+ * into that buffer: asked for a Buffer, `crypto.hash` gives each digest its own backing store,
+ * which costs more than the SHA-256 itself (about 0.7 us against 0.3 us per record here, most of
+ * the chain's time at ingest).
+ */
 export function chainHeads(prev: Buffer, records: Buffer[]): Buffer[] {
     checkHead(prev)
+    const all = Buffer.allocUnsafe(HEAD_LEN * records.length)
     const heads: Buffer[] = new Array(records.length)
     let h = prev
-    for (let i = 0; i < records.length; i++) heads[i] = h = chainStep(h, records[i])
+    for (let i = 0; i < records.length; i++) {
+        const at = HEAD_LEN * i
+        all.write(hash("sha256", chainBlock(h, records[i]), "binary"), at, HEAD_LEN, "latin1")
+        heads[i] = h = all.subarray(at, at + HEAD_LEN)
+    }
     return heads
 }
 
@@ -105,7 +121,7 @@ export function chainHeads(prev: Buffer, records: Buffer[]): Buffer[] {
 export function hashRun(prev: Buffer, records: Buffer[]): Buffer {
     checkHead(prev)
     let h = prev
-    for (const r of records) h = chainStep(h, r)
+    for (const r of records) h = hash("sha256", chainBlock(h, r), "buffer")
     return h
 }
 

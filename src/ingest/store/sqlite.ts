@@ -5,7 +5,9 @@
 // The sync functions below (registerDevice, recordsFor, ...) are the same queries for callers that
 // hold the better-sqlite3 handle directly (the simulator, tests; re-exported by ../db.ts).
 import { chmodSync, closeSync, existsSync, fdatasync, fdatasyncSync, fsyncSync, openSync } from "node:fs"
+import { createRequire } from "node:module"
 import { dirname } from "node:path"
+import { Worker } from "node:worker_threads"
 import Database from "better-sqlite3"
 import { HEAD_LEN, KIND, epochKey } from "../../format/index.js"
 import { checkReader, checkRegistration, kindList, newReaderKey, nowIso, readerKeyHash } from "./common.js"
@@ -228,6 +230,12 @@ export function openDb(path: string): Db {
     // overwritten epoch keys and deleted rows are zeroed, not left in free pages
     db.pragma("secure_delete = ON")
     migrate(db)
+    // Rollback data inside a transaction in memory: each batch's SAVEPOINT and each statement that
+    // may fail half way keep the pages they change in a sub-journal, which this build (TEMP_STORE=1)
+    // writes to a temporary file once it passes 64 KB, a write call per page. It is never read after
+    // a crash (the WAL is what recovers), so keeping it in memory weakens nothing. After migrate():
+    // VACUUM's temporary copy of the database stays on disk.
+    db.pragma("temp_store = MEMORY")
     return db
 }
 
@@ -628,6 +636,107 @@ class WalSync {
     }
 }
 
+/** WAL frames that wait for a checkpoint before one runs (SQLite's own default, wal_autocheckpoint) */
+const CHECKPOINT_FRAMES = 1000
+
+/**
+ * The checkpoint thread's code (plain JS: a worker does not go through the TypeScript loader). On
+ * each message (a COMMIT was made) it reads the wal-index header from the -shm file
+ * (sqlite.org/walformat.html: mxFrame, the frames in the WAL, at offset 16; nBackfill, those
+ * already copied into the database, at 96) and runs a PASSIVE checkpoint once `frames` wait.
+ */
+const CHECKPOINTER = `
+const { parentPort, workerData } = require("node:worker_threads")
+const { closeSync, openSync, readSync } = require("node:fs")
+const { endianness } = require("node:os")
+const Database = require(workerData.driver)
+const db = new Database(workerData.path)
+// the checkpoint syncs the WAL before it copies frames and the database file after (any level but OFF)
+db.pragma("synchronous = FULL")
+const shm = openSync(workerData.path + "-shm", "r")
+const hdr = Buffer.alloc(100)
+parentPort.on("message", m => {
+    if (m === "close") {
+        db.close()
+        closeSync(shm)
+        parentPort.close()
+        return
+    }
+    readSync(shm, hdr, 0, hdr.length, 0)
+    const u32 = at => (endianness() === "LE" ? hdr.readUInt32LE(at) : hdr.readUInt32BE(at)) // the wal-index is in native order
+    if (u32(16) - u32(96) < workerData.frames) return
+    const t0 = performance.now()
+    const [r] = db.pragma("wal_checkpoint(PASSIVE)")
+    // checkpoints, their ms and frames, where the store reads them at once (a message would wait for its event loop)
+    const stats = new Float64Array(workerData.stats)
+    stats[0]++
+    stats[1] += performance.now() - t0
+    stats[2] += r.checkpointed
+})
+`
+
+/**
+ * WAL checkpoints on a thread of their own, with their own connection. SQLite's automatic
+ * checkpoint runs inside the COMMIT that takes the WAL past 1,000 frames, on the store's thread:
+ * the batches of that group, and every upload queued behind them, waited for it (about 5 ms: the
+ * frames copied into the database file, the WAL and the file synced). Here the store's connection
+ * does not checkpoint (`wal_autocheckpoint = 0`); after each COMMIT the thread is told, and once
+ * 1,000 frames wait it runs the same PASSIVE checkpoint (it copies what no reader still needs and
+ * never blocks the writer). A checkpoint only moves frames that are already durable in the WAL,
+ * so no ack depends on it. Should the thread fail, the connection checkpoints itself again.
+ */
+class Checkpointer {
+    /** checkpoints run, their ms and frames (written by the thread) */
+    private readonly shared = new Float64Array(new SharedArrayBuffer(3 * Float64Array.BYTES_PER_ELEMENT))
+    /** the thread's error, if it stopped */
+    failed: Error | null = null
+    private worker: Worker | null
+    private readonly exited: Promise<void>
+
+    constructor(
+        private readonly db: Db,
+        path: string,
+    ) {
+        const driver = createRequire(import.meta.url).resolve("better-sqlite3")
+        const workerData = { path, driver, frames: CHECKPOINT_FRAMES, stats: this.shared.buffer }
+        const worker = new Worker(CHECKPOINTER, { eval: true, workerData })
+        this.worker = worker
+        worker.unref()
+        worker.on("error", e => this.fallBack(e))
+        this.exited = new Promise(resolve =>
+            worker.once("exit", code => {
+                if (this.worker === worker) this.fallBack(new Error(`the checkpoint thread exited (${code})`))
+                resolve()
+            }),
+        )
+        db.pragma("wal_autocheckpoint = 0")
+    }
+
+    /** Call after each COMMIT. */
+    committed(): void {
+        this.worker?.postMessage(0)
+    }
+
+    get stats(): { count: number; ms: number; frames: number } {
+        return { count: this.shared[0], ms: this.shared[1], frames: this.shared[2] }
+    }
+
+    private fallBack(e: Error): void {
+        this.failed ??= e
+        this.worker = null
+        if (this.db.open) this.db.pragma(`wal_autocheckpoint = ${CHECKPOINT_FRAMES}`)
+    }
+
+    /** Stops the thread (after the checkpoint it runs, if any) and closes its connection. */
+    async close(): Promise<void> {
+        const w = this.worker
+        this.worker = null
+        w?.ref() // an unreferenced thread would let the process exit before it does
+        w?.postMessage("close")
+        await this.exited
+    }
+}
+
 /** The most batches one COMMIT carries: however busy the server, the first of a group is not kept waiting long. */
 const GROUP_MAX = 64
 
@@ -660,6 +769,12 @@ export class SqliteStore implements IngestStore {
 
     /** group commit on the WAL (null: SQLite syncs each commit itself, synchronous = FULL) */
     private readonly wal: WalSync | null
+    /** WAL checkpoints off the store's thread (null without a WAL file: SQLite's own) */
+    private readonly checkpointer: Checkpointer | null
+    /** the checkpoints made by that thread */
+    get walCheckpoints(): { count: number; ms: number; frames: number } {
+        return this.checkpointer?.stats ?? { count: 0, ms: 0, frames: 0 }
+    }
     /** the WAL syncs (fdatasync) and their ms */
     get syncs(): { count: number; ms: number; mainMs: number } {
         return this.wal?.stats ?? { count: 0, ms: 0, mainMs: 0 }
@@ -683,6 +798,7 @@ export class SqliteStore implements IngestStore {
         path?: string,
     ) {
         this.wal = path === undefined ? null : WalSync.open(db, path)
+        this.checkpointer = this.wal && path !== undefined ? new Checkpointer(db, path) : null
     }
 
     static open(path: string): SqliteStore {
@@ -705,6 +821,7 @@ export class SqliteStore implements IngestStore {
             if (!this.db.inTransaction) throw new Error("the transaction was rolled back by SQLite")
             this.db.exec("COMMIT")
             g.ticket = this.wal?.commit() ?? 0
+            this.checkpointer?.committed()
             this.commits.count++
             this.commits.ms += performance.now() - t0
             g.resolve()
@@ -735,6 +852,7 @@ export class SqliteStore implements IngestStore {
             this.commitGroup()
             const r = fn()
             ticket = this.wal?.commit() ?? 0
+            this.checkpointer?.committed()
             return r
         })
         await this.wal?.durable(ticket)
@@ -875,6 +993,8 @@ export class SqliteStore implements IngestStore {
             this.commitGroup()
             // the sync in flight and the commits after it (nothing commits while this runs)
             await this.wal?.durable().catch(() => {})
+            // the checkpoint thread's connection first: the last one to close checkpoints and removes the WAL
+            await this.checkpointer?.close()
             this.db.close()
             this.wal?.close()
         })
