@@ -3,7 +3,8 @@ import { LongRun, PROFILES } from "./longrun"
 
 /**
  * The log store over days of each temperature profile (issue 11, devs/test/longrun.ts): the short
- * version; `npm run soak` runs devs/soak/logstore-long.test.ts (30 days of each).
+ * version under the test mode's GC stress; test/logstore-longrun.test.ts runs 8 days of each as a program
+ * (devs/soak/logstore-8.ts) and `npm run soak` 400 days (devs/soak/logstore-400.ts).
  */
 let devCounter = 0
 function newDevid(): Buffer {
@@ -15,7 +16,7 @@ function newDevid(): Buffer {
 describe("LogStore long run (short)", () => {
     PROFILES.forEach(profile =>
         test(`long run, ${profile}: 3 days, a 1-day outage, a power cut a day, every record read back or evicted`, async () => {
-            // one block held: the outage forces evictions (npm run soak runs 30 days of each)
+            // one block held: the outage forces evictions
             const lr = new LongRun(newDevid(), profile, 1)
             const r = await lr.run(3, 3, 1, 1)
             console.log(

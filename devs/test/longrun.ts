@@ -101,7 +101,14 @@ export class LongRun {
         await kvDelete("tl")
     }
 
-    async run(days: number, outageEvery: number, outageDays: number, reopenEvery: number): Promise<LongRunResult> {
+    /** `onDay(d)` after each day `d` (0-based), sealed and before a power cut: the harness's checkpoint */
+    async run(
+        days: number,
+        outageEvery: number,
+        outageDays: number,
+        reopenEvery: number,
+        onDay?: (day: number) => void,
+    ): Promise<LongRunResult> {
         await this.wipe()
         this.store = new LogStore(this.devid, this.maxBlocks)
         expect(await this.store.open()).toBe(undefined)
@@ -118,6 +125,7 @@ export class LongRun {
                 await ds.sleep(0)
             }
             await this.seal()
+            if (onDay) onDay(d)
             if (reopenEvery > 0 && d % reopenEvery === reopenEvery - 1) await this.reopen()
         }
         // the network is back at the end: everything still held goes up

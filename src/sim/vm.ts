@@ -71,8 +71,11 @@ const STAMP = /^@(\d+) /
 export interface VmStart {
     /** world UTC ms at power-on: the VM's clock starts here */
     utc: number
-    /** `free`: the VM's clock follows the wall clock (a factory-new logger being provisioned) */
-    mode: "free" | "lockstep"
+    /**
+     * `free`: the VM's clock follows the wall clock (a factory-new logger being provisioned);
+     * `alone`: no world, the clock goes straight to the VM's next timer (a program run on its own)
+     */
+    mode: "free" | "lockstep" | "alone"
 }
 
 /**
