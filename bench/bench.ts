@@ -16,6 +16,7 @@ import { runLogBench, runTombstones, PROFILES, type LogBenchOut, type TombOut } 
 import { ingestScaleRows } from "./ingest-scale.js"
 import { packRows } from "./pack.js"
 import { designLifeRows, simulatedLifeRows } from "./energy.js"
+import { offlineRows } from "./offline.js"
 import { CaptureServer, analyzePeriod, type PeriodStats, type VmBatch } from "./uplink.js"
 
 /**
@@ -433,6 +434,8 @@ async function measure(out: string | undefined): Promise<number> {
     details.values = lb.values
     flashRows(lb, tomb, add)
     packRows(add)
+    console.log("  (60 days offline through the real log store in the VM, ~1 min ...)")
+    await offlineRows(tmp, add)
 
     // host verifier and ingest against raw SHA-256 of the same records
     const n = 20_000

@@ -138,6 +138,11 @@ export function evictedRecord(seq: number, t: number, s: EvictedSummary): Buffer
     return b
 }
 
+/** the first seq an evicted record summarizes */
+export function evictedFirst(rec: Buffer): number {
+    return rec.getAt(10, "u32")
+}
+
 export function sealRecord(seq: number, t: number, epoch: number, count: number, mac16: Buffer): Buffer {
     const b = record(seq, KIND_SEAL, t, 22)
     b.setAt(10, "u32", epoch)

@@ -39,3 +39,29 @@ function checkpoint(profile: string, d: number, every: number, r: LongRunResult)
     if ((d + 1) % every !== 0) return
     console.log(`ct:longrun-day profile=${profile} day=${d + 1} appended=${r.appended} evicted=${r.evicted}`)
 }
+
+/**
+ * Offline for `days` from the start (a dead zone, a flight, a warehouse): `maxBlocks` blocks held,
+ * the oldest evicted into summaries as the store fills. At the end the network comes back and
+ * everything still held goes up: how many days it holds in full detail and how many more only as
+ * evicted summaries (issue 11 item 4). Prints `ct:offline` per profile, `ct:soak-done` at the end.
+ */
+export async function runOffline(days: number, maxBlocks: number) {
+    let passed = 0
+    for (let i = 0; i < PROFILES.length; i++) if (await offlineProfile(i, days, maxBlocks)) passed++
+    console.log(`ct:soak-done passed=${passed} profiles=${PROFILES.length}`)
+}
+
+async function offlineProfile(i: number, days: number, maxBlocks: number): Promise<boolean> {
+    const profile = PROFILES[i]
+    const devid = Buffer.from("c01d7ace00000000", "hex")
+    devid.setAt(4, "u32", 0x7000 + i)
+    const r = await new LongRun(devid, profile, maxBlocks).run(days, days, days, 3)
+    const ok = r.verified + r.evicted === r.appended && r.heldFrom >= 0
+    // samples per day: 288
+    const full = (r.samples - r.heldFrom) / 288
+    const summarized = r.summarizedFrom < 0 ? 0 : (r.heldFrom - r.summarizedFrom) / 288
+    const a = `ct:offline profile=${profile} days=${days} blocks=${maxBlocks} samples=${r.samples} heldfrom=${r.heldFrom}`
+    console.log(a + ` summarizedfrom=${r.summarizedFrom} full=${full} summaries=${summarized} evictions=${r.evictions} ok=${ok ? 1 : 0}`)
+    return ok
+}

@@ -4,7 +4,16 @@ import { LogStore, Pending, NONE, blockKey, BLOCK_SLOTS } from "../flash/logstor
 import { kvGet, kvDelete } from "../flash/kv"
 import { genesisHead, nextHead, bufEq } from "../chain/chain"
 import { PackDecoder } from "../record/pack"
-import { sampleRecord, sealRecord, evictedRecord, EvictedSummary, recordSeq } from "../record/record"
+import {
+    sampleRecord,
+    sealRecord,
+    evictedRecord,
+    evictedFirst,
+    EvictedSummary,
+    recordSeq,
+    recordKind,
+    KIND_EVICTED,
+} from "../record/record"
 
 /**
  * The log store over many simulated days on the real settings store (issue 11): 5-minute samples of
@@ -54,6 +63,11 @@ export class LongRunResult {
     maxBlocksSeen = 0
     bytesAcked = 0
     samplesAcked = 0
+    /** samples taken in all */
+    samples = 0
+    /** the last upload: sample index of the oldest sample it held, and of the oldest sample an evicted summary in it covers (-1: none) */
+    heldFrom = -1
+    summarizedFrom = -1
 }
 
 /** One long run; `days` of samples, `outageEvery`/`outageDays`: uploads fail that long that often. */
@@ -128,6 +142,7 @@ export class LongRun {
             if (onDay) onDay(d)
             if (reopenEvery > 0 && d % reopenEvery === reopenEvery - 1) await this.reopen()
         }
+        this.r.samples = sampleIndex
         // the network is back at the end: everything still held goes up
         await this.upload()
         return this.r
@@ -193,9 +208,23 @@ export class LongRun {
         this.r.evictions++
     }
 
+    private nonSamplesBefore(seq: number): number {
+        let n = 0
+        while (n < this.nonSample.length && this.nonSample[n] < seq) n++
+        return n
+    }
+
+    /** an evicted summary covering samples from seq `first` on */
+    private noteSummary(first: number) {
+        const from = first - this.nonSamplesBefore(first)
+        if (this.r.summarizedFrom < 0 || from < this.r.summarizedFrom) this.r.summarizedFrom = from
+    }
+
     /** an hourly upload: decode what would be sent, compare, and acknowledge it as the server would */
     private async upload() {
         const store = this.store
+        this.r.heldFrom = -1
+        this.r.summarizedFrom = -1
         let from = store.ackSeq === NONE ? 0 : store.ackSeq + 1
         let p: Pending = await store.pending(from, 900)
         while (p.count > 0) {
@@ -207,8 +236,7 @@ export class LongRun {
             const chainFrom = p.prevHead ? p.firstSeq : from
             let seq = p.firstSeq
             // samples before firstSeq: firstSeq minus the non-samples before it
-            let ns = 0
-            while (ns < this.nonSample.length && this.nonSample[ns] < seq) ns++
+            let ns = this.nonSamplesBefore(seq)
             for (const part of p.parts) {
                 const d = new PackDecoder(part.stream, 0, seq)
                 for (let i = 0; i < part.count; i++) {
@@ -216,10 +244,14 @@ export class LongRun {
                     expect(rec !== undefined).toBe(true)
                     if (ns < this.nonSample.length && this.nonSample[ns] === seq) {
                         ns++
+                        if (recordKind(rec) === KIND_EVICTED) this.noteSummary(evictedFirst(rec))
                         const j = this.extraSeq.indexOf(seq)
                         if (seq >= from) expect(j >= 0).toBe(true)
                         if (j >= 0) expect(bufEq(rec, this.extra[j])).toBe(true)
-                    } else expect(bufEq(rec, this.sampleAt(seq, seq - ns))).toBe(true)
+                    } else {
+                        expect(bufEq(rec, this.sampleAt(seq, seq - ns))).toBe(true)
+                        if (this.r.heldFrom < 0) this.r.heldFrom = seq - ns
+                    }
                     if (seq >= chainFrom) {
                         head = nextHead(head, rec)
                         this.r.verified++
