@@ -11,8 +11,9 @@ import { decodeRecord, KIND, BOOT_REASON, type LogRecord, type BootRecord } from
 // The watchdog (issue 10 item 3): the I2C bus hangs at hour 3 (a chip holding SDA low), so the
 // sample that reads the real-time clock then never returns. The logger's watchdog must reset it
 // within two sample intervals; the next boot says why, the chain goes on unbroken, nothing stored is
-// lost, and sampling resumes on the bus the reset freed.
-describe("watchdog: a hung I2C bus resets the logger (watchdog-hang scenario)", () => {
+// lost, and sampling resumes on the bus the reset freed. At hour 5 an upload hangs (a socket stuck
+// below every deadline): the upload fiber's STEP_MAX (20 min) runs out and the watchdog resets again.
+describe("watchdog: a hung I2C bus and a hung upload reset the logger (watchdog-hang scenario)", () => {
     const scenario = loadScenario(path.join(ROOT, "src/sim/scenarios/watchdog-hang.json"))
     const intervalMs = scenario.device.interval * 1000
     let r: RunResult
@@ -28,9 +29,9 @@ describe("watchdog: a hung I2C bus resets the logger (watchdog-hang scenario)", 
         records = rows.map(x => decodeRecord(x.bytes))
     }, 240_000)
 
-    it("fires once, for the sampling fiber, within two sample intervals of the hung sample", () => {
+    it("fires for the sampling fiber within two sample intervals of the hung sample", () => {
         const fired = r.observed.console.tagged("watchdog")
-        expect(fired.length).toBe(1)
+        expect(fired.length).toBe(2)
         expect(fired[0].line.fields.fiber).toBe("0")
         const hangFrom = Date.parse(scenario.start) + scenario.busHangs![0].from * 3_600_000
         const before = r.observed.console.tagged("sample").filter(x => x.utc < hangFrom)
@@ -40,10 +41,24 @@ describe("watchdog: a hung I2C bus resets the logger (watchdog-hang scenario)", 
         expect(fired[0].utc).toBeGreaterThan(hangFrom)
     })
 
-    it("records the reset as a boot of reason watchdog, and nothing else as one", () => {
+    it("fires for the upload fiber once a hung upload is 20 min past its start, and the next upload goes through", () => {
+        const fired = r.observed.console.tagged("watchdog")[1]
+        expect(fired.line.fields.fiber).toBe("1")
+        const hang = scenario.uplinkHangs![0]
+        const start = Date.parse(scenario.start)
+        const h = (utc: number) => (utc - start) / 3_600_000
+        // the hung upload began inside the window; the watchdog looks at sample instants
+        expect(h(fired.utc)).toBeGreaterThan(hang.from + 20 / 60)
+        expect(h(fired.utc)).toBeLessThan(hang.to + 20 / 60 + 2 * (intervalMs / 3_600_000))
+        const after = r.observed.console.tagged("upload").filter(u => u.utc > fired.utc)
+        expect(after.length).toBeGreaterThan(0)
+        expect(after[0].line.fields.status).toBe("200")
+    })
+
+    it("records each reset as a boot of reason watchdog, and nothing else as one", () => {
         const boots = records.filter(x => x.kind === KIND.boot) as BootRecord[]
-        expect(boots.map(b => b.reason)).toEqual([BOOT_REASON.powerOn, BOOT_REASON.watchdog])
-        expect(r.observed.boots).toBe(2)
+        expect(boots.map(b => b.reason)).toEqual([BOOT_REASON.powerOn, BOOT_REASON.watchdog, BOOT_REASON.watchdog])
+        expect(r.observed.boots).toBe(3)
     })
 
     it("samples on after the reset, with no gap beyond the reset itself", () => {

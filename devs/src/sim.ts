@@ -6,6 +6,9 @@ import { startColdtrace } from "../app/start"
 import { startGnss, GnssConfig } from "../app/gnss"
 import { I2cBus } from "../hal/i2c"
 import { Rv3028 } from "../sensor/rv3028"
+import { Uplink, HttpsUplink } from "../uplink/uplink"
+import { UplinkReply } from "../uplink/http"
+import { kvGet } from "../flash/kv"
 
 /**
  * Simulator entry point: the same logger as src/main.ts, wired to register-level chip models fed by
@@ -16,8 +19,9 @@ import { Rv3028 } from "../sensor/rv3028"
 const GPS_FIX = 0x01
 const GPS_PRESENT = 0x02
 const GPS_LOOP = 0x04
-/** snapshot byte 18, b0: the I2C bus hangs (docs/simulator.md) */
+/** snapshot byte 18, b0: the I2C bus hangs; b1: an upload hangs (docs/simulator.md) */
 const BUS_HUNG = 0x01
+const UPLINK_HUNG = 0x02
 
 const board = new SimBoard()
 await board.start()
@@ -57,8 +61,21 @@ class HangingBus implements I2cBus {
         return await board.i2c.xfer(address, tx, rxLen)
     }
 }
+/**
+ * The scenario's uplink hangs (`uplinkHangs`): an upload started inside one never returns, as a socket
+ * stuck below every deadline would; the watchdog must reset the logger (the upload fiber's STEP_MAX).
+ */
+class HangingUplink implements Uplink {
+    readonly name = "wifi"
+    async send(body: Buffer): Promise<UplinkReply> {
+        if ((world.snapshot()[18] & UPLINK_HUNG) !== 0) await clock.sleep(0x7fffffff)
+        // the provisioned endpoint, as the logger's own HTTPS uplink would have it
+        return await new HttpsUplink((await kvGet("endpoint")).toString()).send(body)
+    }
+}
 const bus = new HangingBus()
 const parts = board.parts()
+parts.uplinks = [new HangingUplink()]
 parts.rtc = new Rv3028(bus, clock)
 if ((world.now.gpsFlags & GPS_PRESENT) !== 0) parts.gnss = async (cfg: GnssConfig) => await startGnss(new Ublox(bus, { clock }), clock, cfg)
 await startColdtrace(parts)

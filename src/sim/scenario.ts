@@ -31,6 +31,8 @@ export interface Scenario {
      * only a reset frees the bus (docs/scenario.md). The logger's watchdog must bring it back.
      */
     busHangs?: { from: number; to: number }[]
+    /** uplink hangs: an upload started inside a window never returns (below every deadline); the watchdog must reset */
+    uplinkHangs?: { from: number; to: number }[]
     /**
      * power cuts: the VM is killed with SIGKILL at `at` and powered again `off` hours later;
      * `rtcLost`: the real-time clock's backup supply did not last (it starts over, time lost)
@@ -120,6 +122,7 @@ const KEYS = {
         "cellular",
         "radioOff",
         "busHangs",
+        "uplinkHangs",
         "powerCuts",
         "httpFaults",
         "chaos",
@@ -166,7 +169,7 @@ export function parseScenario(json: unknown): Scenario {
     checkKeys("scenario", s, KEYS.scenario)
     checkKeys("device", s.device, KEYS.device)
     checkEach("faults", s.faults, KEYS.fault)
-    for (const w of ["outages", "wifi", "radioOff", "busHangs", "gpsLoss"] as const) checkEach(w, s[w], KEYS.window)
+    for (const w of ["outages", "wifi", "radioOff", "busHangs", "uplinkHangs", "gpsLoss"] as const) checkEach(w, s[w], KEYS.window)
     checkEach("powerCuts", s.powerCuts, KEYS.powerCut)
     checkKeys("httpFaults", s.httpFaults, KEYS.httpFaults)
     checkKeys("chaos", s.chaos, KEYS.chaos)
@@ -193,6 +196,7 @@ export function parseScenario(json: unknown): Scenario {
     checkWindows("outages", s.outages, s.hours)
     checkWindows("radioOff", s.radioOff, s.hours)
     checkWindows("busHangs", s.busHangs, s.hours)
+    checkWindows("uplinkHangs", s.uplinkHangs, s.hours)
     checkWindows("wifi", s.wifi, s.hours)
     for (const p of s.powerCuts ?? [])
         check(
@@ -339,6 +343,7 @@ export function worldAt(s: Scenario, h: number) {
         networkUp: !inWindow(s.outages, h),
         radioOff: !!inWindow(s.radioOff, h),
         busHang: !!inWindow(s.busHangs, h),
+        uplinkHang: !!inWindow(s.uplinkHangs, h),
         gps: !!s.route || !!s.gnss,
         gpsFix: !!s.route && !inWindow(s.gpsLoss, h),
         lat: s.route ? interpolate(s.route, h, 1) : 0,

@@ -10,6 +10,8 @@ export const NET_UP = 0x01
 export const RADIO_OFF = 0x02
 /** byte 18: the I2C bus hangs (a transaction started now never completes) */
 export const BUS_HUNG = 0x01
+/** byte 18: an upload started now never returns (its socket stuck below every deadline) */
+export const UPLINK_HUNG = 0x02
 export const GPS_FIX = 0x01
 export const GPS_PRESENT = 0x02
 /** the scenario's recorded receiver stream starts over at its end */
@@ -36,7 +38,7 @@ export function encodeSnapshot(s: Scenario, worldMs: number, originUtc: number, 
     b.writeInt32LE(Math.round(w.boardC * 1000), 12)
     b.writeUInt8(w.fault ? FAULT_CODES[w.fault] : 0, 16)
     b.writeUInt8((w.networkUp ? NET_UP : 0) | (w.radioOff ? RADIO_OFF : 0), 17)
-    b.writeUInt8(w.busHang ? BUS_HUNG : 0, 18)
+    b.writeUInt8((w.busHang ? BUS_HUNG : 0) | (w.uplinkHang ? UPLINK_HUNG : 0), 18)
     b.writeInt32LE(Math.round(w.lat * 1e7), 20)
     b.writeInt32LE(Math.round(w.lon * 1e7), 24)
     b.writeUInt16LE(Math.min(65535, Math.round(w.speed * 100)), 28)
