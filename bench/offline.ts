@@ -12,7 +12,9 @@ export async function offlineRows(tmp: string, add: Add): Promise<void> {
     if (rows.length !== 3) throw new Error(`offline run: ${rows.length} profiles reported:\n${run.lines.slice(-10).join("\n")}`)
     for (const c of rows) {
         const f = c!.fields
-        const note = `the real LogStore in the VM, ${f.days} days offline, ${f.blocks} blocks (the simulator's store), ${f.evictions} evictions`
+        const note =
+            `the real LogStore in the VM, ${f.days} days offline, ${f.blocks} blocks (the simulator's store), ${f.evictions} evictions; ` +
+            `the profiles of devs/test/longrun.ts (not the host model's generators of the rows above)`
         add(`offline days held in full detail, ${f.profile}, simulator store (measured)`, +f.full, "days", note)
         add(`offline days held only as summaries, ${f.profile}, simulator store (measured)`, +f.summaries, "days", note)
     }
