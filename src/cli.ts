@@ -46,9 +46,8 @@ async function runSim(v: { scenario?: string; out?: string; verbose: boolean }):
         const e = s.energy
         const life = e.projectedLifeDays === null ? "-" : `${e.projectedLifeDays} days`
         const mode = e.mode === "always-on" ? "always-on firmware" : "duty-cycled firmware"
-        console.log(
-            `  energy (simulated, ${e.board}, ${mode}): ${e.mAhUsed.toFixed(1)} mAh used, ${e.mAhPerDay.toFixed(0)} mAh a day, battery life ${life}`,
-        )
+        const drawn = `${e.mAhUsed.toFixed(1)} mAh drawn, ${e.mAhPerDay.toFixed(0)} mAh a day`
+        console.log(`  energy (simulated, ${e.board}, ${mode}): ${drawn}: a full cell (${e.usableMah.toFixed(0)} mAh usable) lasts ${life}`)
     }
     if (s.battery?.recorded) console.log(`  battery  ${s.battery.note}`)
     console.log(`  verification (coldtrace verify): ${s.chain.status.toUpperCase()}`)
