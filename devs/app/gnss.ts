@@ -1,6 +1,11 @@
 import { Clock } from "../hal/clock"
 import { Ublox } from "../sensor/ublox"
 import { NavPvt, positionValid, timeValid } from "../sensor/ubx"
+import { fixRecord, stopRecord, BATTERY_LOW, BATTERY_CRITICAL } from "../record/record"
+import { encryptLoc } from "../record/loc"
+import { DeviceTime } from "./devtime"
+import { BatteryMonitor } from "./battery"
+import { STEP_MAX } from "./state"
 
 /**
  * Position and time from the GNSS receiver (issue: GPS position and UTC time over I2C): the fix
@@ -27,6 +32,20 @@ export class GnssEvents {
     stopLon = 0
 }
 
+/** What the GNSS fiber needs of the logger (devs/app/logger.ts): its chain, its clock, its schedule. */
+export interface PositionLog {
+    readonly time: DeviceTime
+    readonly battery: BatteryMonitor
+    readonly prov: { lockey: Buffer }
+    /** the watchdog's view of the fibers: [2] is this one's */
+    due: number[]
+    /** device time no record may be stamped before (the last boot or clock set) */
+    minT: number
+    add(make: (seq: number) => Buffer): Promise<number>
+    appendTimeAnchor(): Promise<void>
+}
+
+const HOUR = 3_600_000
 const RECORD_AFTER_MS = 6 * 3_600_000
 const RECORD_MOVE_E7 = 18000 // ~200 m in 1e-7 degrees of latitude
 
@@ -104,9 +123,67 @@ export class GnssTracker {
         return ev
     }
 
+    /** Start the fiber that records this receiver's positions and stops into `log`'s chain. */
+    record(log: PositionLog) {
+        this.clock.spawn(runRecorder, new GnssRecorder(this, log))
+    }
+
     /** device ms until the next fix attempt: the fast rate while moving or while a stop is young */
     nextIn(): number {
         const young = this.slowSince >= 0 && this.clock.now() - this.slowSince < 2 * this.cfg.stopt * 1000
         return (this.moving || young ? this.cfg.fixmv : this.cfg.fix) * 1000
     }
+}
+
+/** The GNSS fiber: fixes on their schedule, time anchors, encrypted positions, stops. */
+class GnssRecorder {
+    constructor(
+        readonly g: GnssTracker,
+        readonly log: PositionLog,
+    ) {}
+
+    async run() {
+        const g = this.g
+        const log = this.log
+        for (;;) {
+            try {
+                if (log.battery.level < BATTERY_CRITICAL) await this.record(await g.step())
+            } catch (e) {
+                console.log("ct:gnss-error " + e)
+            }
+            // the next step too must be over STEP_MAX after its wake; a low cell: a fix every 3 h at
+            // most, a critical one: none (hardware/power.md)
+            const level = log.battery.level
+            const wait = level >= BATTERY_CRITICAL ? HOUR : level === BATTERY_LOW ? Math.max(g.nextIn(), 3 * HOUR) : g.nextIn()
+            log.due[2] = g.clock.now() + wait + STEP_MAX
+            await g.clock.sleep(wait)
+        }
+    }
+
+    // (a method of its own: DeviceScript closures cannot capture variables of a loop body)
+    private async record(ev: GnssEvents) {
+        const log = this.log
+        await log.appendTimeAnchor()
+        const now = log.time.now()
+        const lockey = log.prov.lockey
+        const fix = ev.fix
+        if (fix) {
+            const at = Math.max(log.time.atCpu(ev.at), log.minT)
+            await log.add(seq => fixRecord(seq, at, encryptLoc(lockey, seq, fix.lat, fix.lon), fix.fixType, fix.numSV))
+            // never the position itself: the console is readable over USB (docs/security.md)
+            console.log(`ct:fix t=${at} sv=${fix.numSV}`)
+        }
+        if (ev.stopStart >= 0) {
+            const start = Math.max(log.time.atCpu(ev.stopStart), log.minT)
+            const lat = ev.stopLat
+            const lon = ev.stopLon
+            await log.add(seq => stopRecord(seq, now, start, encryptLoc(lockey, seq, lat, lon)))
+            console.log(`ct:stop start=${start} end=${now}`)
+        }
+    }
+}
+
+// (Function.start() loses `this` of a method: wrap it)
+async function runRecorder(r: GnssRecorder) {
+    await r.run()
 }

@@ -11,8 +11,6 @@ import {
     alarmRecord,
     evictedRecord,
     sealRecord,
-    fixRecord,
-    stopRecord,
     batteryRecord,
     EvictedSummary,
     recordKind,
@@ -40,10 +38,9 @@ import { Uplink, HttpsUplink } from "../uplink/uplink"
 import { Mutex } from "../hal/mutex"
 import { Rv3028 } from "../sensor/rv3028"
 import { randomBuffer } from "@devicescript/crypto"
-import { GnssTracker, GnssEvents } from "./gnss"
-import { encryptLoc } from "../record/loc"
+import { GnssTracker } from "./gnss"
 import { DeviceTime } from "./devtime"
-import { WakeState, ST_RTC_SET, ST_WATCHDOG } from "./state"
+import { WakeState, ST_RTC_SET, ST_WATCHDOG, STEP_MAX } from "./state"
 import { BatterySense, BatteryMonitor } from "./battery"
 
 /** What the logger needs from a temperature front end (the MAX31856 driver). Never throws from read(). */
@@ -91,8 +88,6 @@ export const FIRMWARE_ID = Buffer.from("ct-fw-03")
 const MAX_BATCH_BYTES = 900
 const BACKOFF_MIN = 30_000
 const BACKOFF_MAX = 3_600_000
-/** longest an upload batch or a GNSS step may take before the watchdog resets (a cellular send: 3 min connect + 10 min ack) */
-const STEP_MAX = 20 * 60_000
 // 12 h: the RV-3028 drifts < 1 s in that time, and every anchor costs flash (docs/timebase.md)
 const TIME_ANCHOR_EVERY = 12 * 3_600_000
 // the clock is set again when it is this far from the time source
@@ -122,7 +117,7 @@ export class Logger {
     private anchorFrom = -1
     /** device time of the last boot or clock set: instants measured before it (a GNSS solution
      * requested just before the clock was set) are stamped no earlier, so `t` never steps back */
-    private minT = 0
+    minT = 0
     private inBand = true
     // several fibers record (sampling, GNSS): each record is built and appended under this lock,
     // so its seq and the head it may state are the ones it really gets
@@ -133,7 +128,7 @@ export class Logger {
      * The watchdog's view of the fibers (sampling, uploads, GNSS): device ms by which each must be back
      * from what it is doing now, sleeping included (0: not running).
      */
-    private due = [0, 0, 0]
+    due = [0, 0, 0]
 
     constructor(
         readonly board: Board,
@@ -177,7 +172,8 @@ export class Logger {
         console.log(`ct:boot boot=${st.boot} next=${store.nextSeq} ack=${ack} epoch=${this.keys.epoch} rtc=${rtc} t=${t}`)
         clock.spawn(runSampling, this)
         clock.spawn(runUploads, this)
-        if (this.board.gnss) clock.spawn(runGnss, this)
+        // positions into the chain: the tracker's own fiber (a build without a receiver carries none of it)
+        if (this.board.gnss) this.board.gnss.record(this)
         clock.spawn(runWatchdog, this)
     }
 
@@ -245,7 +241,7 @@ export class Logger {
      * SET and the clock is set to floor(utc / 1000) right after it: the record's `t` is the old count,
      * the records after it count from the new one.
      */
-    private async appendTimeAnchor() {
+    async appendTimeAnchor() {
         const b = this.board
         const utc = this.utcNow()
         if (!(utc > 0)) return
@@ -290,46 +286,6 @@ export class Logger {
         this.anchorFrom = seq + 1
         this.minT = tm.now()
         console.log(`ct:rtc-set t=${this.minT} was=${t} seq=${seq}`)
-    }
-
-    /** The GNSS fiber: fixes on their schedule, time anchors, encrypted positions, stops. */
-    async tracking() {
-        const g = this.board.gnss
-        const clock = this.board.clock
-        for (;;) {
-            try {
-                if (this.battery.level < BATTERY_CRITICAL) await this.recordGnss(await g.step())
-            } catch (e) {
-                console.log("ct:gnss-error " + e)
-            }
-            // the next step too must be over STEP_MAX after its wake; a low cell: a fix every 3 h at
-            // most, a critical one: none (hardware/power.md)
-            const level = this.battery.level
-            const wait = level >= BATTERY_CRITICAL ? HOUR : level === BATTERY_LOW ? Math.max(g.nextIn(), 3 * HOUR) : g.nextIn()
-            this.due[2] = clock.now() + wait + STEP_MAX
-            await clock.sleep(wait)
-        }
-    }
-
-    // (a method of its own: DeviceScript closures cannot capture variables of a loop body)
-    private async recordGnss(ev: GnssEvents) {
-        await this.appendTimeAnchor()
-        const now = this.time.now()
-        const lockey = this.prov.lockey
-        const fix = ev.fix
-        if (fix) {
-            const at = Math.max(this.time.atCpu(ev.at), this.minT)
-            await this.add(seq => fixRecord(seq, at, encryptLoc(lockey, seq, fix.lat, fix.lon), fix.fixType, fix.numSV))
-            // never the position itself: the console is readable over USB (docs/security.md)
-            console.log(`ct:fix t=${at} sv=${fix.numSV}`)
-        }
-        if (ev.stopStart >= 0) {
-            const start = Math.max(this.time.atCpu(ev.stopStart), this.minT)
-            const lat = ev.stopLat
-            const lon = ev.stopLon
-            await this.add(seq => stopRecord(seq, now, start, encryptLoc(lockey, seq, lat, lon)))
-            console.log(`ct:stop start=${start} end=${now}`)
-        }
     }
 
     async sampling() {
@@ -605,9 +561,6 @@ async function runSampling(lg: Logger) {
 }
 async function runUploads(lg: Logger) {
     await lg.uploading()
-}
-async function runGnss(lg: Logger) {
-    await lg.tracking()
 }
 async function runWatchdog(lg: Logger) {
     await lg.watching()

@@ -15,6 +15,8 @@ const MIN_LEN = 8
 export const ST_RTC_SET = 0x01
 /** the watchdog reset the logger: the next boot record says so (reason watchdog) */
 export const ST_WATCHDOG = 0x02
+/** longest an upload batch or a GNSS step may take before the watchdog resets (a cellular send: 3 min connect + 10 min ack) */
+export const STEP_MAX = 20 * 60_000
 
 export class WakeState {
     flags = 0
