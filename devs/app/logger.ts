@@ -1,5 +1,5 @@
 import * as ds from "@devicescript/core"
-import { Clock, Signal } from "../hal/clock"
+import { Clock } from "../hal/clock"
 import { LogStore, NONE } from "../flash/logstore"
 import { EpochKeys } from "../chain/keys"
 import { Provisioning } from "./config"
@@ -28,20 +28,18 @@ import {
     BOOT_POWER_ON,
     BOOT_INTERRUPTED,
     BOOT_WATCHDOG,
-    BATTERY_LOW,
     BATTERY_CRITICAL,
     BATTERY_FINAL,
     BATTERY_CUTOFF,
 } from "../record/record"
-import { encodeBatch, parseAck } from "../batch/batch"
 import { Uplink, HttpsUplink } from "../uplink/uplink"
 import { Mutex } from "../hal/mutex"
 import { Rv3028 } from "../sensor/rv3028"
-import { randomBuffer } from "@devicescript/crypto"
 import { GnssTracker } from "./gnss"
 import { DeviceTime } from "./devtime"
 import { WakeState, ST_RTC_SET, ST_WATCHDOG, STEP_MAX } from "./state"
 import { BatterySense, BatteryMonitor } from "./battery"
+import { Uploader } from "./uploader"
 
 /** What the logger needs from a temperature front end (the MAX31856 driver). Never throws from read(). */
 export interface Thermometer {
@@ -83,11 +81,6 @@ export interface Board {
  */
 export const FIRMWARE_ID = Buffer.from("ct-fw-03")
 
-// a batch carries whole blocks' packed streams (~220 B each, hundreds of samples): 4 blocks keep it
-// within one Notecard note and a few KB of the VM heap (~58 KB for firmware and chip models)
-const MAX_BATCH_BYTES = 900
-const BACKOFF_MIN = 30_000
-const BACKOFF_MAX = 3_600_000
 // 12 h: the RV-3028 drifts < 1 s in that time, and every anchor costs flash (docs/timebase.md)
 const TIME_ANCHOR_EVERY = 12 * 3_600_000
 // the clock is set again when it is this far from the time source
@@ -107,9 +100,8 @@ export class Logger {
     readonly st = new WakeState()
     readonly time: DeviceTime
     readonly battery = new BatteryMonitor()
-    uploadNow = false
-    /** fired when something must be uploaded at once (an alarm): wakes the uploader early */
-    private uploadSignal = new Signal()
+    /** batches to the server: schedule, fail-over, back-off (devs/app/uploader.ts) */
+    readonly uploads: Uploader
     /** CPU ms of the last time record */
     private lastAnchor = -1
     /** UTC ms minus t*1000 at the last time record, and the first seq it applies to */
@@ -123,7 +115,6 @@ export class Logger {
     // so its seq and the head it may state are the ones it really gets
     private appending = new Mutex()
 
-    private uplinks: Uplink[]
     /**
      * The watchdog's view of the fibers (sampling, uploads, GNSS): device ms by which each must be back
      * from what it is doing now, sleeping included (0: not running).
@@ -136,7 +127,7 @@ export class Logger {
     ) {
         this.store = new LogStore(prov.devid, board.maxBlocks)
         this.time = new DeviceTime(board.clock, board.rtc)
-        this.uplinks = board.uplinks || [new HttpsUplink(prov.endpoint)]
+        this.uploads = new Uploader(this, board.uplinks || [new HttpsUplink(prov.endpoint)])
     }
 
     async start(): Promise<void> {
@@ -171,7 +162,7 @@ export class Logger {
         const ack = store.ackSeq === NONE ? -1 : store.ackSeq
         console.log(`ct:boot boot=${st.boot} next=${store.nextSeq} ack=${ack} epoch=${this.keys.epoch} rtc=${rtc} t=${t}`)
         clock.spawn(runSampling, this)
-        clock.spawn(runUploads, this)
+        this.uploads.start()
         // positions into the chain: the tracker's own fiber (a build without a receiver carries none of it)
         if (this.board.gnss) this.board.gnss.record(this)
         clock.spawn(runWatchdog, this)
@@ -344,18 +335,8 @@ export class Logger {
         if (level >= BATTERY_FINAL) await this.seal()
         if (level === BATTERY_CUTOFF) return true
         // the uploader re-plans at the new level's period; entering final, it sends everything once
-        if (level === BATTERY_FINAL) this.uploadNow = true
-        this.board.clock.raise(this.uploadSignal)
+        this.uploads.wake(level === BATTERY_FINAL)
         return false
-    }
-
-    /** ms between uploads at the battery's level: as provisioned, then 12 h, a day; 0: none planned */
-    private uploadPeriod(): number {
-        const base = this.prov.config.upload * 1000
-        const level = this.battery.level
-        if (level >= BATTERY_FINAL) return 0
-        if (level === BATTERY_CRITICAL) return Math.max(base, DAY)
-        return level === BATTERY_LOW ? Math.max(base, 12 * HOUR) : base
     }
 
     private async takeSample() {
@@ -458,109 +439,13 @@ export class Logger {
         console.log(`ct:alarm type=${type} tc=${tc}`)
         // an excursion is reported at once, not at the next upload slot (from a critical cell: only
         // in the records, at the daily upload)
-        if (this.battery.level >= BATTERY_CRITICAL) return
-        this.uploadNow = true
-        this.board.clock.raise(this.uploadSignal)
-    }
-
-    async uploading() {
-        const clock = this.board.clock
-        let backoff = BACKOFF_MIN
-        // the first upload 10 s after the boot; then a period after the last that got through
-        let since = clock.now() + 10_000 - this.prov.config.upload * 1000
-        let retryAt = -1
-        // inside a radio-off window nothing is sent before this, an alarm's upload included
-        let quietUntil = -1
-        for (;;) {
-            const now = clock.now()
-            const period = this.uploadPeriod()
-            let next = retryAt >= 0 ? retryAt : period ? since + period : now + DAY
-            // an alarm uploads at once; from a low cell at most hourly
-            if (this.uploadNow) next = this.battery.level === BATTERY_LOW ? Math.min(next, since + HOUR) : now
-            next = Math.max(next, quietUntil)
-            this.due[1] = Math.max(next, now) + STEP_MAX
-            if (now < next) {
-                // one wait until the next upload is due, cut short by an alarm or a new battery level
-                // (not a poll: every wake-up costs energy on the board and a world jump in the simulator)
-                await clock.sleepOr(next - now, this.uploadSignal)
-                continue
-            }
-            if (this.board.radioAllowed && !this.board.radioAllowed()) {
-                // radio-off window: keep the upload (and any alarm) pending, look again in a minute
-                quietUntil = now + 60_000
-                continue
-            }
-            this.uploadNow = false
-            const ok = await this.uploadPending()
-            if (ok || !period) {
-                // (from a final-level cell one attempt only: the radio costs what is left)
-                backoff = BACKOFF_MIN
-                retryAt = -1
-                since = clock.now()
-            } else {
-                // exponential back-off with jitter, so a fleet does not hammer a recovering server
-                retryAt = clock.now() + backoff / 2 + Math.random() * (backoff / 2)
-                backoff = Math.min(backoff * 2, BACKOFF_MAX)
-            }
-        }
-    }
-
-    /** Try each uplink in order; undefined when none got the batch through. */
-    private async sendVia(body: Buffer, first: number, last: number) {
-        for (const u of this.uplinks) {
-            try {
-                const r = await u.send(body)
-                return { status: r.status, body: r.body, via: u.name }
-            } catch (e) {
-                console.log(`ct:upload-error first=${first} last=${last} via=${u.name} ${e}`)
-            }
-        }
-        return undefined
-    }
-
-    /**
-     * Send what was recorded up to now; true when the server has acknowledged all of it. Records
-     * taken meanwhile wait for the next upload (else a slow link would send them one by one).
-     */
-    async uploadPending(): Promise<boolean> {
-        const store = this.store
-        const upTo = store.nextSeq - 1
-        for (;;) {
-            const expected = store.ackSeq === NONE ? 0 : store.ackSeq + 1
-            if (expected > upTo) return true
-            this.due[1] = this.board.clock.now() + STEP_MAX
-            const p = await store.pending(expected, MAX_BATCH_BYTES)
-            if (!p.count) return true
-            // a fresh nonce per request: the ack must echo it, so an old ack replayed proves nothing
-            const nonce = randomBuffer(4).getAt(0, "u32")
-            const body = encodeBatch(this.prov.devid, this.keys.current(), this.st.boot, this.keys.epoch, nonce, p)
-            const last = p.firstSeq + p.count - 1
-            const reply = await this.sendVia(body, p.firstSeq, last)
-            if (!reply) return false
-            let ack = parseAck(reply.body, this.prov.devid, this.prov.ackkey)
-            if (ack && ack.nonce !== nonce) {
-                console.log(`ct:ack-stale nonce=${ack.nonce}`)
-                ack = undefined
-            }
-            if (ack && ack.seq !== NONE) await store.acknowledge(ack.seq, ack.head, ack.boot)
-            const what = `n=${p.count} bytes=${body.length} status=${reply.status} via=${reply.via}`
-            console.log(`ct:upload first=${p.firstSeq} last=${last} ` + what + ` ack=${ack ? ack.seq : "none"}`)
-            // the server went back (a restored database): send again from what it holds, at once
-            if (reply.status === 409 && ack && (await store.rewindAck(ack.seq, ack.head, ack.boot))) {
-                console.log(`ct:resync ack=${store.ackSeq === NONE ? -1 : store.ackSeq}`)
-                continue
-            }
-            if (reply.status !== 200 || store.ackSeq < last || store.ackSeq === NONE) return false
-        }
+        if (this.battery.level < BATTERY_CRITICAL) this.uploads.wake(true)
     }
 }
 
 // fibers: the clock runs each in the background (Function.start() loses `this` of a method: wrap them)
 async function runSampling(lg: Logger) {
     await lg.sampling()
-}
-async function runUploads(lg: Logger) {
-    await lg.uploading()
 }
 async function runWatchdog(lg: Logger) {
     await lg.watching()

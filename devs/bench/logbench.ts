@@ -60,7 +60,7 @@ function tOf(ms: number): number {
 }
 const DAY_SAMPLES = 288
 const MONTH_SAMPLES = 8640
-const UPLOAD_FIRST = BOOT_UP + 10000 // logger.uploading(): first upload 10 s after start
+const UPLOAD_FIRST = BOOT_UP + 10000 // Uploader.run() (devs/app/uploader.ts): first upload 10 s after start
 const MAX_BATCH_BYTES = 900 // as devs/app/logger.ts
 const LIMIT = 16384 - 216 // ESP32 header minus one block of compaction headroom
 const ESP32_MAX_BLOCKS = 60 // devs/src/main.ts: live blocks before the logger evicts
@@ -257,7 +257,7 @@ class Model {
     }
 }
 
-/** Batches as the logger's uploadPending() makes them, at one upload period. */
+/** Batches as the uploader's sendPending() (devs/app/uploader.ts) makes them, at one upload period. */
 class Uplink {
     /** first seq not sent yet */
     from = 0
