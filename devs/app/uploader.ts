@@ -37,7 +37,7 @@ export interface UploadLog {
  */
 export class Uploader {
     /** something must go out at once (an alarm, the final-level upload) */
-    now = false
+    urgent = false
     /** wakes the uploader early: an alarm, a new battery level */
     private signal = new Signal()
 
@@ -51,9 +51,9 @@ export class Uploader {
         this.lg.board.clock.spawn(runUploads, this)
     }
 
-    /** Re-plan now (a new battery level); `urgent`: send at once (an alarm, the final upload). */
-    wake(urgent: boolean) {
-        if (urgent) this.now = true
+    /** Re-plan now (a new battery level); `atOnce`: send at once (an alarm, the final upload). */
+    wake(atOnce: boolean) {
+        if (atOnce) this.urgent = true
         this.lg.board.clock.raise(this.signal)
     }
 
@@ -79,7 +79,7 @@ export class Uploader {
             const period = this.period()
             let next = retryAt >= 0 ? retryAt : period ? since + period : now + DAY
             // an alarm uploads at once; from a low cell at most hourly
-            if (this.now) next = this.lg.battery.level === BATTERY_LOW ? Math.min(next, since + HOUR) : now
+            if (this.urgent) next = this.lg.battery.level === BATTERY_LOW ? Math.min(next, since + HOUR) : now
             next = Math.max(next, quietUntil)
             this.lg.due[1] = Math.max(next, now) + STEP_MAX
             if (now < next) {
@@ -93,7 +93,7 @@ export class Uploader {
                 quietUntil = now + 60_000
                 continue
             }
-            this.now = false
+            this.urgent = false
             const ok = await this.sendPending()
             if (ok || !period) {
                 // (from a final-level cell one attempt only: the radio costs what is left)
