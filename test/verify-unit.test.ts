@@ -1,8 +1,10 @@
 import { describe, it, expect } from "vitest"
 import { randomBytes } from "node:crypto"
 import { verifyLog, type LogEntry, type VerifyInput } from "../src/verify/verify.js"
+import { covered, verifyChain } from "../src/verify/chain.js"
 import {
     KIND,
+    chainHeads,
     encodeRecord,
     encryptLoc,
     epochKey,
@@ -391,5 +393,73 @@ describe("verifyLog on firmware-shaped logs", () => {
         // the escrow and the server disagreeing is a finding by itself
         const x = verifyLog(d.input({ provisioned: [...prov, { hash: wide, what: "the server's registration" }] }))
         expect(kinds(x)[0]).toBe("bad-config@0")
+    })
+})
+
+describe("verifyChain across evicted records", () => {
+    const devid = Buffer.alloc(8, 7)
+    const recs = Array.from({ length: 6 }, (_, i) => {
+        const b = Buffer.alloc(18)
+        b.writeUInt32LE(i, 0)
+        b[4] = 1
+        return b
+    })
+    const heads = chainHeads(genesisHead(devid), recs)
+    const entry = (i: number) => ({ seq: i, bytes: recs[i] })
+
+    it("a hole is refused unless evicted ranges cover it and a head is stated before the record after it", () => {
+        const held = [entry(0), entry(4), entry(5)]
+        expect(verifyChain(devid, held).ok).toBe(false)
+        expect(verifyChain(devid, held, [{ first: 1, last: 3 }]).ok).toBe(false) // no stated head
+        const stated = [{ seq: 3, head: heads[3] }]
+        expect(verifyChain(devid, held, [{ first: 1, last: 2 }], stated).ok).toBe(false) // 3 not covered
+        const v = verifyChain(
+            devid,
+            held,
+            [
+                { first: 0, last: 1 },
+                { first: 2, last: 3 },
+            ],
+            stated,
+        )
+        expect(v.ok).toBe(true)
+        expect(v.head.equals(heads[5])).toBe(true)
+        // a wrong stated head breaks the chain after the hole only where stored heads disagree
+        const w = verifyChain(devid, [entry(0), { ...entry(4), head: heads[4] }], [{ first: 1, last: 3 }], [{ seq: 3, head: heads[2] }])
+        expect(w.ok).toBe(false)
+    })
+
+    it("covered() joins touching and overlapping ranges, in any order", () => {
+        expect(
+            covered(
+                [
+                    { first: 5, last: 9 },
+                    { first: 0, last: 4 },
+                ],
+                1,
+                9,
+            ),
+        ).toBe(true)
+        expect(
+            covered(
+                [
+                    { first: 0, last: 3 },
+                    { first: 5, last: 9 },
+                ],
+                1,
+                9,
+            ),
+        ).toBe(false)
+        expect(
+            covered(
+                [
+                    { first: 0, last: 6 },
+                    { first: 2, last: 9 },
+                ],
+                1,
+                9,
+            ),
+        ).toBe(true)
+        expect(covered([], 1, 1)).toBe(false)
     })
 })

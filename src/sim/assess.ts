@@ -84,10 +84,13 @@ export function assessRun(opts: {
     const serverEntries: ChainEntry[] = recordsFor(tb.ingest.db, tb.devidHex).map(r => ({ seq: r.seq, bytes: r.bytes, head: r.head }))
     const deviceEntries = exported?.entries ?? []
     const { merged, conflicts } = mergeLogs(serverEntries, deviceEntries)
-    const verdict = verifyChain(tb.keys.devid, merged)
+    const verification = verifyRun(tb.dbPath, exported ? path.join(out, "device-export.json") : undefined, tb.secretFile, opts.witnessLog)
+    // records evicted unsent from a full store: gone from everywhere, summarized, and (the verifier
+    // says) sealed; the merged chain may skip exactly those
+    const evicted = verification.filter(v => v.verdict.ok).flatMap(v => v.verdict.evictedRanges.filter(e => e.sealed))
+    const verdict = verifyChain(tb.keys.devid, merged, evicted, exported?.claims ?? [])
     if (conflicts.length && verdict.ok)
         Object.assign(verdict, { ok: false, firstBad: conflicts[0], reason: "server and device hold different bytes" })
-    const verification = verifyRun(tb.dbPath, exported ? path.join(out, "device-export.json") : undefined, tb.secretFile, opts.witnessLog)
     const notes: string[] = []
     if (!exported) notes.push("the device's flash could not be read out")
     const summary = summarize({
@@ -105,6 +108,7 @@ export function assessRun(opts: {
         uploads: con.uploads,
         notes,
         energy: opts.energy,
+        sealedEvictions: evicted.map(e => e.seq),
     })
     // the verdict shown is the verifier's; the harness's own merged-chain check must agree
     const verified = verification.every(v => v.verdict.ok)

@@ -21,6 +21,8 @@ export interface DeviceExport {
     boot: number
     ackSeq: number | null
     entries: ChainEntry[]
+    /** heads the flash states after a seq (lgmeta's base and open heads, lgack's head) */
+    claims: { seq: number; head: Buffer }[]
     /** what did not decode (a block, a bookkeeping value) */
     problems: { seq: number; detail: string }[]
     file: DeviceExportFile
@@ -34,6 +36,7 @@ export function decodeExport(file: DeviceExportFile): Omit<DeviceExport, "file">
         boot: log.boot,
         ackSeq: log.ack ? log.ack.ackSeq : null,
         entries: log.entries.map(e => ({ seq: e.seq, bytes: e.bytes })),
+        claims: log.claims.map(c => ({ seq: c.seq, head: c.head })),
         problems: log.problems,
     }
 }

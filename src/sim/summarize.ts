@@ -27,6 +27,8 @@ export interface SummaryInput {
     notes: string[]
     /** the energy ledger's figures at the end of the run (src/sim/energy.ts), when it kept one */
     energy?: EnergySummary
+    /** seqs of the evicted records the verifier found sealed */
+    sealedEvictions?: number[]
 }
 
 /**
@@ -36,7 +38,8 @@ export interface SummaryInput {
  */
 export function summarize(inp: SummaryInput): ReportModel & { records: number; missedSlots?: number } {
     const records: LogRecord[] = inp.merged.map(e => decodeRecord(e.bytes))
-    const a = analyzeLog(records, { devid: inp.deviceId, band: inp.band, lockey: inp.lockey })
+    const sealed = new Set(inp.sealedEvictions ?? [])
+    const a = analyzeLog(records, { devid: inp.deviceId, band: inp.band, lockey: inp.lockey, sealed: q => sealed.has(q) })
     const sampleSeqs = new Set(a.sampleSeqs)
     const ackd = a.sampleSeqs.filter(seq => inp.ackSeq !== null && seq <= inp.ackSeq).length
     const onDeviceOnly = a.sampleSeqs.filter(seq => inp.onDevice.has(seq) && !(inp.ackSeq !== null && seq <= inp.ackSeq)).length
