@@ -9,18 +9,12 @@ import {
     configRecord,
     timeRecord,
     alarmRecord,
-    evictedRecord,
     sealRecord,
     batteryRecord,
-    EvictedSummary,
     recordKind,
     recordSeq,
     recordTime,
     sealEpoch,
-    sampleTc,
-    sampleSr,
-    sampleFlags,
-    KIND_SAMPLE,
     KIND_SEAL,
     SFLAG_NO_READING,
     TIME_SOURCE_GPS,
@@ -40,6 +34,7 @@ import { DeviceTime } from "./devtime"
 import { WakeState, ST_RTC_SET, ST_WATCHDOG, STEP_MAX } from "./state"
 import { BatterySense, BatteryMonitor } from "./battery"
 import { Uploader } from "./uploader"
+import { Evictions } from "./evictions"
 
 /** What the logger needs from a temperature front end (the MAX31856 driver). Never throws from read(). */
 export interface Thermometer {
@@ -102,6 +97,8 @@ export class Logger {
     readonly battery = new BatteryMonitor()
     /** batches to the server: schedule, fail-over, back-off (devs/app/uploader.ts) */
     readonly uploads: Uploader
+    /** a full store's oldest block summarized, sealed and freed (devs/app/evictions.ts) */
+    readonly evictions: Evictions
     /** CPU ms of the last time record */
     private lastAnchor = -1
     /** UTC ms minus t*1000 at the last time record, and the first seq it applies to */
@@ -128,6 +125,7 @@ export class Logger {
         this.store = new LogStore(prov.devid, board.maxBlocks)
         this.time = new DeviceTime(board.clock, board.rtc)
         this.uploads = new Uploader(this, board.uplinks || [new HttpsUplink(prov.endpoint)])
+        this.evictions = new Evictions(this)
     }
 
     async start(): Promise<void> {
@@ -293,7 +291,7 @@ export class Logger {
                 await this.takeSample()
                 // an epoch is sealed when it is `epoch` seconds old (device time, kept across boots)
                 if (this.time.now() - this.keys.start >= epochLen) await this.seal()
-                await this.makeRoom()
+                await this.evictions.makeRoom()
                 if (await this.checkBattery()) break
             } catch (e) {
                 // the schedule survives anything a cycle can throw; the error is on the console
@@ -364,65 +362,10 @@ export class Logger {
         if (!r.sr && !r.sflags) await this.checkAlarm(r.tc, t)
     }
 
-    /**
-     * Store full of unsent records: summarise the oldest block in an `evicted` record, seal it (so
-     * the summary is authenticated before the records go), then evict (docs/format.md 5.3).
-     */
-    private async makeRoom() {
-        while (this.store.overBudget()) if (!(await this.evictOldest())) return
-    }
-
-    private async evictOldest(): Promise<boolean> {
-        const store = this.store
-        const s = new EvictedSummary()
-        this.summary = s
-        this.summaryAny = false
-        const self = this
-        const range = await store.oldest(r => self.summarize(r))
-        this.summary = undefined
-        if (!range) return false
-        if (store.ackSeq !== NONE && range[1] <= store.ackSeq) {
-            // the server holds all of it (acknowledged after the block closed): just free it
-            await store.evictOldest()
-            return true
-        }
-        s.first = range[0]
-        s.last = range[1]
-        const now = this.time.now()
-        await this.add(seq => evictedRecord(seq, now, s))
-        await this.seal()
-        await store.evictOldest()
-        console.log(`ct:evicted first=${s.first} last=${s.last} samples=${s.samples}`)
-        return true
-    }
-
-    // the summary being built by evictOldest() (LogStore.oldest calls back per record)
-    summary: EvictedSummary = undefined
-    summaryAny = false
-
-    /** one record of a block being evicted, into its summary (docs/format.md 5.5) */
-    summarize(r: Buffer) {
-        const s = this.summary
-        if (recordKind(r) !== KIND_SAMPLE) return
-        const cfg = this.prov.config
-        s.samples++
-        const sr = sampleSr(r)
-        const fl = sampleFlags(r)
-        s.srOr |= sr
-        s.sflagsOr |= fl
-        // UTC only for records the current clock run places (since the last time record's run began)
-        if (this.anchorFrom >= 0 && recordSeq(r) >= this.anchorFrom) {
-            const t = Math.floor((recordTime(r) * 1000 + this.anchorOffset) / 1000)
-            if (!s.tFirst) s.tFirst = t
-            s.tLast = t
-        }
-        if (sr || fl) return
-        const tc = sampleTc(r)
-        if (!this.summaryAny || tc < s.minTc) s.minTc = tc
-        if (!this.summaryAny || tc > s.maxTc) s.maxTc = tc
-        this.summaryAny = true
-        const c = tc / 128
-        if (c > cfg.high || c < cfg.low) s.outMin += Math.round(cfg.interval / 60)
+    /** UTC seconds of a record the current clock run places (since its time record's run began); 0: not placed */
+    placedUtc(r: Buffer): number {
+        if (this.anchorFrom < 0 || recordSeq(r) < this.anchorFrom) return 0
+        return Math.floor((recordTime(r) * 1000 + this.anchorOffset) / 1000)
     }
 
     private async checkAlarm(tc: number, t: number) {
