@@ -3,7 +3,7 @@ import type { VmProcess } from "./vm.js"
 import type { NetGate } from "./netgate.js"
 import type { HttpFaultInjector } from "./httpfaults.js"
 import type { Notehub } from "../uplink/notehub.js"
-import { Scenario, allPowerCuts, inWindow, worldAt } from "./scenario.js"
+import { Scenario, allPowerCuts, inWindow } from "./scenario.js"
 import { encodeSnapshot } from "./world.js"
 import { WorldRtc } from "./rtc.js"
 import { mulberry32 } from "../uplink/notecard-relay.js"
@@ -210,7 +210,7 @@ export class WorldDriver {
         const capture = this.s.gnss?.bytes
         if (capture && this.captureFor !== this.vm.boots && this.hub.sendCapture(capture)) this.captureFor = this.vm.boots
         // (a VM that has not announced its Sim World service yet gets the snapshot of a later jump)
-        const vbat = this.energy.vbatPinMv(this.startUtc + worldMs, worldAt(this.s, h).boardC)
+        const vbat = this.energy.vbatPinMv(this.startUtc + worldMs)
         this.hub.publish(encodeSnapshot(this.s, worldMs, this.vm.origin, this.rtc.encode(), vbat))
         const horizon = Math.min(this.endMs, kill?.at ?? Infinity, this.nextNetworkChange(worldMs))
         this.hub.send({ t: "jump", to: this.startUtc + worldMs, horizon: this.startUtc + horizon })

@@ -1,18 +1,20 @@
 import { loadPowerModel } from "../hardware/power.js"
 import { parseConsoleLine } from "./console.js"
 import { EnergyLedger, uploadViaOf, type EnergySummary } from "./energy.js"
-import type { Scenario } from "./scenario.js"
+import { interpolate, type Scenario } from "./scenario.js"
 
 /**
  * The world's side of the energy ledger (docs/simulator.md, "Energy"): the driver tells it when the
  * cell is connected (VM powered) and hands it the firmware's energy lines (`ct:sample`, `ct:upload`,
  * `ct:upload-error`, `ct:fix`, `ct:standby`, forwarded by the VM's clock before its next `need`, so they are booked
- * before the next jump on any machine); the battery sense reads the cell it computes.
+ * before the next jump on any machine); the battery sense reads the cell it computes, at the
+ * board's temperature (the cell sits with the electronics, outside the cold space).
  */
 export class EnergyFeed {
     readonly ledger: EnergyLedger
     /** the latest instant booked: the VM's clock may have run ahead of the last jump, never back */
     private at = -Infinity
+    private readonly startUtc: number
 
     constructor(readonly s: Scenario) {
         this.ledger = new EnergyLedger(loadPowerModel(), {
@@ -21,6 +23,7 @@ export class EnergyFeed {
             notecard: !!s.cellular,
             startMah: s.battery?.startMah,
         })
+        this.startUtc = Date.parse(s.start)
     }
 
     powerOn(utcMs: number) {
@@ -45,14 +48,19 @@ export class EnergyFeed {
         }
     }
 
-    /** what the battery-sense pin reads at world `utcMs` with the cell at `cellC`; 0 when the scenario has no cell */
-    vbatPinMv(utcMs: number, cellC: number): number {
-        return this.s.battery ? this.ledger.adcPinMv(this.clamp(utcMs), cellC) : 0
+    /** what the battery-sense pin reads at world `utcMs`; 0 when the scenario has no cell */
+    vbatPinMv(utcMs: number): number {
+        return this.s.battery ? this.ledger.adcPinMv(this.clamp(utcMs), this.cellC(utcMs)) : 0
     }
 
-    /** the ledger's figures at the end, the cell at the board's temperature then */
-    summary(endUtcMs: number, cellC: number): EnergySummary {
-        return this.ledger.summary(this.clamp(endUtcMs), cellC)
+    /** the ledger's figures at the end */
+    summary(endUtcMs: number): EnergySummary {
+        return this.ledger.summary(this.clamp(endUtcMs), this.cellC(endUtcMs))
+    }
+
+    /** the cell's temperature: the board's (the scenario's `board` keyframes) */
+    private cellC(utcMs: number): number {
+        return interpolate(this.s.board, (utcMs - this.startUtc) / 3_600_000)
     }
 
     private clamp(utcMs: number): number {

@@ -2,7 +2,7 @@ import { mkdirSync, rmSync, writeFileSync } from "node:fs"
 import type { JDBus } from "jacdac-ts"
 import path from "node:path"
 import { buildFirmware } from "./vm.js"
-import { worldAt, type Scenario } from "./scenario.js"
+import type { Scenario } from "./scenario.js"
 import { findLogger } from "../provision/settings.js"
 import { exportDeviceLog, type DeviceExport } from "./export.js"
 import { provisionValues, writeProvisioning } from "../provision/provision.js"
@@ -221,7 +221,7 @@ async function drive(
             JSON.stringify({ counts: tb.faults.counts, tlsErrors: tb.faults.tlsErrors }, null, 1),
         )
         const witnessLog = await tb.saveWitnessLog()
-        const energy = driver.energy.summary(startUtc + s.hours * 3_600_000, worldAt(s, s.hours).boardC)
+        const energy = driver.energy.summary(startUtc + s.hours * 3_600_000)
         return { exported, cuts: driver.cuts, worldWallMs, witnessLog, energy }
     } finally {
         await cable?.close()
