@@ -232,6 +232,8 @@ export function parseScenario(json: unknown): Scenario {
     if (s.route) checkKeyframes("route", s.route, s.hours)
     // one program cannot hold both the receiver's and the modem's models (docs/devicescript-traps.md)
     check(!(s.cellular && (s.route || s.gnss)), "cellular: cannot run with a GNSS route or capture in one simulator build")
+    // the hanging uplink lives in the Wi-Fi build (devs/src/sim.ts): a cellular run would ignore it
+    check(!(s.cellular && s.uplinkHangs), "uplinkHangs: only without cellular (the Wi-Fi simulator build)")
     checkWindows("gpsLoss", s.gpsLoss, s.hours)
     check(!s.gpsLoss || s.route, "gpsLoss: needs a route")
     if (s.gnss) {
