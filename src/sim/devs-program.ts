@@ -3,6 +3,7 @@ import path from "node:path"
 import { buildFirmware, VmProcess } from "./vm.js"
 import { acquireVmLock } from "./vm-lock.js"
 import { HUB_PORT } from "./hub.js"
+import { parseConsoleLine } from "./console.js"
 
 /**
  * A DeviceScript program (not a test file) run in the VM on its own: no world, its clock going
@@ -17,6 +18,14 @@ export interface ProgramRun {
     done?: string
     /** the VM's flash file (its settings store), for a look after each line */
     flashFile: string
+}
+
+/** The fields of each `ct:<tag> ...` line a program printed, in order. */
+export function fieldsTagged(run: ProgramRun, tag: string): Record<string, string>[] {
+    return run.lines
+        .map(parseConsoleLine)
+        .filter(c => c?.tag === tag)
+        .map(c => c!.fields)
 }
 
 export async function runDevsProgram(

@@ -1,7 +1,7 @@
 // The log store's long runs (devs/soak/longruns.ts) with the settings store read out of the VM's
 // flash file at each checkpoint: the short version in npm test, 400 days in npm run soak.
 import { readFileSync } from "node:fs"
-import { runDevsProgram, type ProgramRun } from "../../src/sim/devs-program.js"
+import { fieldsTagged, runDevsProgram, type ProgramRun } from "../../src/sim/devs-program.js"
 import { readFstor, type FstorState } from "../../src/sim/fstor.js"
 import { parseConsoleLine } from "../../src/sim/console.js"
 
@@ -45,9 +45,5 @@ export async function runLongRuns(entry: string, dir: string, wallMs: number): P
             checkpoints.push({ profile: c.fields.profile, day: +c.fields.day, appended: +c.fields.appended, store: readStore(r.flashFile) })
         },
     })
-    const profiles = run.lines
-        .map(parseConsoleLine)
-        .filter(c => c?.tag === "longrun")
-        .map(c => c!.fields)
-    return { run, checkpoints, profiles, done: run.done ? parseConsoleLine(run.done)?.fields : undefined }
+    return { run, checkpoints, profiles: fieldsTagged(run, "longrun"), done: run.done ? parseConsoleLine(run.done)?.fields : undefined }
 }

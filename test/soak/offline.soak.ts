@@ -2,8 +2,8 @@ import { describe, it, expect, beforeAll } from "vitest"
 import path from "node:path"
 import os from "node:os"
 import { mkdtempSync } from "node:fs"
-import { runDevsProgram, type ProgramRun } from "../../src/sim/devs-program.js"
-import { parseConsoleLine } from "../../src/sim/console.js"
+import type { ProgramRun } from "../../src/sim/devs-program.js"
+import { runOffline } from "../../bench/offline.js"
 
 // Issue 11 item 4: 60 days offline from the start with the simulator's 20 blocks (devs/soak/
 // offline-60.ts): the real LogStore fills and evicts its oldest blocks into summaries; when the
@@ -13,14 +13,9 @@ describe("60 days offline: days held in full detail and only as evicted summarie
     let profiles: Record<string, string>[]
 
     beforeAll(async () => {
-        run = await runDevsProgram("soak/offline-60.ts", mkdtempSync(path.join(os.tmpdir(), "coldtrace-soak-offline-")), {
-            doneTag: "ct:soak-done",
-            wallMs: 1_200_000,
-        })
-        profiles = run.lines
-            .map(parseConsoleLine)
-            .filter(c => c?.tag === "offline")
-            .map(c => c!.fields)
+        const r = await runOffline(mkdtempSync(path.join(os.tmpdir(), "coldtrace-soak-offline-")))
+        run = r.run
+        profiles = r.profiles
         for (const p of profiles)
             console.log(`${p.profile}: ${(+p.full).toFixed(1)} days in full detail, ${(+p.summaries).toFixed(1)} more as summaries`)
     }, 1_260_000)
