@@ -279,22 +279,14 @@ function chart(w: Writer, g: ChartGeometry, layout: PdfLayout): void {
             .text(s, left, y - size * 0.8, { width, align, lineBreak: false })
     }
     for (const t of g.yGrid) {
-        d.moveTo(plot.x, t.y)
-            .lineTo(plot.x + plot.w, t.y)
-            .lineWidth(1)
-            .strokeColor(COLOR.grid)
-            .stroke()
+        gridLine(d, plot.x, t.y, plot.x + plot.w, t.y)
         label(t.label, plot.x - 6, t.y + 5, "right")
     }
     label("°C", plot.x - 6, plot.y - 18, "right")
     label("faults", plot.x - 6, strip.y + strip.h / 2 + 5, "right")
     const ty = strip.y + strip.h + 18
     for (const t of g.xTicks) {
-        d.moveTo(t.x, plot.y)
-            .lineTo(t.x, plot.y + plot.h)
-            .lineWidth(1)
-            .strokeColor(COLOR.grid)
-            .stroke()
+        gridLine(d, t.x, plot.y, t.x, plot.y + plot.h)
         if (t.label !== null) label(t.label, t.x, ty, "center")
         if (t.date !== null) label(t.date, t.x, ty + 16, "center", 12)
     }
@@ -497,6 +489,11 @@ function route(w: Writer, g: RouteGeometry, layout: PdfLayout, note: string): vo
 }
 
 /** The cell voltage of the battery records, on the temperature chart's time axis. */
+/** One line of a chart's grid (the temperature and the battery charts draw theirs alike). */
+function gridLine(d: PDFKit.PDFDocument, x1: number, y1: number, x2: number, y2: number): void {
+    d.moveTo(x1, y1).lineTo(x2, y2).lineWidth(1).strokeColor(COLOR.grid).stroke()
+}
+
 function batteryChart(w: Writer, g: BatteryChartGeometry, layout: PdfLayout): void {
     const d = w.doc
     const k = CONTENT_W / g.width
@@ -517,20 +514,12 @@ function batteryChart(w: Writer, g: BatteryChartGeometry, layout: PdfLayout): vo
             .text(s, align === "right" ? x - width : x - width / 2, y - 11, { width, align, lineBreak: false })
     }
     for (const t of g.yGrid) {
-        d.moveTo(plot.x, t.y)
-            .lineTo(plot.x + plot.w, t.y)
-            .lineWidth(1)
-            .strokeColor(COLOR.grid)
-            .stroke()
+        gridLine(d, plot.x, t.y, plot.x + plot.w, t.y)
         label(t.label, plot.x - 6, t.y + 5, "right")
     }
     label("V", plot.x - 6, plot.y - 8, "right")
     for (const t of g.xTicks) {
-        d.moveTo(t.x, plot.y)
-            .lineTo(t.x, plot.y + plot.h)
-            .lineWidth(1)
-            .strokeColor(COLOR.grid)
-            .stroke()
+        gridLine(d, t.x, plot.y, t.x, plot.y + plot.h)
         if (t.label !== null) label(t.label, t.x, plot.y + plot.h + 20, "center")
     }
     if (g.xUnit) label(g.xUnit, plot.x - 6, plot.y + plot.h + 20, "right")
