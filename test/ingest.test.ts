@@ -389,6 +389,7 @@ describe("refusing batches", () => {
     const otherRecord = (kind: number, len: number) =>
         crafted((rc, p) => {
             rc.bit(p, CTX.sample, 1, adaptShift(0))
+            rc.bit(p, CTX.short, 1, adaptShift(0))
             rc.direct(kind, 8)
             rc.direct(len, 8)
             rc.direct(600, 32)

@@ -78,6 +78,12 @@ function randomStream(rnd: () => number): Buffer[] {
             recs.push(other(seq, t + int(3), 11 + int(240), Buffer.from(Array.from({ length: int(40) }, () => int(256)))))
         } else if (r < 0.05) {
             recs.push(encodeRecord({ seq, kind: KIND.battery, t, mv: 3000 + int(1200), level: int(3), flags: int(2) }))
+        } else if (r < 0.055) {
+            // a clock set (utc near t), or a clock far from UTC (the 64 raw bits)
+            const utc = rnd() < 0.5 ? t * 1000 + int(2000) - 1000 : int(2 ** 52)
+            recs.push(encodeRecord({ seq, kind: KIND.time, t, utc, source: int(3), flags: int(4) }))
+        } else if (r < 0.06) {
+            recs.push(encodeRecord({ seq, kind: KIND.alarm, t, type: 1 + int(3), tc: rnd() < 0.5 ? tc : int(2 ** 32) - 2 ** 31 }))
         } else if (r < 0.07) {
             recs.push(sample(seq, t, rnd() < 0.5 ? 0 : tc, 0, rnd() < 0.5 ? 1 : 0, 1))
         } else if (r < 0.08) {
@@ -236,6 +242,67 @@ describe("pack: edge cases", () => {
         roundTrip(recs)
     })
 
+    test("known kinds below 16 take the short form: 4 bits of kind, no length", () => {
+        const payload = Buffer.from("740e0001", "hex") // a battery record's: 3700 mV, level 0, flags 1
+        const known = Array.from({ length: 64 }, (_, i) =>
+            encodeRecord({ seq: i, kind: KIND.battery, t: 1000 + i, mv: 3700, level: 0, flags: 1 }),
+        )
+        const unknown = known.map((_, i) => other(i, 1000 + i, 42, payload))
+        expect(known[0].subarray(10).equals(payload)).toBe(true)
+        // 12 of the 16 kind and length bits go; the short-form bit costs about 0.1 bit once learnt
+        expect(roundTrip(unknown).length - roundTrip(known).length).toBeGreaterThan((64 * 11) / 8)
+        // a known kind with another length is refused by the encoder's record check; kind 0 and kinds 11..15 are long
+        roundTrip([other(0, 1, 0, Buffer.alloc(3)), other(1, 2, 15, Buffer.alloc(8)), other(2, 3, 16, Buffer.alloc(0))])
+    })
+
+    test("a time record states the clock's offset from UTC: a few bits once the clock is set, 64 raw bits when it is far", () => {
+        const set = Array.from({ length: 40 }, (_, i) => {
+            const t = 1767225600 + 43200 * i
+            return encodeRecord({ seq: i, kind: KIND.time, t, utc: t * 1000 + 40 + (i % 5), source: 1, flags: 0 })
+        })
+        const raw = set.map(r => other(r.readUInt32LE(0), r.readUInt32LE(6), 42, r.subarray(10)))
+        // the 8 bytes of utc become about one (the kind and length bits go too)
+        expect((roundTrip(raw).length - roundTrip(set).length) / set.length).toBeGreaterThan(7)
+        const far = [0, 2 ** 53 - 1, 2 ** 31 * 1000, 1].map((utc, i) =>
+            encodeRecord({ seq: i, kind: KIND.time, t: i * 7, utc, source: 2, flags: 3 }),
+        )
+        expect(roundTrip(far).length / far.length).toBeGreaterThan(8)
+    })
+
+    test("an alarm states the last sample's reading: about two bytes", () => {
+        const recs: Buffer[] = []
+        for (let i = 0; i < 60; i += 2) {
+            const tc = 1024 + 37 * i
+            recs.push(sample(i, 300 * i, tc, 1500), encodeRecord({ seq: i + 1, kind: KIND.alarm, t: 300 * i, type: 1 + (i % 3), tc }))
+        }
+        const withAlarms = roundTrip(recs).length
+        const samplesOnly = encodePack(
+            recs.filter((_, i) => i % 2 === 0).map((r, i) => sample(i, 300 * 2 * i, r.readInt32LE(10), 1500)),
+        ).length
+        expect((withAlarms - samplesOnly) / 30).toBeLessThan(2.5)
+        // an alarm first in its stream (no sample yet), and readings far from the last sample's
+        roundTrip([
+            encodeRecord({ seq: 0, kind: KIND.alarm, t: 5, type: 1, tc: -(2 ** 31) }),
+            sample(1, 6, 2 ** 31 - 1, 0),
+            encodeRecord({ seq: 2, kind: KIND.alarm, t: 6, type: 2, tc: -(2 ** 31) }),
+        ])
+    })
+
+    test("the mean restarts at a jump: after a door opening the noise costs what it cost before", () => {
+        const rnd = prng(11)
+        const enc = new PackEncoder(0)
+        const size: number[] = []
+        for (let i = 0; i < 200; i++) {
+            const level = i >= 100 && i < 104 ? 640 + 90 * (i - 99) : i >= 104 ? 900 : 640
+            enc.add(sample(i, 300 * i, level + Math.floor(rnd() * 9) - 4, 1500))
+            size.push(enc.finish().length)
+        }
+        const before = size[99] - size[39]
+        const after = size[179] - size[119]
+        expect(after).toBeLessThan(before * 1.15)
+        expect(enc.m.k).toBeGreaterThan(30)
+    })
+
     test("a stable reading costs about its noise: under 1 byte a sample", () => {
         const rnd = prng(3)
         const recs = Array.from({ length: 500 }, (_, i) => sample(i, 1767225600 + 300 * i, -9000 + Math.floor(rnd() * 5) - 2, -640))
@@ -278,6 +345,7 @@ describe("pack: errors", () => {
         const rc = new RangeEncoder()
         const p = PRIORS.slice()
         rc.bit(p, CTX.sample, 1, adaptShift(0))
+        rc.bit(p, CTX.short, 1, adaptShift(0))
         rc.direct(200, 8)
         rc.direct(255, 8)
         rc.direct(600, 32)
@@ -320,6 +388,7 @@ describe("pack: errors", () => {
         const asOther = (kind: number, len: number) =>
             crafted((rc, p) => {
                 rc.bit(p, CTX.sample, 1, adaptShift(0))
+                rc.bit(p, CTX.short, 1, adaptShift(0))
                 rc.direct(kind, 8)
                 rc.direct(len, 8)
                 rc.direct(0, 32)
@@ -328,6 +397,24 @@ describe("pack: errors", () => {
         expect(() => decodePack(asOther(KIND.seal, 4), 0, 1)).toThrow(/kind 8 needs 26/)
         expect(() => decodePack(asOther(99, 3), 0, 1)).toThrow(/has no t/)
         expect(() => decodePack(asOther(KIND.sample, 12), 0, 1)).toThrow(/a sample coded as another record/)
+        const short = (kind: number, f: (rc: RangeEncoder) => void = () => {}) =>
+            crafted((rc, p) => {
+                rc.bit(p, CTX.sample, 1, adaptShift(0))
+                rc.bit(p, CTX.short, 0, adaptShift(0))
+                rc.direct(kind, 4)
+                rc.direct(0, 32)
+                f(rc)
+            })
+        expect(() => decodePack(short(13), 0, 1)).toThrow(/short form of unknown kind 13/)
+        expect(() => decodePack(short(0), 0, 1)).toThrow(/short form of unknown kind 0/)
+        expect(() => decodePack(short(KIND.sample), 0, 1)).toThrow(/a sample coded as another record/)
+        // a time record at t = 0 whose UTC would be 5 ms before 1970
+        const early = short(KIND.time, rc => {
+            rc.direct(0, 1)
+            rc.direct(0, 3) // exp-Golomb of zigzag(-5) = 9: 3 zeros, then 1010
+            rc.direct(10, 4)
+        })
+        expect(() => decodePack(early, 0, 1)).toThrow(/utc out of range/)
         const faultless = crafted((rc, p) => {
             rc.bit(p, CTX.sample, 0, adaptShift(0))
             rc.bit(p, CTX.fault, 1, adaptShift(0))

@@ -16,7 +16,7 @@ const BLOCK_HDR = 4
 const TAIL_KEY = "tl"
 const META_KEY = "lgmeta"
 const ACK_KEY = "lgack"
-const TAIL_VERSION = 3
+const TAIL_VERSION = 4
 const TAIL_HDR = 40
 /** tail bytes kept in `tl` before they are flushed into the open block's value */
 export const TAIL_MAX = VALUE_MAX - TAIL_HDR - PACK_STATE_LEN

@@ -1,4 +1,4 @@
-import { KIND_SAMPLE, KIND_SEAL, HEADER_LEN } from "./record"
+import { KIND_SAMPLE, KIND_SEAL, KIND_TIME, KIND_ALARM, HEADER_LEN } from "./record"
 
 /**
  * The packed encoding of records (docs/format.md section 4): an adaptive binary range coder over a
@@ -30,12 +30,18 @@ export const CTX_CJ = 8
 export const CTX_TC = 14
 export const CTX_TC_LONG = 32
 export const CTX_TC_MANT = 44
-export const CTX_COUNT = 50
+export const CTX_SHORT = 50
+export const CTX_COUNT = 51
+/** payload length of each kind below 16 the short form names (0: none), docs/format.md 2.x */
+const SHORT_LEN = hex`000c1a140e2009221a1e08`
+/** the mean predictor: at most this many samples, restarted by a jump of at least MEAN_JUMP_MIN */
+const MEAN_SPAN = 32
+const MEAN_JUMP_MIN = 6
 
 const PRIORS = [
     63488, 63488, 63488, 49152, 16384, 16384, 16384, 16384, 55808, 32768, 43008, 33024, 34560, 32768, 12288, 38144, 20224, 35584, 33280,
     27136, 17408, 32768, 19456, 23040, 28416, 27136, 14080, 33536, 15616, 18432, 23552, 23808, 22528, 35840, 35072, 36608, 34304, 32768,
-    32768, 32768, 32768, 32768, 32768, 32768, 41728, 37120, 36096, 32256, 34560, 35840,
+    32768, 32768, 32768, 32768, 32768, 32768, 41728, 37120, 36096, 32256, 34560, 35840, 61440,
 ]
 
 /**
@@ -88,6 +94,8 @@ export class PackModel {
     t1 = 0
     t2 = 0
     ema = 0
+    /** samples in the mean since it last restarted */
+    k = 0
     scores: number[] = [0, 0, 0, 0]
     cj1 = 0
     cj2 = 0
@@ -122,8 +130,11 @@ export class PackModel {
                 const e = Math.min(Math.abs(tc - preds[i]), 255)
                 this.scores[i] = this.scores[i] - Math.floor(this.scores[i] / 16) + e * 16
             }
+        // the mean restarts when the level jumps (a door opened): farther than twice the last-value error
+        if (this.n === 0 || Math.abs(tc - preds[2]) > Math.max(MEAN_JUMP_MIN, Math.floor(this.scores[0] / 128))) this.k = 0
+        if (this.k < MEAN_SPAN) this.k++
         const x = (tc < -EMA_CLAMP ? -EMA_CLAMP : tc > EMA_CLAMP ? EMA_CLAMP : tc) * 1024
-        this.ema = this.n === 0 ? x : this.ema + Math.floor((x - this.ema) / 32)
+        this.ema = this.k === 1 ? x : this.ema + Math.floor((x - this.ema) / this.k)
         this.t2 = this.n === 0 ? tc : this.t1
         this.t1 = tc
         this.cj2 = this.n === 0 ? cj : this.cj1
@@ -142,6 +153,7 @@ export class PackModel {
         m.t1 = this.t1
         m.t2 = this.t2
         m.ema = this.ema
+        m.k = this.k
         m.scores = this.scores.slice(0)
         m.cj1 = this.cj1
         m.cj2 = this.cj2
@@ -286,7 +298,9 @@ export class PackEncoder {
         }
     }
 
-    private expGolomb(v: number) {
+    /** a signed value zig-zagged, as order-0 exp-Golomb in direct bits (section 4.2.1) */
+    private golomb(d: number) {
+        const v = d >= 0 ? 2 * d : -2 * d - 1
         const n = bitLength(v + 1) - 1
         this.rc.direct(0, n)
         this.rc.direct(v + 1, n + 1)
@@ -299,10 +313,7 @@ export class PackEncoder {
             m.prevSampleT = t
             m.prevSampleDt = 0
         } else if (sample) this.signed(CTX_TIME, (((t - m.prevSampleT) | 0) - m.prevSampleDt) | 0, false)
-        else {
-            const d = (t - m.prevT) | 0
-            this.expGolomb(d >= 0 ? 2 * d : -2 * d - 1)
-        }
+        else this.golomb((t - m.prevT) | 0)
         if (sample) {
             if (m.records > 0) m.prevSampleDt = (t - m.prevSampleT) | 0
             m.prevSampleT = t
@@ -345,10 +356,31 @@ export class PackEncoder {
             }
         } else {
             this.bit(CTX_SAMPLE, 1)
-            this.rc.direct(kind, 8)
-            this.rc.direct(len, 8)
+            const short = kind < SHORT_LEN.length && SHORT_LEN[kind] === len
+            this.bit(CTX_SHORT, short ? 0 : 1)
+            if (short) this.rc.direct(kind, 4)
+            else {
+                this.rc.direct(kind, 8)
+                this.rc.direct(len, 8)
+            }
             this.time(t, false)
-            if (kind === KIND_SEAL && len === SEAL_LEN) {
+            // the payload after t goes byte by byte from `from`, after what the model predicts
+            let from = HEADER_LEN + 4
+            if (short && kind === KIND_TIME) {
+                // the clock's offset from UTC (ms): small once the clock is set
+                const d = rec.getAt(10, "u32") + rec.getAt(14, "u32") * TWO32 - 1000 * t
+                const near = d >= I32_MIN && d <= I32_MAX
+                this.rc.direct(near ? 0 : 1, 1)
+                if (near) {
+                    this.golomb(d)
+                    from = 18
+                }
+            } else if (short && kind === KIND_ALARM) {
+                // an alarm states the reading that raised or cleared it: the last sample's
+                this.rc.direct(rec[10], 8)
+                this.golomb(rec.getAt(11, "i32") - m.t1)
+                from = rec.length
+            } else if (kind === KIND_SEAL && len === SEAL_LEN) {
                 const epoch = rec.getAt(10, "u32")
                 const count = rec.getAt(14, "u16")
                 const nextEpoch = m.hasSeal && epoch === m.sealEpoch + 1
@@ -357,11 +389,12 @@ export class PackEncoder {
                 const implied = m.hasSeal && count === seq - m.sealSeq - 1
                 if (m.hasSeal) this.rc.direct(implied ? 0 : 1, 1)
                 if (!implied) this.rc.direct(count, 16)
-                for (let k = 16; k < 32; k++) this.rc.direct(rec[k], 8)
                 m.hasSeal = true
                 m.sealEpoch = epoch
                 m.sealSeq = seq
-            } else for (let k = HEADER_LEN + 4; k < rec.length; k++) this.rc.direct(rec[k], 8)
+                from = 16
+            }
+            for (let k = from; k < rec.length; k++) this.rc.direct(rec[k], 8)
         }
         m.records++
         this.nextSeq++
@@ -380,7 +413,7 @@ export class PackEncoder {
         return b
     }
 
-    /** The coder registers and model (docs/format.md 5.4, PACK_STATE_LEN bytes); emitted bytes are not in it. */
+    /** The coder registers and model (docs/format.md 4.4, PACK_STATE_LEN bytes); emitted bytes are not in it. */
     saveState(): Buffer {
         const b = Buffer.alloc(PACK_STATE_LEN)
         const rc = this.rc
@@ -393,19 +426,20 @@ export class PackEncoder {
         b[10] = (rc.hasCache ? 1 : 0) | (m.hasSeal ? 2 : 0)
         b.setAt(11, "u16", rc.ffCount)
         for (let i = 0; i < CTX_COUNT; i++) b.setAt(13 + 2 * i, "u16", m.p[i])
-        b.setAt(113, "u16", m.records)
-        b.setAt(115, "u16", m.n)
-        b.setAt(117, "u32", m.prevT)
-        b.setAt(121, "u32", m.prevSampleT)
-        b.setAt(125, "i32", m.prevSampleDt)
-        b.setAt(129, "i32", m.t1)
-        b.setAt(133, "i32", m.t2)
-        b.setAt(137, "i32", m.ema)
-        for (let i = 0; i < 4; i++) b.setAt(141 + 2 * i, "u16", m.scores[i])
-        b.setAt(149, "i16", m.cj1)
-        b.setAt(151, "i16", m.cj2)
-        b.setAt(153, "u32", m.sealEpoch)
-        b.setAt(157, "u32", m.sealSeq)
+        b.setAt(M, "u16", m.records)
+        b.setAt(M + 2, "u16", m.n)
+        b.setAt(M + 4, "u32", m.prevT)
+        b.setAt(M + 8, "u32", m.prevSampleT)
+        b.setAt(M + 12, "i32", m.prevSampleDt)
+        b.setAt(M + 16, "i32", m.t1)
+        b.setAt(M + 20, "i32", m.t2)
+        b.setAt(M + 24, "i32", m.ema)
+        for (let i = 0; i < 4; i++) b.setAt(M + 28 + 2 * i, "u16", m.scores[i])
+        b.setAt(M + 36, "i16", m.cj1)
+        b.setAt(M + 38, "i16", m.cj2)
+        b.setAt(M + 40, "u32", m.sealEpoch)
+        b.setAt(M + 44, "u32", m.sealSeq)
+        b[M + 48] = m.k
         return b
     }
 
@@ -421,25 +455,28 @@ export class PackEncoder {
         m.hasSeal = (b[10] & 2) !== 0
         rc.ffCount = b.getAt(11, "u16")
         for (let i = 0; i < CTX_COUNT; i++) m.p[i] = b.getAt(13 + 2 * i, "u16")
-        m.records = b.getAt(113, "u16")
-        m.n = b.getAt(115, "u16")
-        m.prevT = b.getAt(117, "u32")
-        m.prevSampleT = b.getAt(121, "u32")
-        m.prevSampleDt = b.getAt(125, "i32")
-        m.t1 = b.getAt(129, "i32")
-        m.t2 = b.getAt(133, "i32")
-        m.ema = b.getAt(137, "i32")
-        for (let i = 0; i < 4; i++) m.scores[i] = b.getAt(141 + 2 * i, "u16")
-        m.cj1 = b.getAt(149, "i16")
-        m.cj2 = b.getAt(151, "i16")
-        m.sealEpoch = b.getAt(153, "u32")
-        m.sealSeq = b.getAt(157, "u32")
+        m.records = b.getAt(M, "u16")
+        m.n = b.getAt(M + 2, "u16")
+        m.prevT = b.getAt(M + 4, "u32")
+        m.prevSampleT = b.getAt(M + 8, "u32")
+        m.prevSampleDt = b.getAt(M + 12, "i32")
+        m.t1 = b.getAt(M + 16, "i32")
+        m.t2 = b.getAt(M + 20, "i32")
+        m.ema = b.getAt(M + 24, "i32")
+        for (let i = 0; i < 4; i++) m.scores[i] = b.getAt(M + 28 + 2 * i, "u16")
+        m.cj1 = b.getAt(M + 36, "i16")
+        m.cj2 = b.getAt(M + 38, "i16")
+        m.sealEpoch = b.getAt(M + 40, "u32")
+        m.sealSeq = b.getAt(M + 44, "u32")
+        m.k = b[M + 48]
         return e
     }
 }
 
+/** where the model's fields start in a saved state: after the registers and the probabilities */
+const M = 13 + 2 * CTX_COUNT
 /** bytes of a saved encoder state (docs/format.md 5.4) */
-export const PACK_STATE_LEN = 161
+export const PACK_STATE_LEN = M + 49
 
 /** Binary range decoder (section 4.1): bytes past the end read as 0. */
 class RangeDecoder {
@@ -547,10 +584,8 @@ export class PackDecoder {
             m.prevSampleDt = 0
         } else if (sample) t = (m.prevSampleT + ((m.prevSampleDt + this.signed(CTX_TIME, false)) | 0)) >>> 0
         else {
-            let n = 0
-            while (!this.rc.direct(1)) if (++n > 40) return -1
-            const z = POW2[n] + this.rc.direct(n) - 1
-            const d = mod(z, 2) ? -(z + 1) / 2 : z / 2
+            const d = this.signedGolomb()
+            if (d === undefined) return -1
             t = (m.prevT + d) >>> 0
         }
         if (sample) {
@@ -559,6 +594,14 @@ export class PackDecoder {
         }
         m.prevT = t
         return t
+    }
+
+    /** a zig-zagged exp-Golomb value (section 4.2.1); undefined past a 40-zero prefix */
+    private signedGolomb(): number {
+        let n = 0
+        while (!this.rc.direct(1)) if (++n > 40) return undefined
+        const z = POW2[n] + this.rc.direct(n) - 1
+        return mod(z, 2) ? -(z + 1) / 2 : z / 2
     }
 
     private fail(why: string): Buffer {
@@ -600,8 +643,9 @@ export class PackDecoder {
                 m.learn(tc, cj, preds)
             }
         } else {
-            const kind = this.rc.direct(8)
-            const len = this.rc.direct(8)
+            const short = this.bit(CTX_SHORT) === 0
+            const kind = this.rc.direct(short ? 4 : 8)
+            const len = short ? (kind < SHORT_LEN.length ? SHORT_LEN[kind] : 0) : this.rc.direct(8)
             if (len < 4 || kind === KIND_SAMPLE) return this.fail("bad record header")
             const t = this.time(false)
             if (t < 0) return this.fail("bad time step")
@@ -609,7 +653,25 @@ export class PackDecoder {
             rec[4] = kind
             rec[5] = len
             rec.setAt(6, "u32", t)
-            if (kind === KIND_SEAL && len === SEAL_LEN) {
+            let from = HEADER_LEN + 4
+            if (short && kind === KIND_TIME) {
+                if (!this.rc.direct(1)) {
+                    const d = this.signedGolomb()
+                    const utc = d === undefined ? -1 : 1000 * t + d
+                    if (utc < 0 || utc > 9007199254740991) return this.fail("bad utc")
+                    const hi = Math.floor(utc / TWO32)
+                    rec.setAt(10, "u32", utc - hi * TWO32)
+                    rec.setAt(14, "u32", hi)
+                    from = 18
+                }
+            } else if (short && kind === KIND_ALARM) {
+                rec[10] = this.rc.direct(8)
+                const d = this.signedGolomb()
+                const tc = d === undefined ? NaN : m.t1 + d
+                if (!(tc >= I32_MIN && tc <= I32_MAX)) return this.fail("bad alarm reading")
+                rec.setAt(11, "i32", tc)
+                from = rec.length
+            } else if (kind === KIND_SEAL && len === SEAL_LEN) {
                 const nextEpoch = m.hasSeal && this.rc.direct(1) === 0
                 const epoch = nextEpoch ? m.sealEpoch + 1 : this.rc.direct(32)
                 const implied = m.hasSeal && this.rc.direct(1) === 0
@@ -617,11 +679,12 @@ export class PackDecoder {
                 if (count > 65535 || epoch > 0xffffffff) return this.fail("bad seal")
                 rec.setAt(10, "u32", epoch)
                 rec.setAt(14, "u16", count)
-                for (let k = 16; k < 32; k++) rec[k] = this.rc.direct(8)
                 m.hasSeal = true
                 m.sealEpoch = epoch
                 m.sealSeq = seq
-            } else for (let k = HEADER_LEN + 4; k < rec.length; k++) rec[k] = this.rc.direct(8)
+                from = 16
+            }
+            for (let k = from; k < rec.length; k++) rec[k] = this.rc.direct(8)
         }
         rec.setAt(0, "u32", seq)
         m.records++

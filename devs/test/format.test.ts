@@ -22,7 +22,7 @@ import { kvSet, kvDelete } from "../flash/kv"
 import { encryptLoc } from "../record/loc"
 
 /**
- * The firmware against docs/vectors/format-v3.json (as devs/test/vectors.gen.ts): records built by
+ * The firmware against docs/vectors/format-v4.json (as devs/test/vectors.gen.ts): records built by
  * the firmware's builders, the chain, keys and seals, the pack coder both ways, a flash image read by
  * the real LogStore, batches, acks and positions, byte for byte.
  */

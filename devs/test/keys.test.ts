@@ -139,7 +139,7 @@ describe("EpochKeys", () => {
     })
 
     test("k[1..3] from k0 are the spec's chain (and the vectors' keys)", async () => {
-        // docs/vectors/format-v3.json keys[1..3] for this k0
+        // docs/vectors/format-v4.json keys[1..3] for this k0
         const want = VECTORS.keys
         await kvSet("devkey", K0)
         const k = new EpochKeys()

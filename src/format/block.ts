@@ -18,9 +18,9 @@ export const LOG_ACK_LEN = 40
 export const EPOCH_KEY = "ep"
 export const EPOCH_LEN = 44
 export const TAIL_KEY = "tl"
-export const TAIL_VERSION = 3
+export const TAIL_VERSION = 4
 export const TAIL_HEADER_LEN = 40
-export const PACK_STATE_LEN = 161
+export const PACK_STATE_LEN = 13 + 2 * CTX.count + 49
 export const TAIL_MAX_BYTES = VALUE_MAX_LEN - TAIL_HEADER_LEN - PACK_STATE_LEN
 export const STATE_KEY = "st"
 /** `seal_seq` in epoch 0: no seal before it */
@@ -67,6 +67,9 @@ export function decodeBlock(buf: Buffer, count: number, where = "block"): Buffer
 
 // ---- the pack state (section 5.4) ------------------------------------------------------------------
 
+/** where the model's fields start in the pack state: after the registers and the probabilities */
+const M = 13 + 2 * CTX.count
+
 /** The encoder's registers and model as the tail stores them, PACK_STATE_LEN bytes. */
 export function encodePackState(rc: CoderState, m: PackModel): Buffer {
     const b = Buffer.alloc(PACK_STATE_LEN)
@@ -77,19 +80,20 @@ export function encodePackState(rc: CoderState, m: PackModel): Buffer {
     b[10] = (rc.hasCache ? 1 : 0) | (m.hasSeal ? 2 : 0)
     b.writeUInt16LE(rc.ffCount, 11)
     for (let i = 0; i < CTX.count; i++) b.writeUInt16LE(m.p[i], 13 + 2 * i)
-    b.writeUInt16LE(m.records, 113)
-    b.writeUInt16LE(m.n, 115)
-    b.writeUInt32LE(m.prevT, 117)
-    b.writeUInt32LE(m.prevSampleT, 121)
-    b.writeInt32LE(m.prevSampleDt, 125)
-    b.writeInt32LE(m.t1, 129)
-    b.writeInt32LE(m.t2, 133)
-    b.writeInt32LE(m.ema, 137)
-    for (let i = 0; i < 4; i++) b.writeUInt16LE(m.scores[i], 141 + 2 * i)
-    b.writeInt16LE(m.cj1, 149)
-    b.writeInt16LE(m.cj2, 151)
-    b.writeUInt32LE(m.sealEpoch, 153)
-    b.writeUInt32LE(m.sealSeq, 157)
+    b.writeUInt16LE(m.records, M)
+    b.writeUInt16LE(m.n, M + 2)
+    b.writeUInt32LE(m.prevT, M + 4)
+    b.writeUInt32LE(m.prevSampleT, M + 8)
+    b.writeInt32LE(m.prevSampleDt, M + 12)
+    b.writeInt32LE(m.t1, M + 16)
+    b.writeInt32LE(m.t2, M + 20)
+    b.writeInt32LE(m.ema, M + 24)
+    for (let i = 0; i < 4; i++) b.writeUInt16LE(m.scores[i], M + 28 + 2 * i)
+    b.writeInt16LE(m.cj1, M + 36)
+    b.writeInt16LE(m.cj2, M + 38)
+    b.writeUInt32LE(m.sealEpoch, M + 40)
+    b.writeUInt32LE(m.sealSeq, M + 44)
+    b[M + 48] = m.k
     return b
 }
 
@@ -97,20 +101,22 @@ export function decodePackState(b: Buffer): { rc: CoderState; m: PackModel } {
     if (b.length !== PACK_STATE_LEN) throw new FormatError(`pack state must be ${PACK_STATE_LEN} bytes, got ${b.length}`)
     const m = newModel()
     for (let i = 0; i < CTX.count; i++) m.p[i] = b.readUInt16LE(13 + 2 * i)
-    m.records = b.readUInt16LE(113)
-    m.n = b.readUInt16LE(115)
-    m.prevT = b.readUInt32LE(117)
-    m.prevSampleT = b.readUInt32LE(121)
-    m.prevSampleDt = b.readInt32LE(125)
-    m.t1 = b.readInt32LE(129)
-    m.t2 = b.readInt32LE(133)
-    m.ema = b.readInt32LE(137)
-    for (let i = 0; i < 4; i++) m.scores[i] = b.readUInt16LE(141 + 2 * i)
-    m.cj1 = b.readInt16LE(149)
-    m.cj2 = b.readInt16LE(151)
+    m.records = b.readUInt16LE(M)
+    m.n = b.readUInt16LE(M + 2)
+    m.prevT = b.readUInt32LE(M + 4)
+    m.prevSampleT = b.readUInt32LE(M + 8)
+    m.prevSampleDt = b.readInt32LE(M + 12)
+    m.t1 = b.readInt32LE(M + 16)
+    m.t2 = b.readInt32LE(M + 20)
+    m.ema = b.readInt32LE(M + 24)
+    for (let i = 0; i < 4; i++) m.scores[i] = b.readUInt16LE(M + 28 + 2 * i)
+    m.cj1 = b.readInt16LE(M + 36)
+    m.cj2 = b.readInt16LE(M + 38)
     m.hasSeal = (b[10] & 2) !== 0
-    m.sealEpoch = b.readUInt32LE(153)
-    m.sealSeq = b.readUInt32LE(157)
+    m.sealEpoch = b.readUInt32LE(M + 40)
+    m.sealSeq = b.readUInt32LE(M + 44)
+    m.k = b[M + 48]
+    if (m.k > 32) throw new FormatError(`pack state: mean of ${m.k} samples`)
     return {
         rc: {
             low: b.readUInt32LE(0) + b[4] * 2 ** 32,

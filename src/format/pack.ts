@@ -2,7 +2,7 @@
 // small model of what a logger records, so a stable reading costs about its noise's entropy and a
 // moving one stays compact. Flash blocks and batch bodies carry packed streams; decoding reproduces
 // the canonical records byte for byte. The firmware's twin is devs/record/pack.ts.
-import { FormatError, KIND, MAX_SEQ, RECORD_HEADER_LEN, checkPayloadLen, decodeFields, type LogRecord } from "./record.js"
+import { FormatError, KIND, MAX_SEQ, PAYLOAD_LEN, RECORD_HEADER_LEN, checkPayloadLen, decodeFields, type LogRecord } from "./record.js"
 
 // ---- the range coder (section 4.1) ----------------------------------------------------------------
 
@@ -206,20 +206,27 @@ export const CTX = {
     tcLong: 32,
     /** thermocouple residual mantissa top bit for L = 2..7 */
     tcMant: 44,
-    count: 50,
+    /** bit 0: another record of a known kind below 16 with its own length (4 bits of kind, no length) */
+    short: 50,
+    count: 51,
 } as const
 
 /** Initial probabilities of a 0, per context (section 4.3): typical thermocouple statistics. */
 export const PRIORS: readonly number[] = [
     63488, 63488, 63488, 49152, 16384, 16384, 16384, 16384, 55808, 32768, 43008, 33024, 34560, 32768, 12288, 38144, 20224, 35584, 33280,
     27136, 17408, 32768, 19456, 23040, 28416, 27136, 14080, 33536, 15616, 18432, 23552, 23808, 22528, 35840, 35072, 36608, 34304, 32768,
-    32768, 32768, 32768, 32768, 32768, 32768, 41728, 37120, 36096, 32256, 34560, 35840,
+    32768, 32768, 32768, 32768, 32768, 32768, 41728, 37120, 36096, 32256, 34560, 35840, 61440,
 ]
 
 const SEAL_LEN = 26
 const SAMPLE_LEN = 12
 const T_MAX = 0xffffffff
 const EMA_CLAMP = 2 ** 20
+/** the mean predictor averages at most this many samples, and restarts on a jump of at least MEAN_JUMP_MIN */
+const MEAN_SPAN = 32
+const MEAN_JUMP_MIN = 6
+/** kinds the short form can name (4 bits) */
+const SHORT_KINDS = 16
 const I32_MIN = -(2 ** 31)
 const I32_MAX = 2 ** 31 - 1
 const U16_MAX = 0xffff
@@ -260,6 +267,8 @@ export interface PackModel {
     t1: number
     t2: number
     ema: number
+    /** samples in the mean since it last restarted (1..MEAN_SPAN) */
+    k: number
     scores: number[]
     cj1: number
     cj2: number
@@ -279,6 +288,7 @@ export function newModel(): PackModel {
         t1: 0,
         t2: 0,
         ema: 0,
+        k: 0,
         scores: [0, 0, 0, 0],
         cj1: 0,
         cj2: 0,
@@ -288,7 +298,7 @@ export function newModel(): PackModel {
     }
 }
 
-/** The four thermocouple predictions: last, linear, mean (EMA), damped trend. */
+/** The four thermocouple predictions: last, linear, mean, damped trend. */
 function predictions(m: PackModel): number[] {
     return [m.t1, clampI32(2 * m.t1 - m.t2), Math.floor((m.ema + 512) / 1024), clampI32(m.t1 + Math.floor((m.t1 - m.t2) / 2))]
 }
@@ -305,15 +315,21 @@ function bucket(score: number): number {
     return score < 768 ? 0 : score < 3072 ? 1 : 2
 }
 
-/** after a plain sample: scores, mean, history */
+/**
+ * After a plain sample: scores, mean, history. The mean averages the samples since the level last
+ * jumped (at most MEAN_SPAN of them), so it settles within a few samples after a door opening; a
+ * jump is a reading farther from the mean than twice the last-value predictor's typical error.
+ */
 function learnSample(m: PackModel, tc: number, cj: number, preds: number[]) {
     if (m.n >= 1)
         for (let i = 0; i < 4; i++) {
             const e = Math.min(Math.abs(tc - preds[i]), 255)
             m.scores[i] = m.scores[i] - Math.floor(m.scores[i] / 16) + e * 16
         }
+    if (m.n === 0 || Math.abs(tc - preds[2]) > Math.max(MEAN_JUMP_MIN, Math.floor(m.scores[0] / 128))) m.k = 0
+    if (m.k < MEAN_SPAN) m.k++
     const x = (tc < -EMA_CLAMP ? -EMA_CLAMP : tc > EMA_CLAMP ? EMA_CLAMP : tc) * 1024
-    m.ema = m.n === 0 ? x : m.ema + Math.floor((x - m.ema) / 32)
+    m.ema = m.k === 1 ? x : m.ema + Math.floor((x - m.ema) / m.k)
     m.t2 = m.n === 0 ? tc : m.t1
     m.t1 = tc
     m.cj2 = m.n === 0 ? cj : m.cj1
@@ -432,10 +448,28 @@ export class PackEncoder {
             }
         } else {
             this.bit(CTX.sample, 1)
-            this.rc.direct(kind, 8)
-            this.rc.direct(len, 8)
+            const short = kind < SHORT_KINDS && PAYLOAD_LEN[kind] === len
+            this.bit(CTX.short, short ? 0 : 1)
+            if (short) this.rc.direct(kind, 4)
+            else {
+                this.rc.direct(kind, 8)
+                this.rc.direct(len, 8)
+            }
             this.time(t, false)
-            if (kind === KIND.seal && len === SEAL_LEN) {
+            if (short && kind === KIND.time) {
+                // the clock's offset from UTC: small once the clock is set
+                const d = rec.readUInt32LE(10) + rec.readUInt32LE(14) * 2 ** 32 - 1000 * t
+                const near = d >= I32_MIN && d <= I32_MAX
+                this.rc.direct(near ? 0 : 1, 1)
+                if (near) this.expGolomb(zigzag(d))
+                else for (let k = 10; k < 18; k++) this.rc.direct(rec[k], 8)
+                this.rc.direct(rec[18], 8)
+                this.rc.direct(rec[19], 8)
+            } else if (short && kind === KIND.alarm) {
+                // an alarm states the reading that raised or cleared it: the last sample's
+                this.rc.direct(rec[10], 8)
+                this.expGolomb(zigzag(rec.readInt32LE(11) - m.t1))
+            } else if (kind === KIND.seal && len === SEAL_LEN) {
                 const epoch = rec.readUInt32LE(10)
                 const count = rec.readUInt16LE(14)
                 const nextEpoch = m.hasSeal && epoch === m.sealEpoch + 1
@@ -576,8 +610,10 @@ export function decodePack(buf: Buffer, firstSeq: number, count: number, opts: D
             rec[16] = sr
             rec[17] = sflags
         } else {
-            const kind = rc.direct(8)
-            const len = rc.direct(8)
+            const short = bit(CTX.short) === 0
+            const kind = short ? rc.direct(4) : rc.direct(8)
+            const len = short ? (PAYLOAD_LEN[kind] ?? 0) : rc.direct(8)
+            if (short && !len) throw new FormatError(`${at(k, seq)}: short form of unknown kind ${kind}`)
             checkPayloadLen(kind, len, at(k, seq))
             if (kind === KIND.sample) throw new FormatError(`${at(k, seq)}: a sample coded as another record`)
             const t = time(false)
@@ -585,7 +621,21 @@ export function decodePack(buf: Buffer, firstSeq: number, count: number, opts: D
             rec[4] = kind
             rec[5] = len
             rec.writeUInt32LE(t, 6)
-            if (kind === KIND.seal && len === SEAL_LEN) {
+            if (short && kind === KIND.time) {
+                if (rc.direct(1) === 0) {
+                    const utc = 1000 * t + unzigzag(expGolomb())
+                    if (utc < 0 || utc > Number.MAX_SAFE_INTEGER) throw new FormatError(`${at(k, seq)}: utc out of range`)
+                    rec.writeUInt32LE(utc % 2 ** 32, 10)
+                    rec.writeUInt32LE(Math.floor(utc / 2 ** 32), 14)
+                } else for (let b = 10; b < 18; b++) rec[b] = rc.direct(8)
+                rec[18] = rc.direct(8)
+                rec[19] = rc.direct(8)
+            } else if (short && kind === KIND.alarm) {
+                rec[10] = rc.direct(8)
+                const tc = m.t1 + unzigzag(expGolomb())
+                if (tc < I32_MIN || tc > I32_MAX) throw new FormatError(`${at(k, seq)}: alarm reading out of range`)
+                rec.writeInt32LE(tc, 11)
+            } else if (kind === KIND.seal && len === SEAL_LEN) {
                 const nextEpoch = m.hasSeal && rc.direct(1) === 0
                 const epoch = nextEpoch ? m.sealEpoch + 1 : rc.direct(32)
                 if (epoch > T_MAX) throw new FormatError(`${at(k, seq)}: seal epoch past u32`)

@@ -1,5 +1,5 @@
-// Generates the shared test vectors of docs/format.md (version 3):
-//   docs/vectors/format-v3.json   read by test/format.test.ts (host)
+// Generates the shared test vectors of docs/format.md (version 4):
+//   docs/vectors/format-v4.json   read by test/format.test.ts (host)
 //   devs/test/vectors.gen.ts      the same data as a DeviceScript module for the firmware tests
 //                                 (written only with --devs: the firmware tree regenerates it)
 // Deterministic: fixed ids, keys and inputs, no clock, no randomness, so a rerun is a no-op
@@ -43,11 +43,11 @@ import {
 import { flashImage } from "../sim/flash-image.js"
 import { buildTimeline } from "../verify/timeline.js"
 
-export const JSON_PATH = "docs/vectors/format-v3.json"
+export const JSON_PATH = "docs/vectors/format-v4.json"
 export const DS_PATH = "devs/test/vectors.gen.ts"
 /** DeviceScript holds the module in RAM: keep it small. */
 export const DS_MAX_BYTES = 18000
-export const VERSION = 3
+export const VERSION = 4
 
 const DEVID = "c01d7ace00000001"
 // 00 01 .. 1f, 20 .. 3f, 40 .. 5f: obviously test keys, never real ones.
