@@ -105,7 +105,7 @@ async function ingestFirmwareBatches(batches: VmBatch[]): Promise<Map<number, nu
 
 type Add = (figure: string, value: number, unit: string, note?: string) => void
 
-/** settings-store bytes of one tail write: 24-byte entry + the tail value (40 + 164 + up to 20 B) */
+/** settings-store bytes of one tail write: 24-byte entry + the tail value (40 + 166 + up to 18 B) */
 const TAIL_COST = 24 + 224
 
 /** Issue 5: flash figures from the VM run. */

@@ -251,6 +251,10 @@ describe("pack: edge cases", () => {
         expect(known[0].subarray(10).equals(payload)).toBe(true)
         // 12 of the 16 kind and length bits go; the short-form bit costs about 0.1 bit once learnt
         expect(roundTrip(unknown).length - roundTrip(known).length).toBeGreaterThan((64 * 11) / 8)
+        // a short form's zero payload bytes (levels, flags) cost a context bit, not 8 bits
+        const zeros = known.map((_, i) => encodeRecord({ seq: i, kind: KIND.battery, t: 1000 + i, mv: 3700, level: 0, flags: 0 }))
+        const set = known.map((_, i) => encodeRecord({ seq: i, kind: KIND.battery, t: 1000 + i, mv: 3700, level: 5, flags: 7 }))
+        expect(roundTrip(set).length - roundTrip(zeros).length).toBeGreaterThan((64 * 8) / 8)
         // a known kind with another length is refused by the encoder's record check; kind 0 and kinds 11..15 are long
         roundTrip([other(0, 1, 0, Buffer.alloc(3)), other(1, 2, 15, Buffer.alloc(8)), other(2, 3, 16, Buffer.alloc(0))])
     })

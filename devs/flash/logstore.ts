@@ -162,7 +162,7 @@ export class LogStore {
     async append(rec: Buffer): Promise<number> {
         const seq = this.nextSeq
         if (recordSeq(rec) !== seq) throw new Error(`record seq ${recordSeq(rec)}, expected ${seq}`)
-        const trial = this.enc.copy()
+        const trial = PackEncoder.resume(seq, this.enc.saveState())
         trial.add(rec)
         const out = trial.takeOut()
         const closedLen = this.blockLen + this.tail.length + out.length + trial.flushBytes().length

@@ -31,7 +31,8 @@ export const CTX_TC = 14
 export const CTX_TC_LONG = 32
 export const CTX_TC_MANT = 44
 export const CTX_SHORT = 50
-export const CTX_COUNT = 51
+export const CTX_BYTE = 51
+export const CTX_COUNT = 52
 /** payload length of each kind below 16 the short form names (0: none), docs/format.md 2.x */
 const SHORT_LEN = hex`000c1a140e2009221a1e08`
 /** the mean predictor: at most this many samples, restarted by a jump of at least MEAN_JUMP_MIN */
@@ -41,7 +42,7 @@ const MEAN_JUMP_MIN = 6
 const PRIORS = [
     63488, 63488, 63488, 49152, 16384, 16384, 16384, 16384, 55808, 32768, 43008, 33024, 34560, 32768, 12288, 38144, 20224, 35584, 33280,
     27136, 17408, 32768, 19456, 23040, 28416, 27136, 14080, 33536, 15616, 18432, 23552, 23808, 22528, 35840, 35072, 36608, 34304, 32768,
-    32768, 32768, 32768, 32768, 32768, 32768, 41728, 37120, 36096, 32256, 34560, 35840, 61440,
+    32768, 32768, 32768, 32768, 32768, 32768, 41728, 37120, 36096, 32256, 34560, 35840, 61440, 40960,
 ]
 
 /**
@@ -140,27 +141,6 @@ export class PackModel {
         this.cj2 = this.n === 0 ? cj : this.cj1
         this.cj1 = cj
         if (this.n < 65535) this.n++
-    }
-
-    copy(): PackModel {
-        const m = new PackModel()
-        m.p = this.p.slice(0)
-        m.records = this.records
-        m.n = this.n
-        m.prevT = this.prevT
-        m.prevSampleT = this.prevSampleT
-        m.prevSampleDt = this.prevSampleDt
-        m.t1 = this.t1
-        m.t2 = this.t2
-        m.ema = this.ema
-        m.k = this.k
-        m.scores = this.scores.slice(0)
-        m.cj1 = this.cj1
-        m.cj2 = this.cj2
-        m.hasSeal = this.hasSeal
-        m.sealEpoch = this.sealEpoch
-        m.sealSeq = this.sealSeq
-        return m
     }
 }
 
@@ -264,13 +244,6 @@ export class PackEncoder {
     m = new PackModel()
 
     constructor(public nextSeq: number) {}
-
-    copy(): PackEncoder {
-        const e = new PackEncoder(this.nextSeq)
-        e.rc = this.rc.copy()
-        e.m = this.m.copy()
-        return e
-    }
 
     private bit(ctx: number, b: number) {
         this.rc.bit(this.m.p, ctx, b, adaptShift(this.m.n))
@@ -392,9 +365,14 @@ export class PackEncoder {
                 m.hasSeal = true
                 m.sealEpoch = epoch
                 m.sealSeq = seq
-                from = 16
+                for (let k = 16; k < 32; k++) this.rc.direct(rec[k], 8)
+                from = 32
             }
-            for (let k = from; k < rec.length; k++) this.rc.direct(rec[k], 8)
+            // the rest byte by byte; in the short form a zero byte (flags, levels) costs a context bit
+            for (let k = from; k < rec.length; k++) {
+                if (short) this.bit(CTX_BYTE, rec[k] ? 1 : 0)
+                if (rec[k] || !short) this.rc.direct(rec[k], 8)
+            }
         }
         m.records++
         this.nextSeq++
@@ -682,9 +660,10 @@ export class PackDecoder {
                 m.hasSeal = true
                 m.sealEpoch = epoch
                 m.sealSeq = seq
-                from = 16
+                for (let k = 16; k < 32; k++) rec[k] = this.rc.direct(8)
+                from = 32
             }
-            for (let k = from; k < rec.length; k++) rec[k] = this.rc.direct(8)
+            for (let k = from; k < rec.length; k++) rec[k] = !short || this.bit(CTX_BYTE) ? this.rc.direct(8) : 0
         }
         rec.setAt(0, "u32", seq)
         m.records++

@@ -208,14 +208,16 @@ export const CTX = {
     tcMant: 44,
     /** bit 0: another record of a known kind below 16 with its own length (4 bits of kind, no length) */
     short: 50,
-    count: 51,
+    /** bit 0: a payload byte of a short-form record coded as such (not a seal's mac) is zero */
+    byte: 51,
+    count: 52,
 } as const
 
 /** Initial probabilities of a 0, per context (section 4.3): typical thermocouple statistics. */
 export const PRIORS: readonly number[] = [
     63488, 63488, 63488, 49152, 16384, 16384, 16384, 16384, 55808, 32768, 43008, 33024, 34560, 32768, 12288, 38144, 20224, 35584, 33280,
     27136, 17408, 32768, 19456, 23040, 28416, 27136, 14080, 33536, 15616, 18432, 23552, 23808, 22528, 35840, 35072, 36608, 34304, 32768,
-    32768, 32768, 32768, 32768, 32768, 32768, 41728, 37120, 36096, 32256, 34560, 35840, 61440,
+    32768, 32768, 32768, 32768, 32768, 32768, 41728, 37120, 36096, 32256, 34560, 35840, 61440, 40960,
 ]
 
 const SEAL_LEN = 26
@@ -390,6 +392,14 @@ export class PackEncoder {
     }
 
     /** order-0 exp-Golomb of v >= 0 in direct bits: n zeros, then v + 1 in n + 1 bits */
+    /** payload bytes from `from` on: a context bit, 0 for a zero byte, else 1 and its 8 direct bits */
+    private bytes(rec: Buffer, from: number) {
+        for (let k = from; k < rec.length; k++) {
+            this.bit(CTX.byte, rec[k] ? 1 : 0)
+            if (rec[k]) this.rc.direct(rec[k], 8)
+        }
+    }
+
     private expGolomb(v: number) {
         const n = bitLength(v + 1) - 1
         this.rc.direct(0, n)
@@ -462,9 +472,7 @@ export class PackEncoder {
                 const near = d >= I32_MIN && d <= I32_MAX
                 this.rc.direct(near ? 0 : 1, 1)
                 if (near) this.expGolomb(zigzag(d))
-                else for (let k = 10; k < 18; k++) this.rc.direct(rec[k], 8)
-                this.rc.direct(rec[18], 8)
-                this.rc.direct(rec[19], 8)
+                this.bytes(rec, near ? 18 : 10)
             } else if (short && kind === KIND.alarm) {
                 // an alarm states the reading that raised or cleared it: the last sample's
                 this.rc.direct(rec[10], 8)
@@ -482,7 +490,8 @@ export class PackEncoder {
                 m.hasSeal = true
                 m.sealEpoch = epoch
                 m.sealSeq = seq
-            } else for (let k = RECORD_HEADER_LEN + 4; k < rec.length; k++) this.rc.direct(rec[k], 8)
+            } else if (short) this.bytes(rec, RECORD_HEADER_LEN + 4)
+            else for (let k = RECORD_HEADER_LEN + 4; k < rec.length; k++) this.rc.direct(rec[k], 8)
         }
         m.records++
         this.nextSeq++
@@ -539,6 +548,9 @@ export function decodePack(buf: Buffer, firstSeq: number, count: number, opts: D
             mag = 2 ** (len - 1) + top * 2 ** (len - 2) + low
         }
         return neg ? -mag : mag
+    }
+    const bytes = (rec: Buffer, from: number) => {
+        for (let b = from; b < rec.length; b++) rec[b] = bit(CTX.byte) ? rc.direct(8) : 0
     }
     const expGolomb = (): number => {
         let n = 0
@@ -627,9 +639,8 @@ export function decodePack(buf: Buffer, firstSeq: number, count: number, opts: D
                     if (utc < 0 || utc > Number.MAX_SAFE_INTEGER) throw new FormatError(`${at(k, seq)}: utc out of range`)
                     rec.writeUInt32LE(utc % 2 ** 32, 10)
                     rec.writeUInt32LE(Math.floor(utc / 2 ** 32), 14)
-                } else for (let b = 10; b < 18; b++) rec[b] = rc.direct(8)
-                rec[18] = rc.direct(8)
-                rec[19] = rc.direct(8)
+                    bytes(rec, 18)
+                } else bytes(rec, 10)
             } else if (short && kind === KIND.alarm) {
                 rec[10] = rc.direct(8)
                 const tc = m.t1 + unzigzag(expGolomb())
@@ -648,7 +659,8 @@ export function decodePack(buf: Buffer, firstSeq: number, count: number, opts: D
                 m.hasSeal = true
                 m.sealEpoch = epoch
                 m.sealSeq = seq
-            } else for (let b = RECORD_HEADER_LEN + 4; b < rec.length; b++) rec[b] = rc.direct(8)
+            } else if (short) bytes(rec, RECORD_HEADER_LEN + 4)
+            else for (let b = RECORD_HEADER_LEN + 4; b < rec.length; b++) rec[b] = rc.direct(8)
         }
         rec.writeUInt32LE(seq, 0)
         m.records++
