@@ -33,7 +33,7 @@ export const CTX_TC_MANT = 44
 export const CTX_SHORT = 50
 export const CTX_BYTE = 51
 export const CTX_COUNT = 52
-/** payload length of each kind below 16 the short form names (0: none), docs/format.md 2.x */
+/** payload length of each kind below 16 the short form names (0: none), docs/format.md section 2 */
 const SHORT_LEN = hex`000c1a140e2009221a1e08`
 /** the mean predictor: at most this many samples, restarted by a jump of at least MEAN_JUMP_MIN */
 const MEAN_SPAN = 32
@@ -453,7 +453,7 @@ export class PackEncoder {
 
 /** where the model's fields start in a saved state: after the registers and the probabilities */
 const M = 13 + 2 * CTX_COUNT
-/** bytes of a saved encoder state (docs/format.md 5.4) */
+/** bytes of a saved encoder state (docs/format.md 4.4) */
 export const PACK_STATE_LEN = M + 49
 
 /** Binary range decoder (section 4.1): bytes past the end read as 0. */

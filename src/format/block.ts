@@ -4,7 +4,7 @@
 // its own implementation (devs/flash/).
 import { HEAD_LEN, KEY_LEN, checkHead, checkKey, hashRun } from "./chain.js"
 import { FormatError, MAX_SEQ } from "./record.js"
-import { PRIORS, CTX, RangeEncoder, decodePack, newModel, type CoderState, type PackModel, PackEncoder } from "./pack.js"
+import { PRIORS, CTX, MEAN_SPAN, RangeEncoder, decodePack, newModel, type CoderState, type PackModel, PackEncoder } from "./pack.js"
 
 /** Settings values longer than this cannot be read back with a 3-character key (platform notes). */
 export const VALUE_MAX_LEN = 224
@@ -20,7 +20,9 @@ export const EPOCH_LEN = 44
 export const TAIL_KEY = "tl"
 export const TAIL_VERSION = 4
 export const TAIL_HEADER_LEN = 40
-export const PACK_STATE_LEN = 13 + 2 * CTX.count + 49
+/** where the model's fields start in the pack state (4.4): after the registers and the probabilities */
+const M = 13 + 2 * CTX.count
+export const PACK_STATE_LEN = M + 49
 export const TAIL_MAX_BYTES = VALUE_MAX_LEN - TAIL_HEADER_LEN - PACK_STATE_LEN
 export const STATE_KEY = "st"
 /** `seal_seq` in epoch 0: no seal before it */
@@ -65,10 +67,7 @@ export function decodeBlock(buf: Buffer, count: number, where = "block"): Buffer
     return decodePack(buf.subarray(BLOCK_HEADER_LEN), blockFirstSeq(buf), count, { where })
 }
 
-// ---- the pack state (section 5.4) ------------------------------------------------------------------
-
-/** where the model's fields start in the pack state: after the registers and the probabilities */
-const M = 13 + 2 * CTX.count
+// ---- the pack state (section 4.4) ------------------------------------------------------------------
 
 /** The encoder's registers and model as the tail stores them, PACK_STATE_LEN bytes. */
 export function encodePackState(rc: CoderState, m: PackModel): Buffer {
@@ -116,7 +115,7 @@ export function decodePackState(b: Buffer): { rc: CoderState; m: PackModel } {
     m.sealEpoch = b.readUInt32LE(M + 40)
     m.sealSeq = b.readUInt32LE(M + 44)
     m.k = b[M + 48]
-    if (m.k > 32) throw new FormatError(`pack state: mean of ${m.k} samples`)
+    if (m.k > MEAN_SPAN) throw new FormatError(`pack state: mean of ${m.k} samples`)
     return {
         rc: {
             low: b.readUInt32LE(0) + b[4] * 2 ** 32,

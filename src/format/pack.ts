@@ -225,7 +225,7 @@ const SAMPLE_LEN = 12
 const T_MAX = 0xffffffff
 const EMA_CLAMP = 2 ** 20
 /** the mean predictor averages at most this many samples, and restarts on a jump of at least MEAN_JUMP_MIN */
-const MEAN_SPAN = 32
+export const MEAN_SPAN = 32
 const MEAN_JUMP_MIN = 6
 /** kinds the short form can name (4 bits) */
 const SHORT_KINDS = 16
@@ -391,7 +391,6 @@ export class PackEncoder {
         }
     }
 
-    /** order-0 exp-Golomb of v >= 0 in direct bits: n zeros, then v + 1 in n + 1 bits */
     /** payload bytes from `from` on: a context bit, 0 for a zero byte, else 1 and its 8 direct bits */
     private bytes(rec: Buffer, from: number) {
         for (let k = from; k < rec.length; k++) {
@@ -400,6 +399,7 @@ export class PackEncoder {
         }
     }
 
+    /** order-0 exp-Golomb of v >= 0 in direct bits: n zeros, then v + 1 in n + 1 bits */
     private expGolomb(v: number) {
         const n = bitLength(v + 1) - 1
         this.rc.direct(0, n)
