@@ -1,6 +1,6 @@
 import { WorldLink, WorldClock, WorldSnapshot } from "./world"
 import { Max31856Model, Max31856Fault } from "./max31856-model"
-import { Rv3028Model, RtcState } from "./rv3028-model"
+import { HostI2c } from "./host-i2c"
 import { SimI2cBus } from "./i2c-bus"
 import { Rv3028, RV3028_ADDR } from "../sensor/rv3028"
 import { BoardParts } from "../app/start"
@@ -10,8 +10,8 @@ import { DIVIDER_RATIO } from "../app/battery"
 /**
  * What every simulator build shares (devs/src/sim.ts with the GNSS receiver, devs/src/sim-cell.ts
  * with the Notecard: one program cannot hold both models, docs/devicescript-traps.md "64 KB of
- * code"): the world link and clock, the thermocouple and real-time clock models fed by the world,
- * the I2C bus, and the board parts the logger starts with.
+ * code"): the world link and clock, the thermocouple model fed by the world, the I2C bus with the
+ * chips whose models run on the host (the real-time clock), and the board parts the logger starts with.
  */
 const FAULTS: Max31856Fault[] = ["none", "open", "short_vcc", "short_gnd", "dead", "stuck0"]
 export const NET_UP = 0x01
@@ -22,8 +22,8 @@ export class SimBoard {
     readonly clock = new WorldClock()
     readonly i2c = new SimI2cBus()
     tc: Max31856Model
-    rtcModel: Rv3028Model
-    private rtcIn = new RtcState()
+    /** the bus to the chips whose models run on the host (one per world link: it takes its replies) */
+    host: HostI2c
 
     /** Wait for the world's first snapshot, then build the models (the world holds until it is seen). */
     async start(): Promise<void> {
@@ -33,8 +33,9 @@ export class SimBoard {
         // the simulator's ground truth (no real logger knows this): world UTC at this boot's uptime 0
         console.log(`ct:world-boot utc=${world.utcAt(0)}`)
         this.tc = new Max31856Model(clock)
-        this.rtcModel = new Rv3028Model(() => world.utcAt(clock.now()), reportRtc)
-        this.i2c.attach(RV3028_ADDR, this.rtcModel)
+        // the clock chip outlives the VM: its model is the world's (src/sim/models/rv3028.ts)
+        this.host = new HostI2c(world)
+        this.i2c.attach(RV3028_ADDR, this.host)
         this.feed(world.now)
         const self = this
         world.onChange(w => self.feed(w))
@@ -42,17 +43,6 @@ export class SimBoard {
 
     private feed(w: WorldSnapshot) {
         this.tc.setInputs({ probeC: w.probeC, boardC: w.boardC, fault: FAULTS[w.tcFault] || "none" })
-        const r = this.rtcIn
-        r.gen = w.rtcGen
-        r.base = w.rtcBase
-        r.baseUtc = w.rtcBaseUtc
-        r.ppb = w.rtcPpb
-        r.status = w.rtcStatus
-        r.mirror = w.rtcMirror
-        r.ee = w.rtcEe
-        r.control1 = w.rtcControl1
-        r.ram = w.rtcRam
-        if (r.gen) this.rtcModel.setState(r)
     }
 
     /** the logger's board parts common to every simulator build */
@@ -82,10 +72,4 @@ export class SimBoard {
             maxBlocks: 20,
         }
     }
-}
-
-/** The chip outlives the VM: every change goes to the world, which hands it to the next VM. */
-function reportRtc(s: RtcState) {
-    const a = `gen=${s.gen} base=${s.base} butc=${s.baseUtc} ppb=${s.ppb}`
-    console.log(`ct:sim-rtc ` + a + ` st=${s.status} ram=${s.ram} mir=${s.mirror} ee=${s.ee} c1=${s.control1}`)
 }

@@ -19,36 +19,18 @@ export class WorldSnapshot {
     boardC = 0
     tcFault = 0
     netFlags = 0
-    lat = 0
-    lon = 0
-    groundSpeed = 0
     gpsFlags = 0
     /** world UTC at this VM's millis() 0: the simulator's clock is the world's */
     originUtc = 0
     /** the shipment starts: a provisioned logger sits on the shelf until then */
     startUtc = 0
-    /** how fast the position changes, 1e-7 degrees per second */
-    latRate = 0
-    lonRate = 0
-    /** the RV-3028's state as the world holds it (the chip outlives the VM); gen 0: none sent */
-    rtcGen = 0
-    rtcBase = 0
-    rtcBaseUtc = 0
-    rtcPpb = 0
-    rtcStatus = 0
-    rtcMirror = 0
-    rtcEe = 0
-    rtcControl1 = 0
-    rtcRam = 0
     /** the battery-sense ADC pin (GPIO35), mV; 0: the scenario models no cell */
     vbatPinMv = 0
 }
 
 export const SNAPSHOT_LEN = 56
-/** with the real-time clock's section (docs/simulator.md): 56 + 28 */
-export const SNAPSHOT_RTC_LEN = 84
-/** with the power section: 84 + 4 */
-export const SNAPSHOT_POWER_LEN = 88
+/** with the power section (docs/simulator.md): 56 + 4 */
+export const SNAPSHOT_POWER_LEN = 60
 
 function u64(b: Buffer, off: number): number {
     return b.getAt(off, "u32") + b.getAt(off + 4, "u32") * 4294967296
@@ -61,26 +43,10 @@ export function decodeWorld(b: Buffer, out: WorldSnapshot): boolean {
     out.boardC = b.getAt(12, "i32") / 1000
     out.tcFault = b.getAt(16, "u8")
     out.netFlags = b.getAt(17, "u8")
-    out.lat = b.getAt(20, "i32")
-    out.lon = b.getAt(24, "i32")
-    out.groundSpeed = b.getAt(28, "u16")
     out.gpsFlags = b.getAt(30, "u8")
     out.originUtc = u64(b, 32)
     out.startUtc = u64(b, 40)
-    out.latRate = b.getAt(48, "i32")
-    out.lonRate = b.getAt(52, "i32")
-    if (b.length >= SNAPSHOT_RTC_LEN) {
-        out.rtcGen = b.getAt(56, "u32")
-        out.rtcBase = b.getAt(60, "u32")
-        out.rtcBaseUtc = u64(b, 64)
-        out.rtcPpb = b.getAt(72, "i32")
-        out.rtcStatus = b[76]
-        out.rtcMirror = b[77]
-        out.rtcEe = b[78]
-        out.rtcControl1 = b[79]
-        out.rtcRam = b.getAt(80, "u16")
-    }
-    if (b.length >= SNAPSHOT_POWER_LEN) out.vbatPinMv = b.getAt(84, "u16")
+    if (b.length >= SNAPSHOT_POWER_LEN) out.vbatPinMv = b.getAt(56, "u16")
     return true
 }
 
@@ -114,24 +80,16 @@ export class WorldLink extends Server implements ds.SimWorldServerSpec {
         this.listeners.push(fn)
     }
 
-    /** called with the whole recorded receiver stream once its last piece is in */
-    onCapture: (capture: Buffer) => void = undefined
-    private capturing: Buffer = undefined
+    /** called with each `bus_reply` command: the host's chip models answer (devs/sim/host-i2c.ts) */
+    onBusReply: (seq: number, status: number, data: Buffer) => void = undefined
 
-    capture(total: any, offset?: number, data?: Buffer) {
-        // (the server core may hand the command's fields over as one array)
-        if (Array.isArray(total)) {
-            data = total[2]
-            offset = total[1]
-            total = total[0]
+    busReply(seq: any, status?: number, data?: Buffer) {
+        if (Array.isArray(seq)) {
+            data = seq[2]
+            status = seq[1]
+            seq = seq[0]
         }
-        if (offset === 0) this.capturing = Buffer.alloc(total)
-        if (!this.capturing || this.capturing.length !== total || offset + data.length > total) return
-        this.capturing.blitAt(offset, data, 0, data.length)
-        if (offset + data.length === total && this.onCapture) {
-            this.onCapture(this.capturing)
-            this.capturing = undefined
-        }
+        if (this.onBusReply) this.onBusReply(seq, status, data)
     }
 
     /** world UTC at device time `ms` (millis since this VM started) */

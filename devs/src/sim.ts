@@ -1,6 +1,4 @@
-import { UbloxModel } from "../sim/ublox-model"
 import { SimBoard } from "../sim/board"
-import { WorldSnapshot } from "../sim/world"
 import { Ublox } from "../sensor/ublox"
 import { startColdtrace } from "../app/start"
 import { startGnss, GnssConfig } from "../app/gnss"
@@ -11,15 +9,16 @@ import { UplinkReply } from "../uplink/http"
 import { kvGet } from "../flash/kv"
 
 /**
- * Simulator entry point: the same logger as src/main.ts, wired to register-level chip models fed by
- * the simulated world (SPI/I2C do not run in the VM): thermocouple, real-time clock and, when the
- * scenario has a route, the u-blox receiver. Uploads over Wi-Fi (HTTPS). Scenarios with a cellular
+ * Simulator entry point: the same logger as src/main.ts, wired to register-level chip models
+ * (SPI/I2C do not run in the VM): the thermocouple's here, fed by the simulated world; the
+ * real-time clock's and, when the scenario has a route or a recording, the u-blox receiver's on the
+ * host (src/sim/models, over the bus bridge). Uploads over Wi-Fi (HTTPS). Scenarios with a cellular
  * modem run devs/src/sim-cell.ts.
  */
-const GPS_FIX = 0x01
+const UBLOX_ADDR = 0x42
+/** snapshot byte 30, b1: a GNSS receiver is fitted (docs/simulator.md) */
 const GPS_PRESENT = 0x02
-const GPS_LOOP = 0x04
-/** snapshot byte 18, b0: the I2C bus hangs; b1: an upload hangs (docs/simulator.md) */
+/** snapshot byte 18, b0: the I2C bus hangs; b1: an upload hangs */
 const BUS_HUNG = 0x01
 const UPLINK_HUNG = 0x02
 
@@ -27,29 +26,7 @@ const board = new SimBoard()
 await board.start()
 const world = board.world
 const clock = board.clock
-const gps = new UbloxModel(clock)
-board.i2c.attach(0x42, gps)
-function feed(w: WorldSnapshot) {
-    gps.setInputs({
-        utcMs: w.utcMs,
-        // the instant the snapshot describes, on this VM's clock: the model moves on from there
-        atMs: w.utcMs - w.originUtc,
-        lat: w.lat / 1e7,
-        lon: w.lon / 1e7,
-        latRate: w.latRate / 1e7,
-        lonRate: w.lonRate / 1e7,
-        speedMps: w.groundSpeed / 100,
-        fix: (w.gpsFlags & GPS_FIX) !== 0,
-        numSV: (w.gpsFlags & GPS_FIX) !== 0 ? 9 : 0,
-    })
-}
-feed(world.now)
-world.onChange(feed)
-// a recorded receiver stream (the scenario's gnss.capture) replaces the model's live output
-world.onCapture = (capture: Buffer) => {
-    gps.replay(capture, (world.now.gpsFlags & GPS_LOOP) !== 0)
-    console.log(`ct:gnss-capture bytes=${capture.length}`)
-}
+board.i2c.attach(UBLOX_ADDR, board.host)
 /**
  * The scenario's bus hangs (`busHangs`): a transaction started inside one never completes, as when a
  * chip holds SDA low; only a reset frees the bus, so the logger's watchdog must. (Only this build has

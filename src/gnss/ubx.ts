@@ -1,6 +1,7 @@
 // UBX framing on the host (Node Buffer API): frames, a NAV-PVT payload builder and a stream
 // parser. The simulator uses them to write and read u-blox capture files (raw receiver output,
-// which devs/sim/ublox-model.ts can replay to the firmware). The firmware has the same framing in
+// which the receiver model, src/sim/models/ublox.ts, replays to the firmware; it also builds its
+// NAV-PVT output with them). The firmware has the same framing in
 // devs/sensor/ubx.ts; both are checked against the same byte vectors (test/ubx-host.test.ts and
 // devs/test/ublox.test.ts). Layout: u-blox interface description, NAV-PVT as in
 // docs/parts.md.

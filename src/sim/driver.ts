@@ -1,11 +1,13 @@
-import type { JacdacHub, VmMessage } from "./hub.js"
+import type { JacdacHub, WorldMessage } from "./hub.js"
 import type { VmProcess } from "./vm.js"
 import type { NetGate } from "./netgate.js"
 import type { HttpFaultInjector } from "./httpfaults.js"
 import type { Notehub } from "../uplink/notehub.js"
-import { Scenario, allPowerCuts, inWindow } from "./scenario.js"
+import { Scenario, allPowerCuts, inWindow, worldAt } from "./scenario.js"
 import { encodeSnapshot } from "./world.js"
-import { WorldRtc } from "./rtc.js"
+import { Rv3028Chip, RV3028_ADDR } from "./models/rv3028.js"
+import { NotecardChip, NOTECARD_ADDR } from "./models/notecard.js"
+import { UbloxChip, UBLOX_ADDR } from "./models/ublox.js"
 import { mulberry32 } from "../uplink/notecard-relay.js"
 import { EnergyFeed } from "./energy-feed.js"
 
@@ -70,7 +72,6 @@ export class WorldDriver {
     /** the VM start (`vm.boots`) the driver cut itself: its exit is no surprise */
     private cutStart = 0
     /** the VM start (`vm.boots`) that has the scenario's receiver recording */
-    private captureFor = 0
     private queue: Promise<void> = Promise.resolve()
     private done!: () => void
     private fail!: (e: Error) => void
@@ -82,7 +83,11 @@ export class WorldDriver {
     readonly started: Promise<void>
     private markStarted!: () => void
     /** the board's real-time clock: it outlives the VM */
-    readonly rtc: WorldRtc
+    readonly rtc: Rv3028Chip
+    /** the logger's cellular modem, when the scenario has one: it keeps its notes through power cuts */
+    notecard?: NotecardChip
+    /** the logger's GNSS receiver, when the scenario has a route or a recording */
+    receiver?: UbloxChip
     /** backups and restores of the server's database still to come, in time order */
     private serverEvents: ServerEvent[]
     /** the charge the logger draws, and its cell's voltage (docs/simulator.md, "Energy") */
@@ -102,7 +107,8 @@ export class WorldDriver {
         this.startUtc = Date.parse(s.start)
         this.endMs = s.hours * H
         this.nextProgress = progressEvery
-        this.rtc = new WorldRtc(this.startUtc, { driftPpm: s.rtc?.driftPpm })
+        this.rtc = new Rv3028Chip(this.startUtc, { driftPpm: s.rtc?.driftPpm })
+        this.hub.chips.attach(RV3028_ADDR, this.rtc)
         this.energy = new EnergyFeed(s)
         this.serverEvents = (s.serverRestores ?? []).flatMap((r, n) => [
             { what: "backup" as const, n, at: r.backup * H },
@@ -149,7 +155,7 @@ export class WorldDriver {
         this.queue = this.queue.then(step).catch(e => this.fail(e as Error))
     }
 
-    private async onMessage(m: VmMessage) {
+    private async onMessage(m: WorldMessage) {
         if (this.finished) return
         this.lastActivity = Date.now()
         if (m.t === "clk") {
@@ -194,6 +200,52 @@ export class WorldDriver {
         return this.kills[0]
     }
 
+    /** The logger's Notecard, syncing with the Notehub stand-in; the world gives it coverage and time. */
+    fitNotecard(card: NotecardChip) {
+        card.cloud = this.notehub
+        this.notecard = card
+        this.hub.chips.attach(NOTECARD_ADDR, card)
+        this.feedNotecard(0)
+    }
+
+    /**
+     * The logger's GNSS receiver: the world gives it the route (or plays the scenario's recording,
+     * from the start at every power-on: the receiver loses power with the board).
+     */
+    fitReceiver(receiver: UbloxChip) {
+        this.receiver = receiver
+        this.hub.chips.attach(UBLOX_ADDR, receiver)
+        if (this.s.gnss?.bytes) receiver.replay(this.s.gnss.bytes, !!this.s.gnss.loop)
+        this.feedReceiver(0)
+    }
+
+    /** the receiver's sky at world `worldMs`: position (to 1e-7 degree) and how it moves, the fix, UTC */
+    private feedReceiver(worldMs: number) {
+        const w = worldAt(this.s, worldMs / H)
+        const utc = this.startUtc + worldMs
+        const e7 = (deg: number) => Math.round(deg * 1e7) / 1e7
+        this.receiver?.setInputs(
+            {
+                utcMs: utc,
+                lat: e7(w.lat),
+                lon: e7(w.lon),
+                latRate: e7(w.latRate),
+                lonRate: e7(w.lonRate),
+                speedMps: Math.min(65535, Math.round(w.speed * 100)) / 100,
+                fix: w.gpsFix,
+                numSV: w.gpsFix ? 9 : 0,
+            },
+            utc,
+        )
+    }
+
+    /** cellular coverage is the world's network (outages cut it too); none while the radio must be off */
+    private feedNotecard(worldMs: number) {
+        const w = worldAt(this.s, worldMs / H)
+        const utc = this.startUtc + worldMs
+        this.notecard?.setInputs({ connected: w.networkUp && !w.radioOff, utcMs: utc }, utc)
+    }
+
     /** Bring the world to `worldMs` and let the VM's clock go there. */
     private async jump(worldMs: number) {
         this.worldMs = worldMs
@@ -203,15 +255,13 @@ export class WorldDriver {
         const h = worldMs / H
         this.gate.setUp(!inWindow(this.s.outages, h) && (!this.s.wifi || !!inWindow(this.s.wifi, h)))
         if (this.notehub) await this.notehub.relay.pump()
+        this.feedNotecard(worldMs)
+        this.feedReceiver(worldMs)
         while (this.serverEvents.length && this.serverEvents[0].at <= worldMs)
             await this.events.server?.(this.serverEvents.shift()!, worldMs)
-        // the receiver model of a VM that just came up gets the scenario's recording (it starts over:
-        // the receiver lost power with the board)
-        const capture = this.s.gnss?.bytes
-        if (capture && this.captureFor !== this.vm.boots && this.hub.sendCapture(capture)) this.captureFor = this.vm.boots
         // (a VM that has not announced its Sim World service yet gets the snapshot of a later jump)
         const vbat = this.energy.vbatPinMv(this.startUtc + worldMs)
-        this.hub.publish(encodeSnapshot(this.s, worldMs, this.vm.origin, this.rtc.encode(), vbat))
+        this.hub.publish(encodeSnapshot(this.s, worldMs, this.vm.origin, vbat))
         const horizon = Math.min(this.endMs, kill?.at ?? Infinity, this.nextNetworkChange(worldMs))
         this.hub.send({ t: "jump", to: this.startUtc + worldMs, horizon: this.startUtc + horizon })
         while (worldMs >= this.nextProgress) {
@@ -251,6 +301,11 @@ export class WorldDriver {
         this.worldMs = back
         this.energy.powerOn(this.startUtc + back)
         this.rtc.powerOn(this.startUtc + back, kill.rtcLost)
+        this.notecard?.powerOn(this.startUtc + back)
+        if (this.receiver) {
+            this.receiver.powerOn(this.startUtc + back)
+            if (this.s.gnss?.bytes) this.receiver.replay(this.s.gnss.bytes, !!this.s.gnss.loop)
+        }
         this.startVm(back)
         this.events.powerBack?.(back)
     }

@@ -10,15 +10,13 @@ import {
     parseServiceSpecificationMarkdownToJSON,
     serviceSpecifications,
 } from "jacdac-ts"
+import { ChipBus, BusRequest, BusReply, answerBus } from "./models/bus.js"
 
 /** The VM's fixed Jacdac proxy port (docs/platform.md: one simulated device per machine). */
 export const HUB_PORT = 8082
 const VM_SENDER = "coldtrace-vm"
-/** set the `snapshot` register (0x80) of the Sim World service the VM hosts; its `capture` command */
+/** set the `snapshot` register (0x80) of the Sim World service the VM hosts */
 const CMD_SET_SNAPSHOT = 0x2000 | 0x80
-const CMD_CAPTURE = 0x81
-/** capture bytes per command (a Jacdac packet carries at most 236 bytes) */
-const CAPTURE_CHUNK = 200
 /** control messages between Jacdac frames on the VM link (src/sim/vm/vm-clock.cjs) */
 const CONTROL = 0x01
 
@@ -28,6 +26,11 @@ export type VmMessage =
     | { t: "clk"; now: number; idle: boolean; wake: number | null }
     /** a console line that costs energy, at the world instant it was printed (before any later `need`) */
     | { t: "ev"; at: number; line: string }
+    /** an I2C transaction to a chip modelled on the host; the VM's clock stands still until the reply */
+    | ({ t: "bus" } & BusRequest)
+
+/** What the VM's clock says to the world's driver (the hub answers bus transactions itself). */
+export type WorldMessage = Exclude<VmMessage, { t: "bus" }>
 
 /** What the world says to the VM's clock. */
 export type HubMessage =
@@ -35,6 +38,7 @@ export type HubMessage =
     | { t: "mode"; mode: "free" | "lockstep" }
     | { t: "held"; on: boolean }
     | { t: "kill"; at: number }
+    | ({ t: "bus-reply" } & BusReply)
 
 let specLoaded: jdspec.ServiceSpec | undefined
 
@@ -67,8 +71,10 @@ type Frame = Uint8Array & { _jacdac_sender?: string }
 export class JacdacHub {
     readonly bus: JDBus
     mode: "interactive" | "lockstep" = "interactive"
-    /** called for every control message from the VM */
-    onMessage?: (m: VmMessage) => void
+    /** called for every control message from the VM but bus transactions (the hub answers those) */
+    onMessage?: (m: WorldMessage) => void
+    /** the chips whose models run on the host, on the VM's I2C bus (docs/simulator.md, "The bus bridge") */
+    readonly chips = new ChipBus()
     /** a VM connected (first start, or after a power cut) */
     onConnect?: () => void
     private server?: net.Server
@@ -121,19 +127,6 @@ export class JacdacHub {
      */
     publish(snapshot: Uint8Array): boolean {
         return this.toWorldService(CMD_SET_SNAPSHOT, snapshot)
-    }
-
-    /** Send a recorded receiver stream to the Sim World service, in pieces (devs/services/simworld.md). */
-    sendCapture(capture: Buffer): boolean {
-        for (let off = 0; off < capture.length; off += CAPTURE_CHUNK) {
-            const data = capture.subarray(off, off + CAPTURE_CHUNK)
-            const payload = Buffer.alloc(8 + data.length)
-            payload.writeUInt32LE(capture.length, 0)
-            payload.writeUInt32LE(off, 4)
-            data.copy(payload, 8)
-            if (!this.toWorldService(CMD_CAPTURE, payload)) return false
-        }
-        return true
     }
 
     /** a command to the Sim World service the VM hosts (no client role involved) */
@@ -195,7 +188,7 @@ export class JacdacHub {
                 if (buf.length < 3) break
                 const end = 3 + buf.readUInt16LE(1)
                 if (buf.length < end) break
-                this.onMessage?.(JSON.parse(buf.subarray(3, end).toString("utf8")) as VmMessage)
+                this.fromVm(JSON.parse(buf.subarray(3, end).toString("utf8")) as VmMessage)
                 buf = buf.subarray(end)
                 continue
             }
@@ -214,6 +207,15 @@ export class JacdacHub {
             buf = buf.subarray(end)
         }
         if (buf.length) this.rx = Buffer.from(buf)
+    }
+
+    /** a bus transaction is answered at once, ahead of the world's queue: the VM's clock waits for it */
+    private fromVm(m: VmMessage) {
+        if (m.t !== "bus") return this.onMessage?.(m)
+        // the answer goes to the VM that asked (a power cut may have replaced it meanwhile); a model
+        // that throws is the harness's bug: it fails loudly (an unhandled rejection)
+        const asked = this.socket
+        void answerBus(this.chips, m).then(r => this.socket === asked && this.send({ t: "bus-reply", ...r }))
     }
 
     private sendToVm(frame: Uint8Array) {

@@ -12,6 +12,8 @@ import { ConsoleLog, parseConsoleLine, type SampleLine } from "./console.js"
 import { WorldDriver, fmtWorld, type PowerCut } from "./driver.js"
 import { assessRun, type Assessment } from "./assess.js"
 import { encodeSnapshot } from "./world.js"
+import { NotecardChip } from "./models/notecard.js"
+import { UbloxChip } from "./models/ublox.js"
 import type { EnergySummary } from "./energy.js"
 
 export type { SampleLine } from "./console.js"
@@ -167,10 +169,11 @@ async function drive(
         },
         (opts.progressEvery ?? 6) * 3_600_000,
     )
+    // the modem and the receiver are powered with the logger on the shelf
+    if (tb.notehub) driver.fitNotecard(new NotecardChip(startUtc - SHELF_MS))
+    if (s.route || s.gnss) driver.fitReceiver(new UbloxChip(startUtc - SHELF_MS))
     tb.worldUtc = () => startUtc + driver.worldMs
     tb.vm.on("line", (line: string, utc: number) => {
-        // the clock chip's state lives in the world: the firmware's writes come back as lines
-        if (line.startsWith("ct:sim-rtc ")) driver.rtc.take(parseConsoleLine(line)!.fields)
         con.add(line, utc)
         opts.vmLine?.(line)
     })
@@ -190,7 +193,7 @@ async function drive(
     const running = driver.run()
     // on the shelf the world stands still at the start; the logger's first snapshot may come before
     // its role is bound, so it is sent again until the world takes over
-    const shelf = encodeSnapshot(s, 0, startUtc - SHELF_MS, driver.rtc.encode())
+    const shelf = encodeSnapshot(s, 0, startUtc - SHELF_MS)
     const shelfTimer = setInterval(() => tb.hub.mode === "interactive" && tb.hub.publish(shelf), 100)
     running.finally(() => clearInterval(shelfTimer)).catch(() => {})
     const cable = opts.usb ? await opts.usb.attach(tb.hub.bus) : undefined
@@ -239,15 +242,8 @@ async function provision(opts: RunOptions, tb: Testbed) {
     }
     const logger = await findLogger(tb.hub.bus, 20_000)
     const values = provisionValues({ ...tb.keys, endpoint: tb.endpoint, config: s.device })
-    // the logger starts once `endpoint` (written last) lands, so the cellular keys go first
-    const extra = new Map<string, Buffer>(
-        tb.notehub
-            ? [
-                  ["ncproduct", Buffer.from(s.cellular!.product ?? "com.coldtrace.sim:fleet")],
-                  ["simhub", Buffer.from(tb.notehub.url)],
-              ]
-            : [],
-    )
+    // the logger starts once `endpoint` (written last) lands, so the cellular key goes first
+    const extra = new Map<string, Buffer>(tb.notehub ? [["ncproduct", Buffer.from(s.cellular!.product ?? "com.coldtrace.sim:fleet")]] : [])
     await writeProvisioning(logger, new Map([...extra, ...values]))
     say(`  provisioned device ${tb.devidHex} over Jacdac (key not shown)`)
 }

@@ -243,8 +243,8 @@ export function parseScenario(json: unknown): Scenario {
     return s
 }
 
-/** the largest capture the model holds: the whole file goes into the VM's heap (about 58 KB in all) */
-export const MAX_CAPTURE_BYTES = 16 * 1024
+/** the largest capture accepted: the receiver model (on the host) holds the whole file */
+export const MAX_CAPTURE_BYTES = 1024 * 1024
 
 /** Read `gnss.capture` (a path relative to `baseDir`) into `gnss.bytes`. */
 export function loadCapture(s: Scenario, baseDir: string): Scenario {
@@ -258,7 +258,7 @@ export function loadCapture(s: Scenario, baseDir: string): Scenario {
     }
     check(
         bytes.length > 0 && bytes.length <= MAX_CAPTURE_BYTES,
-        `gnss.capture: ${bytes.length} bytes; 1..${MAX_CAPTURE_BYTES} fit the receiver model`,
+        `gnss.capture: ${bytes.length} bytes; 1..${MAX_CAPTURE_BYTES} are accepted`,
     )
     return { ...s, gnss: { ...s.gnss, bytes } }
 }

@@ -2,10 +2,8 @@ import { FAULT_CODES, Scenario, worldAt } from "./scenario.js"
 
 /** Sim World snapshot bytes (docs/simulator.md); the firmware's devs/sim/world.ts decodes them. */
 export const SNAPSHOT_LEN = 56
-/** with the real-time clock's section (src/sim/rtc.ts) */
-export const SNAPSHOT_RTC_LEN = 84
-/** with the power section after the clock's: the battery-sense pin (docs/simulator.md) */
-export const SNAPSHOT_POWER_LEN = 88
+/** with the power section: the battery-sense pin (docs/simulator.md) */
+export const SNAPSHOT_POWER_LEN = 60
 export const NET_UP = 0x01
 export const RADIO_OFF = 0x02
 /** byte 18: the I2C bus hangs (a transaction started now never completes) */
@@ -23,32 +21,23 @@ function writeU64(b: Buffer, v: number, off: number) {
 }
 
 /**
- * The world at `worldMs` (since the scenario start) as the VM sees it, with the real-time clock's
- * state (`rtc`, 28 bytes: src/sim/rtc.ts) when the world has one. `originUtc`: the world instant
+ * The world at `worldMs` (since the scenario start) as the VM sees it. `originUtc`: the world instant
  * at which the running VM's millis() was 0 (the VM's clock is the world's: src/sim/vm/vm-clock.cjs).
- * With the clock's section comes the power section: the battery-sense ADC pin in mV (`vbatPinMv`, 0:
- * no cell modelled).
+ * The power section: the battery-sense ADC pin in mV (`vbatPinMv`, 0: no cell modelled).
  */
-export function encodeSnapshot(s: Scenario, worldMs: number, originUtc: number, rtc?: Buffer, vbatPinMv = 0): Buffer {
+export function encodeSnapshot(s: Scenario, worldMs: number, originUtc: number, vbatPinMv = 0): Buffer {
     const startMs = Date.parse(s.start)
     const w = worldAt(s, worldMs / 3_600_000)
-    const b = Buffer.alloc(SNAPSHOT_LEN)
+    const b = Buffer.alloc(SNAPSHOT_POWER_LEN)
     writeU64(b, startMs + worldMs, 0)
     b.writeInt32LE(Math.round(w.probeC * 1000), 8)
     b.writeInt32LE(Math.round(w.boardC * 1000), 12)
     b.writeUInt8(w.fault ? FAULT_CODES[w.fault] : 0, 16)
     b.writeUInt8((w.networkUp ? NET_UP : 0) | (w.radioOff ? RADIO_OFF : 0), 17)
     b.writeUInt8((w.busHang ? BUS_HUNG : 0) | (w.uplinkHang ? UPLINK_HUNG : 0), 18)
-    b.writeInt32LE(Math.round(w.lat * 1e7), 20)
-    b.writeInt32LE(Math.round(w.lon * 1e7), 24)
-    b.writeUInt16LE(Math.min(65535, Math.round(w.speed * 100)), 28)
     b.writeUInt8((w.gps ? GPS_PRESENT : 0) | (w.gpsFix ? GPS_FIX : 0) | (s.gnss?.loop ? GPS_LOOP : 0), 30)
     writeU64(b, originUtc, 32)
     writeU64(b, startMs, 40)
-    b.writeInt32LE(Math.round(w.latRate * 1e7), 48)
-    b.writeInt32LE(Math.round(w.lonRate * 1e7), 52)
-    if (!rtc) return b
-    const power = Buffer.alloc(SNAPSHOT_POWER_LEN - SNAPSHOT_RTC_LEN)
-    power.writeUInt16LE(Math.max(0, Math.min(65535, Math.round(vbatPinMv))), 0)
-    return Buffer.concat([b, rtc, power])
+    b.writeUInt16LE(Math.max(0, Math.min(65535, Math.round(vbatPinMv))), SNAPSHOT_LEN)
+    return b
 }

@@ -2,8 +2,11 @@
  * The simulator's Notehub: what a Notecard talks to when it syncs, plus the route from there to the
  * ingest server and back (docs/uplink.md).
  *
- *   Notecard model (VM) --POST /v1/sync {"sn", "notes": [{file, body, payload}]}--> this server
- *        <-- {"inbound": [{file, body, payload}]}  (everything queued for that device since its last sync)
+ *   Notecard model (host) --exchange(sn, notes)--> this stand-in
+ *        <-- the inbound notes queued for that device since its last sync
+ *
+ * The same sync is also served over HTTP (POST /v1/sync {"sn", "notes": [{file, body, payload}]},
+ * answered {"inbound": [{file, body, payload}]}) for tools that are not the simulator's card model.
  *
  * Outbound `batch.qo` notes go through a NoteRelay (late, reordered, duplicated like a cloud route,
  * never lost: a delivery that fails is retried), which POSTs each note's decoded payload to the
@@ -64,13 +67,19 @@ export interface NotehubStats {
 }
 
 export interface Notehub {
-    /** the sync URL the Notecard model posts to (the `simhub` setting) */
+    /** the sync URL (HTTP) */
     url: string
     port: number
     stats: NotehubStats
     relay: NoteRelay
     /** inbound notes waiting for this device's next sync */
     waiting(sn: string): number
+    /**
+     * One sync of a device's card (the simulator's Notecard model calls it): its outbound notes up,
+     * the inbound notes waiting for it down. Throws when the sync is refused (a payload that is not
+     * base64), as the HTTP endpoint answers 400.
+     */
+    exchange(sn: string, notes: SyncNote[]): Promise<SyncNote[]>
     /** delivers everything the relay still holds (end of a run) */
     drain(): Promise<void>
     close(): Promise<void>
@@ -79,6 +88,13 @@ export interface Notehub {
 interface DeviceNote extends RelayNote {
     /** the device (serial number) that sent it */
     sn: string
+}
+
+/** a note as a sync carries it, either way */
+export interface SyncNote {
+    file: string
+    body?: unknown
+    payload?: string
 }
 
 interface Inbound {
@@ -211,17 +227,12 @@ export async function startNotehub(o: NotehubOptions): Promise<Notehub> {
     }
     const relay = new NoteRelay(deliver, o.relay ?? { delayMs: 0, jitterMs: 50 })
 
-    const handle = async (req: http.IncomingMessage): Promise<{ status: number; json: unknown }> => {
-        const path = (req.url ?? "").split("?")[0]
-        if (path !== SYNC_PATH) throw new BadRequest(404, `no such endpoint: ${path}`)
-        if (req.method !== "POST") throw new BadRequest(405, "use POST")
-        const { sn, notes } = parseSync((await readBody(req, MAX_SYNC_BODY)).toString("utf8"))
-        const batches: DeviceNote[] = notes.filter(n => n.file === BATCH_FILE).map(n => ({ ...n, sn, time: Math.floor(Date.now() / 1000) }))
-        try {
-            relay.push(batches) // decodes every payload first: a bad one refuses the whole sync
-        } catch (e) {
-            throw new BadRequest(400, `sync: ${(e as Error).message}`)
-        }
+    /** one sync: the batches go to the relay (every payload decoded first: a bad one refuses it all) */
+    const sync = (sn: string, notes: { file: string; body?: unknown; payload?: string }[]): Inbound[] => {
+        const batches: DeviceNote[] = notes
+            .filter(n => n.file === BATCH_FILE)
+            .map(n => ({ file: n.file, body: n.body, payload: n.payload ?? "", sn, time: Math.floor(Date.now() / 1000) }))
+        relay.push(batches)
         stats.syncs++
         stats.notesUp += notes.length
         stats.batchesUp += batches.length
@@ -229,6 +240,20 @@ export async function startNotehub(o: NotehubOptions): Promise<Notehub> {
         inbound.delete(sn)
         stats.acksDown += down.filter(n => n.file === ACK_FILE).length
         log(JSON.stringify({ ev: "sync", sn, up: notes.length, batches: batches.length, down: down.length }))
+        return down
+    }
+
+    const handle = async (req: http.IncomingMessage): Promise<{ status: number; json: unknown }> => {
+        const path = (req.url ?? "").split("?")[0]
+        if (path !== SYNC_PATH) throw new BadRequest(404, `no such endpoint: ${path}`)
+        if (req.method !== "POST") throw new BadRequest(405, "use POST")
+        const { sn, notes } = parseSync((await readBody(req, MAX_SYNC_BODY)).toString("utf8"))
+        let down: Inbound[]
+        try {
+            down = sync(sn, notes)
+        } catch (e) {
+            throw new BadRequest(400, `sync: ${(e as Error).message}`)
+        }
         return { status: 200, json: { inbound: down } }
     }
 
@@ -266,6 +291,15 @@ export async function startNotehub(o: NotehubOptions): Promise<Notehub> {
         stats,
         relay,
         waiting: sn => inbound.get(sn)?.length ?? 0,
+        exchange: async (sn, notes) => {
+            try {
+                return sync(sn, notes)
+            } catch (e) {
+                stats.badSyncs++
+                log(JSON.stringify({ ev: "bad-sync", error: (e as Error).message }))
+                throw e
+            }
+        },
         drain: async () => {
             await relay.drain()
         },

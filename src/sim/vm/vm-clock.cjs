@@ -36,6 +36,8 @@
  *              {t:"mode", mode}                 "lockstep" or "free"
  *              {t:"held", on}                   the open connection is held by the network model
  *              {t:"kill", at}                   SIGKILL this process when the clock reaches `at`
+ *              {t:"bus-reply", seq, status, data}  a host chip model's answer (see "the bus bridge")
+ *   VM -> hub: {t:"bus", seq, addr, rx, tx, at}  an I2C transaction to a chip modelled on the host
  */
 const net = require("node:net")
 const tls = require("node:tls")
@@ -157,6 +159,10 @@ for (const k of /** @type {const} */ (["log", "info", "debug", "warn", "error"])
     console[k] = (...args) => {
         if (typeof args[0] === "string" && args[0].includes("ct:clk ")) {
             firmwareSaid(args[0].replace(ANSI, ""))
+            return
+        }
+        if (typeof args[0] === "string" && args[0].includes("ct:bus ")) {
+            busRequest(args[0].replace(ANSI, ""))
             return
         }
         // what costs energy goes to the world too, on the hub link, ordered before the next `need`:
@@ -358,6 +364,144 @@ function control(msg) {
     hubSock.write(Buffer.concat([head, body]))
 }
 
+// ---- the bus bridge: chip models on the host (docs/simulator.md, "The bus bridge") ---------------
+/**
+ * The firmware's I2C transaction to a chip modelled on the host is a console line
+ * `ct:bus seq= addr= rx= tx=` (devs/sim/host-i2c.ts; a long write in several, `more=1` on all but
+ * the last), read here synchronously. In lockstep and free
+ * mode it goes to the world as a `bus` control message stamped with the world instant, and the
+ * clock stands still (lockstep) until the `bus-reply`; alone (the firmware's unit tests, no world),
+ * the chips of src/sim/models/alone.ts answer in this process. The answer reaches the firmware as
+ * the Sim World service's `bus_reply` command, handed to the runtime as a received frame.
+ */
+const SIM_WORLD_CLASS = 0x1c0d7a11
+const CMD_BUS_REPLY = 0x82
+const bridge = {
+    /** transactions sent to the world and not answered yet */
+    pending: new Set(),
+    /** the bytes of long writes whose last line has not come yet, hex, by seq */
+    partial: /** @type {Map<string, string>} */ (new Map()),
+    /** answers for the firmware, delivered before its next loop turn */
+    replies: /** @type {{ seq: number, status: number, data: string }[]} */ ([]),
+    /** where the firmware hosts the Sim World service (from its announces) */
+    world: /** @type {{ device: Buffer, index: number } | null} */ (null),
+    /** the runtime's frame input (the emscripten module's handlePacket) */
+    receive: /** @type {((frame: Uint8Array) => void) | null} */ (null),
+    /** alone: the chips of this process (loaded on first use) */
+    local: /** @type {any} */ (null),
+}
+
+/**
+ * The runtime's frame input and output are functions assigned onto its emscripten module
+ * (`handlePacket`, `sendPacket`); catching the assignments gives the bridge both, in test mode
+ * (which has no Jacdac link) as with `--tcp`.
+ */
+function hookModuleFunction(name, onSet) {
+    Object.defineProperty(Object.prototype, name, {
+        configurable: true,
+        set(fn) {
+            let inner = fn
+            const self = this
+            Object.defineProperty(this, name, {
+                configurable: true,
+                enumerable: true,
+                get: () => onSet(self, inner),
+                set: f => (inner = f),
+            })
+        },
+    })
+}
+hookModuleFunction("handlePacket", (self, fn) => {
+    if (typeof fn === "function" && !bridge.receive && String(fn).includes("jd_em_frame_received"))
+        bridge.receive = frame => fn.call(self, frame)
+    return fn
+})
+hookModuleFunction("sendPacket", (self, fn) => frame => {
+    noteWorldService(Buffer.from(frame))
+    return fn.call(self, frame)
+})
+
+/** an announce of the firmware's listing the Sim World service: where replies go */
+function noteWorldService(frame) {
+    if (!isAnnounce(frame)) return
+    const n = (frame[12] - 4) >> 2 // service classes after the flags word
+    for (let i = 1; i <= n; i++)
+        if (frame.readUInt32LE(16 + 4 * i) === SIM_WORLD_CLASS) bridge.world = { device: Buffer.from(frame.subarray(4, 12)), index: i }
+}
+
+function busRequest(line) {
+    const f = Object.fromEntries(
+        line
+            .slice(line.indexOf("ct:bus ") + 7)
+            .trim()
+            .split(/\s+/)
+            .map(kv => kv.split("=")),
+    )
+    // a long write comes in several lines, all but the last marked `more`
+    const tx = (bridge.partial.get(f.seq) ?? "") + (f.tx || "")
+    if (f.more) return void bridge.partial.set(f.seq, tx)
+    bridge.partial.delete(f.seq)
+    const m = { seq: Number(f.seq), addr: Number(f.addr), rx: Number(f.rx), tx, at: Math.floor(now()) }
+    debug(`bus ${JSON.stringify(m)}`)
+    bridge.pending.add(m.seq)
+    if (mode === "alone")
+        localChips()
+            .answer(m)
+            .then(busReplied, e => {
+                process.stderr.write(`vm-clock: a chip model failed: ${e.stack}\n`)
+                process.exit(3)
+            })
+    else control({ t: "bus", ...m })
+}
+
+function localChips() {
+    if (!bridge.local) {
+        const tsx = require("tsx/cjs/api")
+        bridge.local = tsx.require("../models/alone.ts", __filename).aloneChips()
+    }
+    return bridge.local
+}
+
+/** the world's (or the local chips') answer, for the firmware before its next loop turn */
+function busReplied(r) {
+    bridge.pending.delete(r.seq)
+    bridge.replies.push(r)
+    decideSoon()
+}
+
+/** the `bus_reply` command frame to the firmware's Sim World service */
+function busReplyFrame(r, w) {
+    const data = Buffer.from(r.data, "hex")
+    const payload = Buffer.alloc(3 + data.length)
+    payload.writeUInt16LE(r.seq, 0)
+    payload[2] = r.status
+    data.copy(payload, 3)
+    const size = (4 + payload.length + 3) & ~3
+    const frame = Buffer.alloc(12 + size)
+    frame[2] = size
+    frame[3] = 0x01 // a command, to the device below
+    w.device.copy(frame, 4)
+    frame[12] = payload.length
+    frame[13] = w.index
+    frame.writeUInt16LE(CMD_BUS_REPLY, 14)
+    payload.copy(frame, 16)
+    frame.writeUInt16LE(crc16(frame.subarray(2)), 0)
+    return frame
+}
+
+/**
+ * Hand the answers in to the runtime (each runs a loop turn at the current instant); they wait
+ * for the firmware's first announce of its Sim World service, which comes within its announce period.
+ */
+function deliverBusReplies() {
+    const w = bridge.world
+    if (!w || !bridge.receive) return
+    for (const r of bridge.replies.splice(0)) {
+        debug(`bus-reply ${r.seq} status=${r.status}`)
+        bridge.receive(busReplyFrame(r, w))
+    }
+}
+
 // ---- decisions ------------------------------------------------------------------------------------
 /** the first jump has come: before it the VM does nothing on its own (its world is not there yet) */
 let started = false
@@ -387,6 +531,8 @@ function advanceTo(t) {
 
 function decide() {
     if (!loop) return
+    deliverBusReplies()
+    if (!loop) return
     if (mode === "free") {
         if (!realTimer) realTimer = realSetTimeout(runLoop, Math.max(0, loop.due - now()))
         return
@@ -397,6 +543,8 @@ function decide() {
         io.kick = false
         return runLoopSoon()
     }
+    // a chip modelled on the host answers a transaction: no world time passes meanwhile
+    if (bridge.pending.size > 0) return
     if (!started) return need(vnow, "start")
     if (io.open > 0 && !io.held) return watchIo()
     const wake = fw.wake !== null && fw.wake > vnow ? fw.wake : Infinity
@@ -411,6 +559,7 @@ function decide() {
 
 /** no world: the clock goes straight to the VM's next timer (with the wall clock while a socket is open) */
 function decideAlone() {
+    if (bridge.pending.size > 0) return // the chip answers in this process, with no time passing
     if (io.open > 0) {
         if (realTimer) return
         const wait = Math.max(0, Math.min(loop.due - vnow, 10))
@@ -503,6 +652,8 @@ function onControl(msg) {
         case "held":
             io.held = !!msg.on && io.open > 0
             return decideSoon()
+        case "bus-reply":
+            return busReplied(msg)
         case "kill":
             killAt = Number(msg.at)
             if (killAt <= vnow) process.kill(process.pid, "SIGKILL")

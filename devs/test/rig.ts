@@ -1,0 +1,25 @@
+import { I2cBus } from "../hal/i2c"
+
+/**
+ * The rig of the chips a unit test's VM talks to on the host (src/sim/models/alone.ts): a JSON
+ * command written to its address; the read in the same transaction returns the answer's length
+ * (u16) and its first bytes, read-only transactions the rest.
+ */
+export const RIG_ADDR = 0x7e
+/** bytes per read (a bridge reply carries at most 233) */
+const CHUNK = 200
+
+export async function rig(bus: I2cBus, command: any): Promise<any> {
+    const first = await bus.xfer(RIG_ADDR, Buffer.from(JSON.stringify(command)), CHUNK)
+    const n = first.getAt(0, "u16")
+    const text = Buffer.alloc(n)
+    let got = Math.min(n, CHUNK - 2)
+    text.blitAt(0, first, 2, got)
+    while (got < n) {
+        const rx = await bus.xfer(RIG_ADDR, Buffer.alloc(0), CHUNK)
+        const k = Math.min(n - got, CHUNK)
+        text.blitAt(got, rx, 0, k)
+        got += k
+    }
+    return JSON.parse(text.toString())
+}

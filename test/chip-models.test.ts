@@ -1,0 +1,322 @@
+// The chip models that run on the host (src/sim/models), at the register level, and the bus
+// they sit on. Host-only: no VM. The firmware's drivers are tested against the same models in the
+// VM over the bus bridge (devs/test/rv3028.test.ts, notecard.test.ts, cellular.test.ts,
+// ublox.test.ts); this pins
+// the models' own behaviour.
+import { describe, expect, test } from "vitest"
+import { ChipBus, answerBus } from "../src/sim/models/bus.js"
+import { Rv3028Chip, RV3028_ADDR, STATUS_BSF, STATUS_PORF } from "../src/sim/models/rv3028.js"
+import { aloneChips, RIG_ADDR } from "../src/sim/models/alone.js"
+import { NotecardChip } from "../src/sim/models/notecard.js"
+import { UbloxChip } from "../src/sim/models/ublox.js"
+import { CLS_ACK, CLS_CFG, ID_ACK_ACK, ID_ACK_NAK, ID_CFG_VALSET, navPvtPoll, ubxFrame } from "../src/gnss/ubx.js"
+
+const T0 = Date.UTC(2026, 0, 1)
+const REG_STATUS = 0x0e
+const REG_UNIX = 0x1b
+const REG_RAM = 0x1f
+const REG_EECMD = 0x27
+const REG_ID = 0x28
+const REG_EE_BACKUP = 0x37
+const u32le = (v: number) => [v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff, v >>> 24]
+
+describe("RV-3028 model (Application Manual rev 1.4)", () => {
+    test("a factory-new chip: PORF set, counting from 0, ID 0x30", () => {
+        const c = new Rv3028Chip(T0)
+        expect(c.xfer(Buffer.from([REG_STATUS]), 1, T0)[0] & STATUS_PORF).toBe(STATUS_PORF)
+        expect(c.xfer(Buffer.from([REG_UNIX]), 4, T0 + 2500).readUInt32LE(0)).toBe(2)
+        expect(c.xfer(Buffer.from([REG_ID]), 1, T0)[0]).toBe(0x30)
+    })
+
+    test("the UNIX counter loads when all four bytes are written, and runs ppb fast", () => {
+        const c = new Rv3028Chip(T0, { driftPpm: 500 })
+        c.xfer(Buffer.from([REG_UNIX, 0x10, 0x20]), 0, T0) // two bytes only: not loaded
+        expect(c.base).toBe(0)
+        c.xfer(Buffer.from([REG_UNIX, ...u32le(1_000_000)]), 0, T0)
+        expect(c.counterAt(T0)).toBe(1_000_000)
+        // an hour at +500 ppm: 3601.8 s
+        expect(c.xfer(Buffer.from([REG_UNIX]), 4, T0 + 3_600_000).readUInt32LE(0)).toBe(1_003_601)
+    })
+
+    test("the register pointer auto-increments across a burst (status, control 1, then on)", () => {
+        const c = new Rv3028Chip(T0)
+        c.xfer(Buffer.from([REG_RAM, 0xef, 0xbe]), 0, T0)
+        expect(c.ram).toBe(0xbeef)
+        const rx = c.xfer(Buffer.from([REG_RAM]), 2, T0)
+        expect([...rx]).toEqual([0xef, 0xbe])
+    })
+
+    test("status flags clear on 0 and keep on 1", () => {
+        const c = new Rv3028Chip(T0)
+        c.powerOn(T0, false)
+        expect(c.status).toBe(STATUS_PORF | STATUS_BSF)
+        c.xfer(Buffer.from([REG_STATUS, 0xff & ~STATUS_BSF]), 0, T0)
+        expect(c.status).toBe(STATUS_PORF)
+    })
+
+    test("the EEPROM backup register: writes reach the mirror; the update command copies it, busy 10 ms", () => {
+        const c = new Rv3028Chip(T0)
+        c.xfer(Buffer.from([REG_EE_BACKUP, 0x3f]), 0, T0)
+        expect([c.mirror, c.ee, c.eeUpdates]).toEqual([0x3f, 0, 0])
+        c.xfer(Buffer.from([REG_EECMD, 0x11]), 0, T0)
+        expect([c.ee, c.eeUpdates]).toEqual([0x3f, 1])
+        expect(c.xfer(Buffer.from([REG_STATUS]), 1, T0 + 9)[0] & 0x80).toBe(0x80)
+        expect(c.xfer(Buffer.from([REG_STATUS]), 1, T0 + 10)[0] & 0x80).toBe(0)
+    })
+
+    test("power back without the backup supply: the chip starts over, its EEPROM reloaded", () => {
+        const c = new Rv3028Chip(T0)
+        c.xfer(Buffer.from([REG_UNIX, ...u32le(5000)]), 0, T0)
+        c.xfer(Buffer.from([REG_EE_BACKUP, 0x3f]), 0, T0)
+        c.xfer(Buffer.from([REG_EECMD, 0x11]), 0, T0)
+        c.xfer(Buffer.from([REG_EE_BACKUP, 0x00, 0]), 0, T0) // the mirror changed, EEPROM not
+        c.powerOn(T0 + 60_000, true)
+        expect(c.status).toBe(STATUS_PORF)
+        expect(c.counterAt(T0 + 60_000)).toBe(0)
+        expect(c.mirror).toBe(0x3f)
+    })
+})
+
+describe("the host's chip bus", () => {
+    test("routes by address; nobody at an address is a NACK", async () => {
+        const bus = new ChipBus()
+        bus.attach(RV3028_ADDR, new Rv3028Chip(T0))
+        expect(await answerBus(bus, { seq: 7, addr: RV3028_ADDR, rx: 1, tx: "28", at: T0 })).toEqual({ seq: 7, status: 0, data: "30" })
+        expect(await answerBus(bus, { seq: 8, addr: 0x53, rx: 1, tx: "28", at: T0 })).toEqual({ seq: 8, status: 1, data: "" })
+    })
+
+    test("a model that answers the wrong length is a harness bug, reported; the bus goes on", async () => {
+        const bus = new ChipBus()
+        bus.attach(0x10, { xfer: () => Buffer.alloc(1) })
+        await expect(bus.transfer(0x10, Buffer.alloc(0), 2, T0)).rejects.toThrow(/answered 1 bytes, not 2/)
+        expect(await bus.transfer(0x10, Buffer.alloc(0), 1, T0)).toHaveLength(1)
+    })
+
+    test("transactions run one at a time, in the order they came", async () => {
+        const bus = new ChipBus()
+        const seen: string[] = []
+        bus.attach(0x10, {
+            xfer: async tx => {
+                seen.push(`start ${tx[0]}`)
+                await new Promise(r => setTimeout(r, tx[0] === 1 ? 20 : 0))
+                seen.push(`end ${tx[0]}`)
+                return Buffer.alloc(0)
+            },
+        })
+        await Promise.all([bus.transfer(0x10, Buffer.from([1]), 0, T0), bus.transfer(0x10, Buffer.from([2]), 0, T0)])
+        expect(seen).toEqual(["start 1", "end 1", "start 2", "end 2"])
+    })
+
+    test("alone (unit tests): a factory-new clock, steered and read through the rig", async () => {
+        const chips = aloneChips()
+        const rig = async (c: unknown, at = T0) => {
+            const tx = Buffer.from(JSON.stringify(c)).toString("hex")
+            const r = await chips.answer({ seq: 1, addr: RIG_ADDR, rx: 200, tx, at })
+            const b = Buffer.from(r.data, "hex")
+            return JSON.parse(b.subarray(2, 2 + b.readUInt16LE(0)).toString())
+        }
+        expect((await rig({ get: "rtc" })).status & STATUS_PORF).toBe(STATUS_PORF)
+        await rig({ rtc: { base: 100, status: 0 } })
+        expect(await rig({ get: "rtc" }, T0 + 3000)).toMatchObject({ base: 100, status: 0, counter: 103 })
+        await rig({ rtcPowerOn: true }, T0 + 4000)
+        expect(await rig({ get: "rtc" }, T0 + 4000)).toMatchObject({ status: STATUS_PORF, counter: 0 })
+        await expect(rig({ nonsense: 1 })).rejects.toThrow(/unknown command/)
+    })
+})
+
+/** a request line written as the driver does: [len][bytes] chunks, "\n" at the end */
+function writeLine(card: NotecardChip, text: string, at: number) {
+    const line = Buffer.from(text + "\n")
+    const out: Promise<unknown>[] = []
+    for (let off = 0; off < line.length; off += 30) {
+        const part = line.subarray(off, off + 30)
+        out.push(card.xfer(Buffer.concat([Buffer.from([part.length]), part]), 0, at))
+    }
+    return Promise.all(out)
+}
+
+/** the whole reply readable at `at`, as the driver reads it: ask, then read what is there */
+async function readReply(card: NotecardChip, at: number): Promise<string> {
+    const n = (await card.xfer(Buffer.from([0, 0]), 2, at))![0]
+    const rx = (await card.xfer(Buffer.from([0, n]), n + 2, at))!
+    return rx.subarray(2, 2 + rx[1]).toString()
+}
+
+describe("Notecard model (serial-over-I2C, Notecard API)", () => {
+    test("read format: [available][n][data], n bounded by the request and what is there", async () => {
+        const card = new NotecardChip(T0, { replyDelayMs: 0 })
+        await card.xfer(Buffer.from("010a", "hex"), 0, T0) // a bare "\n": note-c's resync
+        expect((await card.xfer(Buffer.from("0000", "hex"), 2, T0))!.toString("hex")).toBe("0200")
+        // asks for 5, 2 there: zero-padded to the length read
+        expect((await card.xfer(Buffer.from("0005", "hex"), 7, T0))!.toString("hex")).toBe("00020d0a000000")
+        // a write-only [0][n], then a read-only xfer
+        await card.xfer(Buffer.from("010a", "hex"), 0, T0)
+        await card.xfer(Buffer.from("0001", "hex"), 0, T0)
+        expect((await card.xfer(Buffer.alloc(0), 3, T0))!.toString("hex")).toBe("01010d")
+        expect(card.violations).toEqual([])
+    })
+
+    test("a reply is readable replyDelayMs after its line ended", async () => {
+        const card = new NotecardChip(T0, { replyDelayMs: 600 })
+        card.setInputs({ utcMs: T0 }, T0)
+        await writeLine(card, '{"req":"card.time"}', T0)
+        expect((await card.xfer(Buffer.from([0, 0]), 2, T0 + 599))![0]).toBe(0)
+        expect(JSON.parse(await readReply(card, T0 + 600))).toMatchObject({ time: T0 / 1000 + 0 })
+    })
+
+    test("protocol violations are recorded: a host that does not pause, a chunk header that lies", async () => {
+        const card = new NotecardChip(T0)
+        const chunk = Buffer.concat([Buffer.from([30]), Buffer.alloc(30, 0x20)])
+        for (let i = 0; i < 20; i++) await card.xfer(chunk, 0, T0)
+        expect(card.violations).toHaveLength(1)
+        expect(card.violations[0]).toMatch(/segment overrun/)
+        await card.xfer(Buffer.from("0561", "hex"), 0, T0 + 1000)
+        expect(card.violations[1]).toMatch(/header says 5/)
+        await card.xfer(Buffer.alloc(0), 2, T0 + 2000)
+        expect(card.violations[2]).toMatch(/read without/)
+    })
+
+    test("faults: nack refuses, bus_ff reads 0xFF, hang never answers", async () => {
+        const card = new NotecardChip(T0, { replyDelayMs: 0 })
+        card.setInputs({ fault: "nack" }, T0)
+        expect(await card.xfer(Buffer.from([0, 0]), 2, T0)).toBeUndefined()
+        card.setInputs({ fault: "bus_ff" }, T0)
+        expect((await card.xfer(Buffer.from([0, 0]), 2, T0))!.toString("hex")).toBe("ffff")
+        card.setInputs({ fault: "hang" }, T0)
+        await writeLine(card, '{"req":"card.status"}', T0)
+        expect((await card.xfer(Buffer.from([0, 0]), 2, T0 + 5000))!.toString("hex")).toBe("0000")
+    })
+
+    test("requests: malformed lines, unknown requests, a body with a `payload` key of its own", async () => {
+        const card = new NotecardChip(T0, { replyDelayMs: 0 })
+        await writeLine(card, '{"req":"card.time"', T0)
+        expect(JSON.parse(await readReply(card, T0)).err).toMatch(/malformed/)
+        await writeLine(card, '{"req":"card.nothing"}', T0)
+        expect(JSON.parse(await readReply(card, T0)).err).toBe("unknown request")
+        const pad = "x".repeat(1200)
+        await writeLine(card, JSON.stringify({ req: "note.add", file: "x.qo", body: { payload: "QUJD", pad }, payload: "aGVsbG8=" }), T0)
+        expect(JSON.parse(await readReply(card, T0))).toEqual({ total: 1 })
+        expect(card.queued[0]).toMatchObject({ body: { payload: "QUJD", pad }, payload: "aGVsbG8=" })
+        await writeLine(card, JSON.stringify({ req: "note.add", file: "x.qo", payload: "not base64!" }), T0)
+        expect(JSON.parse(await readReply(card, T0)).err).toMatch(/base64/)
+    })
+
+    test("a sync with the cloud: notes up, inbound down; a failed one puts the notes back and says why", async () => {
+        const card = new NotecardChip(T0, { replyDelayMs: 0, syncMs: 1000 })
+        let fail = true
+        const up: string[] = []
+        card.cloud = {
+            exchange: async (_sn, notes) => {
+                if (fail) throw new Error("hub down")
+                up.push(...notes.map(n => n.payload))
+                return [{ file: "ack.qi", payload: "QUJD" }]
+            },
+        }
+        card.setInputs({ connected: true, utcMs: T0 }, T0)
+        await writeLine(card, JSON.stringify({ req: "hub.set", product: "p" }), T0)
+        await writeLine(card, JSON.stringify({ req: "note.add", file: "b.qo", payload: "aGVsbG8=", sync: true }), T0)
+        await card.xfer(Buffer.from([0, 0]), 2, T0 + 1000) // the exchange runs inside a transaction
+        expect(card.syncErr).toMatch(/hub down/)
+        expect(card.queued).toHaveLength(1)
+        fail = false
+        await writeLine(card, JSON.stringify({ req: "hub.sync" }), T0 + 2000)
+        await card.xfer(Buffer.from([0, 0]), 2, T0 + 3000)
+        expect(up).toEqual(["aGVsbG8="])
+        expect(card.queued).toHaveLength(0)
+        expect(card.inboundNotes).toEqual([{ file: "ack.qi", payload: "QUJD" }])
+        expect(card.syncErr).toBe("")
+    })
+})
+
+describe("u-blox receiver model (DDC port)", () => {
+    const ACK_VALSET = ubxFrame(CLS_ACK, ID_ACK_ACK, Buffer.from([CLS_CFG, ID_CFG_VALSET]))
+    const NAK_VALSET = ubxFrame(CLS_ACK, ID_ACK_NAK, Buffer.from([CLS_CFG, ID_CFG_VALSET]))
+    /** CFG-VALSET, RAM: I2C in UBX on, out UBX on, out NMEA off, periodic NAV-PVT off */
+    const valset = (keys: [number, number, number][]) => {
+        const parts = [Buffer.from([0, 1, 0, 0])]
+        for (const [key, size, v] of keys) {
+            const b = Buffer.alloc(4 + size)
+            b.writeUInt32LE(key, 0)
+            b.writeUIntLE(v, 4, size)
+            parts.push(b)
+        }
+        return ubxFrame(CLS_CFG, ID_CFG_VALSET, Buffer.concat(parts))
+    }
+    const CONFIGURE = valset([
+        [0x10710001, 1, 1],
+        [0x10720001, 1, 1],
+        [0x10720002, 1, 0],
+        [0x20910006, 1, 0],
+    ])
+
+    test("byte count big-endian, pointer auto-increment, the stream reads 0xFF when empty", () => {
+        const g = new UbloxChip(T0)
+        g.xfer(Buffer.from([0xff]), g.waiting(T0), T0) // drain the boot TXT lines
+        g.inject(Buffer.alloc(300))
+        expect(g.xfer(Buffer.from([0xfd]), 2, T0)!.toString("hex")).toBe("012c")
+        g.inject(ACK_VALSET)
+        // one read from 0xFD: count (310 = 0x0136), then the stream; the pointer stays at 0xFF
+        expect(g.xfer(Buffer.from([0xfd]), 4, T0)!.toString("hex")).toBe("01360000")
+        expect(g.xfer(Buffer.alloc(0), 298, T0)![297]).toBe(0)
+        expect(g.xfer(Buffer.alloc(0), 12, T0)!.toString("hex")).toBe(ACK_VALSET.toString("hex") + "ffff")
+        expect(g.xfer(Buffer.from([0xfe]), 3, T0)!.toString("hex")).toBe("00ffff")
+    })
+
+    test("NMEA after power-on until configured; VALSET ACK; poll answered; an unknown key NAK", () => {
+        const g = new UbloxChip(T0)
+        const n = g.waiting(T0 + 3000)
+        expect(n).toBeGreaterThan(100)
+        expect(g.xfer(Buffer.from([0xff]), n, T0 + 3000)!.toString()).toContain("$GNRMC")
+        g.xfer(CONFIGURE, 0, T0 + 3000)
+        expect(g.xfer(Buffer.from([0xff]), g.waiting(T0 + 3000), T0 + 3000)).toEqual(ACK_VALSET)
+        expect(g.outNmea).toBe(false)
+        expect(g.waiting(T0 + 10_000)).toBe(0)
+        g.xfer(navPvtPoll(), 0, T0 + 10_000)
+        expect(g.waiting(T0 + 10_000)).toBe(100)
+        g.xfer(Buffer.from([0xff]), 100, T0 + 10_000)
+        g.xfer(valset([[0x40520001, 4, 9600]]), 0, T0 + 10_000) // UART1 baud rate: not modelled
+        expect(g.xfer(Buffer.from([0xff]), g.waiting(T0 + 10_000), T0 + 10_000)).toEqual(NAK_VALSET)
+        expect(g.received.join(",")).toBe("068a,0107,068a")
+    })
+
+    test("NAV-PVT from inputs: units, velocity from heading, the position moving on, no leak before a fix", () => {
+        const g = new UbloxChip(T0)
+        g.setInputs({ lat: -12.5, lon: 130.8, fix: false, numSV: 1 }, T0)
+        let p = g.navPvt()
+        expect([p.readInt32LE(28), p.readInt32LE(24)]).toEqual([0, 0]) // never had a fix: nothing to repeat
+        const BE_UTC = 1709214330250
+        g.setInputs({ utcMs: BE_UTC, fix: true, numSV: 11, heightM: -12.3456, speedMps: 10, headingDeg: 90, latRate: 0.001 }, T0)
+        p = g.navPvt()
+        expect(p.readInt32LE(28)).toBe(-125000000) // lat
+        expect(p.readInt32LE(24)).toBe(1308000000) // lon
+        expect(p.readInt32LE(32)).toBe(-12346) // height, mm
+        expect(p.readInt32LE(48)).toBe(0) // velN
+        expect(p.readInt32LE(52)).toBe(10000) // velE
+        expect(p.readInt32LE(60)).toBe(10000) // gSpeed
+        expect(p.readInt32LE(64)).toBe(9000000) // headMot
+        expect(p.readUInt32LE(0)).toBe(395148250) // iTOW
+        expect([p.readUInt16LE(4), p[6], p[7], p[8], p[9], p[10], p.readInt32LE(16)]).toEqual([2024, 2, 29, 13, 45, 30, 250_000_000])
+        g.xfer(Buffer.alloc(0), 0, T0 + 2000) // two seconds later, at 0.001 deg/s
+        p = g.navPvt()
+        expect(p.readInt32LE(28)).toBe(-124980000)
+        expect(p.readUInt32LE(0)).toBe(395150250)
+    })
+
+    test("the TX buffer is bounded: whole messages are dropped", () => {
+        const g = new UbloxChip(T0)
+        for (let i = 1; i <= 100; i++) g.waiting(T0 + i * 1000)
+        expect(g.waiting(T0 + 100_000)).toBeLessThanOrEqual(4096)
+        expect(g.dropped).toBeGreaterThan(0)
+    })
+
+    test("faults: nack refuses, ff reads 0xFF, silent acknowledges and says nothing", () => {
+        const g = new UbloxChip(T0)
+        g.setInputs({ fault: "nack" }, T0)
+        expect(g.xfer(Buffer.from([0xfd]), 2, T0)).toBeUndefined()
+        g.setInputs({ fault: "ff" }, T0)
+        expect(g.xfer(Buffer.from([0xfd]), 2, T0)!.toString("hex")).toBe("ffff")
+        g.setInputs({ fault: "silent" }, T0)
+        g.xfer(navPvtPoll(), 0, T0)
+        expect(g.xfer(Buffer.from([0xfd]), 3, T0)!.toString("hex")).toBe("0000ff")
+    })
+})
