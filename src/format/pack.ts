@@ -300,9 +300,13 @@ export function newModel(): PackModel {
     }
 }
 
-/** The four thermocouple predictions: last, linear, mean, damped trend. */
-function predictions(m: PackModel): number[] {
-    return [m.t1, clampI32(2 * m.t1 - m.t2), Math.floor((m.ema + 512) / 1024), clampI32(m.t1 + Math.floor((m.t1 - m.t2) / 2))]
+/** The four thermocouple predictions: last, linear, mean, damped trend (into `out` when given: the decoder reuses one array). */
+function predictions(m: PackModel, out: number[] = new Array<number>(4)): number[] {
+    out[0] = m.t1
+    out[1] = clampI32(2 * m.t1 - m.t2)
+    out[2] = Math.floor((m.ema + 512) / 1024)
+    out[3] = clampI32(m.t1 + Math.floor((m.t1 - m.t2) / 2))
+    return out
 }
 
 /** index of the prediction with the lowest score (the first on a tie) */
@@ -510,6 +514,73 @@ export interface DecodePackOptions {
     where?: string
 }
 
+// The decoder's steps, module functions rather than closures inside decodePack: the TypeScript
+// loader (tsx, keepNames) names every closure it creates with Object.defineProperty, about 0.3 us
+// each, on every call.
+
+/** one bit in context `ctx` */
+function bit(rc: RangeDecoder, m: PackModel, ctx: number): number {
+    return rc.bit(m.p, ctx, adaptShift(m.n))
+}
+
+/** zero, sign, bit length (L1..L4 at ctx+2.., longer ones shared or direct), mantissa */
+function signed(rc: RangeDecoder, m: PackModel, ctx: number, tc: boolean): number {
+    if (!bit(rc, m, ctx)) return 0
+    const neg = bit(rc, m, ctx + 1)
+    let len = 1
+    for (let i = 1; i <= 31; i++) {
+        const more = i <= 4 ? bit(rc, m, ctx + 1 + i) : tc && i <= 16 ? bit(rc, m, CTX.tcLong + i - 5) : rc.direct(1)
+        if (!more) break
+        len++
+    }
+    let mag = 1
+    if (len >= 2) {
+        const top = tc && len <= 7 ? bit(rc, m, CTX.tcMant + len - 2) : rc.direct(1)
+        const low = len >= 3 ? rc.direct(len - 2) : 0
+        mag = 2 ** (len - 1) + top * 2 ** (len - 2) + low
+    }
+    return neg ? -mag : mag
+}
+
+/** payload bytes from `from` on */
+function bytes(rc: RangeDecoder, m: PackModel, rec: Buffer, from: number): void {
+    for (let b = from; b < rec.length; b++) rec[b] = bit(rc, m, CTX.byte) ? rc.direct(8) : 0
+}
+
+/** order-0 exp-Golomb in direct bits; `k`: the record's index in the stream (for the error) */
+function expGolomb(rc: RangeDecoder, where: string, k: number): number {
+    let n = 0
+    while (!rc.direct(1)) {
+        if (++n > 40) throw new FormatError(`${where}: record ${k}: exp-Golomb prefix too long`)
+    }
+    return 2 ** n + rc.direct(n) - 1
+}
+
+function time(rc: RangeDecoder, m: PackModel, sample: boolean, where: string, k: number): number {
+    let t: number
+    if (m.records === 0) {
+        t = rc.direct(32)
+        m.prevSampleT = t
+        m.prevSampleDt = 0
+    } else if (sample) t = addU32(m.prevSampleT, (m.prevSampleDt + signed(rc, m, CTX.time, false)) | 0)
+    else {
+        const d = unzigzag(expGolomb(rc, where, k))
+        if (d < I32_MIN || d > I32_MAX) throw new FormatError(`${where}: record ${k}: time step out of range`)
+        t = addU32(m.prevT, d)
+    }
+    if (sample) {
+        if (m.records > 0) m.prevSampleDt = diffI32(t, m.prevSampleT)
+        m.prevSampleT = t
+    }
+    m.prevT = t
+    return t
+}
+
+/** built only for an error message: a string per record is a measurable part of decoding */
+function at(where: string, k: number, seq: number): string {
+    return `${where}: record ${k} (seq ${seq})`
+}
+
 /**
  * Decodes exactly `count` records numbered from `firstSeq` out of a packed stream. Throws a one-line
  * FormatError (400) when a record cannot be what the stream says (a known kind with another length, a
@@ -521,79 +592,26 @@ export function decodePack(buf: Buffer, firstSeq: number, count: number, opts: D
     const m = newModel()
     const out: Buffer[] = []
     // the records are views into one buffer per stream (one allocation, not one per record); a
-    // sample is 18 bytes, anything longer takes a new buffer when the rest does not fit
-    let arena = Buffer.allocUnsafeSlow(0)
+    // sample is 18 bytes, anything longer takes a new buffer when the rest does not fit. Below
+    // Buffer.poolSize / 2 (a batch part of samples) that buffer is cut from Node's pool: no
+    // backing store of its own to create and later free.
+    let arena = Buffer.allocUnsafe(0)
     let used = 0
-    const take = (n: number, left: number): Buffer => {
-        if (used + n > arena.length) {
-            arena = Buffer.allocUnsafeSlow(Math.max(n, left * (RECORD_HEADER_LEN + SAMPLE_LEN)))
-            used = 0
-        }
-        return arena.subarray(used, (used += n))
-    }
-    const bit = (ctx: number) => rc.bit(m.p, ctx, adaptShift(m.n))
-    const signed = (ctx: number, tc: boolean): number => {
-        if (!bit(ctx)) return 0
-        const neg = bit(ctx + 1)
-        let len = 1
-        for (let i = 1; i <= 31; i++) {
-            const more = i <= 4 ? bit(ctx + 1 + i) : tc && i <= 16 ? bit(CTX.tcLong + i - 5) : rc.direct(1)
-            if (!more) break
-            len++
-        }
-        let mag = 1
-        if (len >= 2) {
-            const top = tc && len <= 7 ? bit(CTX.tcMant + len - 2) : rc.direct(1)
-            const low = len >= 3 ? rc.direct(len - 2) : 0
-            mag = 2 ** (len - 1) + top * 2 ** (len - 2) + low
-        }
-        return neg ? -mag : mag
-    }
-    const bytes = (rec: Buffer, from: number) => {
-        for (let b = from; b < rec.length; b++) rec[b] = bit(CTX.byte) ? rc.direct(8) : 0
-    }
-    const expGolomb = (): number => {
-        let n = 0
-        while (!rc.direct(1)) {
-            if (++n > 40) throw new FormatError(`${where}: record ${out.length}: exp-Golomb prefix too long`)
-        }
-        return 2 ** n + rc.direct(n) - 1
-    }
-    const time = (sample: boolean): number => {
-        let t: number
-        if (m.records === 0) {
-            t = rc.direct(32)
-            m.prevSampleT = t
-            m.prevSampleDt = 0
-        } else if (sample) t = addU32(m.prevSampleT, (m.prevSampleDt + signed(CTX.time, false)) | 0)
-        else {
-            const d = unzigzag(expGolomb())
-            if (d < I32_MIN || d > I32_MAX) throw new FormatError(`${where}: record ${out.length}: time step out of range`)
-            t = addU32(m.prevT, d)
-        }
-        if (sample) {
-            if (m.records > 0) m.prevSampleDt = diffI32(t, m.prevSampleT)
-            m.prevSampleT = t
-        }
-        m.prevT = t
-        return t
-    }
-    // built only for an error message: a string (or a closure) per record is a measurable part of decoding
-    const at = (k: number, seq: number) => `${where}: record ${k} (seq ${seq})`
+    const preds: number[] = [0, 0, 0, 0]
     for (let k = 0; k < count; k++) {
         const seq = firstSeq + k
-        if (seq > MAX_SEQ) throw new FormatError(`${at(k, seq)}: seq past 0xfffffffe`)
+        if (seq > MAX_SEQ) throw new FormatError(`${at(where, k, seq)}: seq past 0xfffffffe`)
         let rec: Buffer
-        if (!bit(CTX.sample)) {
-            const faulted = bit(CTX.fault)
-            const t = time(true)
+        if (!bit(rc, m, CTX.sample)) {
+            const faulted = bit(rc, m, CTX.fault)
+            const t = time(rc, m, true, where, k)
             let tc: number, cj: number, sr: number, sflags: number
             if (faulted) {
                 sr = rc.direct(8)
                 sflags = rc.direct(8)
                 tc = rc.direct(32) | 0
                 cj = (rc.direct(16) << 16) >> 16
-                if (sr === 0 && sflags === 0) throw new FormatError(`${at(k, seq)}: a faulted sample without fault bits`)
+                if (sr === 0 && sflags === 0) throw new FormatError(`${at(where, k, seq)}: a faulted sample without fault bits`)
             } else {
                 sr = 0
                 sflags = 0
@@ -603,69 +621,90 @@ export function decodePack(buf: Buffer, firstSeq: number, count: number, opts: D
                     learnSample(m, tc, cj, [tc, tc, tc, tc])
                 } else {
                     const pcj = m.n >= 2 ? clampI16(2 * m.cj1 - m.cj2) : m.cj1
-                    cj = pcj + signed(CTX.cj, false)
-                    if (cj < -32768 || cj > 32767) throw new FormatError(`${at(k, seq)}: cold junction out of range`)
-                    const preds = predictions(m)
+                    cj = pcj + signed(rc, m, CTX.cj, false)
+                    if (cj < -32768 || cj > 32767) throw new FormatError(`${at(where, k, seq)}: cold junction out of range`)
+                    predictions(m, preds)
                     const i = chosen(m)
-                    tc = preds[i] + signed(CTX.tc + 6 * bucket(m.scores[i]), true)
-                    if (tc < I32_MIN || tc > I32_MAX) throw new FormatError(`${at(k, seq)}: thermocouple out of range`)
+                    tc = preds[i] + signed(rc, m, CTX.tc + 6 * bucket(m.scores[i]), true)
+                    if (tc < I32_MIN || tc > I32_MAX) throw new FormatError(`${at(where, k, seq)}: thermocouple out of range`)
                     learnSample(m, tc, cj, preds)
                 }
             }
-            // every byte is written below (seq last)
-            rec = take(RECORD_HEADER_LEN + SAMPLE_LEN, count - k)
-            rec.writeUInt8(KIND.sample, 4)
-            rec.writeUInt8(SAMPLE_LEN, 5)
-            rec.writeUInt32LE(t, 6)
-            rec.writeInt32LE(tc, 10)
-            rec.writeInt16LE(cj, 14)
+            // every byte is written below (seq last), byte by byte: the values are in range (checked
+            // above), Buffer's write methods would check them again
+            if (used + RECORD_HEADER_LEN + SAMPLE_LEN > arena.length) {
+                arena = Buffer.allocUnsafe((count - k) * (RECORD_HEADER_LEN + SAMPLE_LEN))
+                used = 0
+            }
+            rec = arena.subarray(used, (used += RECORD_HEADER_LEN + SAMPLE_LEN))
+            rec[4] = KIND.sample
+            rec[5] = SAMPLE_LEN
+            rec[6] = t
+            rec[7] = t >>> 8
+            rec[8] = t >>> 16
+            rec[9] = t >>> 24
+            rec[10] = tc
+            rec[11] = tc >> 8
+            rec[12] = tc >> 16
+            rec[13] = tc >> 24
+            rec[14] = cj
+            rec[15] = cj >> 8
             rec[16] = sr
             rec[17] = sflags
         } else {
-            const short = bit(CTX.short) === 0
+            const short = bit(rc, m, CTX.short) === 0
             const kind = short ? rc.direct(4) : rc.direct(8)
             const len = short ? (PAYLOAD_LEN[kind] ?? 0) : rc.direct(8)
-            if (short && !len) throw new FormatError(`${at(k, seq)}: short form of unknown kind ${kind}`)
-            checkPayloadLen(kind, len, at(k, seq))
-            if (kind === KIND.sample) throw new FormatError(`${at(k, seq)}: a sample coded as another record`)
-            const t = time(false)
-            rec = take(RECORD_HEADER_LEN + len, count - k) // every byte is written below (seq last)
+            if (short && !len) throw new FormatError(`${at(where, k, seq)}: short form of unknown kind ${kind}`)
+            checkPayloadLen(kind, len, at(where, k, seq))
+            if (kind === KIND.sample) throw new FormatError(`${at(where, k, seq)}: a sample coded as another record`)
+            const t = time(rc, m, false, where, k)
+            // every byte is written below (seq last)
+            if (used + RECORD_HEADER_LEN + len > arena.length) {
+                arena = Buffer.allocUnsafe(Math.max(RECORD_HEADER_LEN + len, (count - k) * (RECORD_HEADER_LEN + SAMPLE_LEN)))
+                used = 0
+            }
+            rec = arena.subarray(used, (used += RECORD_HEADER_LEN + len))
             rec[4] = kind
             rec[5] = len
             rec.writeUInt32LE(t, 6)
             if (short && kind === KIND.time) {
                 if (rc.direct(1) === 0) {
-                    const utc = 1000 * t + unzigzag(expGolomb())
-                    if (utc < 0 || utc > Number.MAX_SAFE_INTEGER) throw new FormatError(`${at(k, seq)}: utc out of range`)
+                    const utc = 1000 * t + unzigzag(expGolomb(rc, where, k))
+                    if (utc < 0 || utc > Number.MAX_SAFE_INTEGER) throw new FormatError(`${at(where, k, seq)}: utc out of range`)
                     rec.writeUInt32LE(utc % 2 ** 32, 10)
                     rec.writeUInt32LE(Math.floor(utc / 2 ** 32), 14)
-                    bytes(rec, 18)
-                } else bytes(rec, 10)
+                    bytes(rc, m, rec, 18)
+                } else bytes(rc, m, rec, 10)
             } else if (short && kind === KIND.alarm) {
                 rec[10] = rc.direct(8)
-                const tc = m.t1 + unzigzag(expGolomb())
-                if (tc < I32_MIN || tc > I32_MAX) throw new FormatError(`${at(k, seq)}: alarm reading out of range`)
+                const tc = m.t1 + unzigzag(expGolomb(rc, where, k))
+                if (tc < I32_MIN || tc > I32_MAX) throw new FormatError(`${at(where, k, seq)}: alarm reading out of range`)
                 rec.writeInt32LE(tc, 11)
             } else if (kind === KIND.seal && len === SEAL_LEN) {
                 const nextEpoch = m.hasSeal && rc.direct(1) === 0
                 const epoch = nextEpoch ? m.sealEpoch + 1 : rc.direct(32)
-                if (epoch > T_MAX) throw new FormatError(`${at(k, seq)}: seal epoch past u32`)
+                if (epoch > T_MAX) throw new FormatError(`${at(where, k, seq)}: seal epoch past u32`)
                 const impliedCount = m.hasSeal && rc.direct(1) === 0
                 const count = impliedCount ? seq - m.sealSeq - 1 : rc.direct(16)
-                if (count > U16_MAX) throw new FormatError(`${at(k, seq)}: seal count past u16`)
+                if (count > U16_MAX) throw new FormatError(`${at(where, k, seq)}: seal count past u16`)
                 rec.writeUInt32LE(epoch, 10)
                 rec.writeUInt16LE(count, 14)
                 for (let b = 16; b < 32; b++) rec[b] = rc.direct(8)
                 m.hasSeal = true
                 m.sealEpoch = epoch
                 m.sealSeq = seq
-            } else if (short) bytes(rec, RECORD_HEADER_LEN + 4)
+            } else if (short) bytes(rc, m, rec, RECORD_HEADER_LEN + 4)
             else for (let b = RECORD_HEADER_LEN + 4; b < rec.length; b++) rec[b] = rc.direct(8)
         }
-        rec.writeUInt32LE(seq, 0)
+        rec[0] = seq
+        rec[1] = seq >>> 8
+        rec[2] = seq >>> 16
+        rec[3] = seq >>> 24
         m.records++
         out.push(rec)
-        if (rc.consumed > buf.length + DECODE_OVERREAD_MAX) throw new FormatError(`${at(k, seq)}: the stream ends before its records`)
+        if (rc.consumed > buf.length + DECODE_OVERREAD_MAX)
+            throw new FormatError(`${at(where, k, seq)}: the stream ends before its records`)
     }
     return out
 }
