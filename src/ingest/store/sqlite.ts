@@ -311,7 +311,13 @@ export function segmentsFor(db: Db, devid: string): SegmentRow[] {
                 gap_last AS gapLast, status, explained_by AS explainedBy
          FROM segments WHERE devid = ? ORDER BY start_seq`,
     ).all(devid) as (Omit<SegmentRow, "explainedBy"> & { explainedBy: string | null })[]
-    return rows.map(r => ({ ...r, explainedBy: r.explainedBy ? (JSON.parse(r.explainedBy) as number[]) : [] }))
+    // a loop, not map with an arrow: this runs for every batch (tsx names each closure it creates, about 0.3 us)
+    const out: SegmentRow[] = new Array(rows.length)
+    for (let i = 0; i < rows.length; i++) {
+        const r = rows[i]
+        out[i] = { ...r, explainedBy: r.explainedBy ? (JSON.parse(r.explainedBy) as number[]) : [] }
+    }
+    return out
 }
 
 /** Segments whose gap no evicted record explains yet: what a verifier must report. */
@@ -769,6 +775,9 @@ class Checkpointer {
     }
 }
 
+/** a rejection handler made once, not per call (tsx names each closure it creates, about 0.3 us) */
+const ignore = () => {}
+
 /** The most batches one COMMIT carries: however busy the server, the first of a group is not kept waiting long. */
 const GROUP_MAX = 64
 
@@ -839,7 +848,7 @@ export class SqliteStore implements IngestStore {
 
     private serial<T>(fn: () => T | Promise<T>): Promise<T> {
         const result = this.turn.then(fn, fn)
-        this.turn = result.catch(() => {})
+        this.turn = result.catch(ignore)
         return result
     }
 
