@@ -743,11 +743,18 @@ class Checkpointer {
     committed(): void {
         if (!this.worker || this.posted > this.shared[3]) return // the thread has yet to read the last message
         if (this.shm !== null) {
-            readSync(this.shm, this.hdr, 0, this.hdr.length, 0)
-            const le = endianness() === "LE" // the wal-index is in native order
-            const mxFrame = le ? this.hdr.readUInt32LE(16) : this.hdr.readUInt32BE(16)
-            const nBackfill = le ? this.hdr.readUInt32LE(96) : this.hdr.readUInt32BE(96)
-            if (mxFrame - nBackfill < CHECKPOINT_FRAMES) return
+            // called right after a COMMIT that succeeded: a failed read must not fail it, the thread decides then
+            let waiting = CHECKPOINT_FRAMES
+            try {
+                readSync(this.shm, this.hdr, 0, this.hdr.length, 0)
+                const le = endianness() === "LE" // the wal-index is in native order
+                const mxFrame = le ? this.hdr.readUInt32LE(16) : this.hdr.readUInt32BE(16)
+                const nBackfill = le ? this.hdr.readUInt32LE(96) : this.hdr.readUInt32BE(96)
+                waiting = mxFrame - nBackfill
+            } catch {
+                // the thread reads the header itself
+            }
+            if (waiting < CHECKPOINT_FRAMES) return
         }
         this.posted++
         this.worker.postMessage(0)
