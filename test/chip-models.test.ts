@@ -1,7 +1,7 @@
 // The chip models that run on the host (src/sim/models), at the register level, and the bus
 // they sit on. Host-only: no VM. The firmware's drivers are tested against the same models in the
 // VM over the bus bridge (devs/test/rv3028.test.ts, notecard.test.ts, cellular.test.ts,
-// ublox.test.ts); this pins
+// ublox.test.ts, max31856.test.ts); this pins
 // the models' own behaviour.
 import { describe, expect, test } from "vitest"
 import { ChipBus, answerBus } from "../src/sim/models/bus.js"
@@ -9,6 +9,7 @@ import { Rv3028Chip, RV3028_ADDR, STATUS_BSF, STATUS_PORF } from "../src/sim/mod
 import { aloneChips, RIG_ADDR } from "../src/sim/models/alone.js"
 import { NotecardChip } from "../src/sim/models/notecard.js"
 import { UbloxChip } from "../src/sim/models/ublox.js"
+import { DRDY_TAIL, Max31856Chip, encodeCj, encodeTc } from "../src/sim/models/max31856.js"
 import { CLS_ACK, CLS_CFG, ID_ACK_ACK, ID_ACK_NAK, ID_CFG_VALSET, navPvtPoll, ubxFrame } from "../src/gnss/ubx.js"
 
 const T0 = Date.UTC(2026, 0, 1)
@@ -318,5 +319,66 @@ describe("u-blox receiver model (DDC port)", () => {
         g.setInputs({ fault: "silent" }, T0)
         g.xfer(navPvtPoll(), 0, T0)
         expect(g.xfer(Buffer.from([0xfd]), 3, T0)!.toString("hex")).toBe("0000ff")
+    })
+})
+
+describe("MAX31856 model (SPI)", () => {
+    test("encoders: the vectors the driver's decoders are tested with (devs/test/max31856.test.ts)", () => {
+        expect([25.0, 8.0, 5.1171875, -0.0078125, -20.0].map(c => encodeTc(c).toString("hex"))).toEqual([
+            "019000",
+            "008000",
+            "0051e0",
+            "ffffe0",
+            "fec000",
+        ])
+        expect([25.0, 21.5, -0.015625, -10].map(c => encodeCj(c).toString("hex"))).toEqual(["1900", "1580", "fffc", "f600"])
+        // the nearest LSB
+        expect([0.004, 0.0038, -0.004].map(c => encodeTc(c).toString("hex"))).toEqual(["000020", "000000", "ffffe0"])
+        expect(encodeCj(0.008).toString("hex")).toBe("0004")
+    })
+
+    test("1SHOT timing, DRDY, and CJ disable with a host-written cold junction", () => {
+        const m = new Max31856Chip(T0)
+        m.setInputs({ probeC: 10, boardC: 20 })
+        m.transfer(Buffer.from("8041", "hex"), T0) // one-shot, 50 Hz, 1 sample: 169 ms
+        expect(m.transfer(Buffer.from("0000", "hex"), T0 + 168)[1]).toBe(0x41)
+        expect(m.isReady(T0 + 168)).toBe(false)
+        expect(m.transfer(Buffer.from("0000", "hex"), T0 + 169)[1]).toBe(0x01)
+        expect(m.isReady(T0 + 169)).toBe(true)
+        m.transfer(Buffer.from("0c000000", "hex"), T0 + 169) // reading LTCB releases DRDY
+        expect(m.isReady(T0 + 169)).toBe(false)
+        m.transfer(Buffer.from("8008", "hex"), T0 + 200) // CR0: CJ disable, 60 Hz
+        m.transfer(Buffer.from("8a1900", "hex"), T0 + 200) // CJTH/CJTL = 25.0 C (5 C too warm)
+        m.transfer(Buffer.from("8048", "hex"), T0 + 1000)
+        expect(m.isReady(T0 + 1117)).toBe(false)
+        expect(m.isReady(T0 + 1118)).toBe(true) // 143 - 25 ms without the CJ sensor
+        const rx = m.transfer(Buffer.from("0a000000000000", "hex"), T0 + 1118)
+        expect(rx.subarray(1, 7).toString("hex")).toBe("190000f00000") // tc 15.0 C, sr 0
+        // auto-increment wraps from SR (0x0F) to CR0
+        expect(m.transfer(Buffer.from("0f0000", "hex"), T0 + 1118)[2]).toBe(0x08)
+    })
+
+    test("on the bridge, an answer ends with DRDY now and the ms until it asserts", () => {
+        const m = new Max31856Chip(T0)
+        const tail = (rx: Buffer, n: number) => [rx[n], rx.readUInt32LE(n + 1)]
+        let rx = m.xfer(Buffer.from("8041", "hex"), 2 + DRDY_TAIL, T0) // a 169 ms one-shot starts
+        expect(tail(rx, 2)).toEqual([0, 169])
+        rx = m.xfer(Buffer.from("0000", "hex"), 2 + DRDY_TAIL, T0 + 100)
+        expect(tail(rx, 2)).toEqual([0, 69])
+        rx = m.xfer(Buffer.from("0000", "hex"), 2 + DRDY_TAIL, T0 + 169)
+        expect(tail(rx, 2)).toEqual([1, 0])
+        rx = m.xfer(Buffer.from("0c000000", "hex"), 4 + DRDY_TAIL, T0 + 170) // read: released, nothing pending
+        expect(tail(rx, 4)).toEqual([0, 0xffffffff])
+        m.setInputs({ fault: "dead" })
+        rx = m.xfer(Buffer.from("0000", "hex"), 2 + DRDY_TAIL, T0 + 200)
+        expect([rx[0], rx[1], ...tail(rx, 2)]).toEqual([0xff, 0xff, 0, 0xffffffff])
+    })
+
+    test("datasheet rules a host breaks are recorded: notch or type changed during a conversion", () => {
+        const m = new Max31856Chip(T0)
+        m.slowFactor = 1.5
+        m.transfer(Buffer.from("8040", "hex"), T0) // one-shot at 60 Hz
+        m.transfer(Buffer.from("8001", "hex"), T0 + 10) // 50 Hz during it
+        expect(m.violations).toEqual(["CR0 notch changed during a conversion"])
     })
 })

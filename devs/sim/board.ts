@@ -1,29 +1,32 @@
-import { WorldLink, WorldClock, WorldSnapshot } from "./world"
-import { Max31856Model, Max31856Fault } from "./max31856-model"
+import { WorldLink, WorldClock } from "./world"
 import { HostI2c } from "./host-i2c"
-import { SimI2cBus } from "./i2c-bus"
-import { Rv3028, RV3028_ADDR } from "../sensor/rv3028"
+import { HostSpi } from "./host-spi"
+import { Rv3028 } from "../sensor/rv3028"
 import { BoardParts } from "../app/start"
 import { TIME_SOURCE_SIM } from "../record/record"
 import { DIVIDER_RATIO } from "../app/battery"
 
 /**
  * What every simulator build shares (devs/src/sim.ts with the GNSS receiver, devs/src/sim-cell.ts
- * with the Notecard: one program cannot hold both models, docs/devicescript-traps.md "64 KB of
- * code"): the world link and clock, the thermocouple model fed by the world, the I2C bus with the
- * chips whose models run on the host (the real-time clock), and the board parts the logger starts with.
+ * with the Notecard): the world link and clock, the buses to the chips, whose models all run on
+ * the host (src/sim/models, over the bus bridge: the thermocouple converter on SPI, the real-time
+ * clock on I2C), and the board parts the logger starts with.
  */
-const FAULTS: Max31856Fault[] = ["none", "open", "short_vcc", "short_gnd", "dead", "stuck0"]
+/** the thermocouple converter's address on the bus bridge (SPI, chip select 0) */
+const MAX31856_SPI = 0x100
 export const NET_UP = 0x01
 export const RADIO_OFF = 0x02
 
 export class SimBoard {
     readonly world = new WorldLink()
     readonly clock = new WorldClock()
-    readonly i2c = new SimI2cBus()
-    tc: Max31856Model
-    /** the bus to the chips whose models run on the host (one per world link: it takes its replies) */
-    host: HostI2c
+    /**
+     * The board's I2C bus: every chip on it is modelled on the host, which acknowledges the
+     * addresses of the chips the scenario fits (one per world link: it takes the link's replies)
+     */
+    i2c: HostI2c
+    /** the thermocouple converter on SPI */
+    tc: HostSpi
 
     /** Wait for the world's first snapshot, then build the models (the world holds until it is seen). */
     async start(): Promise<void> {
@@ -32,17 +35,8 @@ export class SimBoard {
         while (!world.seen) await clock.sleep(20)
         // the simulator's ground truth (no real logger knows this): world UTC at this boot's uptime 0
         console.log(`ct:world-boot utc=${world.utcAt(0)}`)
-        this.tc = new Max31856Model(clock)
-        // the clock chip outlives the VM: its model is the world's (src/sim/models/rv3028.ts)
-        this.host = new HostI2c(world)
-        this.i2c.attach(RV3028_ADDR, this.host)
-        this.feed(world.now)
-        const self = this
-        world.onChange(w => self.feed(w))
-    }
-
-    private feed(w: WorldSnapshot) {
-        this.tc.setInputs({ probeC: w.probeC, boardC: w.boardC, fault: FAULTS[w.tcFault] || "none" })
+        this.i2c = new HostI2c(world)
+        this.tc = new HostSpi(this.i2c, MAX31856_SPI, clock)
     }
 
     /** the logger's board parts common to every simulator build */

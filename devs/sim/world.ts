@@ -4,20 +4,11 @@ import { Clock, Signal } from "../hal/clock"
 
 /**
  * The simulated world as the harness publishes it on the Sim World service (docs/simulator.md):
- * one snapshot = one instant of world time with every physical input the chip models need.
+ * one snapshot = one instant of world time with what the firmware's own simulator code needs (the
+ * chip models are on the host and take their inputs from the world there).
  */
-export const FAULT_NONE = 0
-export const FAULT_OPEN = 1
-export const FAULT_SHORT_VCC = 2
-export const FAULT_SHORT_GND = 3
-export const FAULT_DEAD = 4
-export const FAULT_STUCK0 = 5
-
 export class WorldSnapshot {
     utcMs = 0
-    probeC = 0
-    boardC = 0
-    tcFault = 0
     netFlags = 0
     gpsFlags = 0
     /** world UTC at this VM's millis() 0: the simulator's clock is the world's */
@@ -39,9 +30,6 @@ function u64(b: Buffer, off: number): number {
 export function decodeWorld(b: Buffer, out: WorldSnapshot): boolean {
     if (!b || b.length < SNAPSHOT_LEN) return false
     out.utcMs = u64(b, 0)
-    out.probeC = b.getAt(8, "i32") / 1000
-    out.boardC = b.getAt(12, "i32") / 1000
-    out.tcFault = b.getAt(16, "u8")
     out.netFlags = b.getAt(17, "u8")
     out.gpsFlags = b.getAt(30, "u8")
     out.originUtc = u64(b, 32)

@@ -9,13 +9,11 @@ import { UplinkReply } from "../uplink/http"
 import { kvGet } from "../flash/kv"
 
 /**
- * Simulator entry point: the same logger as src/main.ts, wired to register-level chip models
- * (SPI/I2C do not run in the VM): the thermocouple's here, fed by the simulated world; the
- * real-time clock's and, when the scenario has a route or a recording, the u-blox receiver's on the
- * host (src/sim/models, over the bus bridge). Uploads over Wi-Fi (HTTPS). Scenarios with a cellular
- * modem run devs/src/sim-cell.ts.
+ * Simulator entry point: the same logger as src/main.ts, wired to register-level chip models on the
+ * host (src/sim/models, over the bus bridge; SPI and I2C do not run in the VM): the thermocouple
+ * converter, the real-time clock and, when the scenario has a route or a recording, the u-blox
+ * receiver. Uploads over Wi-Fi (HTTPS). Scenarios with a cellular modem run devs/src/sim-cell.ts.
  */
-const UBLOX_ADDR = 0x42
 /** snapshot byte 30, b1: a GNSS receiver is fitted (docs/simulator.md) */
 const GPS_PRESENT = 0x02
 /** snapshot byte 18, b0: the I2C bus hangs; b1: an upload hangs */
@@ -26,7 +24,6 @@ const board = new SimBoard()
 await board.start()
 const world = board.world
 const clock = board.clock
-board.i2c.attach(UBLOX_ADDR, board.host)
 /**
  * The scenario's bus hangs (`busHangs`): a transaction started inside one never completes, as when a
  * chip holds SDA low; only a reset frees the bus, so the logger's watchdog must. (Only this build has

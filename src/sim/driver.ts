@@ -8,6 +8,7 @@ import { encodeSnapshot } from "./world.js"
 import { Rv3028Chip, RV3028_ADDR } from "./models/rv3028.js"
 import { NotecardChip, NOTECARD_ADDR } from "./models/notecard.js"
 import { UbloxChip, UBLOX_ADDR } from "./models/ublox.js"
+import { Max31856Chip, MAX31856_SPI } from "./models/max31856.js"
 import { mulberry32 } from "../uplink/notecard-relay.js"
 import { EnergyFeed } from "./energy-feed.js"
 
@@ -88,6 +89,8 @@ export class WorldDriver {
     notecard?: NotecardChip
     /** the logger's GNSS receiver, when the scenario has a route or a recording */
     receiver?: UbloxChip
+    /** the thermocouple converter (MAX31856) */
+    thermocouple?: Max31856Chip
     /** backups and restores of the server's database still to come, in time order */
     private serverEvents: ServerEvent[]
     /** the charge the logger draws, and its cell's voltage (docs/simulator.md, "Energy") */
@@ -208,6 +211,20 @@ export class WorldDriver {
         this.feedNotecard(0)
     }
 
+    /** The thermocouple converter: the world gives it the probe's and the board's temperature. */
+    fitThermocouple(chip: Max31856Chip) {
+        this.thermocouple = chip
+        this.hub.chips.attach(MAX31856_SPI, chip)
+        this.feedThermocouple(0)
+    }
+
+    /** the probe and the board at world `worldMs` (to the milli-degree), and a wiring or chip fault */
+    private feedThermocouple(worldMs: number) {
+        const w = worldAt(this.s, worldMs / H)
+        const milli = (c: number) => Math.round(c * 1000) / 1000
+        this.thermocouple?.setInputs({ probeC: milli(w.probeC), boardC: milli(w.boardC), fault: w.fault ?? "none" })
+    }
+
     /**
      * The logger's GNSS receiver: the world gives it the route (or plays the scenario's recording,
      * from the start at every power-on: the receiver loses power with the board).
@@ -255,6 +272,7 @@ export class WorldDriver {
         const h = worldMs / H
         this.gate.setUp(!inWindow(this.s.outages, h) && (!this.s.wifi || !!inWindow(this.s.wifi, h)))
         if (this.notehub) await this.notehub.relay.pump()
+        this.feedThermocouple(worldMs)
         this.feedNotecard(worldMs)
         this.feedReceiver(worldMs)
         while (this.serverEvents.length && this.serverEvents[0].at <= worldMs)
@@ -302,6 +320,7 @@ export class WorldDriver {
         this.energy.powerOn(this.startUtc + back)
         this.rtc.powerOn(this.startUtc + back, kill.rtcLost)
         this.notecard?.powerOn(this.startUtc + back)
+        this.thermocouple?.powerOn(this.startUtc + back)
         if (this.receiver) {
             this.receiver.powerOn(this.startUtc + back)
             if (this.s.gnss?.bytes) this.receiver.replay(this.s.gnss.bytes, !!this.s.gnss.loop)

@@ -14,6 +14,7 @@ import { assessRun, type Assessment } from "./assess.js"
 import { encodeSnapshot } from "./world.js"
 import { NotecardChip } from "./models/notecard.js"
 import { UbloxChip } from "./models/ublox.js"
+import { Max31856Chip } from "./models/max31856.js"
 import type { EnergySummary } from "./energy.js"
 
 export type { SampleLine } from "./console.js"
@@ -169,7 +170,8 @@ async function drive(
         },
         (opts.progressEvery ?? 6) * 3_600_000,
     )
-    // the modem and the receiver are powered with the logger on the shelf
+    // the chips are powered with the logger on the shelf
+    driver.fitThermocouple(new Max31856Chip(startUtc - SHELF_MS))
     if (tb.notehub) driver.fitNotecard(new NotecardChip(startUtc - SHELF_MS))
     if (s.route || s.gnss) driver.fitReceiver(new UbloxChip(startUtc - SHELF_MS))
     tb.worldUtc = () => startUtc + driver.worldMs

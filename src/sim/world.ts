@@ -1,4 +1,4 @@
-import { FAULT_CODES, Scenario, worldAt } from "./scenario.js"
+import { Scenario, worldAt } from "./scenario.js"
 
 /** Sim World snapshot bytes (docs/simulator.md); the firmware's devs/sim/world.ts decodes them. */
 export const SNAPSHOT_LEN = 56
@@ -30,9 +30,6 @@ export function encodeSnapshot(s: Scenario, worldMs: number, originUtc: number, 
     const w = worldAt(s, worldMs / 3_600_000)
     const b = Buffer.alloc(SNAPSHOT_POWER_LEN)
     writeU64(b, startMs + worldMs, 0)
-    b.writeInt32LE(Math.round(w.probeC * 1000), 8)
-    b.writeInt32LE(Math.round(w.boardC * 1000), 12)
-    b.writeUInt8(w.fault ? FAULT_CODES[w.fault] : 0, 16)
     b.writeUInt8((w.networkUp ? NET_UP : 0) | (w.radioOff ? RADIO_OFF : 0), 17)
     b.writeUInt8((w.busHang ? BUS_HUNG : 0) | (w.uplinkHang ? UPLINK_HUNG : 0), 18)
     b.writeUInt8((w.gps ? GPS_PRESENT : 0) | (w.gpsFix ? GPS_FIX : 0) | (s.gnss?.loop ? GPS_LOOP : 0), 30)

@@ -2,6 +2,7 @@ import { ChipBus, BusRequest, BusReply, answerBus } from "./bus.js"
 import { Rv3028Chip, RV3028_ADDR } from "./rv3028.js"
 import { NotecardChip, NOTECARD_ADDR, type InboundNote, type Note, type NotecardCloud, type NotecardModelOptions } from "./notecard.js"
 import { UbloxChip, UBLOX_ADDR, type UbloxModelOptions } from "./ublox.js"
+import { Max31856Chip, MAX31856_SPI, modelConversionMs } from "./max31856.js"
 
 /**
  * The chips a VM gets when it runs alone, with no world (the firmware's unit tests, devs/test): the
@@ -28,6 +29,13 @@ import { UbloxChip, UBLOX_ADDR, type UbloxModelOptions } from "./ublox.js"
  *   has no time); `{"gnssLatency": ms}`; `{"gnssInject": hex}` raw bytes into its output;
  *   `{"gnssReplay": [[hex, times], ...] | null, "loop": bool}` a recording, its pieces repeated as
  *   given; `{"gnssPowerOn": 1}` a power-on reset; `{"get": "gnss"}` its state.
+ * - `{"tc": 1}` a new MAX31856 (SPI, bridge address 0x100), powered at `at`; `{"tcInputs": {probeC?,
+ *   boardC?, fault?}}`; `{"tcSlow": factor}` (its conversions take that much longer; null: they
+ *   never end); `{"tcPowerOn": 1}`; `{"tcRaw": hex}` an SPI transaction of the test's own, its bytes
+ *   back; `{"tcConvMs": [cr0, cr1]}` the model's conversion time; `{"get": "tc"}` its registers and
+ *   counters.
+ *
+ * Numbers with a fraction come as exact decimal text ("-785e-1"): the VM writes about 7 digits.
  */
 export const RIG_ADDR = 0x7e
 
@@ -96,6 +104,7 @@ class Rig {
     rtc?: Rv3028Chip
     nc?: NotecardChip
     gnss?: UbloxChip
+    tc?: Max31856Chip
     private answer = Buffer.alloc(0)
 
     constructor(private readonly bus: ChipBus) {}
@@ -133,6 +142,24 @@ class Rig {
             this.bus.attach(UBLOX_ADDR, this.gnss)
             return
         }
+        if (c.tc) {
+            this.tc = new Max31856Chip(utc)
+            this.bus.attach(MAX31856_SPI, this.tc)
+            return
+        }
+        const tc = this.tc
+        if (c.tcInputs) return tc!.setInputs(exactNumbers(c.tcInputs))
+        if (c.tcSlow !== undefined) return void (tc!.slowFactor = c.tcSlow === null ? Infinity : Number(exactNumbers({ f: c.tcSlow }).f))
+        if (c.tcPowerOn) return tc!.powerOn(utc)
+        if (c.tcRaw) return tc!.transfer(Buffer.from(c.tcRaw, "hex"), utc).toString("hex")
+        if (c.tcConvMs) return modelConversionMs(c.tcConvMs[0], c.tcConvMs[1])
+        if (c.get === "tc")
+            return {
+                regs: tc!.regs.toString("hex"),
+                violations: tc!.violations,
+                conversions: tc!.conversions,
+                transactions: tc!.transactions,
+            }
         const g = this.gnss
         if (c.gnssInputs) return g!.setInputs(exactNumbers(c.gnssInputs), utc)
         if (c.gnssLatency !== undefined) return void (g!.latencyMs = c.gnssLatency)

@@ -1,16 +1,21 @@
-import { SpiDevice, ReadyLine } from "../hal/spi"
-import { Clock } from "../hal/clock"
+import type { I2cChip } from "./bus.js"
 
 /*
- * Register-level MAX31856 model for the simulator and the unit tests. It implements the same
- * SpiDevice transport the driver uses on the board, so the real driver code runs against it.
- * Written from the hardware notes independently of the driver (its encoders are tested against the
- * same vectors as the driver's decoders), so the two cross-check each other.
+ * Register-level MAX31856 model, on the host behind the bus bridge (docs/simulator.md): the real
+ * driver (devs/sensor/max31856.ts) runs against it in the simulator and in its unit tests. Written
+ * from the hardware notes independently of the driver (its encoders are tested against the same
+ * vectors as the driver's decoders), so the two cross-check each other. Its time is the world's:
+ * each transaction comes with its instant.
+ *
+ * On the bridge an SPI device has an address from 0x100 (chip select 0); a transaction is the
+ * bytes clocked out, and its answer the bytes clocked in followed by the data-ready line's state
+ * (`DRDY_TAIL` bytes: asserted now, u8; and in how many ms it asserts without another transaction,
+ * u32 LE, 0xFFFFFFFF: not), so the firmware's side can answer `isReady()` at once between
+ * transactions, as a pin would (devs/sim/host-spi.ts).
  *
  * Modelled: 16 registers, read (addr) / write (addr | 0x80) with auto-increment (wrapping at 0x0F),
  * power-on defaults, one-shot conversions whose 1SHOT bit clears after the conversion time derived
- * from averaging, notch and CJ disable (measured on the Clock passed in, so it scales with simulated
- * time), automatic mode (CMODE), DRDY, CJ disable (host-written CJTH/CJTL), CJTO offset, comparator
+ * from averaging, notch and CJ disable (in world time), automatic mode (CMODE), DRDY, CJ disable (host-written CJTH/CJTL), CJTO offset, comparator
  * and latched fault modes, range and threshold faults, and wiring/chip faults.
  * Not modelled: thermocouple non-linearity (the probe temperature is what the chip reports, shifted
  * by the cold-junction error), voltage modes (CR1 type 8..15 give 0), noise.
@@ -108,9 +113,13 @@ function autoPeriodMs(cr0: number, cr1: number): number {
     return 100 + (avg - 1) * (fifty ? 20 : 16.67)
 }
 
+export const MAX31856_SPI = 0x100
+export const DRDY_TAIL = 5
+const NEVER = 0xffffffff
+
 const POWER_ON = [0x00, 0x03, 0xff, 0x7f, 0xc0, 0x7f, 0xff, 0x80, 0x00, 0x00, 0, 0, 0, 0, 0, 0]
 
-export class Max31856Model implements SpiDevice, ReadyLine {
+export class Max31856Chip implements I2cChip {
     /** the 16 registers, as the chip holds them */
     readonly regs = Buffer.alloc(16)
     probeC = 25
@@ -131,46 +140,74 @@ export class Max31856Model implements SpiDevice, ReadyLine {
     private autoDone = 0
     private busyUntil = -1 // auto-mode conversion still finishing after CMODE was cleared
     private drdy = false
+    /** world UTC (ms) of the current transaction */
+    private now: number
 
-    constructor(readonly clock: Clock) {
-        this.powerOn()
+    /** a chip powered at world `utc` */
+    constructor(utc: number) {
+        this.now = utc
+        this.powerOn(utc)
     }
 
-    /** power-on reset: datasheet defaults (type K, 60 Hz, everything masked), no conversion */
-    powerOn() {
+    /** power-on reset at `utc`: datasheet defaults (type K, 60 Hz, everything masked), no conversion */
+    powerOn(utc: number) {
+        this.now = utc
         for (let i = 0; i < 16; i++) this.regs[i] = POWER_ON[i]
         this.oneShotEnd = -1
         this.busyUntil = -1
         this.drdy = false
     }
 
+    /** the world's inputs (taken at the next conversion) */
     setInputs(inputs: Max31856Inputs) {
         if (inputs.probeC !== undefined) this.probeC = inputs.probeC
         if (inputs.boardC !== undefined) this.boardC = inputs.boardC
         if (inputs.fault !== undefined) this.fault = inputs.fault
     }
 
-    /** DRDY (active low on the pin): true once a result is ready, until LTCB is read */
-    isReady(): boolean {
+    /** DRDY (active low on the pin) at `utc`: true once a result is ready, until LTCB is read */
+    isReady(utc: number): boolean {
+        if (utc > this.now) this.now = utc
         if (this.fault === "dead") return false
         if (this.fault === "stuck0") return true
         this.tick()
         return this.drdy
     }
 
+    /** in how many ms DRDY asserts with no transaction in between; NEVER: it does not */
+    private readyInMs(): number {
+        if (this.fault === "dead") return NEVER
+        if (this.fault === "stuck0" || this.drdy) return 0
+        if (this.oneShotEnd >= 0) return isFinite(this.oneShotEnd) ? Math.max(0, Math.ceil(this.oneShotEnd - this.now)) : NEVER
+        if (this.regs[0] & 0x80) {
+            const p = autoPeriodMs(this.regs[0], this.regs[1])
+            return Math.max(0, Math.ceil(this.autoStart + (this.autoDone + 1) * p - this.now))
+        }
+        return NEVER
+    }
+
     /** true while a conversion is running (the time when type and notch must not change) */
     converting(): boolean {
         this.tick()
-        return this.oneShotEnd >= 0 || (this.regs[0] & 0x80) !== 0 || this.clock.now() < this.busyUntil
+        return this.oneShotEnd >= 0 || (this.regs[0] & 0x80) !== 0 || this.now < this.busyUntil
     }
 
-    async transfer(tx: Buffer): Promise<Buffer> {
+    /** one SPI transaction at world `utc` (the bridge's form: rxLen is tx.length + DRDY_TAIL) */
+    xfer(tx: Buffer, rxLen: number, utc: number): Buffer {
+        const rx = Buffer.alloc(rxLen)
+        this.transfer(tx, utc).copy(rx)
+        const ready = this.isReady(utc)
+        rx[tx.length] = ready ? 1 : 0
+        rx.writeUInt32LE(ready ? 0 : this.readyInMs(), tx.length + 1)
+        return rx
+    }
+
+    /** CS low, `tx` clocked out while as many bytes are clocked in, CS high, at world `utc` */
+    transfer(tx: Buffer, utc: number): Buffer {
+        if (utc > this.now) this.now = utc
         this.transactions++
         const rx = Buffer.alloc(tx.length)
-        if (this.fault === "dead") {
-            rx.fillAt(0, rx.length, 0xff)
-            return rx
-        }
+        if (this.fault === "dead") return rx.fill(0xff)
         if (this.fault === "stuck0" || tx.length === 0) return rx
         this.tick() // bring conversions up to date before the host sees the registers
         const addr = tx[0]
@@ -183,7 +220,7 @@ export class Max31856Model implements SpiDevice, ReadyLine {
             // CS goes high here: a requested one-shot conversion starts now
             if (this.oneShotRequested) {
                 this.oneShotRequested = false
-                this.oneShotEnd = this.clock.now() + modelConversionMs(this.regs[0], this.regs[1]) * this.slowFactor
+                this.oneShotEnd = this.now + modelConversionMs(this.regs[0], this.regs[1]) * this.slowFactor
                 this.regs[0] |= 0x40
                 this.drdy = false
             }
@@ -202,12 +239,12 @@ export class Max31856Model implements SpiDevice, ReadyLine {
         if (reg === 0x00) {
             if ((old ^ v) & 0x01 && this.converting()) this.violations.push("CR0 notch changed during a conversion")
             if (!(old & 0x80) && v & 0x80) {
-                this.autoStart = this.clock.now()
+                this.autoStart = this.now
                 this.autoDone = 0
             } else if (old & 0x80 && !(v & 0x80)) {
                 // the conversion in progress still finishes
                 const p = autoPeriodMs(old, this.regs[1])
-                const since = this.clock.now() - this.autoStart
+                const since = this.now - this.autoStart
                 this.busyUntil = this.autoStart + (Math.floor(since / p) + 1) * p
             }
             if (v & 0x02) this.regs[0x0f] = 0 // FAULTCLR
@@ -228,7 +265,7 @@ export class Max31856Model implements SpiDevice, ReadyLine {
 
     /** complete conversions whose time has come (lazy: evaluated whenever the host looks) */
     private tick() {
-        const now = this.clock.now()
+        const now = this.now
         if (this.oneShotEnd >= 0 && now >= this.oneShotEnd) {
             this.oneShotEnd = -1
             this.regs[0] &= ~0x40
