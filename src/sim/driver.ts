@@ -3,12 +3,9 @@ import type { VmProcess } from "./vm.js"
 import type { NetGate } from "./netgate.js"
 import type { HttpFaultInjector } from "./httpfaults.js"
 import type { Notehub } from "../uplink/notehub.js"
-import { Scenario, allPowerCuts, inWindow, worldAt } from "./scenario.js"
+import { Scenario, allPowerCuts, inWindow } from "./scenario.js"
 import { encodeSnapshot } from "./world.js"
-import { Rv3028Chip, RV3028_ADDR } from "./models/rv3028.js"
-import { NotecardChip, NOTECARD_ADDR } from "./models/notecard.js"
-import { UbloxChip, UBLOX_ADDR } from "./models/ublox.js"
-import { Max31856Chip, MAX31856_SPI } from "./models/max31856.js"
+import type { BoardChips } from "./models/board.js"
 import { mulberry32 } from "../uplink/notecard-relay.js"
 import { EnergyFeed } from "./energy-feed.js"
 
@@ -72,7 +69,6 @@ export class WorldDriver {
     private offUntil: number | null = null
     /** the VM start (`vm.boots`) the driver cut itself: its exit is no surprise */
     private cutStart = 0
-    /** the VM start (`vm.boots`) that has the scenario's receiver recording */
     private queue: Promise<void> = Promise.resolve()
     private done!: () => void
     private fail!: (e: Error) => void
@@ -83,14 +79,6 @@ export class WorldDriver {
     /** resolves when the world takes over the VM's clock at the shipment's start */
     readonly started: Promise<void>
     private markStarted!: () => void
-    /** the board's real-time clock: it outlives the VM */
-    readonly rtc: Rv3028Chip
-    /** the logger's cellular modem, when the scenario has one: it keeps its notes through power cuts */
-    notecard?: NotecardChip
-    /** the logger's GNSS receiver, when the scenario has a route or a recording */
-    receiver?: UbloxChip
-    /** the thermocouple converter (MAX31856) */
-    thermocouple?: Max31856Chip
     /** backups and restores of the server's database still to come, in time order */
     private serverEvents: ServerEvent[]
     /** the charge the logger draws, and its cell's voltage (docs/simulator.md, "Energy") */
@@ -103,6 +91,8 @@ export class WorldDriver {
         readonly gate: NetGate,
         readonly faults: HttpFaultInjector,
         readonly notehub: Notehub | undefined,
+        /** the logger's chips (their models are the world's, on the bus bridge) */
+        readonly chips: BoardChips,
         readonly events: DriverEvents,
         readonly progressEvery = 6 * H,
     ) {
@@ -110,8 +100,6 @@ export class WorldDriver {
         this.startUtc = Date.parse(s.start)
         this.endMs = s.hours * H
         this.nextProgress = progressEvery
-        this.rtc = new Rv3028Chip(this.startUtc, { driftPpm: s.rtc?.driftPpm })
-        this.hub.chips.attach(RV3028_ADDR, this.rtc)
         this.energy = new EnergyFeed(s)
         this.serverEvents = (s.serverRestores ?? []).flatMap((r, n) => [
             { what: "backup" as const, n, at: r.backup * H },
@@ -203,66 +191,6 @@ export class WorldDriver {
         return this.kills[0]
     }
 
-    /** The logger's Notecard, syncing with the Notehub stand-in; the world gives it coverage and time. */
-    fitNotecard(card: NotecardChip) {
-        card.cloud = this.notehub
-        this.notecard = card
-        this.hub.chips.attach(NOTECARD_ADDR, card)
-        this.feedNotecard(0)
-    }
-
-    /** The thermocouple converter: the world gives it the probe's and the board's temperature. */
-    fitThermocouple(chip: Max31856Chip) {
-        this.thermocouple = chip
-        this.hub.chips.attach(MAX31856_SPI, chip)
-        this.feedThermocouple(0)
-    }
-
-    /** the probe and the board at world `worldMs` (to the milli-degree), and a wiring or chip fault */
-    private feedThermocouple(worldMs: number) {
-        const w = worldAt(this.s, worldMs / H)
-        const milli = (c: number) => Math.round(c * 1000) / 1000
-        this.thermocouple?.setInputs({ probeC: milli(w.probeC), boardC: milli(w.boardC), fault: w.fault ?? "none" })
-    }
-
-    /**
-     * The logger's GNSS receiver: the world gives it the route (or plays the scenario's recording,
-     * from the start at every power-on: the receiver loses power with the board).
-     */
-    fitReceiver(receiver: UbloxChip) {
-        this.receiver = receiver
-        this.hub.chips.attach(UBLOX_ADDR, receiver)
-        if (this.s.gnss?.bytes) receiver.replay(this.s.gnss.bytes, !!this.s.gnss.loop)
-        this.feedReceiver(0)
-    }
-
-    /** the receiver's sky at world `worldMs`: position (to 1e-7 degree) and how it moves, the fix, UTC */
-    private feedReceiver(worldMs: number) {
-        const w = worldAt(this.s, worldMs / H)
-        const utc = this.startUtc + worldMs
-        const e7 = (deg: number) => Math.round(deg * 1e7) / 1e7
-        this.receiver?.setInputs(
-            {
-                utcMs: utc,
-                lat: e7(w.lat),
-                lon: e7(w.lon),
-                latRate: e7(w.latRate),
-                lonRate: e7(w.lonRate),
-                speedMps: Math.min(65535, Math.round(w.speed * 100)) / 100,
-                fix: w.gpsFix,
-                numSV: w.gpsFix ? 9 : 0,
-            },
-            utc,
-        )
-    }
-
-    /** cellular coverage is the world's network (outages cut it too); none while the radio must be off */
-    private feedNotecard(worldMs: number) {
-        const w = worldAt(this.s, worldMs / H)
-        const utc = this.startUtc + worldMs
-        this.notecard?.setInputs({ connected: w.networkUp && !w.radioOff, utcMs: utc }, utc)
-    }
-
     /** Bring the world to `worldMs` and let the VM's clock go there. */
     private async jump(worldMs: number) {
         this.worldMs = worldMs
@@ -272,9 +200,7 @@ export class WorldDriver {
         const h = worldMs / H
         this.gate.setUp(!inWindow(this.s.outages, h) && (!this.s.wifi || !!inWindow(this.s.wifi, h)))
         if (this.notehub) await this.notehub.relay.pump()
-        this.feedThermocouple(worldMs)
-        this.feedNotecard(worldMs)
-        this.feedReceiver(worldMs)
+        this.chips.feed(worldMs)
         while (this.serverEvents.length && this.serverEvents[0].at <= worldMs)
             await this.events.server?.(this.serverEvents.shift()!, worldMs)
         // (a VM that has not announced its Sim World service yet gets the snapshot of a later jump)
@@ -318,13 +244,7 @@ export class WorldDriver {
         }
         this.worldMs = back
         this.energy.powerOn(this.startUtc + back)
-        this.rtc.powerOn(this.startUtc + back, kill.rtcLost)
-        this.notecard?.powerOn(this.startUtc + back)
-        this.thermocouple?.powerOn(this.startUtc + back)
-        if (this.receiver) {
-            this.receiver.powerOn(this.startUtc + back)
-            if (this.s.gnss?.bytes) this.receiver.replay(this.s.gnss.bytes, !!this.s.gnss.loop)
-        }
+        this.chips.powerOn(this.startUtc + back, kill.rtcLost)
         this.startVm(back)
         this.events.powerBack?.(back)
     }
@@ -344,9 +264,9 @@ export class WorldDriver {
             await this.afterCut(kill, kill.at)
             return
         }
-        // a reset nobody asked for (the runtime's watchdog, a crash): the board starts again at once
+        // a reset nobody asked for (the runtime's watchdog, a crash): the ESP32 starts again at once
+        // (the other chips keep their power)
         this.events.reset?.(this.worldMs, code)
-        this.rtc.powerOn(this.startUtc + this.worldMs, false)
         this.startVm(this.worldMs)
     }
 

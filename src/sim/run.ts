@@ -12,9 +12,7 @@ import { ConsoleLog, parseConsoleLine, type SampleLine } from "./console.js"
 import { WorldDriver, fmtWorld, type PowerCut } from "./driver.js"
 import { assessRun, type Assessment } from "./assess.js"
 import { encodeSnapshot } from "./world.js"
-import { NotecardChip } from "./models/notecard.js"
-import { UbloxChip } from "./models/ublox.js"
-import { Max31856Chip } from "./models/max31856.js"
+import { BoardChips } from "./models/board.js"
 import type { EnergySummary } from "./energy.js"
 
 export type { SampleLine } from "./console.js"
@@ -148,6 +146,8 @@ async function drive(
         tb.gate,
         tb.faults,
         tb.notehub,
+        // the chips are powered with the logger on the shelf
+        new BoardChips(s, tb.hub.chips, startUtc - SHELF_MS, tb.notehub),
         {
             progress: t => {
                 const net = tb.gate.up ? "" : "  [network down]"
@@ -170,10 +170,6 @@ async function drive(
         },
         (opts.progressEvery ?? 6) * 3_600_000,
     )
-    // the chips are powered with the logger on the shelf
-    driver.fitThermocouple(new Max31856Chip(startUtc - SHELF_MS))
-    if (tb.notehub) driver.fitNotecard(new NotecardChip(startUtc - SHELF_MS))
-    if (s.route || s.gnss) driver.fitReceiver(new UbloxChip(startUtc - SHELF_MS))
     tb.worldUtc = () => startUtc + driver.worldMs
     tb.vm.on("line", (line: string, utc: number) => {
         con.add(line, utc)
