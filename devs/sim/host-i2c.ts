@@ -17,7 +17,9 @@ const LINE_BYTES = 96
  */
 export class HostI2c implements I2cBus {
     private seq = 0
-    private readonly got: number[] = []
+    /** answers not yet taken by the fiber waiting for them: their seq, whether a chip acknowledged, the bytes read */
+    private readonly seqs: number[] = []
+    private readonly acked: boolean[] = []
     private readonly replies: Buffer[] = []
     private readonly arrived = ds.emitter<boolean>()
 
@@ -26,9 +28,10 @@ export class HostI2c implements I2cBus {
         world.onBusReply = (seq, status, data) => self.take(seq, status, data)
     }
 
-    /** an answer: kept by its seq (negated when nobody acknowledged) for the fiber that waits for it */
+    /** an answer, kept for the fiber that waits for its seq */
     private take(seq: number, status: number, data: Buffer) {
-        this.got.push(status ? -seq : seq)
+        this.seqs.push(seq)
+        this.acked.push(status === 0)
         this.replies.push(data)
         this.arrived.emit(true)
     }
@@ -42,13 +45,14 @@ export class HostI2c implements I2cBus {
             if (last) break
         }
         for (;;) {
-            let i = this.got.indexOf(seq)
-            const nack = i < 0 && (i = this.got.indexOf(-seq)) >= 0
+            const i = this.seqs.indexOf(seq)
             if (i >= 0) {
+                const acked = this.acked[i]
                 const data = this.replies[i]
-                this.got.insert(i, -1) // DeviceScript: a negative count removes
+                this.seqs.insert(i, -1) // DeviceScript: a negative count removes
+                this.acked.insert(i, -1)
                 this.replies.insert(i, -1)
-                if (nack) throw new Error(`i2c: no ack from ${address}`)
+                if (!acked) throw new Error(`i2c: no ack from ${address}`)
                 return data
             }
             if ((await ds.wait(this.arrived, REPLY_WAIT_MS)) === undefined) throw new Error(`i2c: no reply to ${seq}`)
