@@ -30,7 +30,7 @@ import {
 import { WorldLink } from "../sim/world"
 import { HostI2c } from "../sim/host-i2c"
 import { HostSpi } from "../sim/host-spi"
-import { rig as rigCommand } from "./rig"
+import { rig as rigCommand, exact } from "./rig"
 
 /*
  * The MAX31856 driver against the simulator's register-level model of the chip, which runs on the
@@ -88,11 +88,11 @@ class SpySpi implements SpiDevice {
 
 /** the chip on the host, as the rig steers and shows it */
 class Converter {
-    /** probeC/boardC go as whole milli-degrees: the VM's number-to-text keeps ~7 digits */
+    /** probeC/boardC to the milli-degree (as exact text: `exact`) */
     async inputs(i: any) {
         const o: any = { ...i }
-        if (i.probeC !== undefined) o.probeC = Math.round(i.probeC * 1000) + "e-3"
-        if (i.boardC !== undefined) o.boardC = Math.round(i.boardC * 1000) + "e-3"
+        if (i.probeC !== undefined) o.probeC = exact(i.probeC, 3)
+        if (i.boardC !== undefined) o.boardC = exact(i.boardC, 3)
         await rigCommand(bus, { tcInputs: o })
     }
     /** regs (hex), violations, conversions, transactions */
@@ -101,7 +101,7 @@ class Converter {
     }
     /** conversions take `factor` times longer (Infinity: they never end) */
     async slow(factor: number) {
-        await rigCommand(bus, { tcSlow: factor === Infinity ? null : Math.round(factor * 1000) + "e-3" })
+        await rigCommand(bus, { tcSlow: factor === Infinity ? null : exact(factor, 3) })
     }
     async powerOn() {
         await rigCommand(bus, { tcPowerOn: 1 })

@@ -9,6 +9,16 @@ export const RIG_ADDR = 0x7e
 /** bytes per read (a bridge reply carries at most 233) */
 const CHUNK = 200
 
+/**
+ * `v` rounded to `decimals` as exact decimal text ("508467512e-7"), which the rig reads back as that
+ * number: the VM's number-to-text keeps only about 7 digits.
+ */
+export function exact(v: number, decimals: number): string {
+    let scale = 1
+    for (let i = 0; i < decimals; i++) scale *= 10 // exact, unlike a pow through exp and log
+    return Math.round(v * scale) + "e-" + decimals
+}
+
 export async function rig(bus: I2cBus, command: any): Promise<any> {
     const first = await bus.xfer(RIG_ADDR, Buffer.from(JSON.stringify(command)), CHUNK)
     const n = first.getAt(0, "u16")

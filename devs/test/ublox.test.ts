@@ -18,7 +18,7 @@ import {
 import { Ublox, UbloxOptions, configFrame, navPvtPollFrame, valsetPayload } from "../sensor/ublox"
 import { WorldLink } from "../sim/world"
 import { HostI2c } from "../sim/host-i2c"
-import { rig as rigCommand } from "./rig"
+import { rig as rigCommand, exact } from "./rig"
 
 /*
  * UBX framing, parser, NAV-PVT decoding, and the u-blox driver against the simulator's
@@ -135,12 +135,12 @@ class SpyBus implements I2cBus {
 
 /** the receiver on the host, as the rig steers and shows it */
 class Receiver {
-    /** lat/lon/heightM go as whole 1e-7 degrees and mm: the VM's number-to-text keeps ~7 digits */
+    /** lat/lon to 1e-7 degree, heightM to the mm (as exact text: `exact`) */
     async inputs(i: any) {
         const o: any = { ...i }
-        if (i.lat !== undefined) o.lat = Math.round(i.lat * 1e7) + "e-7"
-        if (i.lon !== undefined) o.lon = Math.round(i.lon * 1e7) + "e-7"
-        if (i.heightM !== undefined) o.heightM = Math.round(i.heightM * 1000) + "e-3"
+        if (i.lat !== undefined) o.lat = exact(i.lat, 7)
+        if (i.lon !== undefined) o.lon = exact(i.lon, 7)
+        if (i.heightM !== undefined) o.heightM = exact(i.heightM, 3)
         await rigCommand(bus, { gnssInputs: o })
     }
     /** outNmea, valsets, received, dropped, utcNow, replayDone */

@@ -93,12 +93,11 @@ export class AckingCloud implements NotecardCloud {
 }
 
 /**
- * The VM writes numbers as text with about 7 digits: fractional inputs come as exact decimal text
- * ("508467512e-7"), turned into numbers here.
+ * The VM writes numbers as text with about 7 digits: a number with a fraction comes as exact decimal
+ * text ("508467512e-7", devs/test/rig.ts `exact`), turned back into a number as the command is parsed.
  */
-function exactNumbers(o: Record<string, unknown>): Record<string, unknown> {
-    return Object.fromEntries(Object.entries(o).map(([k, v]) => [k, typeof v === "string" && /^-?\d+e-\d+$/.test(v) ? Number(v) : v]))
-}
+const EXACT = /^-?\d+e-\d+$/
+const exactNumbers = (_key: string, v: unknown) => (typeof v === "string" && EXACT.test(v) ? Number(v) : v)
 
 class Rig {
     rtc?: Rv3028Chip
@@ -112,7 +111,7 @@ class Rig {
     async xfer(tx: Buffer, rxLen: number, utc: number): Promise<Buffer> {
         const rx = Buffer.alloc(rxLen)
         if (tx.length) {
-            const text = JSON.stringify((await this.command(JSON.parse(tx.toString("utf8")), utc)) ?? null)
+            const text = JSON.stringify((await this.command(JSON.parse(tx.toString("utf8"), exactNumbers), utc)) ?? null)
             const b = Buffer.from(text, "utf8")
             this.answer = Buffer.concat([Buffer.from([b.length & 0xff, b.length >> 8]), b])
         }
@@ -148,8 +147,8 @@ class Rig {
             return
         }
         const tc = this.tc
-        if (c.tcInputs) return tc!.setInputs(exactNumbers(c.tcInputs))
-        if (c.tcSlow !== undefined) return void (tc!.slowFactor = c.tcSlow === null ? Infinity : Number(exactNumbers({ f: c.tcSlow }).f))
+        if (c.tcInputs) return tc!.setInputs(c.tcInputs)
+        if (c.tcSlow !== undefined) return void (tc!.slowFactor = c.tcSlow === null ? Infinity : c.tcSlow)
         if (c.tcPowerOn) return tc!.powerOn(utc)
         if (c.tcRaw) return tc!.transfer(Buffer.from(c.tcRaw, "hex"), utc).toString("hex")
         if (c.tcConvMs) return modelConversionMs(c.tcConvMs[0], c.tcConvMs[1])
@@ -161,7 +160,7 @@ class Rig {
                 transactions: tc!.transactions,
             }
         const g = this.gnss
-        if (c.gnssInputs) return g!.setInputs(exactNumbers(c.gnssInputs), utc)
+        if (c.gnssInputs) return g!.setInputs(c.gnssInputs, utc)
         if (c.gnssLatency !== undefined) return void (g!.latencyMs = c.gnssLatency)
         if (c.gnssInject) return g!.inject(Buffer.from(c.gnssInject, "hex"))
         if (c.gnssReplay !== undefined) {
