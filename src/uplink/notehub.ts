@@ -228,7 +228,7 @@ export async function startNotehub(o: NotehubOptions): Promise<Notehub> {
     const relay = new NoteRelay(deliver, o.relay ?? { delayMs: 0, jitterMs: 50 })
 
     /** one sync: the batches go to the relay (every payload decoded first: a bad one refuses it all) */
-    const sync = (sn: string, notes: { file: string; body?: unknown; payload?: string }[]): Inbound[] => {
+    const sync = (sn: string, notes: SyncNote[]): Inbound[] => {
         const batches: DeviceNote[] = notes
             .filter(n => n.file === BATCH_FILE)
             .map(n => ({ file: n.file, body: n.body, payload: n.payload ?? "", sn, time: Math.floor(Date.now() / 1000) }))
