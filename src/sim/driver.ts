@@ -65,8 +65,6 @@ export class WorldDriver {
     readonly endMs: number
     readonly cuts: PowerCut[] = []
     private kills: Kill[]
-    /** the VM is off until this world ms (a power cut) */
-    private offUntil: number | null = null
     /** the VM start (`vm.boots`) the driver cut itself: its exit is no surprise */
     private cutStart = 0
     private queue: Promise<void> = Promise.resolve()
