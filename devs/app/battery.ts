@@ -1,3 +1,4 @@
+import { NO_TIME } from "../hal/clock"
 import { BATTERY_CUTOFF } from "../record/record"
 
 /**
@@ -36,8 +37,9 @@ export class BatteryMonitor {
     level = 0
     /** averaged rest voltage, mV (0 before the first reading) */
     mv = 0
-    private readings: number[] = []
-    private recordedAt = -1
+    readings: number[] = []
+    /** device ms of the last battery record (NO_TIME: none) */
+    recordedAt = NO_TIME
 
     /**
      * One wake's reading at device ms `now`. True when it is to be recorded: the first of a boot, a
@@ -53,7 +55,7 @@ export class BatteryMonitor {
         const level = batteryLevel(this.mv, this.level)
         const changed = level !== this.level
         this.level = level
-        if (!changed && this.recordedAt >= 0 && now - this.recordedAt < BATTERY_RECORD_EVERY) return false
+        if (!changed && this.recordedAt !== NO_TIME && now - this.recordedAt < BATTERY_RECORD_EVERY) return false
         this.recordedAt = now
         return true
     }

@@ -17,14 +17,27 @@ export class DeviceTime {
     trusted = false
     private base = 0
     private at = 0
+    /** the run's own reading (its start, or the last set): kept instants convert with it both ways */
+    private runBase = 0
+    private runAt = 0
 
     constructor(
         readonly clock: Clock,
         readonly rtc: Rv3028,
     ) {}
 
+    /** CPU ms of this run's first reading of the counter */
+    firstReadAt = 0
+
     /** Configure the chip and take the boot reading; never throws. */
     async start(trustedBefore: boolean): Promise<void> {
+        await this.firstRead(trustedBefore)
+        this.runBase = this.base
+        this.runAt = this.at
+        this.firstReadAt = this.at
+    }
+
+    private async firstRead(trustedBefore: boolean): Promise<void> {
         this.base = 0
         this.at = this.clock.now()
         if (!this.rtc) return
@@ -57,6 +70,20 @@ export class DeviceTime {
         return (this.base + Math.floor((cpuMs - this.at) / 1000)) >>> 0
     }
 
+    /**
+     * A CPU instant as device seconds, to keep across a sleep. By the run's own reading, not the
+     * latest: `unkeep(keep(x))` then gives back the same second however often it goes round (the
+     * latest reading's phase differs from read to read, which would lose a second now and then).
+     */
+    keep(cpuMs: number): number {
+        return this.runBase + Math.floor((cpuMs - this.runAt) / 1000)
+    }
+
+    /** a kept instant back on this run's CPU clock */
+    unkeep(t: number): number {
+        return this.runAt + (t - this.runBase) * 1000
+    }
+
     /** Re-read the counter (keeps extrapolation short); keeps the old reading on a bus error. */
     async sync(): Promise<void> {
         if (!this.rtc || !this.rtc.ok) return
@@ -84,6 +111,8 @@ export class DeviceTime {
             this.base = s
             // the counter's next second starts a second from now (the model; on the chip within 1 s)
             this.at = this.clock.now()
+            this.runBase = s
+            this.runAt = this.at
             this.trusted = true
             return true
         } catch (e: any) {

@@ -1,11 +1,23 @@
-import { Clock } from "../hal/clock"
+import { Clock, NO_TIME } from "../hal/clock"
 import { Ublox } from "../sensor/ublox"
 import { NavPvt, positionValid, timeValid } from "../sensor/ubx"
 import { fixRecord, stopRecord, BATTERY_LOW, BATTERY_CRITICAL } from "../record/record"
 import { encryptLoc } from "../record/loc"
 import { DeviceTime } from "./devtime"
 import { BatteryMonitor } from "./battery"
-import { STEP_MAX } from "./state"
+import {
+    STEP_MAX,
+    W_GNSS,
+    W_FLAGS,
+    WF_MOVING,
+    WF_IN_STOP,
+    W_FIX_AT,
+    W_FIX_LAT,
+    W_FIX_LON,
+    W_SLOW_AT,
+    W_SLOW_LAT,
+    W_SLOW_LON,
+} from "./state"
 
 /**
  * Position and time from the GNSS receiver (issue: GPS position and UTC time over I2C): the fix
@@ -27,7 +39,7 @@ export class GnssEvents {
     /** a position worth recording (first of a boot, moved > 200 m, or 6 h since the last one) */
     fix: NavPvt = undefined
     /** a stop that just ended: [startUptime, lat, lon] */
-    stopStart = -1
+    stopStart = NO_TIME
     stopLat = 0
     stopLon = 0
 }
@@ -39,6 +51,8 @@ export interface PositionLog {
     readonly prov: { lockey: Buffer }
     /** the watchdog's view of the fibers: [2] is this one's */
     due: number[]
+    /** wait until clock ms `at` as fiber `fiber`; the logger may sleep meanwhile */
+    waitUntil(fiber: number, at: number): Promise<boolean>
     /** device time no record may be stamped before (the last boot or clock set) */
     minT: number
     add(make: (seq: number) => Buffer): Promise<number>
@@ -59,15 +73,17 @@ export async function startGnss(gps: Ublox, clock: Clock, cfg: GnssConfig): Prom
 export class GnssTracker {
     /** last fix with valid UTC: UTC now = utc + (clock.now() - at) */
     utc = 0
-    utcAt = -1
+    utcAt = NO_TIME
     moving = false
     private lastRecLat = 0
     private lastRecLon = 0
-    private lastRecAt = -1
-    private slowSince = -1
+    private lastRecAt = NO_TIME
+    private slowSince = NO_TIME
     private slowLat = 0
     private slowLon = 0
     private inStop = false
+    /** clock ms of the next fix attempt (NO_TIME: at once) */
+    nextAt = NO_TIME
 
     constructor(
         readonly gps: Ublox,
@@ -76,7 +92,7 @@ export class GnssTracker {
     ) {}
 
     utcNow(): number {
-        return this.utcAt < 0 ? 0 : this.utc + (this.clock.now() - this.utcAt)
+        return this.utcAt === NO_TIME ? 0 : this.utc + (this.clock.now() - this.utcAt)
     }
 
     /** One fix attempt; returns what to record. Never throws. */
@@ -95,7 +111,7 @@ export class GnssTracker {
         if (!positionValid(pvt)) return ev
         const dLat = Math.abs(pvt.lat - this.lastRecLat)
         const dLon = Math.abs(pvt.lon - this.lastRecLon)
-        if (this.lastRecAt < 0 || at - this.lastRecAt >= RECORD_AFTER_MS || dLat > RECORD_MOVE_E7 || dLon > RECORD_MOVE_E7 * 2) {
+        if (this.lastRecAt === NO_TIME || at - this.lastRecAt >= RECORD_AFTER_MS || dLat > RECORD_MOVE_E7 || dLon > RECORD_MOVE_E7 * 2) {
             ev.fix = pvt
             this.lastRecLat = pvt.lat
             this.lastRecLon = pvt.lon
@@ -105,7 +121,7 @@ export class GnssTracker {
         const slow = pvt.gSpeedMmS < this.cfg.stopv * 1000
         this.moving = !slow
         if (slow) {
-            if (this.slowSince < 0) {
+            if (this.slowSince === NO_TIME) {
                 this.slowSince = at
                 this.slowLat = pvt.lat
                 this.slowLon = pvt.lon
@@ -118,7 +134,7 @@ export class GnssTracker {
                 ev.stopLon = this.slowLon
             }
             this.inStop = false
-            this.slowSince = -1
+            this.slowSince = NO_TIME
         }
         return ev
     }
@@ -128,9 +144,34 @@ export class GnssTracker {
         this.clock.spawn(runRecorder, new GnssRecorder(this, log))
     }
 
+    /** The tracker's state into the wake slots `w`, instants as device seconds (before a sleep). */
+    save(w: number[], tm: DeviceTime) {
+        w[W_GNSS] = tm.keep(this.nextAt)
+        w[W_FLAGS] = (w[W_FLAGS] & ~(WF_MOVING | WF_IN_STOP)) | (this.moving ? WF_MOVING : 0) | (this.inStop ? WF_IN_STOP : 0)
+        w[W_FIX_AT] = this.lastRecAt === NO_TIME ? 0 : tm.keep(this.lastRecAt)
+        w[W_FIX_LAT] = this.lastRecLat
+        w[W_FIX_LON] = this.lastRecLon
+        w[W_SLOW_AT] = this.slowSince === NO_TIME ? 0 : tm.keep(this.slowSince)
+        w[W_SLOW_LAT] = this.slowLat
+        w[W_SLOW_LON] = this.slowLon
+    }
+
+    /** The state `save` left, after a sleep (the UTC of the last fix is not kept: the clock chip has the time). */
+    resume(w: number[], tm: DeviceTime) {
+        this.nextAt = tm.unkeep(w[W_GNSS])
+        this.moving = (w[W_FLAGS] & WF_MOVING) !== 0
+        this.inStop = (w[W_FLAGS] & WF_IN_STOP) !== 0
+        this.lastRecAt = w[W_FIX_AT] ? tm.unkeep(w[W_FIX_AT]) : NO_TIME
+        this.lastRecLat = w[W_FIX_LAT] | 0
+        this.lastRecLon = w[W_FIX_LON] | 0
+        this.slowSince = w[W_SLOW_AT] ? tm.unkeep(w[W_SLOW_AT]) : NO_TIME
+        this.slowLat = w[W_SLOW_LAT] | 0
+        this.slowLon = w[W_SLOW_LON] | 0
+    }
+
     /** device ms until the next fix attempt: the fast rate while moving or while a stop is young */
     nextIn(): number {
-        const young = this.slowSince >= 0 && this.clock.now() - this.slowSince < 2 * this.cfg.stopt * 1000
+        const young = this.slowSince !== NO_TIME && this.clock.now() - this.slowSince < 2 * this.cfg.stopt * 1000
         return (this.moving || young ? this.cfg.fixmv : this.cfg.fix) * 1000
     }
 }
@@ -146,6 +187,10 @@ class GnssRecorder {
         const g = this.g
         const log = this.log
         for (;;) {
+            if (g.nextAt !== NO_TIME) {
+                log.due[2] = g.nextAt + STEP_MAX
+                await log.waitUntil(2, g.nextAt)
+            }
             try {
                 if (log.battery.level < BATTERY_CRITICAL) await this.record(await g.step())
             } catch (e) {
@@ -155,8 +200,7 @@ class GnssRecorder {
             // most, a critical one: none (hardware/power.md)
             const level = log.battery.level
             const wait = level >= BATTERY_CRITICAL ? HOUR : level === BATTERY_LOW ? Math.max(g.nextIn(), 3 * HOUR) : g.nextIn()
-            log.due[2] = g.clock.now() + wait + STEP_MAX
-            await g.clock.sleep(wait)
+            g.nextAt = g.clock.now() + wait
         }
     }
 
@@ -173,7 +217,7 @@ class GnssRecorder {
             // never the position itself: the console is readable over USB (docs/security.md)
             console.log(`ct:fix t=${at} sv=${fix.numSV}`)
         }
-        if (ev.stopStart >= 0) {
+        if (ev.stopStart !== NO_TIME) {
             const start = Math.max(log.time.atCpu(ev.stopStart), log.minT)
             const lat = ev.stopLat
             const lon = ev.stopLon

@@ -8,6 +8,8 @@ import { startMax31856, Max31856 } from "../sensor/max31856"
 import { waitForProvisioning, LoggerConfig } from "./config"
 import { Logger, Thermometer, ThermoReading } from "./logger"
 import { BatterySense } from "./battery"
+import { WakeState } from "./state"
+import { Watchdog, DUE_START, START_MAX } from "./watchdog"
 
 /**
  * The thermocouple front end the logger samples: the MAX31856 driver, re-configured with back-off
@@ -19,7 +21,7 @@ export class ThermocoupleFrontEnd implements Thermometer {
 
     async read(): Promise<ThermoReading> {
         const d = this.driver
-        if (!d.ok && (await d.retryConfigure())) console.log("ct:sensor-ok configured")
+        if (!d.ok) await d.retryConfigure()
         const wasOk = d.ok
         const r = await d.read()
         if (wasOk && !d.ok) console.log("ct:sensor-fault " + d.lastError)
@@ -53,6 +55,12 @@ export interface BoardParts {
     battery?: BatterySense
     /** power down below the battery cut-off */
     powerOff?: () => Promise<void>
+    /** the board's deep sleep between wakes (Board.sleep): does not return, the program starts again */
+    sleep?: (ms: number) => Promise<void>
+    /** USB (or a charger) powers the board: the logger stays awake (Board.externalPower) */
+    externalPower?: () => boolean
+    /** CPU ms at which this run's program started (Board.startedAt) */
+    startedAt?: number
     /** after provisioning, before the first boot record (the simulator: the shipment's start) */
     waitForStart?: () => Promise<void>
 }
@@ -82,12 +90,19 @@ export async function startColdtrace(parts: BoardParts): Promise<Logger> {
     console.log("ct:waiting-provisioning")
     const prov = await waitForProvisioning()
     if (parts.waitForStart) await parts.waitForStart()
+    // armed before any bus is touched: a hang anywhere in this run's start resets the logger
+    const st = new WakeState()
+    const watchdog = new Watchdog(parts.clock, st)
+    watchdog.due[DUE_START] = parts.clock.now() + START_MAX
+    watchdog.start()
     const { driver } = await startMax31856(parts.spi, {
         ...driverConfig(prov.config),
         clock: parts.clock,
         ready: parts.ready,
     })
     if (!driver.ok) console.log("ct:sensor-fault " + driver.lastError)
+    // the sample a wake is for converts while the logger restores its state from flash
+    await driver.startEarly()
     const c = prov.config
     const gnss = parts.gnss ? await parts.gnss({ fix: c.fix, fixmv: c.fixmv, stopv: c.stopv, stopt: c.stopt }) : undefined
     const logger = new Logger(
@@ -103,8 +118,13 @@ export async function startColdtrace(parts: BoardParts): Promise<Logger> {
             maxBlocks: parts.maxBlocks,
             battery: parts.battery,
             powerOff: parts.powerOff,
+            sleep: parts.sleep,
+            externalPower: parts.externalPower,
+            startedAt: parts.startedAt,
         },
         prov,
+        st,
+        watchdog,
     )
     await logger.start()
     return logger

@@ -1,4 +1,4 @@
-import { Clock, Signal } from "../hal/clock"
+import { Clock, Signal, NO_TIME } from "../hal/clock"
 import { LogStore, NONE } from "../flash/logstore"
 import { EpochKeys } from "../chain/keys"
 import { encodeBatch, parseAck } from "../batch/batch"
@@ -7,7 +7,8 @@ import { randomBuffer } from "@devicescript/crypto"
 import { BATTERY_LOW, BATTERY_CRITICAL, BATTERY_FINAL } from "../record/record"
 import { Provisioning } from "./config"
 import { BatteryMonitor } from "./battery"
-import { WakeState, STEP_MAX } from "./state"
+import { WakeState, STEP_MAX, W_UP_SINCE, W_UP_RETRY, W_UP_BACKOFF, W_UP_QUIET } from "./state"
+import { DeviceTime } from "./devtime"
 
 // a batch carries whole blocks' packed streams (~220 B each, hundreds of samples): 4 blocks keep it
 // within one Notecard note and a few KB of the VM heap (~58 KB for firmware and chip models)
@@ -28,7 +29,14 @@ export interface UploadLog {
     readonly battery: BatteryMonitor
     /** the watchdog's view of the fibers: [1] is this one's */
     due: number[]
+    /** when each fiber runs next (RUNNING while it runs): [1] is this one's */
+    runAt: number[]
+    /** wait until clock ms `at` (or `signal`) as fiber `fiber`; the logger may sleep meanwhile */
+    waitUntil(fiber: number, at: number, signal: Signal): Promise<boolean>
 }
+
+/** a fiber's `runAt` while it runs (the logger does not sleep then) */
+export const RUNNING = -2e15
 
 /**
  * Batches to the server (docs/uplink.md): on the provisioned period, stretched by a low battery; at
@@ -40,20 +48,48 @@ export class Uploader {
     urgent = false
     /** wakes the uploader early: an alarm, a new battery level */
     private signal = new Signal()
+    /** the schedule (clock ms), kept across sleeps (`st`): the last upload that got through, the retry
+     * planned (NO_TIME: none), no radio before `quietUntil` (a radio-off window) */
+    since = 0
+    retryAt = NO_TIME
+    backoff = BACKOFF_MIN
+    quietUntil = NO_TIME
 
     constructor(
         readonly lg: UploadLog,
         readonly uplinks: Uplink[],
     ) {}
 
-    /** Start the upload fiber. */
+    /** Start the upload fiber: the first upload 10 s after a boot, a period after the last one that got through. */
     start() {
+        this.since = this.lg.board.clock.now() + 10_000 - this.lg.prov.config.upload * 1000
+        this.lg.runAt[1] = RUNNING
         this.lg.board.clock.spawn(runUploads, this)
+    }
+
+    /** Start the fiber after a sleep: the schedule as `save` left it in the wake slots `w`. */
+    resume(w: number[], tm: DeviceTime) {
+        this.since = tm.unkeep(w[W_UP_SINCE])
+        this.retryAt = w[W_UP_RETRY] ? tm.unkeep(w[W_UP_RETRY]) : NO_TIME
+        this.backoff = w[W_UP_BACKOFF] || BACKOFF_MIN
+        this.quietUntil = w[W_UP_QUIET] ? tm.unkeep(w[W_UP_QUIET]) : NO_TIME
+        this.lg.runAt[1] = RUNNING
+        this.lg.board.clock.spawn(runUploads, this)
+    }
+
+    /** The schedule into the wake slots, as device seconds (before a sleep). */
+    save(w: number[], tm: DeviceTime) {
+        w[W_UP_SINCE] = tm.keep(this.since)
+        w[W_UP_RETRY] = this.retryAt === NO_TIME ? 0 : tm.keep(this.retryAt)
+        w[W_UP_BACKOFF] = this.backoff
+        w[W_UP_QUIET] = this.quietUntil === NO_TIME ? 0 : tm.keep(this.quietUntil)
     }
 
     /** Re-plan now (a new battery level); `atOnce`: send at once (an alarm, the final upload). */
     wake(atOnce: boolean) {
         if (atOnce) this.urgent = true
+        // running from now on: the logger must not sleep before this fiber has looked
+        this.lg.runAt[1] = RUNNING
         this.lg.board.clock.raise(this.signal)
     }
 
@@ -68,42 +104,37 @@ export class Uploader {
 
     async run() {
         const clock = this.lg.board.clock
-        let backoff = BACKOFF_MIN
-        // the first upload 10 s after the boot; then a period after the last that got through
-        let since = clock.now() + 10_000 - this.lg.prov.config.upload * 1000
-        let retryAt = -1
-        // inside a radio-off window nothing is sent before this, an alarm's upload included
-        let quietUntil = -1
         for (;;) {
             const now = clock.now()
             const period = this.period()
-            let next = retryAt >= 0 ? retryAt : period ? since + period : now + DAY
+            let next = this.retryAt !== NO_TIME ? this.retryAt : period ? this.since + period : now + DAY
             // an alarm uploads at once; from a low cell at most hourly
-            if (this.urgent) next = this.lg.battery.level === BATTERY_LOW ? Math.min(next, since + HOUR) : now
-            next = Math.max(next, quietUntil)
+            if (this.urgent) next = this.lg.battery.level === BATTERY_LOW ? Math.min(next, this.since + HOUR) : now
+            // inside a radio-off window nothing is sent before its end, an alarm's upload included
+            next = Math.max(next, this.quietUntil)
             this.lg.due[1] = Math.max(next, now) + STEP_MAX
             if (now < next) {
                 // one wait until the next upload is due, cut short by an alarm or a new battery level
                 // (not a poll: every wake-up costs energy on the board and a world jump in the simulator)
-                await clock.sleepOr(next - now, this.signal)
+                await this.lg.waitUntil(1, next, this.signal)
                 continue
             }
             if (this.lg.board.radioAllowed && !this.lg.board.radioAllowed()) {
                 // radio-off window: keep the upload (and any alarm) pending, look again in a minute
-                quietUntil = now + 60_000
+                this.quietUntil = now + 60_000
                 continue
             }
             this.urgent = false
             const ok = await this.sendPending()
             if (ok || !period) {
                 // (from a final-level cell one attempt only: the radio costs what is left)
-                backoff = BACKOFF_MIN
-                retryAt = -1
-                since = clock.now()
+                this.backoff = BACKOFF_MIN
+                this.retryAt = NO_TIME
+                this.since = clock.now()
             } else {
                 // exponential back-off with jitter, so a fleet does not hammer a recovering server
-                retryAt = clock.now() + backoff / 2 + Math.random() * (backoff / 2)
-                backoff = Math.min(backoff * 2, BACKOFF_MAX)
+                this.retryAt = clock.now() + this.backoff / 2 + Math.random() * (this.backoff / 2)
+                this.backoff = Math.min(this.backoff * 2, BACKOFF_MAX)
             }
         }
     }

@@ -47,6 +47,12 @@ export class Clock {
     fiberEnded(): void {}
 }
 
+/**
+ * An instant that is not set. Not -1: a CPU instant kept across a sleep comes back negative when it
+ * was before this run's start (the board's clock restarts at every wake).
+ */
+export const NO_TIME = -1e15
+
 /** Something a fiber can wait for besides time (an alarm that must be uploaded at once). */
 export class Signal {
     readonly emitter = ds.emitter<boolean>()

@@ -230,6 +230,8 @@ export interface Max31856Options extends Max31856Config {
 }
 
 const POLL_MS = 10
+/** a conversion started ahead (startEarly) is collected by a read() at most this long after it */
+const EARLY_MAX_MS = 1000
 
 function noReading(sflags: number): Max31856Reading {
     return { tc: 0, cj: 0, sr: 0, sflags: sflags | SFLAG_NO_READING, tempC: NaN, cjC: NaN }
@@ -267,6 +269,8 @@ export class Max31856 extends Peripheral {
     lastGoodAt = -1
     /** device time of the last read() attempt, -1 before the first */
     lastReadAt = -1
+    /** clock ms of a conversion startEarly() started (-1: none) */
+    private earlyAt = -1
 
     readonly config: Max31856Config
     /** typical conversion time and the read() timeout for this configuration (device ms) */
@@ -351,6 +355,27 @@ export class Max31856 extends Peripheral {
      * timeout derived from averaging and notch), then ONE burst read of 0x0A..0x0F.
      * Never throws: a silent chip, a timeout or a transfer error give a NO_READING sample.
      */
+    /**
+     * Start a one-shot conversion now for the next read() to collect, so it runs while the logger
+     * restores its state at a wake (the conversion is most of a sample's time). Only on a chip that
+     * holds our configuration; never throws. A read() more than a second later converts again.
+     */
+    async startEarly(): Promise<void> {
+        if (!this.ok) return
+        await this.lock.acquire()
+        try {
+            const st = await this.readRegs(REG_CR0, 2)
+            if (!((st[0] ^ this.regs[0]) & READBACK_MASK[0]) && !((st[1] ^ this.regs[1]) & READBACK_MASK[1])) {
+                await this.writeRegs(REG_CR0, Buffer.from([this.regs[0] | CR0_1SHOT]))
+                this.earlyAt = this.clock.now()
+            }
+        } catch (e: any) {
+            this.lastError = "MAX31856 early start: " + e.message
+        } finally {
+            this.lock.release()
+        }
+    }
+
     async read(): Promise<Max31856Reading> {
         await this.lock.acquire()
         let r: Max31856Reading
@@ -385,12 +410,17 @@ export class Max31856 extends Peripheral {
         }
         const sflags = this.ok ? 0 : SFLAG_CONFIG_MISMATCH
 
-        // Start the conversion (it starts when CS goes high at the end of this transaction).
-        await this.writeRegs(REG_CR0, Buffer.from([this.regs[0] | CR0_1SHOT]))
-        const t0 = this.clock.now()
+        // Start the conversion (it starts when CS goes high at the end of this transaction), unless
+        // startEarly() started one that is young enough
+        const earlyAt = this.earlyAt
+        this.earlyAt = -1
+        const early = earlyAt >= 0 && this.clock.now() - earlyAt < EARLY_MAX_MS
+        if (!early) await this.writeRegs(REG_CR0, Buffer.from([this.regs[0] | CR0_1SHOT]))
+        const t0 = early ? earlyAt : this.clock.now()
         const timeout = this.timeoutMs
         // No bus traffic during the conversion: it cannot finish before the typical time anyway.
-        await this.clock.sleep(this.conversionMs)
+        const left = this.conversionMs - (this.clock.now() - t0)
+        if (left > 0) await this.clock.sleep(left)
         while (true) {
             // Decide "late" before asking the chip: a poll that was delayed (busy scheduler) and
             // finds the conversion done is a success, not a timeout.

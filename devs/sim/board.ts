@@ -5,6 +5,7 @@ import { Rv3028 } from "../sensor/rv3028"
 import { BoardParts } from "../app/start"
 import { TIME_SOURCE_SIM } from "../record/record"
 import { DIVIDER_RATIO } from "../app/battery"
+import * as ds from "@devicescript/core"
 
 /**
  * What every simulator build shares (devs/src/sim.ts with the GNSS receiver, devs/src/sim-cell.ts
@@ -27,22 +28,29 @@ export class SimBoard {
     i2c: HostI2c
     /** the thermocouple converter on SPI */
     tc: HostSpi
+    /** clock ms when the program started (at a wake: the wake's instant) */
+    startedAt = 0
+    /** clock ms when the program had the world (the board's program start; the world link's wait before it is the simulator's) */
+    upAt = 0
 
     /** Wait for the world's first snapshot, then build the models (the world holds until it is seen). */
     async start(): Promise<void> {
         const world = this.world
         const clock = this.clock
+        this.startedAt = clock.now()
         while (!world.seen) await clock.sleep(20)
         // the simulator's ground truth (no real logger knows this): world UTC at this boot's uptime 0
         console.log(`ct:world-boot utc=${world.utcAt(0)}`)
         this.i2c = new HostI2c(world)
         this.tc = new HostSpi(this.i2c, MAX31856_SPI, clock)
+        this.upAt = clock.now()
     }
 
     /** the logger's board parts common to every simulator build */
     parts(): BoardParts {
         const world = this.world
         const clock = this.clock
+        const upAt = this.upAt
         return {
             // a provisioned logger waits on the shelf until the shipment starts
             waitForStart: async () => {
@@ -61,6 +69,16 @@ export class SimBoard {
             battery: { readMv: async () => world.now.vbatPinMv * DIVIDER_RATIO },
             // the board's deep sleep below the cut-off: the world's energy ledger takes the sleep floor
             powerOff: async () => console.log("ct:standby"),
+            externalPower: () => world.now.usbPower,
+            startedAt: this.startedAt,
+            // a deep sleep really loses RAM: the runtime restarts the program, which the VM's clock
+            // holds until the world reaches the wake (docs/simulator.md, "Sleep")
+            sleep: async (ms: number) => {
+                const now = clock.now()
+                console.log(`ct:sleep until=${now + ms} awake=${now - upAt}`)
+                ds.restart()
+                await ds.sleep(ms)
+            },
             // the simulator's settings store has an 8 KB header area (platform notes); a block costs at
             // most 248 B there (24 B entry + 224 B value): 20 blocks plus keys leave room to compact
             maxBlocks: 20,

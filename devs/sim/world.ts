@@ -17,6 +17,8 @@ export class WorldSnapshot {
     startUtc = 0
     /** the battery-sense ADC pin (GPIO35), mV; 0: the scenario models no cell */
     vbatPinMv = 0
+    /** USB powers the board (byte 58 b0) */
+    usbPower = false
 }
 
 export const SNAPSHOT_LEN = 56
@@ -34,7 +36,10 @@ export function decodeWorld(b: Buffer, out: WorldSnapshot): boolean {
     out.gpsFlags = b.getAt(30, "u8")
     out.originUtc = u64(b, 32)
     out.startUtc = u64(b, 40)
-    if (b.length >= SNAPSHOT_POWER_LEN) out.vbatPinMv = b.getAt(56, "u16")
+    if (b.length >= SNAPSHOT_POWER_LEN) {
+        out.vbatPinMv = b.getAt(56, "u16")
+        out.usbPower = (b[58] & 0x01) !== 0
+    }
     return true
 }
 

@@ -79,4 +79,6 @@ await startColdtrace({
     battery: new AdcBattery(pins.VBAT),
     // below the cut-off: deep sleep until USB (a reset) wakes it; each timer wake looks at the cell again
     powerOff: async () => await standby(DAY_MS),
+    // between wakes: deep sleep, the ESP32 resets at the timer's wake and the program starts again
+    sleep: async (ms: number) => await standby(ms),
 })
