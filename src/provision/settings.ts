@@ -18,6 +18,15 @@ export async function findLogger(bus: JDBus, timeoutMs = 10_000, exclude?: (d: J
 
 /** One value as bytes; undefined when the key is not set. */
 export async function readSetting(client: SettingsClient, key: string): Promise<Buffer | undefined> {
-    const v = await client.getValue(key)
-    return v && v.length ? Buffer.from(v) : undefined
+    // the answer to someone else's read (the logger's own program reads its settings too: a wake's
+    // restore) comes back to every client; jacdac-ts then gives undefined, where a key that is not
+    // set gives an empty value: ask again
+    for (let i = 0; i < READ_TRIES; i++) {
+        const v = await client.getValue(key)
+        if (v !== undefined) return v.length ? Buffer.from(v) : undefined
+    }
+    return undefined
 }
+
+/** reads of one key before it counts as not set: each lost only to another reader's answer */
+const READ_TRIES = 8

@@ -81,6 +81,12 @@ export class WorldDriver {
     private serverEvents: ServerEvent[]
     /** the charge the logger draws, and its cell's voltage (docs/simulator.md, "Energy") */
     readonly energy: EnergyFeed
+    /** the wake (world ms) of the deep sleep the firmware just went into, until the world takes it up */
+    private sleepUntil: number | null = null
+    /** a USB cable powers the logger the whole run (a technician's bench): it does not sleep */
+    usbPower = false
+    /** deep sleeps ended in a new VM process (scenario `sleep: "process"`) */
+    processWakes = 0
 
     constructor(
         readonly s: Scenario,
@@ -161,7 +167,14 @@ export class WorldDriver {
         if (this.hub.mode !== "lockstep" || !this.vm.running) return
         if (m.t === "ev") {
             this.energy.line(m.at, m.line)
+            const sleep = /ct:sleep until=(\d+)/.exec(m.line)
+            if (sleep) this.sleepUntil = this.vm.origin + Number(sleep[1]) - this.startUtc
             return
+        }
+        if (this.sleepUntil !== null && m.why === "idle") {
+            const wake = this.sleepUntil
+            this.sleepUntil = null
+            if (this.s.sleep === "process") return await this.wakeInNewProcess(wake)
         }
         if (m.why === "start") {
             // a VM that just came up (after a power cut): its world is where its clock starts
@@ -203,7 +216,7 @@ export class WorldDriver {
             await this.events.server?.(this.serverEvents.shift()!, worldMs)
         // (a VM that has not announced its Sim World service yet gets the snapshot of a later jump)
         const vbat = this.energy.vbatPinMv(this.startUtc + worldMs)
-        this.hub.publish(encodeSnapshot(this.s, worldMs, this.vm.origin, vbat))
+        this.hub.publish(encodeSnapshot(this.s, worldMs, this.vm.origin, vbat, this.usbPower))
         const horizon = Math.min(this.endMs, kill?.at ?? Infinity, this.nextNetworkChange(worldMs))
         this.hub.send({ t: "jump", to: this.startUtc + worldMs, horizon: this.startUtc + horizon })
         while (worldMs >= this.nextProgress) {
@@ -247,6 +260,23 @@ export class WorldDriver {
         this.events.powerBack?.(back)
     }
 
+    /**
+     * A deep sleep in a new process (scenario `sleep: "process"`): the VM's process is killed now, the
+     * ESP32's RAM with it, and a new one starts at the wake; the cell stays connected and the other
+     * chips keep running. A power cut or the end before the wake comes first, as usual.
+     */
+    private async wakeInNewProcess(wake: number) {
+        const kill = this.nextKill()
+        if ((kill?.at !== null && kill?.at !== undefined && kill.at <= wake) || wake >= this.endMs) return await this.advance(wake)
+        this.cutStart = this.vm.boots
+        await this.vm.powerCut()
+        this.processWakes++
+        this.worldMs = wake
+        for (const k of this.kills) if (k.at === null && wake >= k.after) k.at = wake + k.delay
+        this.chips.feed(wake)
+        this.startVm(wake)
+    }
+
     private startVm(worldMs: number) {
         this.vm.start({ utc: this.startUtc + worldMs, mode: "lockstep" })
     }
@@ -268,10 +298,18 @@ export class WorldDriver {
         this.startVm(this.worldMs)
     }
 
-    /** The end of the world: the VM's clock follows the wall clock again, for the read-out. */
-    freeze() {
+    /**
+     * The end of the world: the VM's clock follows the wall clock again, for the read-out, and the
+     * logger is on the bench with USB power (a sleeping logger wakes and stays awake). The snapshot
+     * goes out until the read-out ends, for a program that starts again after a sleep to find it.
+     */
+    freeze(): () => void {
         this.hub.mode = "interactive"
         this.hub.send({ t: "mode", mode: "free" })
+        const bench = encodeSnapshot(this.s, this.worldMs, this.vm.origin, this.energy.vbatPinMv(this.startUtc + this.worldMs), true)
+        const timer = setInterval(() => this.hub.publish(bench), 100)
+        this.hub.publish(bench)
+        return () => clearInterval(timer)
     }
 }
 

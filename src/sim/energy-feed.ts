@@ -40,6 +40,7 @@ export class EnergyFeed {
         if (!c) return
         const at = this.clamp(utcMs)
         if (c.tag === "standby") this.ledger.standby(at)
+        else if (c.tag === "sleep") this.ledger.sleep(at, Number(c.fields.awake) || 0)
         else if (c.tag === "sample") this.ledger.sample(at)
         else if (c.tag === "fix") this.ledger.fix(at)
         else if (c.tag === "upload" || c.tag === "upload-error") {

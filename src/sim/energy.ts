@@ -7,11 +7,13 @@
 // What it charges:
 // - a BASE current for as long as the logger is powered (nothing while it is off: a power cut is the
 //   cell disconnected). Two modes:
-//   - "always-on" (today's firmware: it never sleeps, `standby()` is not used, issue 10 item 1 is
-//     open): the ESP32 awake the whole time plus every other part in its idle state, the GNSS
-//     receiver tracking continuously when fitted (ALWAYS_ON below);
+//   - "always-on" (a firmware that does not sleep: before its first sleep, or on USB power): the
+//     ESP32 awake the whole time plus every other part in its idle state, the GNSS receiver tracking
+//     continuously when fitted (ALWAYS_ON below);
 //   - "duty-cycled" (a firmware that sleeps between wakes): the board's sleep floor as power.json
-//     lists it (`boards.<id>.sleep`), plus the awake intervals the firmware reports (`awake`).
+//     lists it (`boards.<id>.sleep`), plus the awake intervals. The firmware's first `ct:sleep`
+//     switches to it with measured wakes (`sleep`): each wake's VM time is charged, the activities
+//     without the ESP32's budgeted share, the receiver tracking (the firmware does not switch it off).
 // - ACTIVITIES on top, at the instant they are reported: a sample (thermocouple conversion), an
 //   upload (Wi-Fi exchange or Notecard sync), a GNSS fix. Each activity's loads come from power.json
 //   (`boards.<id>.activities`), and each load is charged only for what it draws above what the base
@@ -42,7 +44,7 @@ export interface EnergyOptions {
     gnss: boolean
     /** a Notecard is fitted (the scenario is cellular) */
     notecard: boolean
-    /** default "always-on": what the firmware does today */
+    /** default "always-on": a firmware awake until it first sleeps */
     mode?: EnergyMode
     /** charge already drawn from the cell before the run (mAh, default 0): a short run can start near empty */
     startMah?: number
@@ -155,6 +157,12 @@ export class EnergyLedger {
     readonly notecard: boolean
     readonly startMah: number
     private modeNow: EnergyMode
+    /**
+     * The firmware sleeps and says how long each wake was (`ct:sleep ... awake=`): the ESP32's awake
+     * time is then what it measured, not the activities' budgeted durations, and the receiver keeps
+     * tracking between fixes (the firmware does not put it into backup yet).
+     */
+    private measured = false
     /** the board powered down at the battery cut-off (world ms), or null */
     private standbySince: number | null = null
     /** charge drawn and time powered before the standby: the logging drain the life is projected from */
@@ -212,7 +220,7 @@ export class EnergyLedger {
         this.poweredSince = null
     }
 
-    /** Switch between today's always-on firmware and a duty-cycled one, from `atMs` on. */
+    /** Switch between an always-on firmware and a duty-cycled one, from `atMs` on. */
     setMode(atMs: number, mode: EnergyMode): void {
         this.settle(atMs)
         this.modeNow = mode
@@ -230,6 +238,21 @@ export class EnergyLedger {
         this.loggingMs = this.poweredMs + (this.poweredSince !== null ? atMs - this.poweredSince : 0)
         this.standbySince = atMs
         this.base = this.baseLoads("duty-cycled")
+    }
+
+    /**
+     * The firmware went into a deep sleep at `atMs` (`ct:sleep`) after `awakeMs` of VM time awake.
+     * The first switches the ledger to duty-cycled with measured wakes (the always-on base paid for
+     * everything before it); each later one charges its wake: the VM's awake time plus the restart
+     * before the program runs (power.json `wake_restore`: boot ROM, runtime, bytecode), ESP32 awake.
+     */
+    sleep(atMs: number, awakeMs: number): void {
+        if (this.modeNow === "always-on") {
+            this.measured = true
+            this.setMode(atMs, "duty-cycled")
+            return
+        }
+        this.awake(atMs - awakeMs - this.model.durations.wake_restore.s * 1000, atMs)
     }
 
     /**
@@ -372,7 +395,9 @@ export class EnergyLedger {
 
     /** The board's sleep floor from power.json, without the receiver or the Notecard when not fitted. */
     private sleepRefs(): string[] {
-        return boardOf(this.model, this.board).sleep.filter(ref => this.fitted(ref))
+        const refs = boardOf(this.model, this.board).sleep.filter(ref => this.fitted(ref))
+        if (!this.measured || !this.gnss) return refs
+        return [...refs.filter(ref => !ref.startsWith("gnss.")), GNSS_TRACKING]
     }
 
     private fitted(ref: string): boolean {
@@ -402,7 +427,7 @@ export class EnergyLedger {
         let total = 0
         for (const seg of segments) {
             const seconds = this.model.durations[seg.duration].s
-            for (const ref of seg.loads) total += mAh(this.excessMa(ref), seconds * 1000)
+            for (const ref of seg.loads) if (!this.measured || ref !== ESP32_AWAKE) total += mAh(this.excessMa(ref), seconds * 1000)
         }
         return total
     }

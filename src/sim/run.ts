@@ -1,7 +1,7 @@
 import { mkdirSync, rmSync, writeFileSync } from "node:fs"
 import type { JDBus } from "jacdac-ts"
 import path from "node:path"
-import { buildFirmware } from "./vm.js"
+import { buildFirmware, type VmProcess } from "./vm.js"
 import type { Scenario } from "./scenario.js"
 import { findLogger } from "../provision/settings.js"
 import { exportDeviceLog, type DeviceExport } from "./export.js"
@@ -195,13 +195,17 @@ async function drive(
     const shelfTimer = setInterval(() => tb.hub.mode === "interactive" && tb.hub.publish(shelf), 100)
     running.finally(() => clearInterval(shelfTimer)).catch(() => {})
     const cable = opts.usb ? await opts.usb.attach(tb.hub.bus) : undefined
+    // a logger on a USB cable the whole run is powered by it: it stays awake
+    driver.usbPower = !!opts.usb
+    let unfreeze = () => {}
     try {
         await provision(opts, tb)
         await driver.started
         const world0 = performance.now()
         await running
         const worldWallMs = performance.now() - world0
-        driver.freeze()
+        unfreeze = driver.freeze()
+        await awakeOnBench(tb.vm, con)
         if (opts.usb?.atEnd) await opts.usb.atEnd(tb)
         say(`reading the device's flash over Jacdac ...`)
         let exported: DeviceExport | undefined
@@ -225,8 +229,28 @@ async function drive(
         const energy = driver.energy.summary(startUtc + s.hours * 3_600_000)
         return { exported, cuts: driver.cuts, worldWallMs, witnessLog, energy }
     } finally {
+        unfreeze()
         await cable?.close()
     }
+}
+
+/**
+ * A logger asleep at the end wakes on the bench (USB power, docs/simulator.md "Sleep"): the read-out
+ * starts once it has (its restore reads its settings too), or after 15 s.
+ */
+async function awakeOnBench(vm: VmProcess, con: ConsoleLog): Promise<void> {
+    const last = [...con.lines].reverse().find(l => /^ct:(sleep|wake|boot) /.test(l))
+    if (!last?.startsWith("ct:sleep")) return
+    await new Promise<void>(resolve => {
+        const done = () => {
+            clearTimeout(timer)
+            vm.off("line", onLine)
+            resolve()
+        }
+        const onLine = (line: string) => /^ct:(wake|boot) /.test(line) && done()
+        const timer = setTimeout(done, 15_000)
+        vm.on("line", onLine)
+    })
 }
 
 /** The harness provisions over Jacdac exactly as the USB tool does, or the tool itself does over the cable. */

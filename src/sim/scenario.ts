@@ -72,6 +72,13 @@ export interface Scenario {
      * Absent: no cell is modelled (the sense reads 0); the energy is still accounted in the summary.
      */
     battery?: { board?: "v1" | "v2"; startMah?: number }
+    /**
+     * How a deep sleep loses the ESP32's RAM (docs/simulator.md, "Sleep"): "program" (default) the
+     * runtime restarts the firmware's program in the same VM process; "process" the world kills the
+     * VM's process at the sleep and starts a new one at the wake, as a reset of the board would (about
+     * a second of wall time per wake: for short runs that check the fast path).
+     */
+    sleep?: "program" | "process"
 }
 
 export type FaultKind = "open" | "short_vcc" | "short_gnd" | "dead" | "stuck0"
@@ -135,6 +142,7 @@ const KEYS = {
         "witness",
         "untrustedServer",
         "battery",
+        "sleep",
     ],
     device: ["interval", "upload", "low", "high", "tc", "avg", "notch", "oc", "epoch", "fix", "fixmv", "stopv", "stopt"],
     window: ["from", "to"],
@@ -224,6 +232,7 @@ export function parseScenario(json: unknown): Scenario {
     check(s.untrustedServer === undefined || typeof s.untrustedServer === "boolean", "untrustedServer: true or false")
     if (s.rtc?.driftPpm !== undefined)
         check(typeof s.rtc.driftPpm === "number" && Math.abs(s.rtc.driftPpm) <= 1000, "rtc.driftPpm: a number within +-1000")
+    check(s.sleep === undefined || s.sleep === "program" || s.sleep === "process", 'sleep: "program" or "process"')
     if (s.battery) {
         check(s.battery.board === undefined || ["v1", "v2"].includes(s.battery.board), "battery.board: v1 or v2")
         const m = s.battery.startMah

@@ -10,6 +10,8 @@ export const RADIO_OFF = 0x02
 export const BUS_HUNG = 0x01
 /** byte 18: an upload started now never returns (its socket stuck below every deadline) */
 export const UPLINK_HUNG = 0x02
+/** byte 58: USB (or a charger) powers the board: the logger stays awake (on a technician's bench) */
+export const USB_POWER = 0x01
 export const GPS_FIX = 0x01
 export const GPS_PRESENT = 0x02
 /** the scenario's recorded receiver stream starts over at its end */
@@ -23,9 +25,10 @@ function writeU64(b: Buffer, v: number, off: number) {
 /**
  * The world at `worldMs` (since the scenario start) as the VM sees it. `originUtc`: the world instant
  * at which the running VM's millis() was 0 (the VM's clock is the world's: src/sim/vm/vm-clock.cjs).
- * The power section: the battery-sense ADC pin in mV (`vbatPinMv`, 0: no cell modelled).
+ * The power section: the battery-sense ADC pin in mV (`vbatPinMv`, 0: no cell modelled), and whether
+ * USB powers the board (`usbPower`).
  */
-export function encodeSnapshot(s: Scenario, worldMs: number, originUtc: number, vbatPinMv = 0): Buffer {
+export function encodeSnapshot(s: Scenario, worldMs: number, originUtc: number, vbatPinMv = 0, usbPower = false): Buffer {
     const startMs = Date.parse(s.start)
     const w = worldAt(s, worldMs / 3_600_000)
     const b = Buffer.alloc(SNAPSHOT_POWER_LEN)
@@ -36,5 +39,6 @@ export function encodeSnapshot(s: Scenario, worldMs: number, originUtc: number, 
     writeU64(b, originUtc, 32)
     writeU64(b, startMs, 40)
     b.writeUInt16LE(Math.max(0, Math.min(65535, Math.round(vbatPinMv))), SNAPSHOT_LEN)
+    b.writeUInt8(usbPower ? USB_POWER : 0, SNAPSHOT_LEN + 2)
     return b
 }

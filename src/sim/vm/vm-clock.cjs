@@ -31,7 +31,7 @@
  * >= 12): 0x01, u16 LE length, UTF-8 JSON.
  *   VM -> hub: {t:"need", now, to, idle, why}   the VM cannot go on alone: it needs world time `to`
  *              {t:"clk", now, idle, wake}       the firmware's state (in free mode, for the harness)
- *              {t:"ev", at, line}               a console line that costs energy (sample, upload, fix, standby)
+ *              {t:"ev", at, line}               a console line that costs energy (sample, upload, fix, standby, sleep)
  *   hub -> VM: {t:"jump", to, horizon}          move the clock to `to`; go on alone up to `horizon`
  *              {t:"mode", mode}                 "lockstep" or "free"
  *              {t:"held", on}                   the open connection is held by the network model
@@ -153,7 +153,7 @@ function decideSoon() {
 const fw = { seq: -1, idle: false, wake: /** @type {number | null} */ (null) }
 const ANSI = /\x1b\[[0-9;]*m/g
 /** the firmware's lines the world's energy ledger books (src/sim/energy.ts) */
-const ENERGY_LINE = /\bct:(sample|upload|upload-error|fix|standby)\b/
+const ENERGY_LINE = /\bct:(sample|upload|upload-error|fix|standby|sleep)\b/
 for (const k of /** @type {const} */ (["log", "info", "debug", "warn", "error"])) {
     const orig = console[k].bind(console)
     console[k] = (...args) => {
@@ -169,6 +169,7 @@ for (const k of /** @type {const} */ (["log", "info", "debug", "warn", "error"])
         // the cell's voltage at the next jump then counts it on any machine (docs/simulator.md)
         // (the colours go first: a colour code ends in a letter, so `ct:` would not start a word)
         const text = typeof args[0] === "string" ? args[0].replace(ANSI, "") : ""
+        if (text.includes("ct:sleep ")) fellAsleep(text)
         if (ENERGY_LINE.test(text)) control({ t: "ev", at: Math.floor(now()), line: text.trim() })
         // every line carries the world instant it was printed at, for the harness (src/sim/vm.ts)
         if (typeof args[0] === "string") args[0] = `@${Math.floor(now())} ${args[0]}`
@@ -178,6 +179,21 @@ for (const k of /** @type {const} */ (["log", "info", "debug", "warn", "error"])
 
 function debug(what) {
     if (DEBUG) process.stderr.write(`@${Math.floor(now())} vm-clock: ${what}\n`)
+}
+
+/**
+ * The firmware goes into a deep sleep (`ct:sleep until=MILLIS`) and has asked the runtime to restart
+ * its program (devs/src/sim.ts): nothing of it runs until the wake, so the clock waits for the world
+ * to bring it there, where the runtime's restart timer starts the program again, with its fibers
+ * counted afresh.
+ */
+function fellAsleep(line) {
+    const m = /until=(\d+)/.exec(line)
+    if (!m) return
+    fw.seq = -1
+    fw.idle = true
+    fw.wake = START + Number(m[1])
+    needSent = null
 }
 
 function firmwareSaid(line) {
