@@ -11,8 +11,9 @@ import { decodeRecord, KIND, type LogRecord, type BatteryRecord } from "../src/f
 import { EnergyLedger } from "../src/sim/energy.js"
 import { loadPowerModel } from "../src/hardware/power.js"
 
-// The logger on its cell (issue 10 items 4 and 6): the world's energy ledger draws what the
-// always-on firmware does from a cell that starts 1700 mAh down, and the battery sense reads the
+// The logger on its cell (issue 10 items 1, 4 and 6): the world's energy ledger draws what the
+// duty-cycled firmware does (its sleep floor, its measured wakes, the receiver tracking between
+// fixes) from a cell that starts 1712 mAh down, and the battery sense reads the
 // cell's voltage. The firmware must go through every level (docs/platform.md, "The logger's battery"),
 // record each, trade uploads for time, seal and send everything once at `final`, and stop at the
 // cut-off with nothing lost: one verified chain, across a power cut.
@@ -47,10 +48,11 @@ describe("a logger on its last charge (battery-drain scenario)", () => {
         expect(levels).toEqual([...levels].sort((a, c) => a - c))
         for (const level of [0, 1, 2, 3, 4]) expect(levels).toContain(level)
         for (let i = 1; i < b.length; i++) expect(b[i].mv).toBeLessThanOrEqual(b[i - 1].mv)
-        // bounded rate: nothing but the first reading of each boot and the changes (8 h < 6 h x 2)
+        // bounded rate: the first reading of each boot, the changes, and at most one every 6 h besides
         const boots = records.filter(x => x.kind === KIND.boot).length
         const changes = new Set(levels).size - 1
-        expect(b.length).toBe(boots + changes)
+        expect(b.length).toBeGreaterThanOrEqual(boots + changes)
+        expect(b.length).toBeLessThanOrEqual(boots + changes + Math.floor(scenario.hours / 6))
         expect(b.at(-1)!.mv).toBeLessThan(3400)
     })
 
@@ -96,28 +98,32 @@ describe("a logger on its last charge (battery-drain scenario)", () => {
         expect(records.filter(x => x.kind === KIND.sample).length).toBeGreaterThanOrEqual(expected - 2)
     })
 
-    it("summary.json carries the world's energy accounting: what was drawn, and an always-on v1 logger's life", () => {
+    it("summary.json carries the world's energy accounting: the sleep floor, the measured wakes, the life", () => {
         const e = summary.energy
         expect(e.board).toBe("v1")
-        expect(e.startMah).toBe(1700)
-        // always on for every powered hour up to the cut-off (the power cut draws nothing), then the
-        // board's sleep floor; samples and uploads a little on top
+        expect(e.mode).toBe("duty-cycled")
+        expect(e.startMah).toBe(1712)
         const cut = scenario.powerCuts![0].off
         expect(e.poweredHours).toBeCloseTo(scenario.hours - cut, 1)
-        const baseMa = new EnergyLedger(loadPowerModel(), { board: "v1", gnss: true, notecard: false }).baseMa()
-        const awakeHours = firstAt(4) - cut
-        const floorMa = new EnergyLedger(loadPowerModel(), { board: "v1", gnss: true, notecard: false, mode: "duty-cycled" }).baseMa()
-        const base = baseMa * awakeHours + floorMa * (scenario.hours - firstAt(4))
+        // the floor the duty-cycled firmware sleeps on: the board's, with the receiver tracking (the
+        // firmware does not put it into backup between fixes yet)
+        const ledger = new EnergyLedger(loadPowerModel(), { board: "v1", gnss: true, notecard: false })
+        ledger.powerOn(0)
+        ledger.sleep(0, 0)
+        const floorMa = ledger.baseMa()
+        const base = floorMa * e.poweredHours
         expect(e.mAhUsed / base).toBeGreaterThan(0.99)
-        expect(e.mAhUsed / base).toBeLessThan(1.02) // samples, uploads and fixes on top
+        expect(e.mAhUsed / base).toBeLessThan(1.05) // wakes, samples, uploads and fixes on top
+        // every wake after the first sleep is charged its measured awake time, and nothing else is
+        const sleeps = r.observed.console.tagged("sleep")
+        expect(e.counts.awakeIntervals).toBe(sleeps.length - 1)
+        expect(e.byUse.awake).toBeGreaterThan(0)
+        expect(e.byUse.awake).toBeLessThan(0.05 * e.mAhUsed)
         expect(e.byUse.wifi).toBeGreaterThan(0)
         expect(e.counts.samples).toBe(records.filter(x => x.kind === KIND.sample).length)
         expect(e.counts.uploadsHttps).toBe(hoursOf("upload").length)
-        // the issue's "always-on today: about a day": the life comes from the drain while logging
         expect(e.standbyHours).toBeCloseTo(scenario.hours - firstAt(4), 1)
-        expect(e.projectedLifeDays).toBeGreaterThan(0.5)
-        expect(e.projectedLifeDays).toBeLessThan(3)
-        expect(e.projectedLifeDays).toBeCloseTo(e.usableMah / (24 * baseMa), 1)
+        expect(e.projectedLifeDays).toBeCloseTo(e.usableMah / e.mAhPerDay, 1)
         expect(e.cellVoltsEnd).toBeLessThan(3.4)
     })
 })

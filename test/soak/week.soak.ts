@@ -44,7 +44,7 @@ describe("soak: the default scenario (what npm start runs)", () => {
 })
 
 describe("soak: a month in a thermal shipper (30 days, re-iced every 5 days, sea freight without a fix)", () => {
-    it("stores everything, loses nothing, one verified chain", async () => {
+    it("sleeps between its wakes, survives a power cut and a hung socket, stores everything, loses nothing, one verified chain", async () => {
         const scenario = loadScenario(path.join(ROOT, "src/sim/scenarios/month-thermal-shipper.json"))
         const r = await runScenario({ scenario, outDir: mkdtempSync(path.join(os.tmpdir(), "coldtrace-month-")) })
         const n = r.summary.samples
@@ -53,6 +53,10 @@ describe("soak: a month in a thermal shipper (30 days, re-iced every 5 days, sea
         expect(n.taken).toBe(n.acknowledged + n.onDevice)
         expect(n.onDevice).toBeLessThanOrEqual(13) // at most the last upload period
         expect(r.summary.chain.status, r.summary.chain.detail).toBe("ok")
+        // the duty cycle: thousands of wakes; the hung upload ends in the watchdog's reset (a boot)
+        expect(r.observed.console.tagged("wake").length).toBeGreaterThan(29 * 288)
+        expect(r.observed.console.tagged("watchdog").map(w => w.line.fields.fiber)).toEqual(["1"])
+        expect(r.summary.energy?.mode).toBe("duty-cycled")
         console.log(`a month: ${n.taken} samples, ${(r.wallMs / 1000).toFixed(1)} s wall (world ${(r.worldWallMs / 1000).toFixed(1)} s)`)
     }, 900_000)
 })
