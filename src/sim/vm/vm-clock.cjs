@@ -41,6 +41,22 @@
  */
 const net = require("node:net")
 const tls = require("node:tls")
+const fs = require("node:fs")
+
+// ---- the flash file ---------------------------------------------------------------------------------
+// The CLI saves the whole flash image with fs.writeFileSync at every flash operation: a SIGKILL (a power
+// cut) inside that call would leave a truncated file, which the runtime then takes for blank flash: a
+// loss no real flash has (a cut there loses at most the operation under way, which the store's twin
+// headers are for). So the image is replaced atomically: written beside it, then renamed over it.
+const FLASH_FILE = /(^|[\\/])\.devicescript[\\/]flash[\\/][^\\/]+\.bin$/
+const realWriteFileSync = fs.writeFileSync
+fs.writeFileSync = /** @type {any} */ (
+    function (file, data, ...rest) {
+        if (typeof file !== "string" || !FLASH_FILE.test(file)) return realWriteFileSync(file, data, ...rest)
+        realWriteFileSync(file + ".new", data, ...rest)
+        fs.renameSync(file + ".new", file)
+    }
+)
 
 const HUB_PORT = Number(process.env.COLDTRACE_HUB_PORT || 8082)
 const START = Number(process.env.COLDTRACE_VM_UTC)
