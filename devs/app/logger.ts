@@ -191,12 +191,12 @@ export class Logger {
         const problem = await store.open()
         if (problem) console.log("ct:store-problem " + problem)
         const t = this.time.now()
-        if (!(await this.keys.load(t))) throw new Error("no epoch key: provisioning incomplete")
-        // an evolution a reset interrupted (the epoch's seal is the last record): finish it
         const last = await store.lastRecord()
+        this.woke = this.isWake(hadState, wasSet, t, last ? recordTime(last) : 0)
+        if (!(await this.keys.load(t, this.woke))) throw new Error("no epoch key: provisioning incomplete")
+        // an evolution a reset interrupted (the epoch's seal is the last record): finish it
         const sealed = last && recordKind(last) === KIND_SEAL && sealEpoch(last) === this.keys.epoch
         if (sealed) await this.keys.evolve(recordSeq(last), t)
-        this.woke = this.isWake(hadState, wasSet, t, last ? recordTime(last) : 0)
         if (this.woke) this.resume(t)
         else await this.boot(hadState, t, !sealed && store.nextSeq > 0)
         // (a wake's kept instants are in the counter's own frame already: nothing to clamp)

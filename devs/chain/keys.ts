@@ -17,8 +17,11 @@ export class EpochKeys {
     start = 0
     private key: Buffer
 
-    /** Load k[epoch]; on the first boot take k0 from the provisioning key and erase that. `now`: device time. */
-    async load(now: number): Promise<boolean> {
+    /**
+     * Load k[epoch]; on the first boot take k0 from the provisioning key and erase that. `now`: device
+     * time. `wake`: a wake from a sleep, which a boot that finished the move preceded.
+     */
+    async load(now: number, wake = false): Promise<boolean> {
         const e = await kvGet(EKEY)
         if (e && e.length === 44) {
             this.epoch = e.getAt(0, "u32")
@@ -26,8 +29,8 @@ export class EpochKeys {
             this.sealSeq = e.getAt(36, "u32")
             this.start = e.getAt(40, "u32")
             // a power cut between writing ekey and deleting devkey (below) would leave k0 in
-            // flash for good: finish the move on every load
-            if (await kvGet("devkey")) await kvDelete("devkey")
+            // flash for good: finish the move at every boot
+            if (!wake && (await kvGet("devkey"))) await kvDelete("devkey")
             return true
         }
         const k0 = await kvGet("devkey")
