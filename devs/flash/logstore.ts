@@ -248,11 +248,13 @@ export class LogStore {
     async walk(value: Buffer, head: Buffer, count: number, each: (rec: Buffer) => void): Promise<Buffer> {
         const d = new PackDecoder(value, BLOCK_HDR, value.getAt(0, "u32"))
         for (let i = 0; i < count; ++i) {
+            // a pause before every 4 records, the first included: the VM panics (InfiniteLoop) on a
+            // fiber that runs too long without one, and the caller may have just walked a block too
+            if ((i & 3) === 0) await ds.sleep(0)
             const r = d.next()
             if (!r) return undefined
             head = nextHead(head, r)
             if (each) each(r)
-            if ((i & 7) === 7) await ds.sleep(0)
         }
         return head
     }
