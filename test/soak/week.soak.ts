@@ -53,9 +53,12 @@ describe("soak: a month in a thermal shipper (30 days, re-iced every 5 days, sea
         expect(n.taken).toBe(n.acknowledged + n.onDevice)
         expect(n.onDevice).toBeLessThanOrEqual(13) // at most the last upload period
         expect(r.summary.chain.status, r.summary.chain.detail).toBe("ok")
-        // the duty cycle: thousands of wakes; the hung upload ends in the watchdog's reset (a boot)
+        // the duty cycle: thousands of wakes; an upload that hangs ends in the watchdog's reset (a boot),
+        // as often as one starts inside the 1.2 h window (hourly uploads: at least once)
         expect(r.observed.console.tagged("wake").length).toBeGreaterThan(29 * 288)
-        expect(r.observed.console.tagged("watchdog").map(w => w.line.fields.fiber)).toEqual(["1"])
+        const fired = r.observed.console.tagged("watchdog").map(w => w.line.fields.fiber)
+        expect(fired.length).toBeGreaterThan(0)
+        expect(fired.every(f => f === "1")).toBe(true)
         expect(r.summary.energy?.mode).toBe("duty-cycled")
         console.log(`a month: ${n.taken} samples, ${(r.wallMs / 1000).toFixed(1)} s wall (world ${(r.worldWallMs / 1000).toFixed(1)} s)`)
     }, 900_000)
