@@ -8,6 +8,7 @@ import { encodeSnapshot } from "./world.js"
 import type { BoardChips } from "./models/board.js"
 import { mulberry32 } from "../uplink/notecard-relay.js"
 import { EnergyFeed } from "./energy-feed.js"
+import { parseConsoleLine } from "./console.js"
 
 const H = 3_600_000
 /** a wall-clock guard only: the world waits for the device, so this much silence means a bug */
@@ -167,8 +168,8 @@ export class WorldDriver {
         if (this.hub.mode !== "lockstep" || !this.vm.running) return
         if (m.t === "ev") {
             this.energy.line(m.at, m.line)
-            const sleep = /ct:sleep until=(\d+)/.exec(m.line)
-            if (sleep) this.sleepUntil = this.vm.origin + Number(sleep[1]) - this.startUtc
+            const l = parseConsoleLine(m.line.slice(m.line.indexOf("ct:")))
+            if (l?.tag === "sleep") this.sleepUntil = this.vm.origin + Number(l.fields.until) - this.startUtc
             return
         }
         if (this.sleepUntil !== null && m.why === "idle") {
