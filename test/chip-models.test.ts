@@ -8,9 +8,9 @@ import { ChipBus, answerBus } from "../src/sim/models/bus.js"
 import { Rv3028Chip, RV3028_ADDR, STATUS_BSF, STATUS_PORF } from "../src/sim/models/rv3028.js"
 import { aloneChips, RIG_ADDR } from "../src/sim/models/alone.js"
 import { NotecardChip } from "../src/sim/models/notecard.js"
-import { UbloxChip } from "../src/sim/models/ublox.js"
+import { HOT_START_MS, UbloxChip } from "../src/sim/models/ublox.js"
 import { DRDY_TAIL, Max31856Chip, encodeCj, encodeTc } from "../src/sim/models/max31856.js"
-import { CLS_ACK, CLS_CFG, ID_ACK_ACK, ID_ACK_NAK, ID_CFG_VALSET, navPvtPoll, ubxFrame } from "../src/gnss/ubx.js"
+import { CLS_ACK, CLS_CFG, CLS_RXM, ID_ACK_ACK, ID_ACK_NAK, ID_CFG_VALSET, ID_RXM_PMREQ, navPvtPoll, ubxFrame } from "../src/gnss/ubx.js"
 
 const T0 = Date.UTC(2026, 0, 1)
 const REG_STATUS = 0x0e
@@ -308,6 +308,44 @@ describe("u-blox receiver model (DDC port)", () => {
         for (let i = 1; i <= 100; i++) g.waiting(T0 + i * 1000)
         expect(g.waiting(T0 + 100_000)).toBeLessThanOrEqual(4096)
         expect(g.dropped).toBeGreaterThan(0)
+    })
+
+    test("software standby (RXM-PMREQ): refuses its address, wakes after the duration at its defaults, fix after the hot start", () => {
+        const pmreq = (ms: number, flags: number, legacy = false) => {
+            const p = Buffer.alloc(legacy ? 8 : 16)
+            p.writeUInt32LE(ms, legacy ? 0 : 4)
+            p.writeUInt32LE(flags, legacy ? 4 : 8)
+            return ubxFrame(CLS_RXM, ID_RXM_PMREQ, p)
+        }
+        const g = new UbloxChip(T0)
+        const windows: [number, number][] = []
+        g.onStandby = (from, until) => windows.push([from, until])
+        g.setInputs({ utcMs: T0, lat: 10, lon: 20, fix: true, numSV: 9 }, T0)
+        g.xfer(CONFIGURE, 0, T0)
+        g.xfer(pmreq(60_000, 0x04), 0, T0) // force without backup: not a standby request
+        expect(g.standbyUntil).toBeNull()
+        g.xfer(pmreq(60_000, 0x06), 0, T0 + 1000)
+        expect(windows).toEqual([[T0 + 1000, T0 + 61_000]])
+        expect(g.xfer(Buffer.from([0xfd]), 2, T0 + 60_999)).toBeUndefined()
+        expect(g.refusedAsleep).toBe(1)
+        // awake again: NMEA is on (RAM configuration lost), the time is known, the fix a second later
+        expect(g.xfer(Buffer.from([0xfd]), 2, T0 + 61_000)).toBeDefined()
+        expect(g.outNmea).toBe(true)
+        let p = g.navPvt()
+        expect([p[20], p[11] & 0x03]).toEqual([0, 0x03]) // fixType 0, date and time valid
+        g.xfer(Buffer.alloc(0), 0, T0 + 61_000 + HOT_START_MS)
+        p = g.navPvt()
+        expect([p[20], p.readInt32LE(28)]).toEqual([3, 100_000_000])
+        // the legacy 8-byte form, and a power-on cutting a standby short (the ledger hears where it ended)
+        g.xfer(pmreq(3_600_000, 0x02, true), 0, T0 + 70_000)
+        expect(g.standbyUntil).toBe(T0 + 70_000 + 3_600_000)
+        g.powerOn(T0 + 80_000)
+        expect(windows.at(-1)).toEqual([T0 + 80_000, T0 + 80_000])
+        expect(g.xfer(Buffer.from([0xfd]), 2, T0 + 80_000)).toBeDefined()
+        // duration 0: until a wake-up pin the DDC port does not have, i.e. until the next power-on
+        g.xfer(pmreq(0, 0x06), 0, T0 + 90_000)
+        expect(g.xfer(Buffer.from([0xfd]), 2, T0 + 90_000 + 30 * 86_400_000)).toBeUndefined()
+        expect(g.standbys).toBe(3)
     })
 
     test("faults: nack refuses, ff reads 0xFF, silent acknowledges and says nothing", () => {

@@ -171,6 +171,26 @@ describe("duty-cycled (a firmware that sleeps)", () => {
         expect(s.counts).toMatchObject({ samples: 288, fixes: 24, uploadsCellular: 4 })
     })
 
+    test("a receiver in software standby draws its standby current inside the window, tracking outside", () => {
+        // measured wakes (the firmware's first ct:sleep): the receiver is charged as it ran
+        const l = ledger({ board: "v1", gnss: true })
+        l.powerOn(T0)
+        l.sleep(T0, 0)
+        const g0 = l.byUse(T0).gnss
+        // gnss.tracking 12.3 mA; gnss.software_standby 0.046 mA; both 3.3 V-rail loads through the
+        // S7V8F3 at its sleep efficiency (power.json: 0.8 for v1)
+        const sleepCell = (mA: number) => (mA * 3.3) / (3.7 * 0.8)
+        l.gnssStandby(T0 + HOUR, T0 + 3 * HOUR)
+        const g4 = l.byUse(T0 + 4 * HOUR).gnss
+        expect(g4 - g0).toBeCloseTo(2 * sleepCell(12.3) + 2 * sleepCell(0.046), 9)
+        expect(l.summary(T0 + 4 * HOUR).counts.gnssStandbys).toBe(1)
+        // a power-on cuts a window short: tracking again from there
+        l.gnssStandby(T0 + 4 * HOUR, T0 + 10 * HOUR)
+        l.gnssStandby(T0 + 5 * HOUR, T0 + 5 * HOUR)
+        expect(l.byUse(T0 + 6 * HOUR).gnss - g4).toBeCloseTo(sleepCell(0.046) + sleepCell(12.3), 9)
+        expect(l.summary(T0 + 6 * HOUR).counts.gnssStandbys).toBe(2)
+    })
+
     test("awake intervals charge the ESP32 only when it would otherwise sleep", () => {
         const l = ledger({ board: "v2", mode: "duty-cycled" })
         l.powerOn(T0)

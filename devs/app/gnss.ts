@@ -63,10 +63,16 @@ const HOUR = 3_600_000
 const RECORD_AFTER_MS = 6 * 3_600_000
 const RECORD_MOVE_E7 = 18000 // ~200 m in 1e-7 degrees of latitude
 
-/** The tracker for a configured receiver (the entry points' `gnss` factory): never throws. */
+/** the receiver wakes from its standby this long before the next fix attempt (hot start: ~1 s) */
+const STANDBY_LEAD_MS = 5000
+/** a receiver idle for less than this keeps tracking (a standby and a hot start cost more) */
+const STANDBY_MIN_MS = 30000
+
+/**
+ * The tracker for a receiver (the entry points' `gnss` factory): never throws. The receiver is
+ * configured at the first fix attempt, not here: at a wake it is in standby until just before it.
+ */
 export async function startGnss(gps: Ublox, clock: Clock, cfg: GnssConfig): Promise<GnssTracker> {
-    await gps.retryConfigure()
-    if (!gps.ok) console.log("ct:gnss-fault " + gps.lastError)
     return new GnssTracker(gps, clock, cfg)
 }
 
@@ -98,7 +104,11 @@ export class GnssTracker {
     /** One fix attempt; returns what to record. Never throws. */
     async step(): Promise<GnssEvents> {
         const ev = new GnssEvents()
-        if (!this.gps.ok && !(await this.gps.retryConfigure())) return ev
+        const gps = this.gps
+        if (!gps.ok && !(await gps.retryConfigure())) {
+            console.log("ct:gnss-fault " + gps.lastError)
+            return ev
+        }
         const pvt = await this.gps.poll()
         if (!pvt) return ev
         // the solution is of the poll request's instant (docs/timebase.md)
@@ -201,6 +211,10 @@ class GnssRecorder {
             const level = log.battery.level
             const wait = level >= BATTERY_CRITICAL ? HOUR : level === BATTERY_LOW ? Math.max(g.nextIn(), 3 * HOUR) : g.nextIn()
             g.nextAt = g.clock.now() + wait
+            // between fixes the receiver sleeps (software standby, hardware/power.md) and wakes by
+            // itself just before the next one: tracking all the time was the largest drain of all
+            if (wait - STANDBY_LEAD_MS >= STANDBY_MIN_MS && (await g.gps.standby(wait - STANDBY_LEAD_MS)))
+                console.log(`ct:gnss-standby ms=${wait - STANDBY_LEAD_MS}`)
         }
     }
 

@@ -22,6 +22,8 @@ export const ID_ACK_NAK = 0x00
 export const ID_ACK_ACK = 0x01
 export const CLS_CFG = 0x06
 export const ID_CFG_VALSET = 0x8a
+export const CLS_RXM = 0x02
+export const ID_RXM_PMREQ = 0x41
 
 /** NAV-PVT payload length since protocol 15 (M8 and later); u-blox 7 sent 84 bytes */
 export const NAV_PVT_LEN = 92

@@ -15,7 +15,7 @@ import {
     daysFromCivil,
     UBX_MAX_FRAME,
 } from "../sensor/ubx"
-import { Ublox, UbloxOptions, configFrame, navPvtPollFrame, valsetPayload } from "../sensor/ublox"
+import { Ublox, UbloxOptions, configFrame, navPvtPollFrame, valsetPayload, pmreqFrame } from "../sensor/ublox"
 import { WorldLink } from "../sim/world"
 import { HostI2c } from "../sim/host-i2c"
 import { rig as rigCommand, exact } from "./rig"
@@ -60,6 +60,9 @@ const PVT_BE_HEX =
 const PVT_SP_HEX =
     "b56201075c004ea22605e80701010000000730000000a01ce9ff0201e006fdc730e4f0d2f4f1ba990b00ccaf0b00d61f" +
     "0000983a000030f8ffff0000000000000000d007000080a8120120030000a02526001f010000000000000000000000000000c4a6"
+
+/** RXM-PMREQ version 0: software standby (flags backup | force) for 295 s, no wake-up pin */
+const PMREQ_HEX = "b56202411000000000005880040006000000000000003513"
 
 const BE_UTC = 1709214330250
 const SP_UTC = 1704067199998
@@ -596,6 +599,36 @@ describe("u-blox driver with the model", () => {
         expect(positionValid(v)).toBe(false)
         expect(timeValid(v)).toBe(true)
         expect(v.lat).toBe(508500000) // the receiver repeats its last fix with fixType 0
+    })
+
+    test("standby: PMREQ; asleep the receiver refuses its address, wakes by itself, reconfigures, fixes after a hot start", async () => {
+        expect(pmreqFrame(295000).toString("hex")).toBe(PMREQ_HEX)
+        const r = await rig()
+        await r.drv.configure()
+        await r.gnss.inputs({ utcMs: BE_UTC, lat: 50.85, lon: 4.35, fix: true, numSV: 8 })
+        const t0 = r.clock.now()
+        expect(await r.drv.standby(10000)).toBe(true)
+        expect(r.drv.ok).toBe(false) // its RAM configuration will be gone at the wake
+        expect((await r.gnss.state()).standbys).toBe(1)
+        expect(await r.drv.poll()).toBe(undefined)
+        expect((await r.gnss.state()).refusedAsleep > 0).toBe(true)
+        expect(r.clock.now() - t0 < 50).toBe(true) // refused at once, no timeout
+        await r.clock.sleep(10000 - (r.clock.now() - t0) + 10)
+        expect(await r.drv.retryConfigure()).toBe(true)
+        expect((await r.gnss.state()).valsets).toBe(2)
+        expect((await r.gnss.state()).outNmea).toBe(false)
+        // within the hot start: the time, no position yet
+        const early = await r.drv.poll()
+        expect(timeValid(early)).toBe(true)
+        expect(positionValid(early)).toBe(false)
+        await r.clock.sleep(1000)
+        checkFix(await r.drv.poll(), 50.85, 4.35, await r.gnss.utcNow())
+        // a receiver that is not there: the request does not reach it, nothing changes
+        await r.gnss.inputs({ fault: "nack" })
+        r.drv.ok = true
+        expect(await r.drv.standby(10000)).toBe(false)
+        expect(r.drv.ok).toBe(true)
+        expect(contains(r.drv.lastError, "standby")).toBe(true)
     })
 
     test("dead receiver (NACK): ok false at once, back-off, recovery", async () => {

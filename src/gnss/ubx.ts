@@ -22,6 +22,9 @@ export const ID_ACK_NAK = 0x00
 export const ID_ACK_ACK = 0x01
 export const CLS_CFG = 0x06
 export const ID_CFG_VALSET = 0x8a
+/** UBX-RXM-PMREQ: power management request (software standby) */
+export const CLS_RXM = 0x02
+export const ID_RXM_PMREQ = 0x41
 export const NAV_PVT_LEN = 92
 
 /** GPS epoch 1980-01-06T00:00:00Z, ms since 1970 */

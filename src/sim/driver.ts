@@ -106,6 +106,8 @@ export class WorldDriver {
         this.endMs = s.hours * H
         this.nextProgress = progressEvery
         this.energy = new EnergyFeed(s)
+        // the receiver model says when it sleeps (the firmware's standby between fixes): the ledger charges it so
+        if (chips.receiver) chips.receiver.onStandby = (from, until) => this.energy.gnssStandby(from, until)
         this.serverEvents = (s.serverRestores ?? []).flatMap((r, n) => [
             { what: "backup" as const, n, at: r.backup * H },
             { what: "restore" as const, n, at: r.restore * H },

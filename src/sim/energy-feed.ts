@@ -34,6 +34,12 @@ export class EnergyFeed {
         this.ledger.powerOff(this.clamp(utcMs))
     }
 
+    /** the receiver model obeyed a standby request: asleep from `fromUtc` to `untilUtc` */
+    gnssStandby(fromUtc: number, untilUtc: number) {
+        const from = this.clamp(fromUtc)
+        this.ledger.gnssStandby(from, Math.max(from, untilUtc))
+    }
+
     /** one forwarded console line, printed at world `utcMs` */
     line(utcMs: number, text: string) {
         const c = parseConsoleLine(text.slice(text.indexOf("ct:")))

@@ -13,7 +13,8 @@
 //   - "duty-cycled" (a firmware that sleeps between wakes): the board's sleep floor as power.json
 //     lists it (`boards.<id>.sleep`), plus the awake intervals. The firmware's first `ct:sleep`
 //     switches to it with measured wakes (`sleep`): each wake's VM time is charged, the activities
-//     without the ESP32's budgeted share, the receiver tracking (the firmware does not switch it off).
+//     without the ESP32's budgeted share, the receiver tracking except while the receiver model says
+//     it is in software standby (`gnssStandby`: the firmware's UBX-RXM-PMREQ between fixes).
 // - ACTIVITIES on top, at the instant they are reported: a sample (thermocouple conversion), an
 //   upload (Wi-Fi exchange or Notecard sync), a GNSS fix. Each activity's loads come from power.json
 //   (`boards.<id>.activities`), and each load is charged only for what it draws above what the base
@@ -60,8 +61,10 @@ export interface EnergyOptions {
  */
 export const ESP32_AWAKE = "esp32.active_160mhz"
 
-/** What a fitted receiver draws while the always-on firmware keeps it running between fixes. */
+/** What a fitted receiver draws while it runs between fixes. */
 const GNSS_TRACKING = "gnss.tracking"
+/** ... and while it sleeps in software standby (UBX-RXM-PMREQ) */
+const GNSS_STANDBY = "gnss.software_standby"
 
 /**
  * Loads drawn while the always-on firmware runs, per board ("part.state" refs into power.json). Each
@@ -116,7 +119,7 @@ export interface EnergySummary {
     /** charge drawn in this run (mAh at the cell), and where it went */
     mAhUsed: number
     byUse: Record<EnergyUse, number>
-    counts: { samples: number; uploadsHttps: number; uploadsCellular: number; fixes: number; awakeIntervals: number }
+    counts: { samples: number; uploadsHttps: number; uploadsCellular: number; fixes: number; awakeIntervals: number; gnssStandbys: number }
     /** average drain while powered and logging (a standby after the cut-off excluded), mAh a day */
     mAhPerDay: number
     /** hours from the battery cut-off's standby to the end (0: none) */
@@ -140,6 +143,8 @@ interface BaseLoad {
     ref: string
     use: EnergyUse
     mA: number
+    /** the receiver's tracking load: what it draws instead while in software standby (mA at the cell) */
+    standbyMa?: number
 }
 
 const round = (v: number, digits: number) => {
@@ -159,8 +164,8 @@ export class EnergyLedger {
     private modeNow: EnergyMode
     /**
      * The firmware sleeps and says how long each wake was (`ct:sleep ... awake=`): the ESP32's awake
-     * time is then what it measured, not the activities' budgeted durations, and the receiver keeps
-     * tracking between fixes (the firmware does not put it into backup yet).
+     * time is then what it measured, not the activities' budgeted durations, and the receiver is
+     * charged as the receiver model ran: tracking, or in software standby (`gnssStandby`).
      */
     private measured = false
     /** the board powered down at the battery cut-off (world ms), or null */
@@ -175,7 +180,9 @@ export class EnergyLedger {
     private poweredSince: number | null = null
     private firstOn: number | null = null
     private poweredMs = 0
-    private readonly counts = { samples: 0, uploadsHttps: 0, uploadsCellular: 0, fixes: 0, awakeIntervals: 0 }
+    private readonly counts = { samples: 0, uploadsHttps: 0, uploadsCellular: 0, fixes: 0, awakeIntervals: 0, gnssStandbys: 0 }
+    /** the receiver's current or last software standby (world ms; `until` Infinity: until a power-on) */
+    private gnssOff: { from: number; until: number } | null = null
     private ignored = 0
 
     constructor(
@@ -301,6 +308,17 @@ export class EnergyLedger {
         if (this.modeNow === "duty-cycled" || !this.gnss) this.used.gnss += this.activityMah("gnss_hot_fix")
     }
 
+    /**
+     * The receiver sleeps in software standby from `fromMs` to `untilMs` (the receiver model's own
+     * account of a PMREQ it obeyed; a window cut short by a power-on ends there): its base current
+     * is the standby's, not tracking, inside the window.
+     */
+    gnssStandby(fromMs: number, untilMs: number): void {
+        this.settle(fromMs)
+        if (untilMs > fromMs) this.counts.gnssStandbys++
+        this.gnssOff = { from: fromMs, until: Math.max(fromMs, untilMs) }
+    }
+
     /** Charge drawn in this run up to `atMs` (mAh), without `startMah`. */
     usedMah(atMs: number): number {
         return Object.values(this.byUse(atMs)).reduce((a, b) => a + b, 0)
@@ -310,7 +328,7 @@ export class EnergyLedger {
     byUse(atMs: number): Record<EnergyUse, number> {
         this.checkTime(atMs)
         const out = { ...this.used }
-        if (this.powered && this.settledAt !== null) for (const l of this.base) out[l.use] += mAh(l.mA, atMs - this.settledAt)
+        if (this.powered && this.settledAt !== null) for (const l of this.base) out[l.use] += this.baseMah(l, this.settledAt, atMs)
         return out
     }
 
@@ -361,6 +379,15 @@ export class EnergyLedger {
 
     // -----------------------------------------------------------------------------------------------
 
+    /** A base load's charge from `fromMs` to `toMs`: a tracking receiver draws its standby current inside a standby window. */
+    private baseMah(l: BaseLoad, fromMs: number, toMs: number): number {
+        const all = mAh(l.mA, toMs - fromMs)
+        const off = this.gnssOff
+        if (l.ref !== GNSS_TRACKING || !off) return all
+        const overlap = Math.max(0, Math.min(toMs, off.until) - Math.max(fromMs, off.from))
+        return all - mAh(l.mA - l.standbyMa!, overlap)
+    }
+
     /** Bring the base current's charge up to `atMs`. */
     private settle(atMs: number): void {
         const now = this.byUse(atMs)
@@ -385,7 +412,13 @@ export class EnergyLedger {
         const refs = mode === "always-on" ? this.alwaysOnRefs() : this.sleepRefs()
         const regime = mode === "always-on" ? "active" : "sleep"
         const baseUse: EnergyUse = mode === "always-on" ? "awake" : "sleep"
-        return refs.map(ref => ({ ref, use: useOfPart(ref, baseUse), mA: this.cellMa(ref, stateOf(this.model, ref).state.mA, regime) }))
+        const cell = (ref: string) => this.cellMa(ref, stateOf(this.model, ref).state.mA, regime)
+        return refs.map(ref => ({
+            ref,
+            use: useOfPart(ref, baseUse),
+            mA: cell(ref),
+            standbyMa: ref === GNSS_TRACKING ? cell(GNSS_STANDBY) : undefined,
+        }))
     }
 
     private alwaysOnRefs(): string[] {
@@ -393,7 +426,11 @@ export class EnergyLedger {
         return [...a.board, ...(this.gnss ? a.gnss : []), ...(this.notecard ? a.notecard : [])]
     }
 
-    /** The board's sleep floor from power.json, without the receiver or the Notecard when not fitted. */
+    /**
+     * The board's sleep floor from power.json, without the receiver or the Notecard when not fitted.
+     * With measured wakes the receiver is charged as it ran (tracking, standby windows), not as
+     * power.json's v2 floor has it (hardware backup behind a load switch the firmware does not drive).
+     */
     private sleepRefs(): string[] {
         const refs = boardOf(this.model, this.board).sleep.filter(ref => this.fitted(ref))
         if (!this.measured || !this.gnss) return refs

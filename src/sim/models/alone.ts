@@ -176,6 +176,8 @@ class Rig {
                 dropped: g!.dropped,
                 utcNow: g!.utcNow(),
                 replayDone: g!.replayDone(),
+                standbys: g!.standbys,
+                refusedAsleep: g!.refusedAsleep,
             }
         const nc = this.nc
         if (c.ncInputs) return nc!.setInputs({ ...c.ncInputs, utcMs: c.ncInputs.utcMs === null ? NaN : c.ncInputs.utcMs }, utc)

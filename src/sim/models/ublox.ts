@@ -3,10 +3,12 @@ import {
     CLS_ACK,
     CLS_CFG,
     CLS_NAV,
+    CLS_RXM,
     ID_ACK_ACK,
     ID_ACK_NAK,
     ID_CFG_VALSET,
     ID_NAV_PVT,
+    ID_RXM_PMREQ,
     NAV_PVT_LEN,
     UBX_OVERHEAD,
     navPvtPayload,
@@ -39,7 +41,13 @@ import {
  *   its address, has nothing to say, ignores input);
  * - noise: garbage bursts (random bytes, lone B5, false headers with short or huge lengths) before
  *   messages, and byte counts that reveal only part of what is queued, so frames split across reads;
- * - replay(capture): a recorded raw stream served as the receiver's output, one NAV-PVT per poll.
+ * - replay(capture): a recorded raw stream served as the receiver's output, one NAV-PVT per poll;
+ * - software standby (UBX-RXM-PMREQ version 0 with the backup flag and a duration; the 8-byte
+ *   legacy form too): the address does not answer until the duration is over, then the receiver
+ *   starts again with its RAM configuration at the power-on defaults and its backup RAM kept: it
+ *   knows the time at once and has a fix (when the sky gives one) after a hot start of 1 s (SAM-M10Q
+ *   data sheet, TTFF hot start). A duration of 0 (until a wake-up pin, none on the DDC port) lasts
+ *   until the next power-on. `onStandby` tells the world's energy ledger each standby's window.
  * Not modelled: the UART/SPI ports, other UBX messages, BBR/flash layers (VALSET to them is accepted
  * and applied to RAM), clock drift, TXREADY.
  */
@@ -90,6 +98,10 @@ export interface UbloxModelOptions {
 }
 
 const WEEK_MS = 604_800_000
+/** SAM-M10Q data sheet UBX-22013293, Table 1: hot start TTFF 1 s */
+export const HOT_START_MS = 1000
+/** RXM-PMREQ flags: b1 backup (software standby) */
+const PMREQ_BACKUP = 0x02
 const NAV_PERIOD_MS = 1000
 const KEY_I2CINPROT_UBX = 0x10710001
 const KEY_I2CINPROT_NMEA = 0x10710002
@@ -132,6 +144,15 @@ export class UbloxChip implements I2cChip {
     fault: UbloxFault = "none"
     /** a fix was obtained since power-on: the time is fully resolved from then on */
     hadFix = false
+    /** in software standby until this world instant (Infinity: until power-on); null: running */
+    standbyUntil: number | null = null
+    /** no fix is reported before this instant (the hot start after a standby) */
+    private fixFrom = -Infinity
+    /** standby requests obeyed; transactions refused while in standby */
+    standbys = 0
+    refusedAsleep = 0
+    /** the world's energy ledger: the receiver sleeps from `fromUtc` to `untilUtc` (a cut-short window ends at the power-on) */
+    onStandby?: (fromUtc: number, untilUtc: number) => void
 
     latencyMs: number
     readonly epochMs: number
@@ -191,6 +212,9 @@ export class UbloxChip implements I2cChip {
     /** power-on reset at `utc`: default configuration (NMEA + UBX on I2C), empty stream, no fix yet */
     powerOn(utc: number) {
         this.at(utc)
+        if (this.standbyUntil !== null && this.standbyUntil > this.now) this.onStandby?.(this.now, this.now)
+        this.standbyUntil = null
+        this.fixFrom = -Infinity
         this.poweredAt = this.now
         this.inUbx = this.inNmea = this.outUbx = this.outNmea = true
         this.pvtRate = 0
@@ -298,6 +322,10 @@ export class UbloxChip implements I2cChip {
         this.at(utc)
         this.transactions++
         if (this.fault === "nack") return undefined
+        if (this.asleep()) {
+            this.refusedAsleep++
+            return undefined
+        }
         const rx = Buffer.alloc(rxLen)
         if (this.fault === "ff") return rx.fill(0xff)
         this.tick()
@@ -333,6 +361,40 @@ export class UbloxChip implements I2cChip {
 
     // ---- receiver ----------------------------------------------------------------------------
 
+    /** in standby now; a standby that is over ends here (the receiver starts again at its end) */
+    private asleep(): boolean {
+        if (this.standbyUntil === null) return false
+        if (this.now < this.standbyUntil) return true
+        this.wake(this.standbyUntil)
+        return false
+    }
+
+    /** the end of a standby: the RAM configuration at its defaults, the time and last fix kept (hot start) */
+    private wake(at: number) {
+        this.standbyUntil = null
+        this.inUbx = this.inNmea = this.outUbx = this.outNmea = true
+        this.pvtRate = 0
+        this.ptr = 0xff
+        this.out = Buffer.alloc(0)
+        this.revealed = 0
+        this.later = []
+        this.inRest = Buffer.alloc(0)
+        this.nextEpoch = at + NAV_PERIOD_MS
+        this.fixFrom = at + HOT_START_MS
+    }
+
+    /** RXM-PMREQ: version 0 (16 bytes) or the legacy 8 bytes; only the backup request is modelled */
+    private pmreq(p: Buffer) {
+        const v0 = p.length === 16 && p[0] === 0
+        if (!v0 && p.length !== 8) return
+        const o = v0 ? 4 : 0
+        const duration = p.readUInt32LE(o)
+        if ((p.readUInt32LE(o + 4) & PMREQ_BACKUP) === 0) return
+        this.standbys++
+        this.standbyUntil = duration > 0 ? this.now + duration : Infinity
+        this.onStandby?.(this.now, this.standbyUntil)
+    }
+
     /** 0..n-1 (n < 2^24), xorshift32 */
     private random(n: number): number {
         let x = this.seed
@@ -360,7 +422,8 @@ export class UbloxChip implements I2cChip {
             this.polls++
             if (this.capture) this.replayNext()
             else this.emitUbx(ubxFrame(CLS_NAV, ID_NAV_PVT, this.navPvt()))
-        } else if (f.cls === CLS_CFG) this.answerAck(f, false) // other CFG messages are not modelled
+        } else if (f.cls === CLS_RXM && f.id === ID_RXM_PMREQ) this.pmreq(f.payload)
+        else if (f.cls === CLS_CFG) this.answerAck(f, false) // other CFG messages are not modelled
         // other input is ignored, as receivers do with messages they do not handle
     }
 
@@ -427,31 +490,33 @@ export class UbloxChip implements I2cChip {
             ? { ...navPvtTime(utc, { signedNano: this.signedNano }), fullyResolved: this.hadFix }
             : { iTOW: (this.now - this.poweredAt) % WEEK_MS }
         const dt = (this.now - this.posAt) / 1000
-        const lat = this.fix ? this.lat + this.latRate * dt : this.lastLat
-        const lon = this.fix ? this.lon + this.lonRate * dt : this.lastLon
-        const h = this.fix ? this.heightM : this.lastHeightM
-        const speed = this.fix ? this.speedMps * 1000 : 0
+        // (a hot start: the fix comes back a second after a standby)
+        const fixed = this.fix && this.now >= this.fixFrom
+        const lat = fixed ? this.lat + this.latRate * dt : this.lastLat
+        const lon = fixed ? this.lon + this.lonRate * dt : this.lastLon
+        const h = fixed ? this.heightM : this.lastHeightM
+        const speed = fixed ? this.speedMps * 1000 : 0
         const head = (this.headingDeg * Math.PI) / 180
         return navPvtPayload({
             ...time,
-            tAccNs: this.fix ? 25 : timeKnown && this.hadFix ? 5000 : 0xffffffff,
-            fixType: this.fix ? 3 : 0,
-            gnssFixOK: this.fix,
+            tAccNs: fixed ? 25 : timeKnown && this.hadFix ? 5000 : 0xffffffff,
+            fixType: fixed ? 3 : 0,
+            gnssFixOK: fixed,
             flags2: timeKnown ? (this.hadFix ? 0xe0 : 0x20) : 0, // confirmedAvai / Date / Time
             numSV: this.numSV,
             lon: rnd(lon * 1e7),
             lat: rnd(lat * 1e7),
             heightMm: rnd(h * 1000),
             hMslMm: rnd(h * 1000),
-            hAccMm: this.fix ? 2500 : 0xffffffff,
-            vAccMm: this.fix ? 4000 : 0xffffffff,
+            hAccMm: fixed ? 2500 : 0xffffffff,
+            vAccMm: fixed ? 4000 : 0xffffffff,
             velNMmS: rnd(speed * Math.cos(head)),
             velEMmS: rnd(speed * Math.sin(head)),
             gSpeedMmS: rnd(speed),
             headMot: rnd(this.headingDeg * 1e5),
-            sAccMmS: this.fix ? 300 : 20000,
-            headAcc: this.fix ? 1000000 : 18000000,
-            pDOP: this.fix ? 130 : 9999,
+            sAccMmS: fixed ? 300 : 20000,
+            headAcc: fixed ? 1000000 : 18000000,
+            pDOP: fixed ? 130 : 9999,
         })
     }
 
