@@ -62,6 +62,8 @@ export interface Provisioning {
     config: LoggerConfig
     /** the first 16 bytes of SHA-256 over the configuration text, for the config record */
     configHash: Buffer
+    /** the epoch key's value (`ep`) as read here, so the key chain need not read it again (undefined before the first boot) */
+    epochKey?: Buffer
 }
 
 function validConfig(c: LoggerConfig): string {
@@ -81,7 +83,8 @@ function validConfig(c: LoggerConfig): string {
 /** Reads provisioning once; undefined (with the reason logged) when incomplete or invalid. */
 export async function readProvisioning(quiet = false): Promise<Provisioning> {
     const devid = await kvGet("devid")
-    const haveKey = (await kvGet("ep")) || (await kvGet("devkey"))
+    const epochKey = await kvGet("ep")
+    const haveKey = epochKey || (await kvGet("devkey"))
     const ackkey = await kvGet("ackkey")
     const lockey = await kvGet("lockey")
     const ep = await kvGet("endpoint")
@@ -113,7 +116,7 @@ export async function readProvisioning(quiet = false): Promise<Provisioning> {
         return undefined
     }
     const configHash = digest("sha256", Buffer.from(JSON.stringify(config)), Buffer.from(endpoint)).slice(0, 16)
-    return { devid, ackkey, lockey, endpoint, config, configHash }
+    return { devid, ackkey, lockey, endpoint, config, configHash, epochKey }
 }
 
 /** A factory-new logger waits here until a technician provisions it. */

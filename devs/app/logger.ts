@@ -40,6 +40,8 @@ import {
     ST_ASLEEP,
     STEP_MAX,
     W_WAKE,
+    W_SEQ,
+    W_SLEPT,
     W_SAMPLE,
     W_ANCHOR,
     W_ANCHOR_OFF,
@@ -188,12 +190,17 @@ export class Logger {
         const wasSet = hadState && st.has(ST_RTC_SET)
         await this.time.start(wasSet)
         st.set(ST_RTC_SET, this.time.trusted)
-        const problem = await store.open()
-        if (problem) console.log("ct:store-problem " + problem)
         const t = this.time.now()
-        const last = await store.lastRecord()
-        this.woke = this.isWake(hadState, wasSet, t, last ? recordTime(last) : 0)
-        if (!(await this.keys.load(t, this.woke))) throw new Error("no epoch key: provisioning incomplete")
+        // a wake that finds the log as its sleep left it (the same next seq: nothing appended since)
+        // restores it from the tail alone (docs/format.md 5.5); anything else is checked as at a boot
+        this.woke = this.isWake(hadState, wasSet, t) && (await store.load()) && store.nextSeq + 1 === st.w[W_SEQ]
+        let last: Buffer = undefined
+        if (!this.woke) {
+            const problem = await store.open()
+            if (problem) console.log("ct:store-problem " + problem)
+            last = await store.lastRecord()
+        }
+        if (!(await this.keys.load(t, this.woke, this.prov.epochKey))) throw new Error("no epoch key: provisioning incomplete")
         // an evolution a reset interrupted (the epoch's seal is the last record): finish it
         const sealed = last && recordKind(last) === KIND_SEAL && sealEpoch(last) === this.keys.epoch
         if (sealed) await this.keys.evolve(recordSeq(last), t)
@@ -220,7 +227,7 @@ export class Logger {
      * ran on its backup supply since (a power cut during the sleep is a boot), and it is not long past
      * the planned instant (before it: woken early, by USB power). The flag is cleared here, so a reset from now on (the watchdog) is a boot.
      */
-    private isWake(hadState: boolean, wasSet: boolean, t: number, lastT: number): boolean {
+    private isWake(hadState: boolean, wasSet: boolean, t: number): boolean {
         const st = this.st
         if (!hadState || !st.has(ST_ASLEEP)) return false
         st.set(ST_ASLEEP, false)
@@ -228,8 +235,8 @@ export class Logger {
         // (a clock never set keeps its power-on flag until it is: only a loss after a set is news)
         const flags = this.time.bootFlags
         const rtcEvent = (flags & BOOT_RTC_BACKUP) !== 0 || ((flags & BOOT_RTC_LOST) !== 0 && wasSet)
-        // a counter that started over (lost while never set) is behind the last record
-        return !rtcEvent && !!this.board.sleep && t >= lastT && t <= planned + WAKE_LATE_S
+        // a counter that started over (lost while never set) is behind the instant it went to sleep
+        return !rtcEvent && !!this.board.sleep && st.w[W_SLEPT] > 0 && t >= st.w[W_SLEPT] && t <= planned + WAKE_LATE_S
     }
 
     /** A boot (power-on, a reset, a power cut): seal what the last run left open, then the boot and config records. */
@@ -273,7 +280,9 @@ export class Logger {
         const b = this.battery
         for (let i = 0; i < 3; i++) if (w[W_BAT + i]) b.readings.push(w[W_BAT + i])
         b.recordedAt = w[W_BAT_AT] ? tm.unkeep(w[W_BAT_AT]) : NO_TIME
-        console.log(`ct:wake t=${t} planned=${w[W_WAKE]} next=${this.store.nextSeq}`)
+        // restore = clock ms from the program's start to here: the log, the keys and this state read back
+        const restore = this.board.clock.now() - (this.board.startedAt || 0)
+        console.log(`ct:wake t=${t} planned=${w[W_WAKE]} next=${this.store.nextSeq} restore=${restore}`)
     }
 
     /**
@@ -345,6 +354,8 @@ export class Logger {
         const w = st.w
         const tm = this.time
         w[W_WAKE] = tm.atCpu(wake)
+        w[W_SEQ] = this.store.nextSeq + 1
+        w[W_SLEPT] = tm.now()
         w[W_SAMPLE] = this.sampleT
         w[W_FLAGS] = (this.inBand ? 0 : WF_OUT_OF_BAND) | (this.uploads.urgent ? WF_URGENT : 0) | (this.sensorDown ? WF_SENSOR_DOWN : 0)
         w[W_ANCHOR] = this.lastAnchor === NO_TIME ? 0 : tm.keep(this.lastAnchor)

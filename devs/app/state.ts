@@ -3,7 +3,7 @@ import { kvGet, kvSet } from "../flash/kv"
 /**
  * What the logger carries from one run to the next besides the log itself (docs/format.md 5.5): the
  * settings value `st`, written only when something in it changed.
- *   st = version u8 (3) | flags u8 | battery level u8 | reserved u8 | boot u32 | wake slots u32 x 21
+ *   st = version u8 (3) | flags u8 | battery level u8 | reserved u8 | boot u32 | wake slots u32 x 23
  * The wake slots are what a deep sleep would otherwise lose (RAM does not survive it): the schedule,
  * the uploader's, GNSS tracker's, alarm's and battery monitor's state, written before every sleep and
  * read only by the wake that follows it (flag ST_ASLEEP). Instants are device seconds (`t`), 0: none.
@@ -47,7 +47,14 @@ export const W_FIX_LON = 17
 export const W_SLOW_AT = 18
 export const W_SLOW_LAT = 19
 export const W_SLOW_LON = 20
-const SLOTS = 21
+/**
+ * The log's next seq when the logger went to sleep, plus 1 (0: not saved), and the device time it
+ * went to sleep at: a wake that finds the same next seq knows the log as the sleep left it (nothing
+ * appended since: no record half-written, no seal without its key step) and skips the boot's checks.
+ */
+export const W_SEQ = 21
+export const W_SLEPT = 22
+const SLOTS = 23
 
 /** st flags */
 export const ST_RTC_SET = 0x01

@@ -19,10 +19,11 @@ export class EpochKeys {
 
     /**
      * Load k[epoch]; on the first boot take k0 from the provisioning key and erase that. `now`: device
-     * time. `wake`: a wake from a sleep, which a boot that finished the move preceded.
+     * time. `wake`: a wake from a sleep, which a boot that finished the move preceded. `read`: the
+     * `ep` value when the caller has just read it (provisioning does), saving a read per wake.
      */
-    async load(now: number, wake = false): Promise<boolean> {
-        const e = await kvGet(EKEY)
+    async load(now: number, wake = false, read?: Buffer): Promise<boolean> {
+        const e = read ? read : await kvGet(EKEY)
         if (e && e.length === 44) {
             this.epoch = e.getAt(0, "u32")
             this.key = e.slice(4, 36)

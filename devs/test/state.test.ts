@@ -13,11 +13,13 @@ import {
     W_BAT,
     W_FIX_LAT,
     W_SLOW_LON,
+    W_SEQ,
+    W_SLEPT,
 } from "../app/state"
 
 /** The wake state `st` against its byte layout (docs/format.md 5.5). */
 describe("WakeState", () => {
-    test("writes version, flags, level, boot counter and the 21 wake slots where the format says", async () => {
+    test("writes version, flags, level, boot counter and the 23 wake slots where the format says", async () => {
         await kvDelete("st")
         const st = new WakeState()
         st.flags = ST_RTC_SET | ST_ASLEEP
@@ -31,9 +33,11 @@ describe("WakeState", () => {
         st.w[W_BAT + 2] = 3712
         st.w[W_FIX_LAT] = -338_000_000
         st.w[W_SLOW_LON] = 44_000_000
+        st.w[W_SEQ] = 1235
+        st.w[W_SLEPT] = 1772427600
         await st.save()
         const b = await kvGet("st")
-        expect(b.length).toBe(92)
+        expect(b.length).toBe(100)
         expect(b[0]).toBe(3)
         expect(b[1]).toBe(ST_RTC_SET | ST_ASLEEP)
         expect(b[2]).toBe(2)
@@ -47,6 +51,8 @@ describe("WakeState", () => {
         expect(b.getAt(60, "u16")).toBe(3712)
         expect(b.getAt(72, "i32")).toBe(-338_000_000)
         expect(b.getAt(88, "u32")).toBe(44_000_000)
+        expect(b.getAt(92, "u32")).toBe(1235)
+        expect(b.getAt(96, "u32")).toBe(1772427600)
     })
 
     test("reads back what it wrote, signed slots with | 0", async () => {
@@ -59,6 +65,22 @@ describe("WakeState", () => {
         expect(st.w[W_ANCHOR_OFF] | 0).toBe(-250)
         expect(st.w[W_FIX_LAT] | 0).toBe(-338_000_000)
         expect(st.w[W_BAT + 2]).toBe(3712)
+        expect(st.w[W_SEQ]).toBe(1235)
+    })
+
+    test("a 92-byte value (21 slots, before the sleep's seq was kept) reads with the new slots 0", async () => {
+        const old = Buffer.alloc(92)
+        old[0] = 3
+        old[1] = ST_ASLEEP
+        old.setAt(8, "u32", 1772427900)
+        old.setAt(88, "u32", 5)
+        await kvSet("st", old)
+        const st = new WakeState()
+        expect(await st.load()).toBe(true)
+        expect(st.w[W_WAKE]).toBe(1772427900)
+        expect(st.w[W_SLOW_LON]).toBe(5)
+        expect(st.w[W_SEQ]).toBe(0)
+        expect(st.w[W_SLEPT]).toBe(0)
     })
 
     test("an 8-byte value from firmware before the duty cycle reads with every slot 0, not asleep", async () => {
@@ -71,7 +93,7 @@ describe("WakeState", () => {
         expect(await st.load()).toBe(true)
         expect(st.boot).toBe(7)
         expect(st.has(ST_ASLEEP)).toBe(false)
-        for (let i = 0; i < 21; i++) expect(st.w[i]).toBe(0)
+        for (let i = 0; i < 23; i++) expect(st.w[i]).toBe(0)
     })
 
     test("no state, or another version: nothing loaded (a logger that never ran)", async () => {
