@@ -16,7 +16,17 @@ import {
     type AlarmEventOut,
     type RuleSet,
 } from "../src/alarms/index.js"
-import { ALARM_VECTORS_PATH, alarmCases, buildAlarmVectors, expectedOf, inputsOf, samplesOf } from "../src/tools/gen-alarm-vectors.js"
+import {
+    ALARM_VECTORS_DS_PATH,
+    ALARM_VECTORS_PATH,
+    alarmCases,
+    buildAlarmVectors,
+    buildAlarmVectorsDs,
+    expectedOf,
+    inputsOf,
+    samplesOf,
+} from "../src/tools/gen-alarm-vectors.js"
+import { compiledRuleSet, COMPILED_HEADER_LEN, COMPILED_RULE_LEN } from "../src/alarms/compiled.js"
 import { provisionValues, newDeviceKeys, ProvisionError } from "../src/provision/provision.js"
 import { ALARM_TYPE, KIND, type LogRecord } from "../src/format/index.js"
 import { placeRecords } from "../src/verify/timeline.js"
@@ -35,6 +45,39 @@ describe("alarm vectors", () => {
         const a = buildAlarmVectors()
         expect(buildAlarmVectors()).toBe(a)
         expect(readFileSync(new URL(ALARM_VECTORS_PATH, root), "utf8")).toBe(a)
+        // the same cases for the firmware's engine (devs/test/alarms.test.ts runs them in the VM)
+        expect(readFileSync(new URL(ALARM_VECTORS_DS_PATH, root), "utf8")).toBe(buildAlarmVectorsDs())
+    })
+
+    it("compiles a rule set to the logger's integers (docs/alarms.md, the logger's rule set)", () => {
+        const rs: RuleSet = {
+            intervalS: 300,
+            rules: [
+                { id: "heat", type: "single", direction: "above", limitC: 29.9, inclusive: true, minDurationS: 3600, hysteresisC: 0.5 },
+                { id: "mkt", type: "mkt", limitC: -60, windowS: 86400 },
+                { id: "lid", type: "openings", maxPerDay: 2, maxOpenS: 60 },
+            ],
+        }
+        const b = compiledRuleSet(rs)
+        expect(b.length).toBe(COMPILED_HEADER_LEN + 3 * COMPILED_RULE_LEN)
+        expect([b[0], b[1], b.readUInt32LE(4)]).toEqual([1, 3, 300])
+        const rule = (i: number) => {
+            const o = COMPILED_HEADER_LEN + COMPILED_RULE_LEN * i
+            return [
+                b[o],
+                b.readInt8(o + 1),
+                b.readInt32LE(o + 4),
+                b.readInt32LE(o + 8),
+                b.readInt32LE(o + 12),
+                b.readInt32LE(o + 16),
+                b.readInt32LE(o + 20),
+            ]
+        }
+        // 29.9 °C inclusive: tc >= ceil(3827.2) = 3828; cleared at or below 3828 - 1 - 64 (0.5 °C)
+        expect(rule(0)).toEqual([1, 1, 3828, 3763, 3600, 0, 0])
+        // MKT over days, coverage a day, limit -60.00 °C
+        expect(rule(1)).toEqual([3, 0, 0, 0, 86400, 86400, -6000])
+        expect(rule(2)).toEqual([7, 0, 0, 0, 2, 60, 0])
     })
 
     it("covers every preset and the edges the issue names", () => {
