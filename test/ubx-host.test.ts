@@ -4,7 +4,9 @@
 import { readFileSync } from "node:fs"
 import { describe, expect, test } from "vitest"
 import {
+    CLS_RXM,
     GPS_EPOCH_MS,
+    ID_RXM_PMREQ,
     UBX_MAX_FRAME,
     gpsTimeOfWeekMs,
     navPvtFrame,
@@ -29,6 +31,8 @@ const NAK_HEX = "b56205000200068a97bc"
  * I2COUTPROT-NMEA (0x10720002) = 0, MSGOUT-UBX_NAV_PVT_I2C (0x20910006) = 0
  */
 const VALSET_HEX = "b562068a1800000100000100711001010072100102007210000600912000ebac"
+/** RXM-PMREQ version 0: software standby (flags backup | force) for 295 s, no wake-up pin */
+const PMREQ_HEX = "b56202411000000000005880040006000000000000003513"
 /** NAV-PVT, Brussels, 2024-02-29 (leap day) 13:45:30.250 UTC, 3D fix (fields: BE below) */
 const PVT_BE_HEX =
     "b56201075c00da7b8d17e807021d0d2d1e071500000080b2e60e0301e00efe22980238994e1ed9b601008e0001009805" +
@@ -129,7 +133,7 @@ function constants(src: string): Map<string, string> {
 describe("shared vectors", () => {
     test("devs/test/ublox.test.ts has the same byte vectors", () => {
         const fw = constants(readFileSync(new URL("../devs/test/ublox.test.ts", import.meta.url), "utf8"))
-        const mine = { POLL_HEX, ACK_HEX, NAK_HEX, VALSET_HEX, PVT_BE_HEX, PVT_SP_HEX }
+        const mine = { POLL_HEX, ACK_HEX, NAK_HEX, VALSET_HEX, PMREQ_HEX, PVT_BE_HEX, PVT_SP_HEX }
         for (const [k, v] of Object.entries(mine)) expect(fw.get(k), k).toBe(v)
         expect(fw.size).toBe(Object.keys(mine).length)
     })
@@ -142,6 +146,14 @@ describe("framing", () => {
         expect(ubxFrame(0x05, 0x01, hex("068a")).toString("hex")).toBe(ACK_HEX)
         expect(ubxFrame(0x05, 0x00, hex("068a")).toString("hex")).toBe(NAK_HEX)
         expect(ubxChecksum(hex(POLL_HEX), 2, 6)).toBe(0x1908)
+    })
+
+    test("the firmware's RXM-PMREQ, rebuilt from the interface description's fields", () => {
+        const p = Buffer.alloc(16) // version 0, 3 reserved
+        p.writeUInt32LE(295_000, 4) // duration, ms
+        p.writeUInt32LE(0x02 | 0x04, 8) // flags: backup, force
+        p.writeUInt32LE(0, 12) // wakeupSources: none (the duration ends it)
+        expect(ubxFrame(CLS_RXM, ID_RXM_PMREQ, p).toString("hex")).toBe(PMREQ_HEX)
     })
 
     test("the firmware's CFG-VALSET, rebuilt from its documented keys", () => {
