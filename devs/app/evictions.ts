@@ -10,8 +10,8 @@ export interface EvictionLog {
     readonly time: DeviceTime
     add(make: (seq: number) => Buffer): Promise<number>
     seal(): Promise<void>
-    /** UTC seconds of a record the logger's current clock run places; 0: not placed */
-    placedUtc(r: Buffer): number
+    /** what the logger's time records place: UTC seconds of a record of the current clock run, 0 if none */
+    readonly anchors: { placedUtc(r: Buffer): number }
 }
 
 /**
@@ -70,7 +70,7 @@ export class Evictions {
         s.srOr |= sr
         s.sflagsOr |= fl
         // UTC only for records the current clock run places (since the last time record's run began)
-        const t = this.lg.placedUtc(r)
+        const t = this.lg.anchors.placedUtc(r)
         if (t) {
             if (!s.tFirst) s.tFirst = t
             s.tLast = t

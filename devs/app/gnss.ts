@@ -51,12 +51,13 @@ export interface PositionLog {
     readonly prov: { lockey: Buffer }
     /** the watchdog's view of the fibers: [2] is this one's */
     due: number[]
-    /** wait until clock ms `at` as fiber `fiber`; the logger may sleep meanwhile */
-    waitUntil(fiber: number, at: number): Promise<boolean>
+    /** the fibers' schedule: [2] is this one's; the logger may sleep while it waits */
+    readonly scheduler: { waitUntil(fiber: number, at: number): Promise<boolean> }
     /** device time no record may be stamped before (the last boot or clock set) */
     minT: number
     add(make: (seq: number) => Buffer): Promise<number>
-    appendTimeAnchor(): Promise<void>
+    /** time records (devs/app/anchors.ts): one at a fix when due */
+    readonly anchors: { append(): Promise<void> }
 }
 
 const HOUR = 3_600_000
@@ -199,7 +200,7 @@ class GnssRecorder {
         for (;;) {
             if (g.nextAt !== NO_TIME) {
                 log.due[2] = g.nextAt + STEP_MAX
-                await log.waitUntil(2, g.nextAt)
+                await log.scheduler.waitUntil(2, g.nextAt)
             }
             try {
                 if (log.battery.level < BATTERY_CRITICAL) await this.record(await g.step())
@@ -221,7 +222,7 @@ class GnssRecorder {
     // (a method of its own: DeviceScript closures cannot capture variables of a loop body)
     private async record(ev: GnssEvents) {
         const log = this.log
-        await log.appendTimeAnchor()
+        await log.anchors.append()
         const now = log.time.now()
         const lockey = log.prov.lockey
         const fix = ev.fix

@@ -1,5 +1,5 @@
 import * as ds from "@devicescript/core"
-import { Clock, Signal, NO_TIME } from "../hal/clock"
+import { Clock, NO_TIME } from "../hal/clock"
 import { LogStore, NONE } from "../flash/logstore"
 import { EpochKeys } from "../chain/keys"
 import { Provisioning } from "./config"
@@ -7,18 +7,14 @@ import {
     sampleRecord,
     bootRecord,
     configRecord,
-    timeRecord,
     alarmRecord,
     sealRecord,
     batteryRecord,
     recordKind,
     recordSeq,
-    recordTime,
     sealEpoch,
     KIND_SEAL,
     SFLAG_NO_READING,
-    TIME_SOURCE_GPS,
-    TIME_FLAG_SET,
     BOOT_POWER_ON,
     BOOT_INTERRUPTED,
     BOOT_WATCHDOG,
@@ -43,9 +39,6 @@ import {
     W_SEQ,
     W_SLEPT,
     W_SAMPLE,
-    W_ANCHOR,
-    W_ANCHOR_OFF,
-    W_ANCHOR_FROM,
     W_FLAGS,
     WF_URGENT,
     WF_OUT_OF_BAND,
@@ -54,7 +47,9 @@ import {
     W_BAT_AT,
 } from "./state"
 import { BatterySense, BatteryMonitor } from "./battery"
-import { Uploader, RUNNING } from "./uploader"
+import { Uploader } from "./uploader"
+import { WakeScheduler, RUNNING } from "./scheduler"
+import { TimeAnchors } from "./anchors"
 import { Evictions } from "./evictions"
 import { Watchdog, DUE_START } from "./watchdog"
 
@@ -107,25 +102,15 @@ export interface Board {
  */
 export const FIRMWARE_ID = Buffer.from("ct-fw-03")
 
-// 12 h: the RV-3028 drifts < 1 s in that time, and every anchor costs flash (docs/timebase.md)
-const TIME_ANCHOR_EVERY = 12 * 3_600_000
-// the clock is set again when it is this far from the time source
-const RTC_SET_ERROR_MS = 2000
 const ALARM_HYSTERESIS_C = 0.5
 const HOUR = 3_600_000
 const DAY = 24 * HOUR
-/** nothing to do for at least this long: sleep (a wake costs ~0.35 s of boot before the program runs) */
-const MIN_SLEEP_MS = 3000
 /**
  * A start is a wake when the logger went to sleep, its clock chip ran on the main supply all along
  * (no backup switch-over, no loss) and `t` is at most this long after the planned wake (s): the
  * ESP32's sleep timer runs on an RC oscillator (a few % off). Earlier is a wake too (USB power).
  */
 const WAKE_LATE_S = 120
-/** an instant kept across the sleep that is due within this of the wake is due at once (ms) */
-const WAKE_DUE_MS = 1500
-/** a fiber that is not running and has nothing planned */
-const NEVER = 1e15
 
 /**
  * The logger: sample on an absolute schedule, append every record to flash before it counts as
@@ -141,11 +126,10 @@ export class Logger {
     readonly uploads: Uploader
     /** a full store's oldest block summarized, sealed and freed (devs/app/evictions.ts) */
     readonly evictions: Evictions
-    /** CPU ms of the last time record */
-    private lastAnchor = NO_TIME
-    /** UTC ms minus t*1000 at the last time record, and the first seq it applies to */
-    private anchorOffset = 0
-    private anchorFrom = -1
+    /** time records and what they place (devs/app/anchors.ts) */
+    readonly anchors: TimeAnchors
+    /** when each fiber runs next, and the sleep when all wait (devs/app/scheduler.ts) */
+    readonly scheduler: WakeScheduler
     /** device time of the last boot or clock set: instants measured before it (a GNSS solution
      * requested just before the clock was set) are stamped no earlier, so `t` never steps back */
     minT = 0
@@ -159,11 +143,9 @@ export class Logger {
     private sampleT = 0
     /** this run began at a wake from a deep sleep, not at a boot */
     woke = false
-    /** when each fiber (sampling, uploads, GNSS) runs next, clock ms; RUNNING while it runs */
-    runAt = [RUNNING, NEVER, NEVER]
     // several fibers record (sampling, GNSS): each record is built and appended under this lock,
     // so its seq and the head it may state are the ones it really gets
-    private appending = new Mutex()
+    readonly appending = new Mutex()
 
     /** the watchdog's view of the fibers (sampling, uploads, GNSS) and the start: Watchdog.due */
     readonly due: number[]
@@ -180,6 +162,8 @@ export class Logger {
         this.time = new DeviceTime(board.clock, board.rtc)
         this.uploads = new Uploader(this, board.uplinks || [new HttpsUplink(prov.endpoint)])
         this.evictions = new Evictions(this)
+        this.anchors = new TimeAnchors(this)
+        this.scheduler = new WakeScheduler(this)
     }
 
     async start(): Promise<void> {
@@ -215,7 +199,7 @@ export class Logger {
         const gnss = this.board.gnss
         if (gnss) {
             if (this.woke) gnss.resume(st.w, this.time)
-            this.runAt[2] = RUNNING
+            this.scheduler.runAt[2] = RUNNING
             gnss.record(this)
         }
         // the run has started: from here on the fibers' own deadlines hold
@@ -274,9 +258,7 @@ export class Logger {
         this.inBand = (w[W_FLAGS] & WF_OUT_OF_BAND) === 0
         this.sensorDown = (w[W_FLAGS] & WF_SENSOR_DOWN) !== 0
         this.uploads.urgent = (w[W_FLAGS] & WF_URGENT) !== 0
-        this.lastAnchor = w[W_ANCHOR] ? tm.unkeep(w[W_ANCHOR]) : NO_TIME
-        this.anchorOffset = w[W_ANCHOR_OFF] | 0
-        this.anchorFrom = w[W_ANCHOR_FROM] - 1
+        this.anchors.resume(w, tm)
         const b = this.battery
         for (let i = 0; i < 3; i++) if (w[W_BAT + i]) b.readings.push(w[W_BAT + i])
         b.recordedAt = w[W_BAT_AT] ? tm.unkeep(w[W_BAT_AT]) : NO_TIME
@@ -285,71 +267,19 @@ export class Logger {
         console.log(`ct:wake t=${t} planned=${w[W_WAKE]} next=${this.store.nextSeq} restore=${restore}`)
     }
 
-    /**
-     * A device second on this run's clock, by the run's own reading (so every sample of a run is taken
-     * at the same phase of its second, and stamped alike); one due within WAKE_DUE_MS is due now.
-     */
-    private dueAt(t: number): number {
-        const at = this.time.unkeep(t)
-        const now = this.board.clock.now()
-        return at > now && at - now < WAKE_DUE_MS ? now : at
+    /** an alarm's upload keeps the logger awake until it is sent */
+    mustStayAwake(): boolean {
+        return this.uploads.urgent
     }
 
-    /**
-     * Fiber `fiber` waits until clock ms `at` (or `signal`). When every fiber waits and the earliest
-     * is at least MIN_SLEEP_MS away, the logger saves what RAM holds and sleeps until it instead (the
-     * board's sleep does not return: the wake starts the program again). True when `signal` ended it.
-     */
-    async waitUntil(fiber: number, at: number, signal?: Signal): Promise<boolean> {
-        const clock = this.board.clock
-        this.runAt[fiber] = at
-        await this.sleepIfIdle()
-        const left = at - clock.now()
-        let raised = false
-        if (left > 0) {
-            if (signal) raised = await clock.sleepOr(left, signal)
-            else await clock.sleep(left)
-        }
-        this.runAt[fiber] = RUNNING
-        return raised
-    }
-
-    /** the earliest instant a fiber runs at; RUNNING when one runs now */
-    private nextRun(): number {
-        let wake = NEVER
-        for (const a of this.runAt) {
-            if (a === RUNNING) return RUNNING
-            if (a < wake) wake = a
-        }
-        return wake
-    }
-
-    private async sleepIfIdle() {
-        const sleep = this.board.sleep
-        // without a working clock chip a wake would not know the time: stay awake
-        if (!sleep || !this.time.canSet() || this.uploads.urgent) return
-        if (this.board.externalPower && this.board.externalPower()) return
-        const wake = this.nextRun()
-        if (wake === RUNNING || wake === NEVER || wake - this.board.clock.now() < MIN_SLEEP_MS) return
-        await this.saveWake(wake)
-        // (the write took a few ms: nothing may have woken meanwhile)
-        const now = this.board.clock.now()
-        if (this.nextRun() !== wake || wake - now < MIN_SLEEP_MS) {
-            this.st.set(ST_ASLEEP, false)
-            return
-        }
-        // wake so early that the next run reads the counter at the same phase of its second as this
-        // one did: a wake that starts on time then always reads and stamps the same second (a phase
-        // creeping through the second would stamp one sample in a few a second late)
-        // (whole seconds after this run's first reading, by that reading: the latest may be at another phase)
-        const tm = this.time
-        const lag = tm.firstReadAt - (this.board.startedAt || 0)
-        const at = lag > 0 && lag < 1000 ? tm.unkeep(tm.keep(wake)) - lag : wake
-        await sleep(at - now)
+    /** the clock was set (devs/app/anchors.ts): nothing may be stamped before it; the schedule, in device seconds, steps with it */
+    clockSet(was: number, now: number) {
+        this.minT = now
+        this.sampleT += now - was
     }
 
     /** What RAM holds that a wake needs, into `st` (instants as device seconds), ST_ASLEEP set. */
-    private async saveWake(wake: number) {
+    async saveWake(wake: number) {
         const st = this.st
         const w = st.w
         const tm = this.time
@@ -358,9 +288,7 @@ export class Logger {
         w[W_SLEPT] = tm.now()
         w[W_SAMPLE] = this.sampleT
         w[W_FLAGS] = (this.inBand ? 0 : WF_OUT_OF_BAND) | (this.uploads.urgent ? WF_URGENT : 0) | (this.sensorDown ? WF_SENSOR_DOWN : 0)
-        w[W_ANCHOR] = this.lastAnchor === NO_TIME ? 0 : tm.keep(this.lastAnchor)
-        w[W_ANCHOR_OFF] = this.anchorOffset
-        w[W_ANCHOR_FROM] = this.anchorFrom + 1
+        this.anchors.save(w, tm)
         const b = this.battery
         for (let i = 0; i < 3; i++) w[W_BAT + i] = i < b.readings.length ? b.readings[i] : 0
         w[W_BAT_AT] = b.recordedAt === NO_TIME ? 0 : tm.keep(b.recordedAt)
@@ -397,92 +325,15 @@ export class Logger {
         }
     }
 
-    private utcNow(): number {
-        const b = this.board
-        if (b.gnss) return b.gnss.utcNow()
-        return b.utcNow ? b.utcNow() : 0
-    }
-
-    /**
-     * Time records (docs/timebase.md): at the first valid UTC of a boot and every 12 hours after. When
-     * the clock does not hold UTC (lost, never set) or is off by more than 2 s, the time record says
-     * SET and the clock is set to floor(utc / 1000) right after it: the record's `t` is the old count,
-     * the records after it count from the new one.
-     */
-    async appendTimeAnchor() {
-        const b = this.board
-        if (!(this.utcNow() > 0)) return
-        // the counter read now, next to the UTC it is paired with (extrapolated from an older read
-        // it would lag by that read's phase within its second)
-        await this.time.sync()
-        const utc = this.utcNow()
-        const now = b.clock.now()
-        const tm = this.time
-        const t = tm.now()
-        const off = utc - t * 1000
-        const wrong = !tm.trusted || off > RTC_SET_ERROR_MS + 1000 || off < -RTC_SET_ERROR_MS
-        if (!wrong && this.lastAnchor !== NO_TIME && now - this.lastAnchor < TIME_ANCHOR_EVERY) return
-        this.lastAnchor = now
-        const source = b.gnss ? TIME_SOURCE_GPS : b.utcSource
-        const set = wrong && tm.canSet()
-        if (set) {
-            await this.setClock(source)
-            return
-        }
-        const seq = await this.add(s => timeRecord(s, t, utc, source, 0))
-        if (this.anchorFrom < 0 || !wrong) {
-            this.anchorOffset = off
-            if (this.anchorFrom < 0) this.anchorFrom = seq
-        }
-    }
-
-    /**
-     * Set the clock at a UTC second boundary, so its count is whole UTC seconds (a record is then
-     * placed at most 1 s early, never late): a SET time record with the old count and that UTC, then
-     * the clock set to utc / 1000 (docs/timebase.md).
-     */
-    private async setClock(source: number) {
-        const clock = this.board.clock
-        const tm = this.time
-        const early = this.utcNow()
-        await clock.sleep(1000 - (early - Math.floor(early / 1000) * 1000))
-        const utc = this.utcNow()
-        const t = tm.now()
-        // no other record between this one and the set: it would read the old count in the new run
-        await this.appending.acquire()
-        let seq = 0
-        let at = 0
-        try {
-            seq = await this.store.append(timeRecord(this.store.nextSeq, t, utc, source, TIME_FLAG_SET))
-            // the counter's seconds start when it is written: write it at the next UTC second
-            // boundary (the append took a few ms), so it ticks with UTC
-            const late = this.utcNow()
-            await clock.sleep(1000 - (late - Math.floor(late / 1000) * 1000))
-            at = this.utcNow()
-            // a failed set leaves the old count, which the SET record then misplaces by the step
-            if (!(await tm.set(at))) console.log(`ct:rtc-set-failed seq=${seq}`)
-        } finally {
-            this.appending.release()
-        }
-        this.st.set(ST_RTC_SET, tm.trusted)
-        await this.st.save()
-        this.anchorOffset = at - Math.floor(at / 1000) * 1000
-        this.anchorFrom = seq + 1
-        this.minT = tm.now()
-        // the schedule is in device seconds: it steps with the clock
-        this.sampleT += this.minT - t
-        console.log(`ct:rtc-set t=${this.minT} was=${t} seq=${seq}`)
-    }
-
     async sampling() {
         const interval = this.prov.config.interval
         const epochLen = this.prov.config.epoch
         for (;;) {
             // the cycle at `next` must be over before the one after it is due
             const next = this.sampleT
-            const at = this.dueAt(next)
+            const at = this.scheduler.dueAt(next)
             this.due[0] = at + 2 * interval * 1000
-            await this.waitUntil(0, at)
+            await this.scheduler.waitUntil(0, at)
             try {
                 await this.takeSample()
                 // an epoch is sealed when it is `epoch` seconds old (device time, kept across boots)
@@ -538,7 +389,7 @@ export class Logger {
     private async takeSample() {
         const clock = this.board.clock
         const t0 = ds.millis()
-        await this.appendTimeAnchor()
+        await this.anchors.append()
         let r: ThermoReading
         const tr = ds.millis()
         try {
@@ -562,12 +413,6 @@ export class Logger {
         if (this.sensorDown && !down) console.log("ct:sensor-ok reading again")
         this.sensorDown = down
         if (!r.sr && !r.sflags) await this.checkAlarm(r.tc, t)
-    }
-
-    /** UTC seconds of a record the current clock run places (since its time record's run began); 0: not placed */
-    placedUtc(r: Buffer): number {
-        if (this.anchorFrom < 0 || recordSeq(r) < this.anchorFrom) return 0
-        return Math.floor((recordTime(r) * 1000 + this.anchorOffset) / 1000)
     }
 
     private async checkAlarm(tc: number, t: number) {

@@ -9,6 +9,7 @@ import { Provisioning } from "./config"
 import { BatteryMonitor } from "./battery"
 import { WakeState, STEP_MAX, W_UP_SINCE, W_UP_RETRY, W_UP_BACKOFF, W_UP_QUIET } from "./state"
 import { DeviceTime } from "./devtime"
+import { WakeScheduler, RUNNING } from "./scheduler"
 
 // a batch carries whole blocks' packed streams (~220 B each, hundreds of samples): 4 blocks keep it
 // within one Notecard note and a few KB of the VM heap (~58 KB for firmware and chip models)
@@ -29,14 +30,9 @@ export interface UploadLog {
     readonly battery: BatteryMonitor
     /** the watchdog's view of the fibers: [1] is this one's */
     due: number[]
-    /** when each fiber runs next (RUNNING while it runs): [1] is this one's */
-    runAt: number[]
-    /** wait until clock ms `at` (or `signal`) as fiber `fiber`; the logger may sleep meanwhile */
-    waitUntil(fiber: number, at: number, signal: Signal): Promise<boolean>
+    /** the fibers' schedule (devs/app/scheduler.ts): [1] is this one's; the logger may sleep while it waits */
+    readonly scheduler: WakeScheduler
 }
-
-/** a fiber's `runAt` while it runs (the logger does not sleep then) */
-export const RUNNING = -2e15
 
 /**
  * Batches to the server (docs/uplink.md): on the provisioned period, stretched by a low battery; at
@@ -63,7 +59,7 @@ export class Uploader {
     /** Start the upload fiber: the first upload 10 s after a boot, a period after the last one that got through. */
     start() {
         this.since = this.lg.board.clock.now() + 10_000 - this.lg.prov.config.upload * 1000
-        this.lg.runAt[1] = RUNNING
+        this.lg.scheduler.runAt[1] = RUNNING
         this.lg.board.clock.spawn(runUploads, this)
     }
 
@@ -73,7 +69,7 @@ export class Uploader {
         this.retryAt = w[W_UP_RETRY] ? tm.unkeep(w[W_UP_RETRY]) : NO_TIME
         this.backoff = w[W_UP_BACKOFF] || BACKOFF_MIN
         this.quietUntil = w[W_UP_QUIET] ? tm.unkeep(w[W_UP_QUIET]) : NO_TIME
-        this.lg.runAt[1] = RUNNING
+        this.lg.scheduler.runAt[1] = RUNNING
         this.lg.board.clock.spawn(runUploads, this)
     }
 
@@ -89,7 +85,7 @@ export class Uploader {
     wake(atOnce: boolean) {
         if (atOnce) this.urgent = true
         // running from now on: the logger must not sleep before this fiber has looked
-        this.lg.runAt[1] = RUNNING
+        this.lg.scheduler.runAt[1] = RUNNING
         this.lg.board.clock.raise(this.signal)
     }
 
@@ -116,7 +112,7 @@ export class Uploader {
             if (now < next) {
                 // one wait until the next upload is due, cut short by an alarm or a new battery level
                 // (not a poll: every wake-up costs energy on the board and a world jump in the simulator)
-                await this.lg.waitUntil(1, next, this.signal)
+                await this.lg.scheduler.waitUntil(1, next, this.signal)
                 continue
             }
             if (this.lg.board.radioAllowed && !this.lg.board.radioAllowed()) {
