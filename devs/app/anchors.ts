@@ -120,14 +120,14 @@ export class TimeAnchors {
 
     /** into the wake slots before a sleep (the last record's instant as device seconds) */
     save(w: number[], tm: DeviceTime) {
-        w[W_ANCHOR] = this.last === NO_TIME ? 0 : tm.keep(this.last)
+        w[W_ANCHOR] = tm.keepOrNone(this.last)
         w[W_ANCHOR_OFF] = this.offset
         w[W_ANCHOR_FROM] = this.from + 1
     }
 
     /** what `save` left, at the wake */
     resume(w: number[], tm: DeviceTime) {
-        this.last = w[W_ANCHOR] ? tm.unkeep(w[W_ANCHOR]) : NO_TIME
+        this.last = tm.unkeepOrNone(w[W_ANCHOR])
         this.offset = w[W_ANCHOR_OFF] | 0
         this.from = w[W_ANCHOR_FROM] - 1
     }

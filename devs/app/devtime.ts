@@ -1,4 +1,4 @@
-import { Clock } from "../hal/clock"
+import { Clock, NO_TIME } from "../hal/clock"
 import { Rv3028 } from "../sensor/rv3028"
 import { BOOT_RTC_LOST, BOOT_RTC_BACKUP, BOOT_RTC_UNSET } from "../record/record"
 import { STATUS_BSF } from "../sensor/rv3028"
@@ -77,6 +77,16 @@ export class DeviceTime {
      */
     keep(cpuMs: number): number {
         return this.runBase + Math.floor((cpuMs - this.runAt) / 1000)
+    }
+
+    /** `keep`, with NO_TIME kept as 0 (a wake slot's "none") */
+    keepOrNone(cpuMs: number): number {
+        return cpuMs === NO_TIME ? 0 : this.keep(cpuMs)
+    }
+
+    /** `unkeep`, with a slot's 0 read as NO_TIME */
+    unkeepOrNone(t: number): number {
+        return t ? this.unkeep(t) : NO_TIME
     }
 
     /** a kept instant back on this run's CPU clock */

@@ -159,10 +159,10 @@ export class GnssTracker {
     save(w: number[], tm: DeviceTime) {
         w[W_GNSS] = tm.keep(this.nextAt)
         w[W_FLAGS] = (w[W_FLAGS] & ~(WF_MOVING | WF_IN_STOP)) | (this.moving ? WF_MOVING : 0) | (this.inStop ? WF_IN_STOP : 0)
-        w[W_FIX_AT] = this.lastRecAt === NO_TIME ? 0 : tm.keep(this.lastRecAt)
+        w[W_FIX_AT] = tm.keepOrNone(this.lastRecAt)
         w[W_FIX_LAT] = this.lastRecLat
         w[W_FIX_LON] = this.lastRecLon
-        w[W_SLOW_AT] = this.slowSince === NO_TIME ? 0 : tm.keep(this.slowSince)
+        w[W_SLOW_AT] = tm.keepOrNone(this.slowSince)
         w[W_SLOW_LAT] = this.slowLat
         w[W_SLOW_LON] = this.slowLon
     }
@@ -172,10 +172,10 @@ export class GnssTracker {
         this.nextAt = tm.unkeep(w[W_GNSS])
         this.moving = (w[W_FLAGS] & WF_MOVING) !== 0
         this.inStop = (w[W_FLAGS] & WF_IN_STOP) !== 0
-        this.lastRecAt = w[W_FIX_AT] ? tm.unkeep(w[W_FIX_AT]) : NO_TIME
+        this.lastRecAt = tm.unkeepOrNone(w[W_FIX_AT])
         this.lastRecLat = w[W_FIX_LAT] | 0
         this.lastRecLon = w[W_FIX_LON] | 0
-        this.slowSince = w[W_SLOW_AT] ? tm.unkeep(w[W_SLOW_AT]) : NO_TIME
+        this.slowSince = tm.unkeepOrNone(w[W_SLOW_AT])
         this.slowLat = w[W_SLOW_LAT] | 0
         this.slowLon = w[W_SLOW_LON] | 0
     }

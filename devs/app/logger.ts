@@ -261,7 +261,7 @@ export class Logger {
         this.anchors.resume(w, tm)
         const b = this.battery
         for (let i = 0; i < 3; i++) if (w[W_BAT + i]) b.readings.push(w[W_BAT + i])
-        b.recordedAt = w[W_BAT_AT] ? tm.unkeep(w[W_BAT_AT]) : NO_TIME
+        b.recordedAt = tm.unkeepOrNone(w[W_BAT_AT])
         // restore = clock ms from the program's start to here: the log, the keys and this state read back
         const restore = this.board.clock.now() - (this.board.startedAt || 0)
         console.log(`ct:wake t=${t} planned=${w[W_WAKE]} next=${this.store.nextSeq} restore=${restore}`)
@@ -291,7 +291,7 @@ export class Logger {
         this.anchors.save(w, tm)
         const b = this.battery
         for (let i = 0; i < 3; i++) w[W_BAT + i] = i < b.readings.length ? b.readings[i] : 0
-        w[W_BAT_AT] = b.recordedAt === NO_TIME ? 0 : tm.keep(b.recordedAt)
+        w[W_BAT_AT] = tm.keepOrNone(b.recordedAt)
         this.uploads.save(w, tm)
         if (this.board.gnss) this.board.gnss.save(w, tm)
         st.set(ST_ASLEEP, true)

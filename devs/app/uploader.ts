@@ -66,9 +66,9 @@ export class Uploader {
     /** Start the fiber after a sleep: the schedule as `save` left it in the wake slots `w`. */
     resume(w: number[], tm: DeviceTime) {
         this.since = tm.unkeep(w[W_UP_SINCE])
-        this.retryAt = w[W_UP_RETRY] ? tm.unkeep(w[W_UP_RETRY]) : NO_TIME
+        this.retryAt = tm.unkeepOrNone(w[W_UP_RETRY])
         this.backoff = w[W_UP_BACKOFF] || BACKOFF_MIN
-        this.quietUntil = w[W_UP_QUIET] ? tm.unkeep(w[W_UP_QUIET]) : NO_TIME
+        this.quietUntil = tm.unkeepOrNone(w[W_UP_QUIET])
         this.lg.scheduler.runAt[1] = RUNNING
         this.lg.board.clock.spawn(runUploads, this)
     }
@@ -76,9 +76,9 @@ export class Uploader {
     /** The schedule into the wake slots, as device seconds (before a sleep). */
     save(w: number[], tm: DeviceTime) {
         w[W_UP_SINCE] = tm.keep(this.since)
-        w[W_UP_RETRY] = this.retryAt === NO_TIME ? 0 : tm.keep(this.retryAt)
+        w[W_UP_RETRY] = tm.keepOrNone(this.retryAt)
         w[W_UP_BACKOFF] = this.backoff
-        w[W_UP_QUIET] = this.quietUntil === NO_TIME ? 0 : tm.keep(this.quietUntil)
+        w[W_UP_QUIET] = tm.keepOrNone(this.quietUntil)
     }
 
     /** Re-plan now (a new battery level); `atOnce`: send at once (an alarm, the final upload). */
