@@ -98,7 +98,7 @@ const BOARDS: BoardSpec[] = [
         inputs: ["MISO", "TC_DRDY", "LID", "NC_ATTN"],
         wake: ["LID", "NC_ATTN"],
         // chip select deselected; GNSS and battery divider off until the firmware turns them on
-        bootLevels: { TC_CS: 1, VBAT_EN: 0, GNSS_EN: 0 },
+        bootLevels: { TC_CS: 1, VBAT_EN: 0, GNSS_EN: 1 },
     },
 ]
 

@@ -298,8 +298,8 @@ export class EnergyLedger {
 
     /**
      * One GNSS fix (`ct:fix`). Always-on with a receiver fitted, it tracks continuously and the base
-     * charges it: the fix is counted, not charged. Duty-cycled, it is power.json's hot fix (receiver
-     * acquiring, the ESP32 awake for its 5 s).
+     * charges it: the fix is counted, not charged. Duty-cycled, it is power.json's hot fix (the
+     * receiver acquiring for 5 s after its standby, the ESP32 asleep).
      */
     fix(atMs: number): void {
         this.settle(atMs)
