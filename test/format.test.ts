@@ -89,6 +89,8 @@ const headBefore = (seq: number) => hex(seq === 0 ? V.genesis : seq < RECS.lengt
 function typed(v: VRec): LogRecord {
     const { hex: _h, head: _hd, utcLo: _lo, utcHi: _hi, lat: _la, lon: _lo2, r: _r, ...r } = v
     for (const k of ["hash", "payload", "prev", "fw", "loc", "mac"]) if (typeof r[k] === "string") r[k] = hex(r[k] as string)
+    // (flags are 0/1 in the vectors, which the firmware's twin reads as numbers)
+    if (r.kind === KIND.ruleAlarm) r.raise = (r.raise as unknown as number) === 1
     return r as unknown as LogRecord
 }
 

@@ -12,6 +12,7 @@ export const KIND_EVICTED = 7
 export const KIND_SEAL = 8
 export const KIND_FIX = 9
 export const KIND_BATTERY = 10
+export const KIND_RULE_ALARM = 11
 
 export const SFLAG_NO_READING = 0x01
 export const SFLAG_CONFIG_MISMATCH = 0x02
@@ -156,6 +157,21 @@ export function fixRecord(seq: number, t: number, loc: Buffer, fixType: number, 
     b.blitAt(10, loc, 0, LOC_LEN)
     b.setAt(34, "u8", fixType)
     b.setAt(35, "u8", sv)
+    return b
+}
+
+/**
+ * An alarm rule's event (docs/alarms.md): rule `rule` (its index in the compiled rule set, of type
+ * `type`) raised (`raise`) or cleared, `why` (docs/alarms.md codes), with the reading that did it
+ * (a count, or mV for a battery rule).
+ */
+export function ruleAlarmRecord(seq: number, t: number, rule: number, raise: boolean, why: number, type: number, value: number): Buffer {
+    const b = record(seq, KIND_RULE_ALARM, t, 8)
+    b.setAt(10, "u8", rule)
+    b.setAt(11, "u8", raise ? 1 : 0)
+    b.setAt(12, "u8", why)
+    b.setAt(13, "u8", type)
+    b.setAt(14, "i32", value)
     return b
 }
 

@@ -12,6 +12,7 @@ import {
     sealRecord,
     fixRecord,
     batteryRecord,
+    ruleAlarmRecord,
     EvictedSummary,
 } from "../record/record"
 import { genesisHead, nextHead, evolveKey, sealMac, bufEq } from "../chain/chain"
@@ -61,6 +62,7 @@ function build(v: any): Buffer {
     if (k === 8) return sealRecord(v.seq, v.t, v.epoch, v.count, hex(v.mac))
     if (k === 9) return fixRecord(v.seq, v.t, encryptLoc(LOCKEY, v.seq, v.lat, v.lon, hex(v.r)), v.fix, v.sv)
     if (k === 10) return batteryRecord(v.seq, v.t, v.mv, v.level, v.flags)
+    if (k === 11) return ruleAlarmRecord(v.seq, v.t, v.rule, v.raise === 1, v.why, v.type, v.value)
     return hex(v.hex) // an unknown kind: no builder, carried as bytes
 }
 

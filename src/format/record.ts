@@ -25,6 +25,7 @@ export const KIND = {
     seal: 8,
     fix: 9,
     battery: 10,
+    ruleAlarm: 11,
 } as const
 
 /** Payload length (`t` included) of every known kind. */
@@ -39,6 +40,7 @@ export const PAYLOAD_LEN: { readonly [kind: number]: number } = {
     [KIND.seal]: 26,
     [KIND.fix]: 30,
     [KIND.battery]: 8,
+    [KIND.ruleAlarm]: 12,
 }
 
 export const RECORD_HEADER_LEN = 6 // seq u32, kind u8, len u8
@@ -73,6 +75,8 @@ export const TIME_FLAG = {
 } as const
 export const ALARM_TYPE = { aboveBand: 1, belowBand: 2, backInBand: 3 } as const
 export const BATTERY_LEVEL = { normal: 0, low: 1, critical: 2, final: 3, cutoff: 4 } as const
+/** A rule alarm's `why` (docs/alarms.md): band side, too many openings, open too long */
+export const RULE_WHY = { none: 0, above: 1, below: 2, count: 3, duration: 4 } as const
 /** how people read a battery level (reports, CSV) */
 export const BATTERY_LEVEL_NAME: Record<number, string> = { 0: "normal", 1: "low", 2: "critical", 3: "final", 4: "cut-off" }
 export const BATTERY_FLAG = {
@@ -131,6 +135,18 @@ export interface AlarmRecord extends RecordBase {
     kind: typeof KIND.alarm
     type: number
     tc: number
+}
+/** An alarm rule's event (docs/alarms.md): the rule's index in the compiled rule set, raised or cleared. */
+export interface RuleAlarmRecord extends RecordBase {
+    kind: typeof KIND.ruleAlarm
+    rule: number
+    raise: boolean
+    /** RULE_WHY */
+    why: number
+    /** the rule's type code (docs/alarms.md, State) */
+    type: number
+    /** the reading that did it: a count (1/128 °C), or mV for a battery rule, 0 when none */
+    value: number
 }
 /** Summary of records removed unsent from a full store (section 5.3). */
 export interface EvictedRecord extends RecordBase {
@@ -196,6 +212,7 @@ export type KnownRecord =
     | SealRecord
     | FixRecord
     | BatteryRecord
+    | RuleAlarmRecord
 export type LogRecord = KnownRecord | UnknownRecord
 
 export function isKnown(r: LogRecord): r is KnownRecord {
@@ -331,6 +348,17 @@ function encodeBody(k: KnownRecord): Buffer {
             body.writeUInt8(k.level, 2)
             body.writeUInt8(k.flags, 3)
             break
+        case KIND.ruleAlarm:
+            checkInt(k.rule, 0, U8, "rule")
+            checkInt(k.why, 0, U8, "why")
+            checkInt(k.type, 0, U8, "type")
+            checkInt(k.value, I32_MIN, I32_MAX, "value")
+            body.writeUInt8(k.rule, 0)
+            body.writeUInt8(k.raise ? 1 : 0, 1)
+            body.writeUInt8(k.why, 2)
+            body.writeUInt8(k.type, 3)
+            body.writeInt32LE(k.value, 4)
+            break
     }
     return body
 }
@@ -410,6 +438,8 @@ export function decodeFields(seq: number, kind: number, p: Buffer): LogRecord {
             return { seq, kind, t, loc: copy(4, 4 + LOC_LEN), fix: p[4 + LOC_LEN], sv: p[5 + LOC_LEN] }
         case KIND.battery:
             return { seq, kind, t, mv: p.readUInt16LE(4), level: p[6], flags: p[7] }
+        case KIND.ruleAlarm:
+            return { seq, kind, t, rule: p[4], raise: p[5] !== 0, why: p[6], type: p[7], value: p.readInt32LE(8) }
         default:
             return { seq, kind, t, payload: copy(T_LEN, p.length) }
     }

@@ -154,6 +154,8 @@ export function recordJson(bytes: Buffer): Record<string, unknown> {
                 flags: r.flags,
                 external: (r.flags & BATTERY_FLAG.external) !== 0,
             }
+        case KIND.ruleAlarm:
+            return { ...base, rule: r.rule, raise: r.raise, why: r.why, type: r.type, value: r.value }
     }
     return base
 }

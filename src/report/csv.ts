@@ -11,6 +11,7 @@ import {
     isFaulted,
     type AlarmRecord,
     type BatteryRecord,
+    type RuleAlarmRecord,
     type BootRecord,
     type ConfigRecord,
     type EvictedRecord,
@@ -57,6 +58,7 @@ const OF_INTEREST: Record<number, string> = {
     [KIND.fix]: "fix",
     [KIND.evicted]: "evicted",
     [KIND.battery]: "battery",
+    [KIND.ruleAlarm]: "rule alarm",
 }
 
 const RTC_TEXT: [number, string][] = [
@@ -90,6 +92,10 @@ function detail(r: LogRecord): string {
             const v = r as BatteryRecord
             const ext = v.flags & BATTERY_FLAG.external ? ", external power" : ""
             return `battery ${v.mv} mV, ${BATTERY_LEVEL_NAME[v.level] ?? `level ${v.level}`}${ext}`
+        }
+        case KIND.ruleAlarm: {
+            const a = r as RuleAlarmRecord
+            return `rule ${a.rule} ${a.raise ? "raised" : "cleared"}${a.type === 6 ? ` at ${a.value} mV` : a.type === 7 || a.type === 5 ? "" : ` at ${a.value / 128} C`}`
         }
         default:
             return ""

@@ -13,6 +13,7 @@ import {
     ALARM_TYPE,
     BATTERY_FLAG,
     BATTERY_LEVEL,
+    RULE_WHY,
     BOOT_REASON,
     BOOT_RTC,
     KIND,
@@ -121,6 +122,8 @@ const MAIN: Spec[] = [
         sflagsOr: 0,
     },
     { kind: KIND.battery, t: T1 + 7200, mv: 3712, level: BATTERY_LEVEL.normal, flags: BATTERY_FLAG.external },
+    // an alarm rule's event: rule 2 of the compiled set (a single-event rule, type 1) raised at 46 °C
+    { kind: KIND.ruleAlarm, t: T1 + 7200, rule: 2, raise: true, why: RULE_WHY.none, type: 1, value: 5888 },
     S(T1 + 7260, -262144, -8192), // the 19- and 14-bit extremes
     { kind: KIND.alarm, t: T1 + 7261, type: ALARM_TYPE.belowBand, tc: -128 },
     { kind: 12, t: T1 + 7320, payload: Buffer.from("a5c3", "hex") }, // unknown kind: kept whole
@@ -226,7 +229,8 @@ function summarise(records: LogRecord[], first: number, last: number) {
 function recordFields(r: LogRecord): { [k: string]: Json } {
     const out: { [k: string]: Json } = {}
     for (const [k, v] of Object.entries(r)) {
-        out[k] = Buffer.isBuffer(v) ? hex(v) : (v as number)
+        // (a flag as 0/1: the DeviceScript twin holds hex strings and numbers only)
+        out[k] = Buffer.isBuffer(v) ? hex(v) : typeof v === "boolean" ? (v ? 1 : 0) : (v as number)
         if (k === "utc") {
             out.utcLo = (v as number) % 0x100000000
             out.utcHi = Math.floor((v as number) / 0x100000000)
