@@ -11,6 +11,7 @@ import { kvGet } from "../flash/kv"
  *   endpoint utf-8 URL   ingest server, e.g. https://ingest.example/v1/batch (https only, unless:)
  *   allowhttp 1 byte     tests only: a plain http:// endpoint is taken
  *   cfg      JSON        LoggerConfig (< 192 bytes)
+ *   alarms   bytes       the alarm rules compiled by the host (docs/alarms.md 5.1), when `cfg` names rules
  * There are no defaults for identity, keys or endpoint: an unprovisioned logger waits and says so.
  */
 export interface LoggerConfig {
@@ -64,6 +65,8 @@ export interface Provisioning {
     configHash: Buffer
     /** the epoch key's value (`ep`) as read here, so the key chain need not read it again (undefined before the first boot) */
     epochKey?: Buffer
+    /** the compiled alarm rules (docs/alarms.md 5.1) when the configuration has `alarms` */
+    alarmRules?: Buffer
 }
 
 function validConfig(c: LoggerConfig): string {
@@ -115,8 +118,12 @@ export async function readProvisioning(quiet = false): Promise<Provisioning> {
         if (!quiet) console.log("ct:unprovisioned endpoint must be https:// (plain http only with the test flag allowhttp)")
         return undefined
     }
-    const configHash = digest("sha256", Buffer.from(JSON.stringify(config)), Buffer.from(endpoint)).slice(0, 16)
-    return { devid, ackkey, lockey, endpoint, config, configHash, epochKey }
+    // the rules the logger runs are part of its configuration: the config record's hash covers them
+    const alarmRules = (config as any).alarms !== undefined ? await kvGet("alarms") : undefined
+    const parts = [Buffer.from(JSON.stringify(config)), Buffer.from(endpoint)]
+    if (alarmRules) parts.push(alarmRules)
+    const configHash = digest("sha256", ...parts).slice(0, 16)
+    return { devid, ackkey, lockey, endpoint, config, configHash, epochKey, alarmRules }
 }
 
 /** A factory-new logger waits here until a technician provisions it. */

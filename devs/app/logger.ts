@@ -50,6 +50,7 @@ import { BatterySense, BatteryMonitor } from "./battery"
 import { Uploader } from "./uploader"
 import { WakeScheduler, RUNNING } from "./scheduler"
 import { TimeAnchors } from "./anchors"
+import { RuleAlarms } from "./alarms"
 import { Evictions } from "./evictions"
 import { Watchdog, DUE_START } from "./watchdog"
 
@@ -130,6 +131,8 @@ export class Logger {
     readonly anchors: TimeAnchors
     /** when each fiber runs next, and the sleep when all wait (devs/app/scheduler.ts) */
     readonly scheduler: WakeScheduler
+    /** the configured alarm rules (devs/app/alarms.ts), when there are any */
+    readonly rules: RuleAlarms
     /** device time of the last boot or clock set: instants measured before it (a GNSS solution
      * requested just before the clock was set) are stamped no earlier, so `t` never steps back */
     minT = 0
@@ -162,6 +165,7 @@ export class Logger {
         this.time = new DeviceTime(board.clock, board.rtc)
         this.uploads = new Uploader(this, board.uplinks || [new HttpsUplink(prov.endpoint)])
         this.evictions = new Evictions(this)
+        this.rules = RuleAlarms.of(this, prov.alarmRules, prov.config.interval)
         this.anchors = new TimeAnchors(this)
         this.scheduler = new WakeScheduler(this)
     }
@@ -188,6 +192,7 @@ export class Logger {
         // an evolution a reset interrupted (the epoch's seal is the last record): finish it
         const sealed = last && recordKind(last) === KIND_SEAL && sealEpoch(last) === this.keys.epoch
         if (sealed) await this.keys.evolve(recordSeq(last), t)
+        if (this.rules) await this.rules.load()
         if (this.woke) this.resume(t)
         else await this.boot(hadState, t, !sealed && store.nextSeq > 0)
         // (a wake's kept instants are in the counter's own frame already: nothing to clamp)
@@ -295,6 +300,7 @@ export class Logger {
         this.uploads.save(w, tm)
         if (this.board.gnss) this.board.gnss.save(w, tm)
         st.set(ST_ASLEEP, true)
+        if (this.rules) await this.rules.save()
         await st.save()
     }
 
@@ -377,6 +383,7 @@ export class Logger {
             await this.st.save()
         }
         await this.add(seq => batteryRecord(seq, t, b.mv, level, 0))
+        if (this.rules) await this.rules.battery(t, b.mv)
         console.log(`ct:battery mv=${b.mv} level=${level}`)
         if (level === was) return false
         if (level >= BATTERY_FINAL) await this.seal()
@@ -413,6 +420,7 @@ export class Logger {
         if (this.sensorDown && !down) console.log("ct:sensor-ok reading again")
         this.sensorDown = down
         if (!r.sr && !r.sflags) await this.checkAlarm(r.tc, t)
+        if (this.rules) await this.rules.sample(t, r.tc, r.sr !== 0 || r.sflags !== 0, this.st.boot)
     }
 
     private async checkAlarm(tc: number, t: number) {

@@ -1,5 +1,6 @@
 import * as ds from "@devicescript/core"
 import { settings } from "@devicescript/settings"
+import { Mutex } from "../hal/mutex"
 
 /**
  * Raw Buffer access to the settings store, the only flash API (platform notes). A value is read back
@@ -10,7 +11,24 @@ import { settings } from "@devicescript/settings"
 export const MAX_VALUE = 224
 const MAX_KEY_AND_VALUE = 229
 
+/**
+ * One settings request at a time, from every fiber. The runtime answers a `get` with a report that
+ * every fiber waiting for that key takes as its own; one that arrives while another fiber is still
+ * sending its own request of the same key resumes it before it suspended (RangeError: fiber not
+ * suspended, the program panics: docs/devicescript-traps.md).
+ */
+const flash = new Mutex()
+
 export async function kvGet(key: string): Promise<Buffer> {
+    await flash.acquire()
+    try {
+        return await getLocked(key)
+    } finally {
+        flash.release()
+    }
+}
+
+async function getLocked(key: string): Promise<Buffer> {
     const pkt = await ds.actionReport(
         settings,
         "get",
@@ -28,14 +46,25 @@ export async function kvGet(key: string): Promise<Buffer> {
 export async function kvSet(key: string, value: Buffer): Promise<void> {
     if (value.length > MAX_VALUE || key.length + value.length > MAX_KEY_AND_VALUE)
         throw new RangeError(`${key}: ${value.length} bytes, more than a read-back can hold`)
-    await settings.set(key, value)
-    const back = await kvGet(key)
+    await flash.acquire()
+    let back: Buffer
+    try {
+        await settings.set(key, value)
+        back = await getLocked(key)
+    } finally {
+        flash.release()
+    }
     if (!back || back.length !== value.length) throw new Error(`flash: ${key} did not stick (store full?)`)
     for (let i = 0; i < value.length; ++i) if (back[i] !== value[i]) throw new Error(`flash: ${key} read back different`)
 }
 
 export async function kvDelete(key: string): Promise<void> {
-    await settings.delete(key)
+    await flash.acquire()
+    try {
+        await settings.delete(key)
+    } finally {
+        flash.release()
+    }
 }
 
 /** Where a LogStore keeps its values: the settings store, or (the bench) a RAM model of it. */

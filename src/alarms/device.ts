@@ -2,10 +2,20 @@
 // (docs/alarms.md, "Device and host agree"). Today's firmware knows one band with 0.5 °C hysteresis
 // and keeps its state in RAM: it is the `band` rule with `perBoot`, evaluated over every sample in
 // seq order (placed in UTC or not: the band needs no durations).
-import { ALARM_TYPE, KIND, type AlarmRecord, type LogRecord, type SampleRecord, isFaulted } from "../format/index.js"
+import {
+    ALARM_TYPE,
+    KIND,
+    RULE_WHY,
+    type AlarmRecord,
+    type BatteryRecord,
+    type LogRecord,
+    type RuleAlarmRecord,
+    type SampleRecord,
+    isFaulted,
+} from "../format/index.js"
 import { AlarmEngine } from "./engine.js"
 import { legacyBandRule } from "./presets.js"
-import type { BandRule } from "./types.js"
+import type { AlarmRule, BandRule, RuleSet } from "./types.js"
 
 export interface DeviceAlarmCheck {
     rule: BandRule
@@ -123,4 +133,143 @@ export function checkDeviceAlarms(records: LogRecord[], band: { low: number; hig
     }
     if (mismatches > findings.length) findings.push(`(and ${mismatches - findings.length} more disagreements)`)
     return { rule, samples, recorded: recorded.length, expected: expected.length, agree: mismatches === 0, findings, notes }
+}
+
+// ---- the configured rules (docs/alarms.md 5.1; rule alarm records, docs/format.md kind 11) ----
+
+export interface RuleAlarmCheck {
+    ruleSet: RuleSet
+    /** samples and battery readings fed, as the logger fed them */
+    inputs: number
+    recorded: number
+    expected: number
+    agree: boolean
+    /** disagreements, one line each (at most 20) */
+    findings: string[]
+    notes: string[]
+}
+
+interface RuleEv {
+    seq: number
+    rule: number
+    raise: boolean
+    t: number
+    value: number | undefined
+    why: number
+}
+
+const WHY_CODE: Record<string, number> = {
+    above: RULE_WHY.above,
+    below: RULE_WHY.below,
+    count: RULE_WHY.count,
+    duration: RULE_WHY.duration,
+}
+
+/**
+ * The logger's rule alarm records against the same rules fed what the logger fed its engine: every
+ * sample (`t` the device time, the boot counter of its boot record, faulted when sr or sflags say so)
+ * and every battery record, in seq order (devs/app/alarms.ts). The engine's state goes on across
+ * boots, so the comparison needs the log from seq 0: it stops at the first hole (records freed or
+ * evicted). An event of the log's last input, or of the last input before a boot, may be missing
+ * (power went between the record and its event).
+ */
+export function checkRuleAlarms(records: LogRecord[], given: { rules: AlarmRule[]; intervalS?: number }): RuleAlarmCheck {
+    const ruleSet: RuleSet = { rules: given.rules, intervalS: given.intervalS ?? logIntervalS(records) }
+    const eng = new AlarmEngine(ruleSet)
+    const ids = ruleSet.rules.map(r => r.id)
+    const recorded: RuleEv[] = []
+    const expected: RuleEv[] = []
+    const notes: string[] = []
+    const lastOfBoot = new Set<number>()
+    let boot = 0
+    let prevSeq = -1
+    let lastInput = -1
+    let inputs = 0
+    const take = (seq: number, evs: { rule: string; kind: string; t: number; tc?: number; why?: string }[]) => {
+        for (const e of evs)
+            expected.push({
+                seq,
+                rule: ids.indexOf(e.rule),
+                raise: e.kind === "raise",
+                t: e.t,
+                value: e.tc,
+                why: e.why ? WHY_CODE[e.why] : RULE_WHY.none,
+            })
+    }
+    if (records.length && records[0].seq !== 0)
+        notes.push(`the log starts at seq ${records[0].seq}: the rules' state before it is unknown, nothing compared`)
+    else
+        for (const r of records) {
+            if (prevSeq >= 0 && r.seq !== prevSeq + 1) {
+                notes.push(`seq ${prevSeq + 1}..${r.seq - 1} not held: compared up to seq ${prevSeq}`)
+                break
+            }
+            prevSeq = r.seq
+            if (r.kind === KIND.boot && "boot" in r) {
+                if (lastInput >= 0) lastOfBoot.add(lastInput)
+                boot = r.boot
+            } else if (r.kind === KIND.sample && "tc" in r) {
+                const s = r as SampleRecord
+                inputs++
+                lastInput = s.seq
+                take(s.seq, eng.feed({ utcMs: s.t * 1000, tc: s.tc, faulted: isFaulted(s), boot, uptimeMs: s.t * 1000 }))
+            } else if (r.kind === KIND.battery && "mv" in r) {
+                inputs++
+                lastInput = r.seq
+                take(r.seq, eng.feedBattery({ utcMs: r.t * 1000, mv: (r as BatteryRecord).mv }))
+            } else if (r.kind === KIND.ruleAlarm && "rule" in r) {
+                const a = r as RuleAlarmRecord
+                recorded.push({ seq: a.seq, rule: a.rule, raise: a.raise, t: a.t, value: a.value, why: a.why })
+            }
+        }
+    if (lastInput >= 0) lastOfBoot.add(lastInput)
+    const findings: string[] = []
+    const word = (e: RuleEv) => `${ids[e.rule] ?? `rule ${e.rule}`} ${e.raise ? "raised" : "cleared"} at t ${e.t}`
+    const same = (d: RuleEv, h: RuleEv) =>
+        d.rule === h.rule && d.raise === h.raise && d.t === h.t && d.why === h.why && (h.value === undefined || d.value === h.value)
+    let i = 0
+    let j = 0
+    let mismatches = 0
+    while (i < recorded.length || j < expected.length) {
+        const d = recorded[i]
+        const h = expected[j]
+        if (d && h && same(d, h)) {
+            i++
+            j++
+            continue
+        }
+        if (h && (!d || h.seq < d.seq) && lastOfBoot.has(h.seq)) {
+            notes.push(`${word(h)} is expected after seq ${h.seq}, but the log or the boot ends right after it`)
+            j++
+            continue
+        }
+        mismatches++
+        const note = (line: string) => findings.length < 20 && findings.push(line)
+        if (d && (!h || d.seq < h.seq)) {
+            note(`seq ${d.seq}: the logger recorded ${word(d)}; the rules expect no event there`)
+            i++
+        } else {
+            note(`after seq ${h.seq}: the rules expect ${word(h)}; the logger recorded no such event`)
+            j++
+        }
+    }
+    if (mismatches > findings.length) findings.push(`(and ${mismatches - findings.length} more disagreements)`)
+    return { ruleSet, inputs, recorded: recorded.length, expected: expected.length, agree: mismatches === 0, findings, notes }
+}
+
+/** The sampling interval the log shows (the most common spacing of a boot's consecutive samples, s): the rules' gap cap. */
+export function logIntervalS(records: LogRecord[]): number {
+    const count = new Map<number, number>()
+    let prev: SampleRecord | null = null
+    for (const r of records) {
+        if (r.kind === KIND.boot) prev = null
+        if (r.kind !== KIND.sample || !("tc" in r)) continue
+        const s = r as SampleRecord
+        if (prev) count.set(s.t - prev.t, (count.get(s.t - prev.t) ?? 0) + 1)
+        prev = s
+    }
+    let best = 300
+    let n = 0
+    for (const [d, c] of count) if (d > 0 && (c > n || (c === n && d < best))) [best, n] = [d, c]
+    return best
 }

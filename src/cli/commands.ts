@@ -25,8 +25,8 @@ export const VERIFY_SPEC = {
     name: "verify",
     summary: "Verify a device's log independently (docs/verify.md): chain, seals, sequence, boots, checkpoints, eviction summaries.",
     forms: [
-        "--db --keys [--device] [--witness [--witness-key]] [--band] [--json]",
-        "--export --keys [--checkpoints-from | --checkpoint ...] [--witness [--witness-key]] [--band] [--json]",
+        "--db --keys [--device] [--witness [--witness-key]] [--band] [--rules] [--json]",
+        "--export --keys [--checkpoints-from | --checkpoint ...] [--witness [--witness-key]] [--band] [--rules] [--json]",
     ],
     options: {
         db: {
@@ -71,6 +71,13 @@ reported from the first seq the witness cosigned that it lacks`,
             value: "LOW:HIGH",
             help: `the logger's configured band (°C): also check its alarm records against the band rule
 (docs/alarms.md); a disagreement is printed as a finding`,
+        },
+        rules: {
+            type: "string",
+            value: "PRESET|FILE",
+            help: `the alarm rules the logger was configured with (a preset such as fridge-2-8, or a JSON
+file of rules): also check its rule alarm records against them (docs/alarms.md 6); a
+disagreement is printed as a finding`,
         },
         json: { type: "boolean", help: "print the Verdict object as JSON" },
     },

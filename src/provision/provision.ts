@@ -2,6 +2,8 @@ import { createHash, randomBytes } from "node:crypto"
 import type { SettingsClient } from "jacdac-ts"
 import { ruleProblems } from "../alarms/validate.js"
 import { findPreset } from "../alarms/presets.js"
+import { compiledRuleSet } from "../alarms/compiled.js"
+import type { AlarmRule } from "../alarms/types.js"
 
 /**
  * What a technician writes into a logger before it ships (docs/provisioning.md). Every value is
@@ -101,11 +103,26 @@ export function configText(c: DeviceConfig): string {
 }
 
 /**
+ * The rule set the logger runs (docs/alarms.md 5.1): the configuration's `alarms` (a preset's rules,
+ * or its own list) compiled for its interval; undefined without `alarms` (or with an unknown preset,
+ * which validation refuses).
+ */
+export function alarmRulesValue(c: DeviceConfig): Buffer | undefined {
+    if (c.alarms === undefined) return undefined
+    const rules = typeof c.alarms === "string" ? findPreset(c.alarms)?.rules : (c.alarms as AlarmRule[])
+    return rules ? compiledRuleSet({ intervalS: c.interval, rules }) : undefined
+}
+
+/**
  * What the logger's config record carries for this provisioning: the first 16 bytes of
- * SHA-256(cfg text || endpoint), as the firmware computes it (devs/app/config.ts readProvisioning).
+ * SHA-256(cfg text || endpoint || compiled rules, when there are rules), as the firmware computes it
+ * (devs/app/config.ts readProvisioning): the rules the logger runs are part of the configuration.
  */
 export function configHash(c: DeviceConfig, endpoint: string): Buffer {
-    return createHash("sha256").update(configText(c)).update(endpoint).digest().subarray(0, 16)
+    const h = createHash("sha256").update(configText(c)).update(endpoint)
+    const rules = alarmRulesValue(c)
+    if (rules) h.update(rules)
+    return h.digest().subarray(0, 16)
 }
 
 export function parseDeviceSecret(json: { devid: string; k0: string; ackkey: string; lockey?: string }): DeviceKeys {
@@ -169,6 +186,7 @@ export function provisionValues(p: ProvisionInput): Map<string, Buffer> {
     const ep = Buffer.from(p.endpoint)
     if (ep.length > 192) errs.push(`endpoint is ${ep.length} bytes; at most 192`)
     if (errs.length) throw new ProvisionError(errs.join("; "))
+    const rules = alarmRulesValue(c)
     // identity and keys first, endpoint and config last
     return new Map([
         ["devid", p.devid],
@@ -176,6 +194,8 @@ export function provisionValues(p: ProvisionInput): Map<string, Buffer> {
         ["ackkey", p.ackkey],
         ["lockey", p.lockey],
         ["cfg", cfgText],
+        // the alarm rules compiled to the logger's integers (docs/alarms.md 5.1), with the configuration
+        ...(rules ? ([["alarms", rules]] as [string, Buffer][]) : []),
         // the logger refuses a plain http:// endpoint unless this test flag is set as well
         ...(p.allowHttp ? ([["allowhttp", Buffer.from([1])]] as [string, Buffer][]) : []),
         ["endpoint", ep],

@@ -1,5 +1,7 @@
 import { existsSync, writeFileSync } from "node:fs"
 import path from "node:path"
+import { presetRuleSet } from "../alarms/presets.js"
+import type { AlarmRule } from "../alarms/types.js"
 import type { Scenario } from "./scenario.js"
 import type { DeviceExport } from "./export.js"
 import type { ConsoleLog } from "./console.js"
@@ -33,7 +35,14 @@ export interface Verification {
  * The verifier as a library, on this run's files, as `coldtrace verify` would: the server's database,
  * and the device's own flash export against the checkpoints the server acknowledged.
  */
-export function verifyRun(dbPath: string, exportFile: string | undefined, keysFile: string, witnessLog?: string): Verification[] {
+export function verifyRun(
+    dbPath: string,
+    exportFile: string | undefined,
+    keysFile: string,
+    witnessLog?: string,
+    /** the alarm rules the logger runs: the server's copy (from seq 0) is checked against them */
+    deviceRules?: { rules: AlarmRule[]; intervalS: number },
+): Verification[] {
     const out: Verification[] = []
     const d = openIngestDb(dbPath)
     try {
@@ -41,6 +50,7 @@ export function verifyRun(dbPath: string, exportFile: string | undefined, keysFi
         const devid = pickDevice(d)
         const input = dbInput(d, devid, keys)
         if (witnessLog) input.witness = loadWitnessLog(witnessLog, devid)
+        if (deviceRules) input.deviceRules = deviceRules
         out.push(verification(witnessLog ? "server database, with the witness" : "server database", input))
         if (exportFile && existsSync(exportFile)) {
             const file = readExportFile(exportFile)
@@ -84,7 +94,20 @@ export function assessRun(opts: {
     const serverEntries: ChainEntry[] = recordsFor(tb.ingest.db, tb.devidHex).map(r => ({ seq: r.seq, bytes: r.bytes, head: r.head }))
     const deviceEntries = exported?.entries ?? []
     const { merged, conflicts } = mergeLogs(serverEntries, deviceEntries)
-    const verification = verifyRun(tb.dbPath, exported ? path.join(out, "device-export.json") : undefined, tb.secretFile, opts.witnessLog)
+    const alarms = s.device.alarms
+    const deviceRules =
+        alarms === undefined
+            ? undefined
+            : typeof alarms === "string"
+              ? presetRuleSet(alarms, s.device.interval)
+              : { intervalS: s.device.interval, rules: alarms as AlarmRule[] }
+    const verification = verifyRun(
+        tb.dbPath,
+        exported ? path.join(out, "device-export.json") : undefined,
+        tb.secretFile,
+        opts.witnessLog,
+        deviceRules,
+    )
     // records evicted unsent from a full store: gone from everywhere, summarized, and (the verifier
     // says) sealed; the merged chain may skip exactly those
     const evicted = verification.filter(v => v.verdict.ok).flatMap(v => v.verdict.evictedRanges.filter(e => e.sealed))
@@ -131,6 +154,7 @@ export function assessRun(opts: {
         epochs: v.verdict.epochs,
         unsealed: v.verdict.unsealed,
         problems: v.verdict.problems,
+        ...(v.verdict.ruleCheck ? { ruleCheck: { ...v.verdict.ruleCheck, ruleSet: undefined } } : {}),
     }))
     writeFileSync(summaryPath, JSON.stringify({ ...summary, verification: verifierJson, ...opts.extra }, null, 2))
     writeFileSync(reportPath, renderReportHtml(summary))

@@ -11,7 +11,17 @@ export interface Scenario {
     /** world length, hours */
     hours: number
     /** device configuration written at provisioning (the firmware's LoggerConfig) */
-    device: { interval: number; upload: number; low: number; high: number; tc?: string; avg?: number; notch?: number }
+    device: {
+        interval: number
+        upload: number
+        low: number
+        high: number
+        tc?: string
+        avg?: number
+        notch?: number
+        /** the alarm rules the logger runs (docs/alarms.md): a preset name or a list of rules, validated at provisioning */
+        alarms?: string | unknown[]
+    }
     /** piecewise-linear temperatures, [hour, degrees C] keyframes */
     probe: [number, number][]
     board: [number, number][]
@@ -144,7 +154,7 @@ const KEYS = {
         "battery",
         "sleep",
     ],
-    device: ["interval", "upload", "low", "high", "tc", "avg", "notch", "oc", "epoch", "fix", "fixmv", "stopv", "stopt"],
+    device: ["interval", "upload", "low", "high", "tc", "avg", "notch", "oc", "epoch", "fix", "fixmv", "stopv", "stopt", "alarms"],
     window: ["from", "to"],
     fault: ["from", "to", "kind"],
     powerCut: ["at", "off", "rtcLost"],

@@ -2,8 +2,12 @@
 // --json, the Verdict object. Exit 0 only when the log verifies; 1 when it does not; 2 for usage
 // errors (unreadable files, wrong keys file, unknown device).
 import path from "node:path"
+import { readFileSync } from "node:fs"
 import { UsageError, parseCommand, runCommand, type Values } from "../cli/args.js"
 import { VERIFY_SPEC } from "../cli/commands.js"
+import { PRESETS, findPreset } from "../alarms/presets.js"
+import { parseRules } from "../alarms/validate.js"
+import type { AlarmRule } from "../alarms/types.js"
 import { verifyLog, type Checkpoint, type Verdict, type VerifyInput } from "./verify.js"
 import {
     dbInput,
@@ -46,7 +50,10 @@ export function inputFromOptions(v: VerifyOptions): Built {
     }
     const band = v.band?.match(/^(-?\d+(?:\.\d+)?):(-?\d+(?:\.\d+)?)$/)
     if (v.band && (!band || !(Number(band[1]) < Number(band[2])))) throw new UsageError("--band must be LOW:HIGH in °C with LOW < HIGH")
-    const deviceBand = band ? { deviceBand: { low: Number(band[1]), high: Number(band[2]) } } : {}
+    const deviceBand = {
+        ...(band ? { deviceBand: { low: Number(band[1]), high: Number(band[2]) } } : {}),
+        ...(v.rules !== undefined ? { deviceRules: rulesOption(v.rules) } : {}),
+    }
     try {
         if (dbFile && exportFile)
             throw new UsageError("give --db or --export, not both (check an export against a database with --checkpoints-from)")
@@ -147,6 +154,15 @@ export function formatVerdict(v: Verdict, what = "log"): string {
                 : `  alarms: FINDING: the logger's alarm records disagree with its band ${ac.rule.lowC}..${ac.rule.highC} C:`,
             ...(ac.agree ? [] : ac.findings.map(f => `    ${f}`)),
         )
+    const rc = v.ruleCheck
+    if (rc)
+        lines.push(
+            rc.agree
+                ? `  alarm rules: the logger's ${rc.recorded} rule alarm records agree with its ${rc.ruleSet.rules.length} rules (${rc.inputs} readings compared)`
+                : `  alarm rules: FINDING: the logger's rule alarm records disagree with its ${rc.ruleSet.rules.length} rules:`,
+            ...(rc.agree ? [] : rc.findings.map(f => `    ${f}`)),
+            ...rc.notes.slice(0, 5).map(n => `    note: ${n}`),
+        )
     for (const n of v.notes.slice(0, 20)) lines.push(`  note: ${n}`)
     if (v.notes.length > 20) lines.push(`  note: ... and ${v.notes.length - 20} more`)
     return lines.join("\n")
@@ -230,4 +246,23 @@ export async function verifyCommand(args: string[]): Promise<number> {
         else console.log(formatVerdict(verdict, built.what))
         return verdict.ok ? 0 : 1
     })
+}
+
+/** `--rules`: a preset name, or a JSON file of rules (a list, or {intervalS, rules}) */
+function rulesOption(v: string): { rules: AlarmRule[]; intervalS?: number } {
+    const preset = findPreset(v)
+    if (preset) return { rules: preset.rules }
+    let json: unknown
+    try {
+        json = JSON.parse(readFileSync(v, "utf8"))
+    } catch (e) {
+        throw new UsageError(`--rules: ${v} is neither a preset (${PRESETS.map(p => p.id).join(", ")}) nor a readable JSON file of rules`)
+    }
+    const given = Array.isArray(json) ? { rules: json } : (json as { rules?: unknown; intervalS?: number })
+    const intervalS = typeof given.intervalS === "number" ? given.intervalS : undefined
+    try {
+        return { rules: parseRules(given.rules, intervalS ?? 300, "--rules").rules, intervalS }
+    } catch (e) {
+        throw new UsageError((e as Error).message)
+    }
 }

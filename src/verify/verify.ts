@@ -29,7 +29,8 @@ import {
     type StopRecord,
 } from "../format/index.js"
 import { buildTimeline, type TimeFinding } from "./timeline.js"
-import { checkDeviceAlarms, type DeviceAlarmCheck } from "../alarms/device.js"
+import { checkDeviceAlarms, checkRuleAlarms, type DeviceAlarmCheck, type RuleAlarmCheck } from "../alarms/device.js"
+import type { AlarmRule } from "../alarms/types.js"
 
 /** What can be wrong with a log. */
 export type ProblemKind =
@@ -154,6 +155,8 @@ export interface Verdict {
     keyDerivations: number
     /** with `deviceBand`: the logger's alarm records against the band rule; a disagreement is a finding, not a chain problem */
     alarmCheck?: DeviceAlarmCheck
+    /** with `deviceRules`: the logger's rule alarm records against those rules fed what it fed them; a finding, likewise */
+    ruleCheck?: RuleAlarmCheck
 }
 
 /** One record as its holder keeps it. */
@@ -232,6 +235,11 @@ export interface VerifyInput {
     maxProblems?: number
     /** the band the logger was configured with: its alarm records are checked against the band rule (docs/alarms.md) */
     deviceBand?: { low: number; high: number }
+    /**
+     * the alarm rules the logger was configured with: its rule alarm records are checked against them
+     * (docs/alarms.md 6); the interval, when not given, is the one the log shows
+     */
+    deviceRules?: { rules: AlarmRule[]; intervalS?: number }
 }
 
 /** Epochs beyond this are refused rather than computed (2^22 one-minute epochs are 8 years). */
@@ -1423,16 +1431,15 @@ function verdictOf(c: Ctx): Verdict {
         programs: c.programs,
         keyDerivations: c.budget.left < 0 ? MAX_KEY_DERIVATIONS : MAX_KEY_DERIVATIONS - c.budget.left,
         clock: clockOf(c),
-        ...(c.input.deviceBand
-            ? {
-                  alarmCheck: checkDeviceAlarms(
-                      c.items.flatMap(x => {
-                          const r = recOf(x)
-                          return r ? [r] : []
-                      }),
-                      c.input.deviceBand,
-                  ),
-              }
-            : {}),
+        ...(c.input.deviceBand ? { alarmCheck: checkDeviceAlarms(heldRecords(c), c.input.deviceBand) } : {}),
+        ...(c.input.deviceRules ? { ruleCheck: checkRuleAlarms(heldRecords(c), c.input.deviceRules) } : {}),
     }
+}
+
+/** the records the verification holds, in seq order */
+function heldRecords(c: Ctx): LogRecord[] {
+    return c.items.flatMap(x => {
+        const r = recOf(x)
+        return r ? [r] : []
+    })
 }
