@@ -111,6 +111,13 @@ describe("bad command lines", () => {
         results.forEach((r, i) => expect(r, cases[i][0].join(" ")).toEqual({ code: 2, out: "", err: hint(cases[i][1], cases[i][2]) }))
     })
 
+    it("verify --rules names an unknown preset or an unreadable file as a usage error, listing the presets", async () => {
+        const r = await coldtrace("verify", "--db", "/nonexistent/ingest.sqlite", "--keys", "/nonexistent/keys.json", "--rules", "fridge-9-9")
+        expect(r.code).toBe(2)
+        expect(r.err).toContain("--rules: fridge-9-9 is neither a preset (")
+        expect(r.err).toContain("fridge-2-8")
+    })
+
     it("a value may start with a dash: verify --band -25:-15 gets as far as the keys file", async () => {
         const r = await coldtrace("verify", "--db", "/nonexistent/ingest.sqlite", "--keys", "/nonexistent/keys.json", "--band", "-25:-15")
         expect(r.code).toBe(2)
