@@ -112,7 +112,15 @@ describe("bad command lines", () => {
     })
 
     it("verify --rules names an unknown preset or an unreadable file as a usage error, listing the presets", async () => {
-        const r = await coldtrace("verify", "--db", "/nonexistent/ingest.sqlite", "--keys", "/nonexistent/keys.json", "--rules", "fridge-9-9")
+        const r = await coldtrace(
+            "verify",
+            "--db",
+            "/nonexistent/ingest.sqlite",
+            "--keys",
+            "/nonexistent/keys.json",
+            "--rules",
+            "fridge-9-9",
+        )
         expect(r.code).toBe(2)
         expect(r.err).toContain("--rules: fridge-9-9 is neither a preset (")
         expect(r.err).toContain("fridge-2-8")
