@@ -498,9 +498,4 @@ export class AlarmEngine {
         }
         return true
     }
-
-    /** rule `i` is raised now */
-    active(i: number): boolean {
-        return (this.states[i].flags & F_ACTIVE) !== 0
-    }
 }

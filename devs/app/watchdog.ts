@@ -10,6 +10,8 @@ export const DUE_START = 3
 /** longest the start of a run may take (a boot's or a wake's restore, the drivers' configuration) */
 export const START_MAX = 2 * 60_000
 const DAY = 24 * 3_600_000
+/** the reason's save may itself wait on the hang (a settings request that never ends holds kv.ts's lock): reboot regardless after this */
+const SAVE_MAX = 10_000
 
 /**
  * The logger's watchdog (docs/platform.md): any await that never returns (a bus that never answers,
@@ -50,6 +52,8 @@ export class Watchdog {
 
     private async fire(slot: number, late: number) {
         console.log(`ct:watchdog fiber=${slot} late=${late}`)
+        // (then the next boot says interrupted, not watchdog: the reason could not be written)
+        this.clock.spawn(rebootAfterSave, this.clock)
         const st = this.st
         // a hang before the run read its state: read it now, so the boot counter and flags go on
         if (!st.loaded) await st.load()
@@ -64,4 +68,10 @@ export class Watchdog {
 // (Function.start() loses `this` of a method: wrap it)
 async function runWatchdog(w: Watchdog) {
     await w.watching()
+}
+
+async function rebootAfterSave(clock: Clock) {
+    await clock.sleep(SAVE_MAX)
+    console.log("ct:watchdog-save-hung")
+    ds.reboot()
 }
