@@ -8,7 +8,7 @@ import { loadScenario } from "../src/sim/scenario.js"
 import { ROOT } from "../src/sim/vm.js"
 import { decodeExport } from "../src/sim/export.js"
 import { mergeLogs } from "../src/verify/chain.js"
-import { decodeRecord, KIND, type LogRecord, type RuleAlarmRecord } from "../src/format/index.js"
+import { decodeRecord, KIND, type LogRecord, type RuleAlarmRecord, type SampleRecord } from "../src/format/index.js"
 import { checkRuleAlarms, presetRuleSet, evaluate, type EvalSample } from "../src/alarms/index.js"
 import { configHash } from "../src/provision/provision.js"
 
@@ -118,5 +118,57 @@ describe("alarm rules on the logger (rules-fridge scenario)", () => {
         const without = configHash({ ...scenario.device, alarms: undefined }, endpoint)
         expect(withRules.equals(without)).toBe(false)
         expect(config.hash.length).toBe(16)
+    })
+})
+
+// The same check on a preset with a cumulative budget: the WHO type I shipping indicator on a hot
+// transit. 70 min at 46 °C raise the 1-h 45 °C event (and count for the 30 °C budget), 31 °C for the
+// rest of the day uses up the 10-h budget, which latches; a 30-min power cut in between is unknown
+// time (it neither counts nor breaks the budget).
+describe("alarm rules on the logger (rules-who-type-1 scenario)", () => {
+    const scenario = loadScenario(path.join(ROOT, "src/sim/scenarios/rules-who-type-1.json"))
+    const rules = presetRuleSet("who-type-1", scenario.device.interval)
+    let r: RunResult
+    let records: LogRecord[]
+
+    beforeAll(async () => {
+        const out = mkdtempSync(path.join(os.tmpdir(), "coldtrace-rules-who-"))
+        r = await runScenario({ scenario, outDir: out })
+        const db = new Database(r.dbPath, { readonly: true })
+        const server = db.prepare("SELECT seq, bytes, head FROM records ORDER BY seq").all() as {
+            seq: number
+            bytes: Buffer
+            head: Buffer
+        }[]
+        db.close()
+        const device = decodeExport(JSON.parse(readFileSync(path.join(out, "device-export.json"), "utf8"))).entries
+        records = mergeLogs(server, device).merged.map(e => decodeRecord(e.bytes))
+    }, 300_000)
+
+    it("raises and clears the 45 °C event, raises the 30 °C budget once (it latches), nothing else; the host agrees", () => {
+        const events = records.filter((x): x is RuleAlarmRecord => x.kind === KIND.ruleAlarm)
+        const of = (id: string) => events.filter(a => a.rule === rules.rules.findIndex(x => x.id === id)).map(a => a.raise)
+        expect(of("heat-45")).toEqual([true, false])
+        expect(of("heat-30")).toEqual([true])
+        expect(of("freeze")).toEqual([])
+        expect(of("fault")).toEqual([])
+        // the budget: 10 h of readings at or above 30 °C. Each hot reading stands for the time since the
+        // one before it (the first too: since the last cool one); the power cut's gap stands for nothing
+        const raise30 = events.find(a => a.rule === rules.rules.findIndex(x => x.id === "heat-30"))!
+        const samples = records.filter((x): x is SampleRecord => x.kind === KIND.sample)
+        const firstHot = samples.findIndex(x => x.tc >= 30 * 128)
+        const boot2 = records.findIndex(x => x.kind === KIND.boot && "boot" in x && x.boot === 2)
+        const after = samples.findIndex(x => x.seq > records[boot2].seq)
+        const gap = samples[after].t - samples[after - 1].t
+        expect(gap).toBeGreaterThan(1800)
+        const counted = raise30.t - samples[firstHot - 1].t - gap
+        expect(counted).toBeGreaterThanOrEqual(36000)
+        expect(counted).toBeLessThan(36000 + scenario.device.interval)
+        const check = checkRuleAlarms(records, rules)
+        expect(check.findings).toEqual([])
+        expect(check.agree).toBe(true)
+        expect(check.recorded).toBe(3)
+        expect(r.summary.samples.lost).toBe(0)
+        expect(r.summary.chain.status, r.summary.chain.detail).toBe("ok")
     })
 })
