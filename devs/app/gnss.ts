@@ -5,6 +5,7 @@ import { fixRecord, stopRecord, BATTERY_LOW, BATTERY_CRITICAL } from "../record/
 import { encryptLoc } from "../record/loc"
 import { DeviceTime } from "./devtime"
 import { BatteryMonitor } from "./battery"
+import { DUE_GNSS } from "./watchdog"
 import {
     STEP_MAX,
     W_GNSS,
@@ -49,9 +50,9 @@ export interface PositionLog {
     readonly time: DeviceTime
     readonly battery: BatteryMonitor
     readonly prov: { lockey: Buffer }
-    /** the watchdog's view of the fibers: [2] is this one's */
+    /** the watchdog's view of the fibers: [DUE_GNSS] is this one's */
     due: number[]
-    /** the fibers' schedule: [2] is this one's; the logger may sleep while it waits */
+    /** the fibers' schedule (indexed as the watchdog's slots): the logger may sleep while this one waits */
     readonly scheduler: { waitUntil(fiber: number, at: number): Promise<boolean> }
     /** device time no record may be stamped before (the last boot or clock set) */
     minT: number
@@ -199,8 +200,8 @@ class GnssRecorder {
         const log = this.log
         for (;;) {
             if (g.nextAt !== NO_TIME) {
-                log.due[2] = g.nextAt + STEP_MAX
-                await log.scheduler.waitUntil(2, g.nextAt)
+                log.due[DUE_GNSS] = g.nextAt + STEP_MAX
+                await log.scheduler.waitUntil(DUE_GNSS, g.nextAt)
             }
             try {
                 if (log.battery.level < BATTERY_CRITICAL) await this.record(await g.step())

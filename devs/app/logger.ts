@@ -52,7 +52,7 @@ import { WakeScheduler, RUNNING } from "./scheduler"
 import { TimeAnchors } from "./anchors"
 import { RuleAlarms } from "./alarms"
 import { Evictions } from "./evictions"
-import { Watchdog, DUE_START } from "./watchdog"
+import { Watchdog, DUE_START, DUE_SAMPLING, DUE_GNSS } from "./watchdog"
 
 /** What the logger needs from a temperature front end (the MAX31856 driver). Never throws from read(). */
 export interface Thermometer {
@@ -204,7 +204,7 @@ export class Logger {
         const gnss = this.board.gnss
         if (gnss) {
             if (this.woke) gnss.resume(st.w, this.time)
-            this.scheduler.runAt[2] = RUNNING
+            this.scheduler.runAt[DUE_GNSS] = RUNNING
             gnss.record(this)
         }
         // the run has started: from here on the fibers' own deadlines hold
@@ -338,8 +338,8 @@ export class Logger {
             // the cycle at `next` must be over before the one after it is due
             const next = this.sampleT
             const at = this.scheduler.dueAt(next)
-            this.due[0] = at + 2 * interval * 1000
-            await this.scheduler.waitUntil(0, at)
+            this.due[DUE_SAMPLING] = at + 2 * interval * 1000
+            await this.scheduler.waitUntil(DUE_SAMPLING, at)
             try {
                 await this.takeSample()
                 // an epoch is sealed when it is `epoch` seconds old (device time, kept across boots)
@@ -359,7 +359,7 @@ export class Logger {
             this.sampleT = after
         }
         // cut off: nothing is due any more (the watchdog stands down), the board powers down
-        this.due[0] = 0
+        this.due[DUE_SAMPLING] = 0
         if (this.board.powerOff) await this.board.powerOff()
     }
 

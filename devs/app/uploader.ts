@@ -10,6 +10,7 @@ import { BatteryMonitor } from "./battery"
 import { WakeState, STEP_MAX, W_UP_SINCE, W_UP_RETRY, W_UP_BACKOFF, W_UP_QUIET } from "./state"
 import { DeviceTime } from "./devtime"
 import { WakeScheduler, RUNNING } from "./scheduler"
+import { DUE_UPLOADS } from "./watchdog"
 
 // a batch carries whole blocks' packed streams (~220 B each, hundreds of samples): 4 blocks keep it
 // within one Notecard note and a few KB of the VM heap (~58 KB for firmware and chip models)
@@ -28,9 +29,9 @@ export interface UploadLog {
     readonly keys: EpochKeys
     readonly st: WakeState
     readonly battery: BatteryMonitor
-    /** the watchdog's view of the fibers: [1] is this one's */
+    /** the watchdog's view of the fibers: [DUE_UPLOADS] is this one's */
     due: number[]
-    /** the fibers' schedule (devs/app/scheduler.ts): [1] is this one's; the logger may sleep while it waits */
+    /** the fibers' schedule (devs/app/scheduler.ts, indexed as the watchdog's slots): the logger may sleep while this one waits */
     readonly scheduler: WakeScheduler
 }
 
@@ -59,7 +60,7 @@ export class Uploader {
     /** Start the upload fiber: the first upload 10 s after a boot, a period after the last one that got through. */
     start() {
         this.since = this.lg.board.clock.now() + 10_000 - this.lg.prov.config.upload * 1000
-        this.lg.scheduler.runAt[1] = RUNNING
+        this.lg.scheduler.runAt[DUE_UPLOADS] = RUNNING
         this.lg.board.clock.spawn(runUploads, this)
     }
 
@@ -69,7 +70,7 @@ export class Uploader {
         this.retryAt = tm.unkeepOrNone(w[W_UP_RETRY])
         this.backoff = w[W_UP_BACKOFF] || BACKOFF_MIN
         this.quietUntil = tm.unkeepOrNone(w[W_UP_QUIET])
-        this.lg.scheduler.runAt[1] = RUNNING
+        this.lg.scheduler.runAt[DUE_UPLOADS] = RUNNING
         this.lg.board.clock.spawn(runUploads, this)
     }
 
@@ -85,7 +86,7 @@ export class Uploader {
     wake(atOnce: boolean) {
         if (atOnce) this.urgent = true
         // running from now on: the logger must not sleep before this fiber has looked
-        this.lg.scheduler.runAt[1] = RUNNING
+        this.lg.scheduler.runAt[DUE_UPLOADS] = RUNNING
         this.lg.board.clock.raise(this.signal)
     }
 
@@ -108,11 +109,11 @@ export class Uploader {
             if (this.urgent) next = this.lg.battery.level === BATTERY_LOW ? Math.min(next, this.since + HOUR) : now
             // inside a radio-off window nothing is sent before its end, an alarm's upload included
             next = Math.max(next, this.quietUntil)
-            this.lg.due[1] = Math.max(next, now) + STEP_MAX
+            this.lg.due[DUE_UPLOADS] = Math.max(next, now) + STEP_MAX
             if (now < next) {
                 // one wait until the next upload is due, cut short by an alarm or a new battery level
                 // (not a poll: every wake-up costs energy on the board and a world jump in the simulator)
-                await this.lg.scheduler.waitUntil(1, next, this.signal)
+                await this.lg.scheduler.waitUntil(DUE_UPLOADS, next, this.signal)
                 continue
             }
             if (this.lg.board.radioAllowed && !this.lg.board.radioAllowed()) {
@@ -158,7 +159,7 @@ export class Uploader {
         for (;;) {
             const expected = store.ackSeq === NONE ? 0 : store.ackSeq + 1
             if (expected > upTo) return true
-            this.lg.due[1] = this.lg.board.clock.now() + STEP_MAX
+            this.lg.due[DUE_UPLOADS] = this.lg.board.clock.now() + STEP_MAX
             const p = await store.pending(expected, MAX_BATCH_BYTES)
             if (!p.count) return true
             // a fresh nonce per request: the ack must echo it, so an old ack replayed proves nothing
