@@ -8,6 +8,8 @@ import {
     aboveBound,
     belowBound,
     checkDeviceAlarms,
+    checkRuleAlarms,
+    presetRuleSet,
     decodeState,
     evaluate,
     parseRules,
@@ -340,6 +342,14 @@ describe("in the report", () => {
             evaluateForReport(beforeCut, utc, { id: "refrigerated", low: 2, high: 8 }, { ...ok, deviceCheck: wrongBand }).recommendation
                 .reasons,
         ).toEqual(["the logger's alarm records disagree with the host's evaluation of its band"])
+        // so does a logger whose rule alarm records disagree with its configured rules: this log has
+        // none, and the fridge rules would have raised on it
+        const rules = checkRuleAlarms(w.records, presetRuleSet("fridge-2-8", 300))
+        expect(rules.agree).toBe(false)
+        expect(rules.recorded).toBe(0)
+        expect(
+            evaluateForReport(beforeCut, utc, { id: "refrigerated", low: 2, high: 8 }, { ...ok, ruleCheck: rules }).recommendation.reasons,
+        ).toEqual(["the logger's rule alarm records disagree with the host's evaluation of its rules"])
         // not verified: never released
         expect(
             evaluateForReport(beforeCut, utc, { id: "refrigerated", low: 2, high: 8 }, { verified: false, verdictWord: "TAMPERED" })

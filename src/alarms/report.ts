@@ -4,7 +4,7 @@
 import { KIND, isFaulted, type BatteryRecord, type LogRecord, type SampleRecord } from "../format/index.js"
 import { evaluate } from "./engine.js"
 import { PRESETS, REPORT_PRESET_MAP, bandRules } from "./presets.js"
-import type { DeviceAlarmCheck } from "./device.js"
+import type { DeviceAlarmCheck, RuleAlarmCheck } from "./device.js"
 import type { AlarmRule, BatteryReading, EvalResult, EvalSample, OpeningInterval, Outcome, RuleResult, RuleSet } from "./types.js"
 
 /** Samples placed in UTC, with their boot and uptime; `unplaced` counts those left out. */
@@ -152,7 +152,14 @@ const iso = (s: number) => new Date(s * 1000).toISOString().replace(".000Z", "Z"
 export function recommend(
     res: EvalResult,
     outcomes: EngineRuleOutcome[],
-    o: { verified: boolean; verdictWord: string; deviceCheck?: DeviceAlarmCheck | null; unplaced?: number; lost?: number },
+    o: {
+        verified: boolean
+        verdictWord: string
+        deviceCheck?: DeviceAlarmCheck | null
+        ruleCheck?: RuleAlarmCheck | null
+        unplaced?: number
+        lost?: number
+    },
 ): Recommendation {
     const reasons: string[] = []
     const notJudged: string[] = []
@@ -165,6 +172,7 @@ export function recommend(
     for (const r of outcomes)
         if (r.notJudged === "unknown-time") reasons.push(`${r.name}: NOT JUDGED (gaps or faulted readings could hide an alarm)`)
     if (o.deviceCheck && !o.deviceCheck.agree) reasons.push("the logger's alarm records disagree with the host's evaluation of its band")
+    if (o.ruleCheck && !o.ruleCheck.agree) reasons.push("the logger's rule alarm records disagree with the host's evaluation of its rules")
     for (const g of res.gaps) notJudged.push(`no sample ${iso(g.from)} to ${iso(g.to)} (${hm(g.to - g.from)})`)
     for (const f of res.faults) notJudged.push(`faulted readings ${iso(f.from)} to ${iso(f.to)}`)
     if (o.unplaced) notJudged.push(`${o.unplaced} samples without a UTC time (not evaluated)`)
@@ -177,7 +185,14 @@ export function evaluateForReport(
     records: LogRecord[],
     utc: Map<number, number | null>,
     preset: { id: string; low: number; high: number },
-    o: { verified: boolean; verdictWord: string; deviceCheck?: DeviceAlarmCheck | null; lost?: number; openings?: OpeningInterval[] },
+    o: {
+        verified: boolean
+        verdictWord: string
+        deviceCheck?: DeviceAlarmCheck | null
+        ruleCheck?: RuleAlarmCheck | null
+        lost?: number
+        openings?: OpeningInterval[]
+    },
 ): { presetId: string; ruleSet: RuleSet; result: EvalResult; rules: EngineRuleOutcome[]; recommendation: Recommendation } {
     const { samples, unplaced } = placedSamples(records, utc)
     const rs = reportRuleSet(preset, inferIntervalS(samples))

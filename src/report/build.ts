@@ -36,7 +36,7 @@ import {
 } from "./model.js"
 import type { PresetSource, Shipment } from "./shipment.js"
 import { fmtBand, fmtTime } from "./text.js"
-import { checkDeviceAlarms, evaluateForReport } from "../alarms/index.js"
+import { checkDeviceAlarms, checkRuleAlarms, evaluateForReport, type AlarmRule } from "../alarms/index.js"
 
 /** Names of the MAX31856 fault status bits (sr b0..b7). */
 export const SR_NAMES = ["OPEN", "OVUV", "TCLOW", "TCHIGH", "CJLOW", "CJHIGH", "TCRANGE", "CJRANGE"] as const
@@ -407,12 +407,15 @@ export function engineAlarms(
     preset: { id: string; name: string; low: number; high: number },
     deviceBand: Band | undefined,
     o: { verified: boolean; verdictWord: string; lost?: number },
+    /** the alarm rules the logger was configured with, when known: its rule alarm records are checked against them */
+    deviceRules?: { rules: AlarmRule[]; intervalS?: number },
 ): ReportModel["alarms"] {
     const deviceCheck = checkDeviceAlarms(records, deviceBand ?? band)
+    const ruleCheck = deviceRules ? checkRuleAlarms(records, deviceRules) : null
     // against an assumed band a disagreement may only mean the logger was configured otherwise:
     // shown, but a reason to quarantine only when the configured band is known
     if (!deviceBand) deviceCheck.notes.unshift(`assumed: the logger was configured with the preset's band ${fmtBand(band)}`)
-    const e = evaluateForReport(records, a.utc, preset, { ...o, deviceCheck: deviceBand ? deviceCheck : null })
+    const e = evaluateForReport(records, a.utc, preset, { ...o, deviceCheck: deviceBand ? deviceCheck : null, ruleCheck })
     return {
         note: alarmsNote(),
         rules: [bandRule(a, band, preset.name), deviceBandRule(a), ...e.rules],

@@ -132,6 +132,7 @@ export function assessRun(opts: {
         notes,
         energy: opts.energy,
         sealedEvictions: evicted.map(e => e.seq),
+        deviceRules,
     })
     // the verdict shown is the verifier's; the harness's own merged-chain check must agree
     const verified = verification.every(v => v.verdict.ok)

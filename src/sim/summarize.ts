@@ -4,6 +4,7 @@ import { REPORT_FORMAT, type ReportModel } from "../report/model.js"
 import { analyzeLog, batterySection, emptySections, engineAlarms } from "../report/build.js"
 import type { EnergySummary } from "./energy.js"
 import type { ChainEntry, ChainVerdict } from "../verify/chain.js"
+import type { AlarmRule } from "../alarms/types.js"
 
 export { faultName } from "../report/build.js"
 
@@ -29,6 +30,8 @@ export interface SummaryInput {
     energy?: EnergySummary
     /** seqs of the evicted records the verifier found sealed */
     sealedEvictions?: number[]
+    /** the alarm rules the logger runs (the scenario's `device.alarms`): its rule alarm records are checked against them */
+    deviceRules?: { rules: AlarmRule[]; intervalS: number }
 }
 
 /**
@@ -92,11 +95,15 @@ export function summarize(inp: SummaryInput): ReportModel & { records: number; m
             head: v.lastSeq === null ? null : v.head.toString("hex"),
         },
         verification: null,
-        alarms: engineAlarms(records, a, inp.band, { id: "scenario", name: presetName, ...inp.band }, inp.band, {
-            verified: v.ok,
-            verdictWord: v.ok ? "VERIFIED" : "NOT VERIFIED",
-            lost,
-        }),
+        alarms: engineAlarms(
+            records,
+            a,
+            inp.band,
+            { id: "scenario", name: presetName, ...inp.band },
+            inp.band,
+            { verified: v.ok, verdictWord: v.ok ? "VERIFIED" : "NOT VERIFIED", lost },
+            inp.deviceRules,
+        ),
         ...emptySections(),
         battery: batterySection(a.battery),
         ...(inp.energy ? { energy: inp.energy } : {}),
