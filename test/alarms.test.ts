@@ -219,8 +219,12 @@ describe("rules", () => {
 
     it("provisioning validates the configuration's alarm rules (a preset name or rules)", () => {
         const base = { ...newDeviceKeys(), endpoint: "https://ingest.example/v1/batch" }
-        const cfg = provisionValues({ ...base, config: { interval: 300, upload: 3600, low: 2, high: 8, alarms: "who-30dtr" } }).get("cfg")!
+        const values = provisionValues({ ...base, config: { interval: 600, upload: 3600, low: 2, high: 8, alarms: "who-30dtr" } })
+        const cfg = values.get("cfg")!
         expect(JSON.parse(cfg.toString()).alarms).toBe("who-30dtr")
+        // what the logger runs: the preset's rules compiled for the configured interval
+        expect(values.get("alarms")).toEqual(compiledRuleSet(presetRuleSet("who-30dtr", 600)))
+        expect(provisionValues({ ...base, config: { interval: 600, upload: 3600, low: 2, high: 8 } }).has("alarms")).toBe(false)
         expect(() => provisionValues({ ...base, config: { interval: 300, upload: 3600, low: 2, high: 8, alarms: "nope" } })).toThrow(
             ProvisionError,
         )
