@@ -17,8 +17,8 @@ const STATE_KEY = "alst"
 /**
  * The configured alarm rules on the logger (docs/alarms.md): every sample (and battery reading) is
  * fed to the engine, every raise and clear is a rule alarm record in the chain (docs/format.md 2,
- * kind 11), a raise is uploaded at once. The engine's state is a settings value, written after an
- * event and before a sleep, read at every start: a power cut loses at most the samples since.
+ * kind 11), a raise is uploaded at once. The engine's state is a settings value, written after every
+ * reading it was fed (when it changed), read at every start: a power cut loses at most that step.
  */
 export class RuleAlarms {
     readonly engine: AlarmEngine
@@ -64,8 +64,6 @@ export class RuleAlarms {
         // within a boot the device clock measures the durations (docs/alarms.md 2.2): `t` is both
         this.engine.feed(t, tc, faulted, boot, t)
         await this.record()
-        // right after the sample's record: a power cut can then lose at most this step
-        await this.save()
     }
 
     /** A battery reading (mV) at device time `t`. */
@@ -81,11 +79,10 @@ export class RuleAlarms {
         console.log(`ct:rule-alarm rule=${e.rule} raise=${e.raise ? 1 : 0} t=${e.t} value=${e.value}`)
     }
 
+    /** the events of the reading just fed into the chain, then the state (right after them: a power cut loses at most this step) */
     private async record() {
-        const events = this.engine.take()
-        if (!events.length) return
         let raised = false
-        for (const e of events) {
+        for (const e of this.engine.take()) {
             await this.recordOne(e)
             if (e.raise) raised = true
         }

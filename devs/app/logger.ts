@@ -300,7 +300,6 @@ export class Logger {
         this.uploads.save(w, tm)
         if (this.board.gnss) this.board.gnss.save(w, tm)
         st.set(ST_ASLEEP, true)
-        if (this.rules) await this.rules.save()
         await st.save()
     }
 
