@@ -9,6 +9,8 @@ import { parseConsoleLine } from "../src/sim/console.js"
 import { EnergyLedger, type EnergySummary } from "../src/sim/energy.js"
 
 type Add = (figure: string, value: number, unit: string, note?: string) => void
+/** a console line's tag, and the VM ms of a `ct:sleep` (`awake`) or a `ct:wake` (`restore`) */
+type WakeLine = { tag: string; awake?: number; restore?: number }
 
 const DESIGN: [string, string][] = [
     ["v2-A", "projected battery life days, 5 min samples, 6 h uploads (power budget, v2 duty-cycled)"],
@@ -95,11 +97,7 @@ function gnssDay(board: "v1" | "v2"): Scenario {
  * fixes, tracking around them, each fix's acquisition) and the ESP32 on the wakes that made a fix
  * attempt (their measured VM time plus the wake's restart), which the cellular day does not have.
  */
-function gnssMahPerDay(
-    e: EnergySummary,
-    lines: { tag: string; awake?: number }[],
-    board: "v1" | "v2",
-): { receiver: number; esp32: number; wakes: number } {
+function gnssMahPerDay(e: EnergySummary, lines: WakeLine[], board: "v1" | "v2"): { receiver: number; esp32: number; wakes: number } {
     const perDay = 24 / e.poweredHours
     let awakeMs = 0
     let wakes = 0
@@ -120,9 +118,10 @@ function gnssMahPerDay(
         }
     }
     // the ESP32's charge for that awake time, as the ledger charges a measured wake
-    const ledger = new EnergyLedger(loadPowerModel(), { board, gnss: false, notecard: false, mode: "duty-cycled" })
+    const model = loadPowerModel()
+    const ledger = new EnergyLedger(model, { board, gnss: false, notecard: false, mode: "duty-cycled" })
     // (a fix attempt on a sample's wake counts the whole wake: a little more than the fix's share)
-    const ms = awakeMs + wakes * loadPowerModel().durations.wake_restore.s * 1000
+    const ms = awakeMs + wakes * model.durations.wake_restore.s * 1000
     ledger.powerOn(0)
     ledger.awake(0, ms)
     const esp32 = ledger.byUse(ms).awake
@@ -133,7 +132,7 @@ function gnssMahPerDay(
  * VM ms from a wake's program start to its sleep (`awake`), and to its state restored (`restore`, the
  * wake line's), for the wakes that took a sample (not the boot's).
  */
-export function sampleWakeMs(tags: { tag: string; awake?: number; restore?: number }[]): { awake: number[]; restore: number[] } {
+export function sampleWakeMs(tags: WakeLine[]): { awake: number[]; restore: number[] } {
     const out = { awake: [] as number[], restore: [] as number[] }
     let restore: number | undefined
     let sampled = false
@@ -153,6 +152,15 @@ export function sampleWakeMs(tags: { tag: string; awake?: number; restore?: numb
     return out
 }
 
+/** a run's console as the wake figures read it: each line's tag, and its `awake=` and `restore=` ms */
+function wakeLines(lines: string[]): WakeLine[] {
+    const ms = (v: string | undefined) => (v === undefined ? undefined : Number(v))
+    return lines
+        .map(parseConsoleLine)
+        .filter(l => l !== undefined)
+        .map(l => ({ tag: l.tag, awake: ms(l.fields.awake), restore: ms(l.fields.restore) }))
+}
+
 function median(v: number[]): number {
     const s = [...v].sort((a, b) => a - b)
     return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2
@@ -169,11 +177,7 @@ export async function simulatedLifeRows(tmp: string, add: Add, details: Record<s
     const g = await runScenario({ scenario: gnssDay("v2"), outDir: path.join(tmp, "energy-v2-gnss") })
     const ge = g.summary.energy
     if (!ge || !ge.gnss) throw new Error("the GNSS day has no receiver in its energy figures")
-    const glines = g.observed.console.lines
-        .map(parseConsoleLine)
-        .filter(l => l !== undefined)
-        .map(l => ({ tag: l.tag, awake: l.fields.awake === undefined ? undefined : Number(l.fields.awake) }))
-    const fixCost = gnssMahPerDay(ge, glines, "v2")
+    const fixCost = gnssMahPerDay(ge, wakeLines(g.observed.console.lines), "v2")
     add(
         "GNSS mAh a day, hourly fixes while moving (simulated firmware, v2)",
         fixCost.receiver + fixCost.esp32,
@@ -202,17 +206,7 @@ export async function simulatedLifeRows(tmp: string, add: Add, details: Record<s
                 "days",
                 `goal >= 120; the cellular day ${e.mAhPerDay.toFixed(2)} mAh + the GNSS day's fixes ${(fixCost.receiver + fixCost.esp32).toFixed(2)} mAh (two runs: the simulator's builds carry a modem or a receiver, not both)`,
             )
-        }
-        if (board === "v2" && upload === 6 * 3600 && !everySample) {
-            const lines = r.observed.console.lines
-                .map(parseConsoleLine)
-                .filter(l => l !== undefined)
-                .map(l => ({
-                    tag: l.tag,
-                    awake: l.fields.awake === undefined ? undefined : Number(l.fields.awake),
-                    restore: l.fields.restore === undefined ? undefined : Number(l.fields.restore),
-                }))
-            const { awake, restore } = sampleWakeMs(lines)
+            const { awake, restore } = sampleWakeMs(wakeLines(r.observed.console.lines))
             if (!awake.length) throw new Error(`${figure}: no sample wake seen`)
             add(
                 "VM ms awake per sample wake (median)",
