@@ -4,13 +4,24 @@ import os from "node:os"
 import { mkdtempSync, readFileSync } from "node:fs"
 import Database from "better-sqlite3"
 import { runScenario, type RunResult } from "../src/sim/run.js"
-import { loadScenario } from "../src/sim/scenario.js"
+import { loadScenario, type Scenario } from "../src/sim/scenario.js"
 import { ROOT } from "../src/sim/vm.js"
 import { decodeExport } from "../src/sim/export.js"
 import { mergeLogs } from "../src/verify/chain.js"
 import { decodeRecord, KIND, type LogRecord, type RuleAlarmRecord, type SampleRecord } from "../src/format/index.js"
 import { checkRuleAlarms, presetRuleSet, evaluate, type EvalSample } from "../src/alarms/index.js"
 import { configHash } from "../src/provision/provision.js"
+
+/** Run the scenario; the whole log: what the server holds merged with what the device still holds. */
+async function runAndRead(scenario: Scenario, prefix: string): Promise<{ r: RunResult; records: LogRecord[] }> {
+    const out = mkdtempSync(path.join(os.tmpdir(), prefix))
+    const r = await runScenario({ scenario, outDir: out })
+    const db = new Database(r.dbPath, { readonly: true })
+    const server = db.prepare("SELECT seq, bytes, head FROM records ORDER BY seq").all() as { seq: number; bytes: Buffer; head: Buffer }[]
+    db.close()
+    const device = decodeExport(JSON.parse(readFileSync(path.join(out, "device-export.json"), "utf8"))).entries
+    return { r, records: mergeLogs(server, device).merged.map(e => decodeRecord(e.bytes)) }
+}
 
 // The alarm rules on the logger (issue 13 items 2 and 3): a refrigerated shipment under the
 // fridge-2-8 preset. The firmware's engine (devs/alarm/engine.ts) runs at every sample and records
@@ -24,17 +35,7 @@ describe("alarm rules on the logger (rules-fridge scenario)", () => {
     let summary: any
 
     beforeAll(async () => {
-        const out = mkdtempSync(path.join(os.tmpdir(), "coldtrace-rules-"))
-        r = await runScenario({ scenario, outDir: out })
-        const db = new Database(r.dbPath, { readonly: true })
-        const server = db.prepare("SELECT seq, bytes, head FROM records ORDER BY seq").all() as {
-            seq: number
-            bytes: Buffer
-            head: Buffer
-        }[]
-        db.close()
-        const device = decodeExport(JSON.parse(readFileSync(path.join(out, "device-export.json"), "utf8"))).entries
-        records = mergeLogs(server, device).merged.map(e => decodeRecord(e.bytes))
+        ;({ r, records } = await runAndRead(scenario, "coldtrace-rules-"))
         summary = JSON.parse(readFileSync(r.summaryPath, "utf8"))
     }, 300_000)
 
@@ -132,17 +133,7 @@ describe("alarm rules on the logger (rules-who-type-1 scenario)", () => {
     let records: LogRecord[]
 
     beforeAll(async () => {
-        const out = mkdtempSync(path.join(os.tmpdir(), "coldtrace-rules-who-"))
-        r = await runScenario({ scenario, outDir: out })
-        const db = new Database(r.dbPath, { readonly: true })
-        const server = db.prepare("SELECT seq, bytes, head FROM records ORDER BY seq").all() as {
-            seq: number
-            bytes: Buffer
-            head: Buffer
-        }[]
-        db.close()
-        const device = decodeExport(JSON.parse(readFileSync(path.join(out, "device-export.json"), "utf8"))).entries
-        records = mergeLogs(server, device).merged.map(e => decodeRecord(e.bytes))
+        ;({ r, records } = await runAndRead(scenario, "coldtrace-rules-who-"))
     }, 300_000)
 
     it("raises and clears the 45 °C event, raises the 30 °C budget once (it latches), nothing else; the host agrees", () => {

@@ -15,7 +15,8 @@ import {
 } from "../format/index.js"
 import { AlarmEngine } from "./engine.js"
 import { legacyBandRule } from "./presets.js"
-import type { AlarmRule, BandRule, RuleSet } from "./types.js"
+import type { AlarmRule, BandRule, EvalSample, RuleSet } from "./types.js"
+import { inferIntervalS } from "./report.js"
 
 export interface DeviceAlarmCheck {
     rule: BandRule
@@ -259,17 +260,11 @@ export function checkRuleAlarms(records: LogRecord[], given: { rules: AlarmRule[
 
 /** The sampling interval the log shows (the most common spacing of a boot's consecutive samples, s): the rules' gap cap. */
 export function logIntervalS(records: LogRecord[]): number {
-    const count = new Map<number, number>()
-    let prev: SampleRecord | null = null
+    const samples: EvalSample[] = []
+    let boot = 0
     for (const r of records) {
-        if (r.kind === KIND.boot) prev = null
-        if (r.kind !== KIND.sample || !("tc" in r)) continue
-        const s = r as SampleRecord
-        if (prev) count.set(s.t - prev.t, (count.get(s.t - prev.t) ?? 0) + 1)
-        prev = s
+        if (r.kind === KIND.boot && "boot" in r) boot = r.boot
+        if (r.kind === KIND.sample && "tc" in r) samples.push({ utcMs: r.t * 1000, tc: r.tc, faulted: false, boot, uptimeMs: r.t * 1000 })
     }
-    let best = 300
-    let n = 0
-    for (const [d, c] of count) if (d > 0 && (c > n || (c === n && d < best))) [best, n] = [d, c]
-    return best
+    return inferIntervalS(samples)
 }

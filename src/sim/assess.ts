@@ -1,7 +1,7 @@
 import { existsSync, writeFileSync } from "node:fs"
 import path from "node:path"
-import { presetRuleSet } from "../alarms/presets.js"
-import type { AlarmRule } from "../alarms/types.js"
+import { parseRules } from "../alarms/validate.js"
+import type { RuleSet } from "../alarms/types.js"
 import type { Scenario } from "./scenario.js"
 import type { DeviceExport } from "./export.js"
 import type { ConsoleLog } from "./console.js"
@@ -41,7 +41,7 @@ export function verifyRun(
     keysFile: string,
     witnessLog?: string,
     /** the alarm rules the logger runs: the server's copy (from seq 0) is checked against them */
-    deviceRules?: { rules: AlarmRule[]; intervalS: number },
+    deviceRules?: RuleSet,
 ): Verification[] {
     const out: Verification[] = []
     const d = openIngestDb(dbPath)
@@ -95,12 +95,8 @@ export function assessRun(opts: {
     const deviceEntries = exported?.entries ?? []
     const { merged, conflicts } = mergeLogs(serverEntries, deviceEntries)
     const alarms = s.device.alarms
-    const deviceRules =
-        alarms === undefined
-            ? undefined
-            : typeof alarms === "string"
-              ? presetRuleSet(alarms, s.device.interval)
-              : { intervalS: s.device.interval, rules: alarms as AlarmRule[] }
+    // (the scenario's rules, provisioned and so validated already: a preset name or a list)
+    const deviceRules = alarms === undefined ? undefined : parseRules(alarms, s.device.interval)
     const verification = verifyRun(
         tb.dbPath,
         exported ? path.join(out, "device-export.json") : undefined,
