@@ -216,15 +216,8 @@ export class UbloxChip implements I2cChip {
         this.standbyUntil = null
         this.fixFrom = -Infinity
         this.poweredAt = this.now
-        this.inUbx = this.inNmea = this.outUbx = this.outNmea = true
-        this.pvtRate = 0
         this.hadFix = this.fix
-        this.ptr = 0xff
-        this.out = Buffer.alloc(0)
-        this.revealed = 0
-        this.later = []
-        this.inRest = Buffer.alloc(0)
-        this.nextEpoch = this.now + NAV_PERIOD_MS
+        this.startRam(this.now)
         this.epochCount = 0
         this.capturePos = 0
         this.emitNmea(nmea("GNTXT,01,01,02,u-blox AG - www.u-blox.com"))
@@ -372,6 +365,12 @@ export class UbloxChip implements I2cChip {
     /** the end of a standby: the RAM configuration at its defaults, the time and last fix kept (hot start) */
     private wake(at: number) {
         this.standbyUntil = null
+        this.startRam(at)
+        this.fixFrom = at + HOT_START_MS
+    }
+
+    /** what a power-on and a standby's end both lose: the RAM configuration, the port's state and queues */
+    private startRam(at: number) {
         this.inUbx = this.inNmea = this.outUbx = this.outNmea = true
         this.pvtRate = 0
         this.ptr = 0xff
@@ -380,7 +379,6 @@ export class UbloxChip implements I2cChip {
         this.later = []
         this.inRest = Buffer.alloc(0)
         this.nextEpoch = at + NAV_PERIOD_MS
-        this.fixFrom = at + HOT_START_MS
     }
 
     /** RXM-PMREQ: version 0 (16 bytes) or the legacy 8 bytes; only the backup request is modelled */
