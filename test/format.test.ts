@@ -91,6 +91,7 @@ function typed(v: VRec): LogRecord {
     for (const k of ["hash", "payload", "prev", "fw", "loc", "mac"]) if (typeof r[k] === "string") r[k] = hex(r[k] as string)
     // (flags are 0/1 in the vectors, which the firmware's twin reads as numbers)
     if (r.kind === KIND.ruleAlarm) r.raise = (r.raise as unknown as number) === 1
+    if (r.kind === KIND.lid) for (const k of ["openEdge", "open"]) r[k] = (r[k] as unknown as number) === 1
     return r as unknown as LogRecord
 }
 
@@ -244,7 +245,7 @@ describe("records", () => {
             [Buffer.from("000000000210" + "00".repeat(16), "hex"), /kind 2 needs 26/],
             [Buffer.from("000000000a04" + "00".repeat(4), "hex"), /kind 10 needs 8/],
             [Buffer.from("000000000918" + "00".repeat(24), "hex"), /kind 9 needs 30/], // a v2 fix (16-byte loc)
-            [Buffer.from("ffffffff0c0400000000", "hex"), /reserved/],
+            [Buffer.from("ffffffff0d0400000000", "hex"), /reserved/],
         ]
         for (const [buf, re] of cases) formatError(() => parseRecords(buf), re)
         formatError(() => decodeRecord(Buffer.concat([s, s])), /expected one record, found 2/)

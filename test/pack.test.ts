@@ -75,7 +75,7 @@ function randomStream(rnd: () => number): Buffer[] {
             epoch++
         } else if (r < 0.04) {
             // a kind unknown to this reader (known kinds must have their exact length)
-            recs.push(other(seq, t + int(3), 12 + int(240), Buffer.from(Array.from({ length: int(40) }, () => int(256)))))
+            recs.push(other(seq, t + int(3), 13 + int(240), Buffer.from(Array.from({ length: int(40) }, () => int(256)))))
         } else if (r < 0.05) {
             recs.push(encodeRecord({ seq, kind: KIND.battery, t, mv: 3000 + int(1200), level: int(3), flags: int(2) }))
         } else if (r < 0.055) {

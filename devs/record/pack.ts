@@ -34,7 +34,7 @@ export const CTX_SHORT = 50
 export const CTX_BYTE = 51
 export const CTX_COUNT = 52
 /** payload length of each kind below 16 the short form names (0: none), docs/format.md section 2 */
-const SHORT_LEN = hex`000c1a140e2009221a1e080c`
+const SHORT_LEN = hex`000c1a140e2009221a1e080c0c`
 /** the mean predictor: at most this many samples, restarted by a jump of at least MEAN_JUMP_MIN */
 const MEAN_SPAN = 32
 const MEAN_JUMP_MIN = 6

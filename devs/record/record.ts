@@ -13,6 +13,9 @@ export const KIND_SEAL = 8
 export const KIND_FIX = 9
 export const KIND_BATTERY = 10
 export const KIND_RULE_ALARM = 11
+export const KIND_LID = 12
+/** lid record flags: b0 the clock's event input was not watching before this record (it lost all power, or a first start) */
+export const LID_UNWATCHED = 0x01
 
 export const SFLAG_NO_READING = 0x01
 export const SFLAG_CONFIG_MISMATCH = 0x02
@@ -172,6 +175,20 @@ export function ruleAlarmRecord(seq: number, t: number, rule: number, raise: boo
     b.setAt(12, "u8", why)
     b.setAt(13, "u8", type)
     b.setAt(14, "i32", value)
+    return b
+}
+
+/**
+ * The lid (docs/format.md kind 12): `count` edges of the kind the clock was armed for (`openEdge`:
+ * openings, else closings) since the previous lid record, the first at `first`; whether it is open at `t`.
+ */
+export function lidRecord(seq: number, t: number, first: number, openEdge: boolean, count: number, open: boolean, flags: number): Buffer {
+    const b = record(seq, KIND_LID, t, 8)
+    b.setAt(10, "u32", first >>> 0)
+    b[14] = openEdge ? 1 : 0
+    b[15] = count
+    b[16] = open ? 1 : 0
+    b[17] = flags
     return b
 }
 

@@ -13,6 +13,7 @@ import {
     fixRecord,
     batteryRecord,
     ruleAlarmRecord,
+    lidRecord,
     EvictedSummary,
 } from "../record/record"
 import { genesisHead, nextHead, evolveKey, sealMac, bufEq } from "../chain/chain"
@@ -63,6 +64,7 @@ function build(v: any): Buffer {
     if (k === 9) return fixRecord(v.seq, v.t, encryptLoc(LOCKEY, v.seq, v.lat, v.lon, hex(v.r)), v.fix, v.sv)
     if (k === 10) return batteryRecord(v.seq, v.t, v.mv, v.level, v.flags)
     if (k === 11) return ruleAlarmRecord(v.seq, v.t, v.rule, v.raise === 1, v.why, v.type, v.value)
+    if (k === 12) return lidRecord(v.seq, v.t, v.first, v.openEdge === 1, v.count, v.open === 1, v.flags)
     return hex(v.hex) // an unknown kind: no builder, carried as bytes
 }
 

@@ -26,6 +26,7 @@ export const KIND = {
     fix: 9,
     battery: 10,
     ruleAlarm: 11,
+    lid: 12,
 } as const
 
 /** Payload length (`t` included) of every known kind. */
@@ -41,6 +42,7 @@ export const PAYLOAD_LEN: { readonly [kind: number]: number } = {
     [KIND.fix]: 30,
     [KIND.battery]: 8,
     [KIND.ruleAlarm]: 12,
+    [KIND.lid]: 12,
 }
 
 export const RECORD_HEADER_LEN = 6 // seq u32, kind u8, len u8
@@ -77,6 +79,8 @@ export const ALARM_TYPE = { aboveBand: 1, belowBand: 2, backInBand: 3 } as const
 export const BATTERY_LEVEL = { normal: 0, low: 1, critical: 2, final: 3, cutoff: 4 } as const
 /** A rule alarm's `why` (docs/alarms.md): band side, too many openings, open too long */
 export const RULE_WHY = { none: 0, above: 1, below: 2, count: 3, duration: 4 } as const
+/** A lid record's flags: the clock's event input was not watching before it (a first start, or the clock lost all power) */
+export const LID_FLAG = { unwatched: 0x01 } as const
 /** how people read a battery level (reports, CSV) */
 export const BATTERY_LEVEL_NAME: Record<number, string> = { 0: "normal", 1: "low", 2: "critical", 3: "final", 4: "cut-off" }
 export const BATTERY_FLAG = {
@@ -148,6 +152,21 @@ export interface RuleAlarmRecord extends RecordBase {
     /** the reading that did it: a count (1/128 °C), or mV for a battery rule, 0 when none */
     value: number
 }
+/**
+ * The shipper's lid (docs/format.md kind 12): `count` edges of the kind the clock watched for
+ * (`openEdge`: openings, else closings) since the previous lid record, the first at `first`; the lid
+ * as read at `t`.
+ */
+export interface LidRecord extends RecordBase {
+    kind: typeof KIND.lid
+    /** `t` of the first edge (the clock's time stamp); 0 when `count` is 0 */
+    first: number
+    openEdge: boolean
+    count: number
+    open: boolean
+    /** LID_FLAG */
+    flags: number
+}
 /** Summary of records removed unsent from a full store (section 5.3). */
 export interface EvictedRecord extends RecordBase {
     kind: typeof KIND.evicted
@@ -213,6 +232,7 @@ export type KnownRecord =
     | FixRecord
     | BatteryRecord
     | RuleAlarmRecord
+    | LidRecord
 export type LogRecord = KnownRecord | UnknownRecord
 
 export function isKnown(r: LogRecord): r is KnownRecord {
@@ -359,6 +379,16 @@ function encodeBody(k: KnownRecord): Buffer {
             body.writeUInt8(k.type, 3)
             body.writeInt32LE(k.value, 4)
             break
+        case KIND.lid:
+            checkInt(k.first, 0, U32, "first")
+            checkInt(k.count, 0, U8, "count")
+            checkInt(k.flags, 0, U8, "flags")
+            body.writeUInt32LE(k.first, 0)
+            body.writeUInt8(k.openEdge ? 1 : 0, 4)
+            body.writeUInt8(k.count, 5)
+            body.writeUInt8(k.open ? 1 : 0, 6)
+            body.writeUInt8(k.flags, 7)
+            break
     }
     return body
 }
@@ -440,6 +470,8 @@ export function decodeFields(seq: number, kind: number, p: Buffer): LogRecord {
             return { seq, kind, t, mv: p.readUInt16LE(4), level: p[6], flags: p[7] }
         case KIND.ruleAlarm:
             return { seq, kind, t, rule: p[4], raise: p[5] !== 0, why: p[6], type: p[7], value: p.readInt32LE(8) }
+        case KIND.lid:
+            return { seq, kind, t, first: p.readUInt32LE(4), openEdge: p[8] !== 0, count: p[9], open: p[10] !== 0, flags: p[11] }
         default:
             return { seq, kind, t, payload: copy(T_LEN, p.length) }
     }

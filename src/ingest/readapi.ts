@@ -156,6 +156,8 @@ export function recordJson(bytes: Buffer): Record<string, unknown> {
             }
         case KIND.ruleAlarm:
             return { ...base, rule: r.rule, raise: r.raise, why: r.why, type: r.type, value: r.value }
+        case KIND.lid:
+            return { ...base, first: r.first, openEdge: r.openEdge, count: r.count, open: r.open, flags: r.flags }
     }
     return base
 }

@@ -12,6 +12,7 @@ import {
     type AlarmRecord,
     type BatteryRecord,
     type RuleAlarmRecord,
+    type LidRecord,
     type BootRecord,
     type ConfigRecord,
     type EvictedRecord,
@@ -59,6 +60,7 @@ const OF_INTEREST: Record<number, string> = {
     [KIND.evicted]: "evicted",
     [KIND.battery]: "battery",
     [KIND.ruleAlarm]: "rule alarm",
+    [KIND.lid]: "lid",
 }
 
 const RTC_TEXT: [number, string][] = [
@@ -92,6 +94,13 @@ function detail(r: LogRecord): string {
             const v = r as BatteryRecord
             const ext = v.flags & BATTERY_FLAG.external ? ", external power" : ""
             return `battery ${v.mv} mV, ${BATTERY_LEVEL_NAME[v.level] ?? `level ${v.level}`}${ext}`
+        }
+        case KIND.lid: {
+            const l = r as LidRecord
+            const edges = l.count
+                ? `${l.count} ${l.openEdge ? "opening" : "closing"}${l.count > 1 ? "s" : ""}, the first at t=${l.first}; `
+                : ""
+            return `${edges}lid ${l.open ? "open" : "closed"}${l.flags & 1 ? " (not watched before)" : ""}`
         }
         case KIND.ruleAlarm: {
             const a = r as RuleAlarmRecord

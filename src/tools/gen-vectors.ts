@@ -126,11 +126,13 @@ const MAIN: Spec[] = [
     { kind: KIND.ruleAlarm, t: T1 + 7200, rule: 2, raise: true, why: RULE_WHY.none, type: 1, value: 5888 },
     S(T1 + 7260, -262144, -8192), // the 19- and 14-bit extremes
     { kind: KIND.alarm, t: T1 + 7261, type: ALARM_TYPE.belowBand, tc: -128 },
-    { kind: 12, t: T1 + 7320, payload: Buffer.from("a5c3", "hex") }, // unknown kind: kept whole
+    { kind: 13, t: T1 + 7320, payload: Buffer.from("a5c3", "hex") }, // unknown kind: kept whole
     { kind: KIND.seal, t: T1 + 7321, epoch: 1, count: 0, mac: Buffer.alloc(16) },
     { kind: KIND.boot, t: 2, boot: 3, reason: BOOT_REASON.brownOut, rtc: BOOT_RTC.lost | BOOT_RTC.unset, prev: Buffer.alloc(8), fw: FW },
     { kind: KIND.config, t: 2, hash: CONFIG_HASH },
     { kind: KIND.time, t: 9, utc: 1767300000000, source: TIME_SOURCE.gnss, flags: TIME_FLAG.set },
+    // the lid: the clock counted 2 openings since the last lid record, the first at t = 1767300004, it is open now
+    { kind: KIND.lid, t: 1767300060, first: 1767300004, openEdge: true, count: 2, open: true, flags: 0 },
 ]
 const EVICTED_SEQ = 15
 /** alarm band of the evicted summary, in tc counts (2..8 C) */
