@@ -403,6 +403,24 @@ export class AlarmEngine {
         for (let i = 0; i < this.rules.length; i++) if (this.rules[i].code === T_OPENINGS) this.stepLid(i, t, open)
     }
 
+    /**
+     * A lid record (docs/alarms.md 3.7): the logger believed the lid closed when the clock watched for
+     * openings (`openEdge`), open otherwise; `count` such edges, the first at `first`, the others
+     * (each with the edge between) at `t`, when the logger learnt of them; then the lid as read at `t`.
+     */
+    feedLidRecord(t: number, first: number, openEdge: boolean, count: number, open: boolean) {
+        let was = !openEdge
+        if (count) {
+            this.feedLid(first, openEdge)
+            for (let i = 1; i < count; i++) {
+                this.feedLid(t, !openEdge)
+                this.feedLid(t, openEdge)
+            }
+            was = openEdge
+        }
+        if (was !== open) this.feedLid(t, open)
+    }
+
     private stepLid(i: number, t: number, open: boolean) {
         const r = this.rules[i]
         const s = this.states[i]

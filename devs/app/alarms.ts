@@ -72,6 +72,12 @@ export class RuleAlarms {
         await this.record()
     }
 
+    /** A lid record's edges (docs/alarms.md 3.7). */
+    async lid(t: number, first: number, openEdge: boolean, count: number, open: boolean) {
+        this.engine.feedLidRecord(t, first, openEdge, count, open)
+        await this.record()
+    }
+
     // (a method of its own: DeviceScript closures cannot capture variables of a loop body)
     private async recordOne(e: AlarmEvent) {
         const type = this.engine.rules[e.rule].code

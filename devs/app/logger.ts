@@ -47,6 +47,7 @@ import {
     W_BAT_AT,
 } from "./state"
 import { BatterySense, BatteryMonitor } from "./battery"
+import { LidWatch } from "./lid"
 import { Uploader } from "./uploader"
 import { WakeScheduler, RUNNING } from "./scheduler"
 import { TimeAnchors } from "./anchors"
@@ -95,6 +96,8 @@ export interface Board {
     externalPower?: () => boolean
     /** CPU ms at which this run's program started (0 on the board: the clock restarts at a reset) */
     startedAt?: number
+    /** the lid sensor's level (true: open), when fitted; its edges reach the logger through `rtc` */
+    lidOpen?: () => Promise<boolean>
 }
 
 /**
@@ -133,6 +136,8 @@ export class Logger {
     readonly scheduler: WakeScheduler
     /** the configured alarm rules (devs/app/alarms.ts), when there are any */
     readonly rules: RuleAlarms
+    /** the shipper's lid (devs/app/lid.ts), when the board has a lid sensor */
+    readonly lid: LidWatch
     /** device time of the last boot or clock set: instants measured before it (a GNSS solution
      * requested just before the clock was set) are stamped no earlier, so `t` never steps back */
     minT = 0
@@ -166,6 +171,7 @@ export class Logger {
         this.uploads = new Uploader(this, board.uplinks || [new HttpsUplink(prov.endpoint)])
         this.evictions = new Evictions(this)
         this.rules = RuleAlarms.of(this, prov.alarmRules, prov.config.interval)
+        if (board.rtc && board.lidOpen) this.lid = new LidWatch(board.rtc, board.lidOpen)
         this.anchors = new TimeAnchors(this)
         this.scheduler = new WakeScheduler(this)
     }
@@ -197,6 +203,8 @@ export class Logger {
         else await this.boot(hadState, t, !sealed && store.nextSeq > 0)
         // (a wake's kept instants are in the counter's own frame already: nothing to clamp)
         this.minT = this.woke ? 0 : t
+        // the lid first: its edge may be why the logger woke, and its interrupt is for sleeps only
+        if (this.lid) await this.lid.check(this, t)
         clock.spawn(runSampling, this)
         if (this.woke) this.uploads.resume(st.w, this.time)
         else this.uploads.start()
@@ -395,6 +403,8 @@ export class Logger {
     private async takeSample() {
         const clock = this.board.clock
         const t0 = ds.millis()
+        // the lid's edges since the last look (a logger kept awake looks at every sample)
+        if (this.lid) await this.lid.check(this, this.time.now())
         await this.anchors.append()
         let r: ThermoReading
         const tr = ds.millis()

@@ -1,6 +1,7 @@
 import { Clock, Signal } from "../hal/clock"
 import { DeviceTime } from "./devtime"
 import { WakeState, ST_ASLEEP } from "./state"
+import { LidWatch, LidLog } from "./lid"
 
 /** a fiber's `runAt` while it runs (the logger does not sleep then) */
 export const RUNNING = -2e15
@@ -12,7 +13,7 @@ const MIN_SLEEP_MS = 3000
 const WAKE_DUE_MS = 1500
 
 /** What the scheduler needs of the logger (devs/app/logger.ts). */
-export interface SleepingLog {
+export interface SleepingLog extends LidLog {
     readonly board: {
         clock: Clock
         /** a deep sleep of `ms`: does not return, the program starts again at the wake */
@@ -28,6 +29,8 @@ export interface SleepingLog {
     mustStayAwake(): boolean
     /** what RAM holds, into `st` with ST_ASLEEP, before a sleep until clock ms `wake` */
     saveWake(wake: number): Promise<void>
+    /** the shipper's lid, when fitted: looked at before a sleep, and its edges end it */
+    readonly lid?: LidWatch
 }
 
 /**
@@ -88,6 +91,8 @@ export class WakeScheduler {
         if (board.externalPower && board.externalPower()) return
         const wake = this.nextRun()
         if (wake === RUNNING || wake === NEVER || wake - board.clock.now() < MIN_SLEEP_MS) return
+        // the lid's news before the state is saved (a lid record is an append)
+        if (lg.lid) await lg.lid.check(lg, lg.time.now())
         await lg.saveWake(wake)
         // (the write took a few ms: nothing may have woken meanwhile)
         const now = board.clock.now()
@@ -102,6 +107,7 @@ export class WakeScheduler {
         const tm = lg.time
         const lag = tm.firstReadAt - (board.startedAt || 0)
         const at = lag > 0 && lag < 1000 ? tm.unkeep(tm.keep(wake)) - lag : wake
+        if (lg.lid) await lg.lid.sleep()
         await board.sleep(at - now)
     }
 }

@@ -4,7 +4,7 @@ import { Rv3028 } from "../sensor/rv3028"
 import { GnssTracker, GnssConfig } from "./gnss"
 import { Uplink, HttpsUplink } from "../uplink/uplink"
 import { kvGet } from "../flash/kv"
-import { startMax31856, Max31856 } from "../sensor/max31856"
+import { Max31856 } from "../sensor/max31856"
 import { waitForProvisioning, LoggerConfig } from "./config"
 import { Logger, Thermometer, ThermoReading } from "./logger"
 import { BatterySense } from "./battery"
@@ -63,6 +63,8 @@ export interface BoardParts {
     startedAt?: number
     /** after provisioning, before the first boot record (the simulator: the shipment's start) */
     waitForStart?: () => Promise<void>
+    /** the lid sensor's level (v2: LID, GPIO4; true: open), when fitted */
+    lidOpen?: () => Promise<boolean>
 }
 
 /**
@@ -95,11 +97,13 @@ export async function startColdtrace(parts: BoardParts): Promise<Logger> {
     const watchdog = new Watchdog(parts.clock, st)
     watchdog.due[DUE_START] = parts.clock.now() + START_MAX
     watchdog.start()
-    const { driver } = await startMax31856(parts.spi, {
-        ...driverConfig(prov.config),
-        clock: parts.clock,
-        ready: parts.ready,
-    })
+    // the driver alone, no Jacdac sensor role: nothing reads one, and its server costs code room
+    const driver = new Max31856(parts.spi, { ...driverConfig(prov.config), clock: parts.clock, ready: parts.ready })
+    try {
+        await driver.configure()
+    } catch (e: any) {
+        // kept in `lastError`: the front end retries with back-off at every sample
+    }
     if (!driver.ok) console.log("ct:sensor-fault " + driver.lastError)
     // the sample a wake is for converts while the logger restores its state from flash
     await driver.startEarly()
@@ -121,6 +125,7 @@ export async function startColdtrace(parts: BoardParts): Promise<Logger> {
             sleep: parts.sleep,
             externalPower: parts.externalPower,
             startedAt: parts.startedAt,
+            lidOpen: parts.lidOpen,
         },
         prov,
         st,

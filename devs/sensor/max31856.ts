@@ -147,16 +147,16 @@ function avgSel(n: number): number {
 /** Fills in the defaults and checks the values; throws an Error naming a bad field. */
 export function normalizeConfig(c: Max31856Config): Max31856Config {
     const r: Max31856Config = {
-        tcType: c.tcType === undefined ? "T" : c.tcType,
-        averaging: c.averaging === undefined ? 1 : c.averaging,
-        notch: c.notch === undefined ? 50 : c.notch,
-        ocMode: c.ocMode === undefined ? 1 : c.ocMode,
-        tcHigh: c.tcHigh === undefined ? 2047.9375 : c.tcHigh,
-        tcLow: c.tcLow === undefined ? -2048 : c.tcLow,
-        cjHigh: c.cjHigh === undefined ? 127 : c.cjHigh,
-        cjLow: c.cjLow === undefined ? -128 : c.cjLow,
-        cjOffset: c.cjOffset === undefined ? 0 : c.cjOffset,
-        faultMask: c.faultMask === undefined ? 0 : c.faultMask,
+        tcType: c.tcType ?? "T",
+        averaging: c.averaging ?? 1,
+        notch: c.notch ?? 50,
+        ocMode: c.ocMode ?? 1,
+        tcHigh: c.tcHigh ?? 2047.9375,
+        tcLow: c.tcLow ?? -2048,
+        cjHigh: c.cjHigh ?? 127,
+        cjLow: c.cjLow ?? -128,
+        cjOffset: c.cjOffset ?? 0,
+        faultMask: c.faultMask ?? 0,
     }
     if (TC_TYPES.indexOf(r.tcType) < 0 || r.tcType.length !== 1) throw new Error(`MAX31856 config: unknown tcType ${r.tcType}`)
     avgSel(r.averaging)

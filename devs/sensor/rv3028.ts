@@ -17,10 +17,23 @@ import { Peripheral } from "../hal/peripheral"
  *   default, 11 level switching), b1:0 TCR trickle resistor (11: 15 kOhm). Changed in RAM, then
  *   copied to EEPROM with the EEPROM command register 0x27 (0x00 then 0x11 "update"), EEbusy polled.
  * - The UNIX counter can tick between the bytes of a read: read it twice, until two reads agree.
+ * - The lid (hardware/README.md, v2): the Hall switch's output drives the event input EVI as well as
+ *   GPIO4, so the clock time-stamps it while the ESP32 sleeps (DeviceScript's standby arms no GPIO
+ *   wake). Control 2 0x10 b7 TSE enables the time stamp; Event Control 0x13: b6 EHL (1: the rising
+ *   edge, the lid opening; 0: the falling edge), b5:4 ET filtering (00 none), b2 TSR (1 resets the
+ *   count and the stamp, self-clearing), b1 TSOW (0: the first event is kept), b0 TSS (0: EVI);
+ *   Count TS 0x14 counts the events (stops at 255), 0x15..0x1A hold the first one's calendar time
+ *   (BCD second, minute, hour, date, month, year), status b1 EVF. The calendar 0x00..0x06 runs on the
+ *   same tick as the UNIX counter from its power-on (2000-01-01), so calendar differences are
+ *   counter differences: the driver never writes it.
  */
 export const RV3028_ADDR = 0x52
 export const REG_STATUS = 0x0e
 export const REG_CONTROL1 = 0x0f
+export const REG_CONTROL2 = 0x10
+export const REG_EVENT = 0x13
+export const REG_COUNT_TS = 0x14
+export const REG_TS = 0x15
 export const REG_UNIX = 0x1b
 export const REG_RAM = 0x1f
 export const REG_EECMD = 0x27
@@ -28,7 +41,12 @@ export const REG_ID = 0x28
 export const REG_EE_BACKUP = 0x37
 
 export const STATUS_PORF = 0x01
+export const STATUS_EVF = 0x02
 export const STATUS_BSF = 0x20
+export const CONTROL2_TSE = 0x80
+export const CONTROL2_EIE = 0x04
+export const EVENT_EHL = 0x40
+export const EVENT_TSR = 0x04
 export const STATUS_EEBUSY = 0x80
 export const CONTROL1_EERD = 0x08
 
@@ -58,8 +76,39 @@ export class RtcReading {
     }
 }
 
+/** What the clock's event input (the lid) time-stamped since it was last armed. */
+export class LidEvents {
+    /** the time stamp is on (off: never armed, or the clock lost all power since) */
+    armed = false
+    /** armed for the rising edge: the lid opening (else its closing) */
+    openEdge = true
+    /** edges of that kind since (the chip stops at 255) */
+    count = 0
+    /** seconds from the first of them to the read */
+    agoS = 0
+    /** an edge pulls INT low (EIE): the logger's sleep ends at it */
+    irq = false
+}
+
 function u32le(b: Buffer, off: number): number {
     return b.getAt(off, "u32")
+}
+
+function bcd(v: number): number {
+    return (v >> 4) * 10 + (v & 15)
+}
+
+/**
+ * Seconds since 2000-01-01 00:00 of the clock's BCD calendar: second, minute, hour at `hms`, date,
+ * month, year at `dmy` (the time stamp's layout; the calendar's own has the weekday between them).
+ */
+export function calendarSeconds(b: Buffer, hms: number, dmy: number): number {
+    const y = bcd(b[dmy + 2])
+    const month = bcd(b[dmy + 1] & 0x1f)
+    // leap years before `y` (2000 is one), then the months before `month` (30 or 31 days, February 28 or 29)
+    let d = y * 365 + ((y + 3) >> 2) + bcd(b[dmy] & 0x3f) - 1
+    for (let m = 1; m < month; m++) d += m === 2 ? (y & 3 ? 28 : 29) : 30 + ((m + (m >> 3)) & 1)
+    return ((d * 24 + bcd(b[hms + 2] & 0x3f)) * 60 + bcd(b[hms + 1] & 0x7f)) * 60 + bcd(b[hms] & 0x7f)
 }
 
 /**
@@ -151,6 +200,41 @@ export class Rv3028 extends Peripheral {
         try {
             const st = (await this.readRegs(REG_STATUS, 1))[0]
             if (st & flags) await this.writeRegs(REG_STATUS, Buffer.from([st & ~flags]))
+        } finally {
+            this.lock.release()
+        }
+    }
+
+    /** The lid's time stamp with the calendar, in one burst (0x00..0x1A). Throws on bus errors. */
+    async lidEvents(): Promise<LidEvents> {
+        await this.lock.acquire()
+        try {
+            const b = await this.readRegs(0, REG_TS + 6)
+            const e = new LidEvents()
+            e.armed = (b[REG_CONTROL2] & CONTROL2_TSE) !== 0
+            e.openEdge = (b[REG_EVENT] & EVENT_EHL) !== 0
+            e.count = b[REG_COUNT_TS]
+            e.irq = (b[REG_CONTROL2] & CONTROL2_EIE) !== 0
+            if (e.count) e.agoS = calendarSeconds(b, 0, 4) - calendarSeconds(b, REG_TS, REG_TS + 3)
+            return e
+        } finally {
+            this.lock.release()
+        }
+    }
+
+    /**
+     * The time stamp on and, unless `event` is negative, Event Control written (EVENT_EHL for the
+     * opening, else the closing; with EVENT_TSR: count and stamp reset) and EVF cleared. `irq`: the
+     * armed edge pulls INT low (EIE), which resets the ESP32 through EN (hardware/README.md, v2): on
+     * only for a deep sleep, so that an edge wakes the logger and never resets it at work.
+     */
+    async lidSet(event: number, irq: boolean): Promise<void> {
+        await this.lock.acquire()
+        try {
+            if (event >= 0) await this.writeRegs(REG_EVENT, Buffer.from([event]))
+            const b = await this.readRegs(REG_STATUS, 3)
+            if (event >= 0) await this.writeRegs(REG_STATUS, Buffer.from([b[0] & ~STATUS_EVF]))
+            await this.writeRegs(REG_CONTROL2, Buffer.from([(b[2] & ~CONTROL2_EIE) | CONTROL2_TSE | (irq ? CONTROL2_EIE : 0)]))
         } finally {
             this.lock.release()
         }

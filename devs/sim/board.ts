@@ -17,6 +17,9 @@ import * as ds from "@devicescript/core"
 const MAX31856_SPI = 0x100
 export const NET_UP = 0x01
 export const RADIO_OFF = 0x02
+/** snapshot byte 19: b0 the lid is open (the Hall switch's output on LID), b1 a lid sensor is fitted */
+const LID_OPEN = 0x01
+const LID_FITTED = 0x02
 
 export class SimBoard {
     readonly world = new WorldLink()
@@ -79,6 +82,8 @@ export class SimBoard {
                 ds.restart()
                 await ds.sleep(ms)
             },
+            // the lid's level as the world has it (its edges reach the clock's model on the host)
+            lidOpen: world.snapshot()[19] & LID_FITTED ? async () => (world.snapshot()[19] & LID_OPEN) !== 0 : undefined,
             // the simulator's settings store has an 8 KB header area (platform notes); a block costs at
             // most 248 B there (24 B entry + 224 B value): 20 blocks plus keys leave room to compact
             maxBlocks: 20,

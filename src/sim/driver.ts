@@ -13,6 +13,8 @@ import { parseConsoleLine } from "./console.js"
 const H = 3_600_000
 /** a wall-clock guard only: the world waits for the device, so this much silence means a bug */
 const STALL_MS = 120_000
+/** a deep sleep ends no earlier than this after it began (world ms): the runtime restarts the program about a second after `ct:sleep` (docs/simulator.md, "Sleep") */
+const RESTART_MS = 2000
 
 export interface PowerCut {
     /** world UTC ms of the cut, and of the power coming back (null: not back before the end) */
@@ -84,6 +86,8 @@ export class WorldDriver {
     readonly energy: EnergyFeed
     /** the wake (world ms) of the deep sleep the firmware just went into, until the world takes it up */
     private sleepUntil: number | null = null
+    /** world ms at which that sleep began */
+    private sleptAt = 0
     /** a USB cable powers the logger the whole run (a technician's bench): it does not sleep */
     usbPower = false
     /** deep sleeps ended in a new VM process (scenario `sleep: "process"`) */
@@ -171,13 +175,22 @@ export class WorldDriver {
         if (m.t === "ev") {
             this.energy.line(m.at, m.line)
             const l = parseConsoleLine(m.line.slice(m.line.indexOf("ct:")))
-            if (l?.tag === "sleep") this.sleepUntil = this.vm.origin + Number(l.fields.until) - this.startUtc
+            if (l?.tag === "sleep") {
+                this.sleepUntil = this.vm.origin + Number(l.fields.until) - this.startUtc
+                this.sleptAt = m.at - this.startUtc
+            }
             return
         }
         if (this.sleepUntil !== null && m.why === "idle") {
-            const wake = this.sleepUntil
+            // the deep sleep ends at its timer, or earlier at a chip's interrupt (a lid edge)
+            const irq = this.chips.wakeBefore(this.startUtc + this.worldMs, this.startUtc + this.sleepUntil)
+            // (no earlier than the runtime's restart timer, about a second after the sleep began: the
+            // program starts again at the jump that reaches it)
+            const wake =
+                irq === null ? this.sleepUntil : Math.min(this.sleepUntil, Math.max(irq - this.startUtc, this.sleptAt + RESTART_MS))
             this.sleepUntil = null
             if (this.s.sleep === "process") return await this.wakeInNewProcess(wake)
+            if (irq !== null) return await this.advance(wake)
         }
         if (m.why === "start") {
             // a VM that just came up (after a power cut): its world is where its clock starts
@@ -248,6 +261,7 @@ export class WorldDriver {
     private async afterCut(kill: Kill, at: number) {
         const back = at + kill.off
         this.energy.powerOff(this.startUtc + at)
+        this.chips.powerOff(this.startUtc + at)
         const cut: PowerCut = { at: this.startUtc + at, until: back < this.endMs ? this.startUtc + back : null, chaos: kill.chaos }
         this.cuts.push(cut)
         this.events.powerCut?.(cut)

@@ -44,6 +44,11 @@ export interface Scenario {
     /** uplink hangs: an upload started inside a window never returns (below every deadline); the watchdog must reset */
     uplinkHangs?: { from: number; to: number }[]
     /**
+     * the shipper's lid (a lid sensor is fitted when present, even empty): openings at `at` hours, each
+     * open `openS` seconds (docs/scenario.md)
+     */
+    lid?: { at: number; openS: number }[]
+    /**
      * power cuts: the VM is killed with SIGKILL at `at` and powered again `off` hours later;
      * `rtcLost`: the real-time clock's backup supply did not last (it starts over, time lost)
      */
@@ -140,6 +145,7 @@ const KEYS = {
         "radioOff",
         "busHangs",
         "uplinkHangs",
+        "lid",
         "powerCuts",
         "httpFaults",
         "chaos",
@@ -158,6 +164,7 @@ const KEYS = {
     window: ["from", "to"],
     fault: ["from", "to", "kind"],
     powerCut: ["at", "off", "rtcLost"],
+    lid: ["at", "openS"],
     rtc: ["driftPpm"],
     serverRestore: ["backup", "restore"],
     httpFaults: ["seed", "rates"],
@@ -189,6 +196,7 @@ export function parseScenario(json: unknown): Scenario {
     checkEach("faults", s.faults, KEYS.fault)
     for (const w of ["outages", "wifi", "radioOff", "busHangs", "uplinkHangs", "gpsLoss"] as const) checkEach(w, s[w], KEYS.window)
     checkEach("powerCuts", s.powerCuts, KEYS.powerCut)
+    checkEach("lid", s.lid, KEYS.lid)
     checkKeys("httpFaults", s.httpFaults, KEYS.httpFaults)
     checkKeys("chaos", s.chaos, KEYS.chaos)
     checkKeys("cellular", s.cellular, KEYS.cellular)
@@ -216,6 +224,15 @@ export function parseScenario(json: unknown): Scenario {
     checkWindows("busHangs", s.busHangs, s.hours)
     checkWindows("uplinkHangs", s.uplinkHangs, s.hours)
     checkWindows("wifi", s.wifi, s.hours)
+    check(s.lid === undefined || Array.isArray(s.lid), "lid: must be a list of openings")
+    let lidFree = 0
+    for (const o of s.lid ?? []) {
+        check(
+            typeof o.at === "number" && typeof o.openS === "number" && o.openS > 0 && o.at >= lidFree && o.at + o.openS / 3600 <= s.hours,
+            `lid: ${JSON.stringify(o)} needs openS > 0, inside 0..hours, after the previous opening closed`,
+        )
+        lidFree = o.at + o.openS / 3600
+    }
     for (const p of s.powerCuts ?? [])
         check(
             typeof p.at === "number" && p.at > 0 && p.at < s.hours && typeof p.off === "number" && p.off >= 0,
@@ -352,6 +369,16 @@ export function routeRateAt(route: number[][], h: number, col: number): number {
         }
     }
     return 0
+}
+
+/** The lid's openings as world ms from the start: [opened, closed] (whole ms). */
+export function lidOpenings(s: Scenario): [number, number][] {
+    return (s.lid ?? []).map(o => [Math.round(o.at * 3_600_000), Math.round(o.at * 3_600_000) + Math.round(o.openS * 1000)])
+}
+
+/** whether the lid is open at world ms `ms` */
+export function lidOpenAt(s: Scenario, ms: number): boolean {
+    return lidOpenings(s).some(([a, b]) => ms >= a && ms < b)
 }
 
 /** The physical world at hour `h`. */

@@ -1,4 +1,4 @@
-import { Scenario, worldAt } from "./scenario.js"
+import { Scenario, lidOpenAt, worldAt } from "./scenario.js"
 
 /** Sim World snapshot bytes (docs/simulator.md); the firmware's devs/sim/world.ts decodes them. */
 export const SNAPSHOT_LEN = 56
@@ -10,6 +10,9 @@ export const RADIO_OFF = 0x02
 export const BUS_HUNG = 0x01
 /** byte 18: an upload started now never returns (its socket stuck below every deadline) */
 export const UPLINK_HUNG = 0x02
+/** byte 19: b0 the lid is open (the Hall switch's output on LID), b1 a lid sensor is fitted */
+export const LID_OPEN = 0x01
+export const LID_FITTED = 0x02
 /** byte 58: USB (or a charger) powers the board: the logger stays awake (on a technician's bench) */
 export const USB_POWER = 0x01
 export const GPS_FIX = 0x01
@@ -35,6 +38,8 @@ export function encodeSnapshot(s: Scenario, worldMs: number, originUtc: number, 
     writeU64(b, startMs + worldMs, 0)
     b.writeUInt8((w.networkUp ? NET_UP : 0) | (w.radioOff ? RADIO_OFF : 0), 17)
     b.writeUInt8((w.busHang ? BUS_HUNG : 0) | (w.uplinkHang ? UPLINK_HUNG : 0), 18)
+    // (the lid at the exact ms: a wake at an edge must see it)
+    b.writeUInt8((lidOpenAt(s, worldMs) ? LID_OPEN : 0) | (s.lid ? LID_FITTED : 0), 19)
     b.writeUInt8((w.gps ? GPS_PRESENT : 0) | (w.gpsFix ? GPS_FIX : 0) | (s.gnss?.loop ? GPS_LOOP : 0), 30)
     writeU64(b, originUtc, 32)
     writeU64(b, startMs, 40)

@@ -1,4 +1,4 @@
-import { Scenario, worldAt } from "../scenario.js"
+import { Scenario, lidOpenings, worldAt } from "../scenario.js"
 import type { ChipBus } from "./bus.js"
 import { Max31856Chip, MAX31856_SPI } from "./max31856.js"
 import { NotecardChip, NOTECARD_ADDR, type NotecardCloud } from "./notecard.js"
@@ -32,6 +32,10 @@ export class BoardChips {
         bus.attach(MAX31856_SPI, this.thermocouple)
         this.rtc = new Rv3028Chip(poweredUtc, { driftPpm: s.rtc?.driftPpm })
         bus.attach(RV3028_ADDR, this.rtc)
+        // the lid's Hall switch drives the clock's event input (hardware/README.md, v2)
+        this.rtc.lidEdges = lidOpenings(s)
+            .flat()
+            .map(ms => this.startUtc + ms)
         if (cloud) {
             this.notecard = new NotecardChip(poweredUtc)
             this.notecard.cloud = cloud
@@ -81,6 +85,19 @@ export class BoardChips {
         this.notecard?.powerOn(utc)
         this.receiver?.powerOn(utc)
         this.replay()
+    }
+
+    /** The board's power goes at `utc` (a cut): the clock runs on from its backup cell. */
+    powerOff(utc: number) {
+        this.rtc.powerOff(utc)
+    }
+
+    /**
+     * The first instant in `[fromUtc, toUtc]` at which a chip ends the ESP32's deep sleep (the clock's
+     * INT at a lid edge, through EN), or null: the sleep ends at its timer.
+     */
+    wakeBefore(fromUtc: number, toUtc: number): number | null {
+        return this.rtc.nextInterrupt(fromUtc, toUtc)
     }
 
     /** the scenario's recorded receiver stream, from its start */
