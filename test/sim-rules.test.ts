@@ -8,7 +8,16 @@ import { loadScenario, type Scenario } from "../src/sim/scenario.js"
 import { ROOT } from "../src/sim/vm.js"
 import { decodeExport } from "../src/sim/export.js"
 import { mergeLogs } from "../src/verify/chain.js"
-import { decodeRecord, KIND, type LogRecord, type RuleAlarmRecord, type SampleRecord } from "../src/format/index.js"
+import {
+    decodeRecord,
+    KIND,
+    LID_FLAG,
+    RULE_WHY,
+    type LidRecord,
+    type LogRecord,
+    type RuleAlarmRecord,
+    type SampleRecord,
+} from "../src/format/index.js"
 import { checkRuleAlarms, presetRuleSet, evaluate, type EvalSample } from "../src/alarms/index.js"
 import { configHash } from "../src/provision/provision.js"
 
@@ -161,5 +170,80 @@ describe("alarm rules on the logger (rules-who-type-1 scenario)", () => {
         expect(check.recorded).toBe(3)
         expect(r.summary.samples.lost).toBe(0)
         expect(r.summary.chain.status, r.summary.chain.detail).toBe("ok")
+    })
+})
+
+// The shipper's lid (issue 13 item 5) on the ultracold-mrna preset: the Hall switch drives the clock's
+// event input, whose interrupt wakes the sleeping logger at every edge (hardware/README.md, v2), so
+// each opening and closing is a lid record at its own instant (docs/format.md 2.5). Three openings in
+// a day: the second stays open 90 s (more than the preset's minute), the third is one too many.
+describe("the shipper's lid on the logger (rules-ultracold scenario)", () => {
+    const scenario = loadScenario(path.join(ROOT, "src/sim/scenarios/rules-ultracold.json"))
+    const rules = presetRuleSet("ultracold-mrna", scenario.device.interval)
+    const startS = Date.parse(scenario.start) / 1000
+    const openings = scenario.lid!.map(o => ({ open: startS + o.at * 3600, close: startS + o.at * 3600 + o.openS }))
+    let r: RunResult
+    let records: LogRecord[]
+    let summary: any
+
+    beforeAll(async () => {
+        ;({ r, records } = await runAndRead(scenario, "coldtrace-lid-"))
+        summary = JSON.parse(readFileSync(r.summaryPath, "utf8"))
+    }, 300_000)
+
+    const lids = () => records.filter((x): x is LidRecord => x.kind === KIND.lid)
+
+    it("records every opening and closing at its instant, woken by the edge itself", () => {
+        const [watch, ...edges] = lids()
+        // the first start: the clock's event input starts watching, the lid closed
+        expect(watch.flags & LID_FLAG.unwatched).toBe(LID_FLAG.unwatched)
+        expect([watch.count, watch.open]).toEqual([0, false])
+        // then one record per edge: the clock's stamp within a second of the world's instant (the
+        // counter's phase), the record written at once (the interrupt ended the sleep); the power cut
+        // with the lid closed adds none (the clock watched on its backup cell)
+        expect(edges.length).toBe(2 * openings.length)
+        openings.forEach((o, i) => {
+            const [opened, closed] = [edges[2 * i], edges[2 * i + 1]]
+            expect([opened.openEdge, opened.count, opened.open], `opening ${i}`).toEqual([true, 1, true])
+            expect([closed.openEdge, closed.count, closed.open], `closing ${i}`).toEqual([false, 1, false])
+            expect(Math.abs(opened.first - o.open), `opening ${i}`).toBeLessThanOrEqual(1)
+            expect(Math.abs(closed.first - o.close), `closing ${i}`).toBeLessThanOrEqual(1)
+            for (const e of [opened, closed]) expect(e.t - e.first, `woken by edge ${e.seq}`).toBeLessThanOrEqual(3)
+        })
+        expect(r.summary.samples.lost).toBe(0)
+        expect(r.summary.chain.status, r.summary.chain.detail).toBe("ok")
+        // a rule alarm's instant may precede the record before it: not the clock going back
+        expect(r.summary.chain.detail).not.toContain("time-backwards")
+    })
+
+    it("raises the openings rule for the opening held too long and for the third in a day; the host agrees", () => {
+        const rule = rules.rules.findIndex(x => x.id === "openings")
+        const events = records.filter((x): x is RuleAlarmRecord => x.kind === KIND.ruleAlarm)
+        expect(events.map(a => [a.rule, a.raise, a.why])).toEqual([
+            [rule, true, RULE_WHY.duration],
+            [rule, false, RULE_WHY.none],
+            [rule, true, RULE_WHY.count],
+            [rule, false, RULE_WHY.none],
+        ])
+        const [long, tooMany] = [lids()[3], lids()[5]]
+        // too long: raised the minute after it opened, cleared when it closed; too many: at the third opening
+        expect(events[0].t).toBe(long.first + 60)
+        expect(events[1].t).toBe(lids()[4].first)
+        expect(events[2].t).toBe(tooMany.first)
+        const check = checkRuleAlarms(records, rules)
+        expect(check.findings).toEqual([])
+        expect(check.agree).toBe(true)
+        expect(check.recorded).toBe(4)
+        // a forged lid record (an opening moved by a minute) is a finding
+        const forged = records.map(x => (x.kind === KIND.lid && x.seq === long.seq ? { ...long, first: long.first + 60 } : x))
+        expect(checkRuleAlarms(forged, rules).agree).toBe(false)
+    })
+
+    it("the report judges the configured rules from the placed lid records: three openings, the rule in alarm", () => {
+        const openingsRule = summary.alarms.rules.find((x: { id: string }) => x.id === "configured.openings")
+        expect(openingsRule.outcome).toBe("alarm")
+        expect(openingsRule.openings).toBe(3)
+        expect(openingsRule.inConditionS).toBe(openings.reduce((n, o) => n + o.close - o.open, 0))
+        expect(summary.alarms.recommendation.reasons.join("\n")).toContain("openings a day")
     })
 })

@@ -8,6 +8,7 @@ import {
     RULE_WHY,
     type AlarmRecord,
     type BatteryRecord,
+    type LidRecord,
     type LogRecord,
     type RuleAlarmRecord,
     type SampleRecord,
@@ -168,8 +169,8 @@ const WHY_CODE: Record<string, number> = {
 
 /**
  * The logger's rule alarm records against the same rules fed what the logger fed its engine: every
- * sample (`t` the device time, the boot counter of its boot record, faulted when sr or sflags say so)
- * and every battery record, in seq order (devs/app/alarms.ts). The engine's state goes on across
+ * sample (`t` the device time, the boot counter of its boot record, faulted when sr or sflags say so),
+ * every battery record and every lid record's edges, in seq order (devs/app/alarms.ts). The engine's state goes on across
  * boots, so the comparison needs the log from seq 0: it stops at the first hole (records freed or
  * evicted). An event of the log's last input, or of the last input before a boot, may be missing
  * (power went between the record and its event).
@@ -218,6 +219,10 @@ export function checkRuleAlarms(records: LogRecord[], given: { rules: AlarmRule[
                 inputs++
                 lastInput = r.seq
                 take(r.seq, eng.feedBattery({ utcMs: r.t * 1000, mv: (r as BatteryRecord).mv }))
+            } else if (r.kind === KIND.lid && "openEdge" in r) {
+                inputs++
+                lastInput = r.seq
+                take(r.seq, eng.feedLidRecord(r as LidRecord))
             } else if (r.kind === KIND.ruleAlarm && "rule" in r) {
                 const a = r as RuleAlarmRecord
                 recorded.push({ seq: a.seq, rule: a.rule, raise: a.raise, t: a.t, value: a.value, why: a.why })

@@ -562,6 +562,13 @@ export class AlarmEngine {
         return this.trace.events.slice(out0)
     }
 
+    /** A lid record's edges (docs/format.md 2.5), fed in order. */
+    feedLidRecord(r: LidFields): AlarmEventOut[] {
+        const out0 = this.trace.events.length
+        for (const e of lidEdges(r)) this.feedLid(e.t * 1000, e.open)
+        return this.trace.events.slice(out0)
+    }
+
     /** openings: `a` start of the open opening + 1 (0 closed), `b` openings seen, `u` ring of the last starts */
     private stepLid(c: Compiled, s: RuleState, t: number, open: boolean) {
         this.tickOpen(c, s, t)
@@ -659,6 +666,33 @@ export class AlarmEngine {
             samples: this.trace.samples,
         }
     }
+}
+
+/** What a lid record (docs/format.md kind 12) says, in device seconds. */
+export interface LidFields {
+    t: number
+    first: number
+    openEdge: boolean
+    count: number
+    open: boolean
+}
+
+/**
+ * The openings and closings a lid record states, in order (docs/format.md 2.5): before it the lid was
+ * closed when the clock watched for openings (`openEdge`), open otherwise; `count` such edges, the
+ * first at `first`, each later one (with the opposite edge before it) at `t`; then an edge to the
+ * level read at `t` when the lid is not there yet.
+ */
+export function lidEdges(r: LidFields): { t: number; open: boolean }[] {
+    const out: { t: number; open: boolean }[] = []
+    let open = !r.openEdge
+    if (r.count) {
+        out.push({ t: r.first, open: r.openEdge })
+        for (let i = 1; i < r.count; i++) out.push({ t: r.t, open: !r.openEdge }, { t: r.t, open: r.openEdge })
+        open = r.openEdge
+    }
+    if (open !== r.open) out.push({ t: r.t, open: r.open })
+    return out
 }
 
 /** Batch evaluation: samples in log order; battery readings and lid events merged in by time (samples first at equal times). */

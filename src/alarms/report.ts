@@ -1,8 +1,8 @@
 // The rule engine in the report (docs/alarms.md, "In the report"): the samples of a log placed in
 // UTC, evaluated against the shipment's preset; per-rule outcomes in the report model's shape, and
 // a release / quarantine recommendation with its reasons and what could not be judged.
-import { KIND, isFaulted, type BatteryRecord, type LogRecord, type SampleRecord } from "../format/index.js"
-import { evaluate } from "./engine.js"
+import { KIND, isFaulted, type BatteryRecord, type LidRecord, type LogRecord, type SampleRecord } from "../format/index.js"
+import { evaluate, lidEdges } from "./engine.js"
 import { PRESETS, REPORT_PRESET_MAP, bandRules } from "./presets.js"
 import type { DeviceAlarmCheck, RuleAlarmCheck } from "./device.js"
 import type { AlarmRule, BatteryReading, EvalResult, EvalSample, OpeningInterval, Outcome, RuleResult, RuleSet } from "./types.js"
@@ -34,6 +34,32 @@ export function placedBattery(records: LogRecord[], utc: Map<number, number | nu
         const t = utc.get(r.seq)
         if (t != null) out.push({ utcMs: t, mv: (r as BatteryRecord).mv })
     }
+    return out
+}
+
+/**
+ * The lid's openings from the log's lid records (docs/format.md 2.5) placed in UTC (each edge at its
+ * record's UTC less the seconds it lies before the record's `t`); undefined when the log has no lid
+ * records (a logger without a lid sensor: the openings rules are not judged).
+ */
+export function placedOpenings(records: LogRecord[], utc: Map<number, number | null>): OpeningInterval[] | undefined {
+    let out: OpeningInterval[] | undefined
+    let start: number | null = null
+    for (const r of records) {
+        if (r.kind !== KIND.lid || !("openEdge" in r)) continue
+        out ??= []
+        const at = utc.get(r.seq)
+        if (at == null) continue
+        for (const e of lidEdges(r as LidRecord)) {
+            const ms = at - (r.t - e.t) * 1000
+            if (e.open && start === null) start = ms
+            else if (!e.open && start !== null) {
+                out.push({ startMs: start, endMs: ms })
+                start = null
+            }
+        }
+    }
+    if (out && start !== null) out.push({ startMs: start, endMs: null })
     return out
 }
 
@@ -192,11 +218,15 @@ export function evaluateForReport(
         ruleCheck?: RuleAlarmCheck | null
         lost?: number
         openings?: OpeningInterval[]
+        /** the rules the logger was configured with, judged instead of the preset's */
+        rules?: AlarmRule[]
     },
 ): { presetId: string; ruleSet: RuleSet; result: EvalResult; rules: EngineRuleOutcome[]; recommendation: Recommendation } {
     const { samples, unplaced } = placedSamples(records, utc)
-    const rs = reportRuleSet(preset, inferIntervalS(samples))
-    const result = evaluate(rs.ruleSet, samples, { openings: o.openings, battery: placedBattery(records, utc) })
+    const intervalS = inferIntervalS(samples)
+    const rs = o.rules ? { id: "configured", ruleSet: { intervalS, rules: o.rules } } : reportRuleSet(preset, intervalS)
+    const openings = o.openings ?? placedOpenings(records, utc)
+    const result = evaluate(rs.ruleSet, samples, { openings, battery: placedBattery(records, utc) })
     const rules = engineOutcomes(rs.id, rs.ruleSet, result)
     return { presetId: rs.id, ruleSet: rs.ruleSet, result, rules, recommendation: recommend(result, rules, { ...o, unplaced }) }
 }

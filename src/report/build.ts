@@ -380,8 +380,10 @@ export function batterySection(points: BatteryPoint[]): ReportModel["battery"] {
     return { recorded: true, note, series: points.map(p => ({ t: p.t, volts: p.volts })) }
 }
 
-export function alarmsNote(): string {
-    return `The preset's rules evaluated on the host by the rule engine (docs/alarms.md; the logger does not evaluate them yet), the preset's band over every reading, and the logger's own band alarm records, checked against its band.`
+export function alarmsNote(configured: boolean): string {
+    return configured
+        ? `The rules the logger was configured with, evaluated on the host by the rule engine (docs/alarms.md) and checked against the logger's own rule alarm records; the band over every reading, and the logger's own band alarm records, checked against its band.`
+        : `The preset's rules evaluated on the host by the rule engine (docs/alarms.md), the preset's band over every reading, and the logger's own band alarm records, checked against its band.`
 }
 
 export function verificationInfo(v: Verdict, text: string): VerificationInfo {
@@ -415,9 +417,15 @@ export function engineAlarms(
     // against an assumed band a disagreement may only mean the logger was configured otherwise:
     // shown, but a reason to quarantine only when the configured band is known
     if (!deviceBand) deviceCheck.notes.unshift(`assumed: the logger was configured with the preset's band ${fmtBand(band)}`)
-    const e = evaluateForReport(records, a.utc, preset, { ...o, deviceCheck: deviceBand ? deviceCheck : null, ruleCheck })
+    // the host judges the rules the logger ran when they are known, the preset's otherwise
+    const e = evaluateForReport(records, a.utc, preset, {
+        ...o,
+        deviceCheck: deviceBand ? deviceCheck : null,
+        ruleCheck,
+        rules: deviceRules?.rules,
+    })
     return {
-        note: alarmsNote(),
+        note: alarmsNote(!!deviceRules),
         rules: [bandRule(a, band, preset.name), deviceBandRule(a), ...e.rules],
         recommendation: e.recommendation,
         deviceCheck,

@@ -91,7 +91,9 @@ export function buildTimeline(records: LogRecord[]): Timeline {
             prevT = null
             startNext = false
         }
-        if (prevT !== null && tDiff(r.t, prevT) < 0) {
+        // a rule alarm's `t` is the rule's instant, which may precede what noticed it (docs/format.md 2)
+        const ruleInstant = r.kind === KIND.ruleAlarm
+        if (prevT !== null && !ruleInstant && tDiff(r.t, prevT) < 0) {
             findings.push({
                 seq: r.seq,
                 kind: "time-backwards",
@@ -100,8 +102,10 @@ export function buildTimeline(records: LogRecord[]): Timeline {
         }
         runOf.push(run)
         placed.push({ seq: r.seq, boot, run, utc: null })
-        prevT = r.t
-        prevSeq = r.seq
+        if (!ruleInstant) {
+            prevT = r.t
+            prevSeq = r.seq
+        }
         if (isTime) {
             const tr = r as TimeRecord
             runAnchors[run].push({ idx: i, t: tr.t, utc: tr.utc })
