@@ -32,7 +32,8 @@ import { compiledRuleSet, COMPILED_HEADER_LEN, COMPILED_RULE_LEN } from "../src/
 import { provisionValues, newDeviceKeys, ProvisionError } from "../src/provision/provision.js"
 import { ALARM_TYPE, KIND, type LogRecord } from "../src/format/index.js"
 import { placeRecords } from "../src/verify/timeline.js"
-import { evaluateForReport, placedBattery } from "../src/alarms/report.js"
+import { evaluateForReport, placedBattery, placedOpenings } from "../src/alarms/report.js"
+import { lidEdges } from "../src/alarms/engine.js"
 import { shipmentLog } from "./helpers/shipment-log.js"
 import { verifyLog } from "../src/verify/verify.js"
 import { formatVerdict } from "../src/verify/cli.js"
@@ -388,6 +389,70 @@ describe("battery records in the report's evaluation", () => {
         expect(placedBattery(records as LogRecord[], utc)).toEqual([
             { utcMs: T, mv: 3650 },
             { utcMs: T + 2000, mv: 3800 },
+        ])
+    })
+})
+
+describe("lid records (docs/format.md 2.5)", () => {
+    const lid = (seq: number, t: number, first: number, openEdge: boolean, count: number, open: boolean) =>
+        ({ seq, kind: KIND.lid, t, first, openEdge, count, open, flags: 0 }) as LogRecord
+
+    it("a record's edges: the first at its stamp, the others at the record, then the level read", () => {
+        // watched for the opening, one opening, still open: the opening only
+        expect(lidEdges({ t: 100, first: 90, openEdge: true, count: 1, open: true })).toEqual([{ t: 90, open: true }])
+        // three openings, closed at the read: opened at the stamp; closed and opened twice more at t; closed at t
+        expect(lidEdges({ t: 100, first: 90, openEdge: true, count: 3, open: false })).toEqual([
+            { t: 90, open: true },
+            { t: 100, open: false },
+            { t: 100, open: true },
+            { t: 100, open: false },
+            { t: 100, open: true },
+            { t: 100, open: false },
+        ])
+        // watched for the closing, closed and open again: closed at the stamp, opened at t
+        expect(lidEdges({ t: 100, first: 95, openEdge: false, count: 1, open: true })).toEqual([
+            { t: 95, open: false },
+            { t: 100, open: true },
+        ])
+        // nothing counted, the level not what the logger believed (a lid open at the power-on)
+        expect(lidEdges({ t: 100, first: 0, openEdge: true, count: 0, open: true })).toEqual([{ t: 100, open: true }])
+        expect(lidEdges({ t: 100, first: 0, openEdge: true, count: 0, open: false })).toEqual([])
+    })
+
+    it("the report's openings: placed in UTC by their records, one still open at the end", () => {
+        const T = Date.parse("2026-05-04T06:00:00Z")
+        const records = [
+            lid(0, 1000, 0, true, 0, false),
+            lid(1, 2000, 1990, true, 1, true),
+            lid(2, 2100, 2040, false, 1, false),
+            lid(3, 3000, 2500, true, 2, false),
+            lid(4, 4000, 3995, true, 1, true),
+        ]
+        // the records' UTC: device time + a fixed offset, record 0 unplaced
+        const utc = new Map<number, number | null>(records.map(r => [r.seq, r.seq === 0 ? null : T + r.t * 1000]))
+        expect(placedOpenings(records, utc)).toEqual([
+            { startMs: T + 1_990_000, endMs: T + 2_040_000 },
+            { startMs: T + 2_500_000, endMs: T + 3_000_000 },
+            { startMs: T + 3_000_000, endMs: T + 3_000_000 },
+            { startMs: T + 3_995_000, endMs: null },
+        ])
+        // a log without lid records: no openings (the openings rules are then not judged)
+        expect(placedOpenings([], utc)).toBeUndefined()
+    })
+
+    it("the engine takes a record's edges in order (the logger's own engine: scenario rules-ultracold)", () => {
+        const rs = presetRuleSet("ultracold-mrna", 300)
+        const eng = new AlarmEngine(rs)
+        const events = [
+            ...eng.feedLidRecord({ t: 1000, first: 990, openEdge: true, count: 2, open: false }),
+            ...eng.feedLidRecord({ t: 5000, first: 4000, openEdge: true, count: 1, open: true }),
+            ...eng.feedLidRecord({ t: 5300, first: 5200, openEdge: false, count: 1, open: false }),
+        ]
+        // the third opening of the day (t 4000) is one too many: raised at its start; open for 1200 s, it
+        // is raised already; cleared when it closes
+        expect(events.map(e => [e.kind, e.t, e.why ?? ""])).toEqual([
+            ["raise", 4000, "count"],
+            ["clear", 5200, ""],
         ])
     })
 })

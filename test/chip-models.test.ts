@@ -5,7 +5,16 @@
 // the models' own behaviour.
 import { describe, expect, test } from "vitest"
 import { ChipBus, answerBus } from "../src/sim/models/bus.js"
-import { Rv3028Chip, RV3028_ADDR, STATUS_BSF, STATUS_PORF } from "../src/sim/models/rv3028.js"
+import {
+    CONTROL2_EIE,
+    CONTROL2_TSE,
+    EVENT_EHL,
+    Rv3028Chip,
+    RV3028_ADDR,
+    STATUS_BSF,
+    STATUS_EVF,
+    STATUS_PORF,
+} from "../src/sim/models/rv3028.js"
 import { aloneChips, RIG_ADDR } from "../src/sim/models/alone.js"
 import { NotecardChip } from "../src/sim/models/notecard.js"
 import { HOT_START_MS, UbloxChip } from "../src/sim/models/ublox.js"
@@ -20,6 +29,11 @@ const REG_EECMD = 0x27
 const REG_ID = 0x28
 const REG_EE_BACKUP = 0x37
 const u32le = (v: number) => [v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff, v >>> 24]
+const REG_CONTROL2 = 0x10
+const REG_EVENT = 0x13
+const REG_COUNT_TS = 0x14
+const EVENT_TSR = 0x04
+const EVENT_TSOW = 0x02
 
 describe("RV-3028 model (Application Manual rev 1.4)", () => {
     test("a factory-new chip: PORF set, counting from 0, ID 0x30", () => {
@@ -75,6 +89,97 @@ describe("RV-3028 model (Application Manual rev 1.4)", () => {
         expect(c.status).toBe(STATUS_PORF)
         expect(c.counterAt(T0 + 60_000)).toBe(0)
         expect(c.mirror).toBe(0x3f)
+    })
+})
+
+describe("RV-3028 model: calendar and the event input's time stamp (the lid)", () => {
+    const bcd = (v: number) => (v >> 4) * 10 + (v & 15)
+    /** a chip whose event input sees the lid open at +10 s and close at +40 s, and again +100..+101 s */
+    function lidChip(): Rv3028Chip {
+        const c = new Rv3028Chip(T0)
+        c.lidEdges = [10_000, 40_000, 100_000, 101_000].map(ms => T0 + ms)
+        return c
+    }
+    const stamp = (c: Rv3028Chip, utc: number) => {
+        const b = c.xfer(Buffer.from([REG_COUNT_TS]), 7, utc)
+        return { count: b[0], s: bcd(b[1]), m: bcd(b[2]), h: bcd(b[3]), date: bcd(b[4]), month: bcd(b[5]), year: bcd(b[6]) }
+    }
+
+    test("the calendar starts at 2000-01-01 00:00:00 (a Saturday) at a power-on reset and ticks with the UNIX counter", () => {
+        const c = new Rv3028Chip(T0)
+        // seconds, minutes, hours, weekday, date, month, year (BCD)
+        expect([...c.xfer(Buffer.from([0x00]), 7, T0)]).toEqual([0, 0, 0, 6, 1, 1, 0])
+        // 59 days, 1 h, 2 min, 3 s later: 2000-02-29 (a leap year), a Tuesday
+        const later = T0 + ((59 * 24 + 1) * 3600 + 2 * 60 + 3) * 1000
+        expect([...c.xfer(Buffer.from([0x00]), 7, later)].map(bcd)).toEqual([3, 2, 1, 2, 29, 2, 0])
+        // writing the UNIX counter leaves the calendar running
+        c.xfer(Buffer.from([REG_UNIX, ...u32le(1_767_225_600)]), 0, later)
+        expect(c.calendarAt(later + 5000) - c.calendarAt(later)).toBe(5)
+        expect([...c.xfer(Buffer.from([0x00]), 7, later)].map(bcd)).toEqual([3, 2, 1, 2, 29, 2, 0])
+    })
+
+    test("nothing is stamped until the time stamp is enabled (TSE)", () => {
+        const c = lidChip()
+        expect(stamp(c, T0 + 60_000).count).toBe(0)
+        expect(c.status & STATUS_EVF).toBe(0)
+    })
+
+    test("armed for the rising edge (EHL): openings counted, the first one stamped, EVF set; TSR resets", () => {
+        const c = lidChip()
+        c.xfer(Buffer.from([REG_EVENT, EVENT_EHL | EVENT_TSR]), 0, T0)
+        c.xfer(Buffer.from([REG_CONTROL2, CONTROL2_TSE]), 0, T0)
+        expect(stamp(c, T0 + 200_000)).toEqual({ count: 2, s: 10, m: 0, h: 0, date: 1, month: 1, year: 0 })
+        expect(c.status & STATUS_EVF).toBe(STATUS_EVF)
+        // TSOW: the last one overwrites
+        const d = lidChip()
+        d.xfer(Buffer.from([REG_EVENT, EVENT_EHL | EVENT_TSOW]), 0, T0)
+        d.xfer(Buffer.from([REG_CONTROL2, CONTROL2_TSE]), 0, T0)
+        expect(stamp(d, T0 + 200_000)).toMatchObject({ count: 2, s: 40, m: 1 })
+        // reset: count and stamp 0; TSR reads back 0
+        c.xfer(Buffer.from([REG_EVENT, EVENT_EHL | EVENT_TSR]), 0, T0 + 200_000)
+        expect(stamp(c, T0 + 200_000).count).toBe(0)
+        expect(c.xfer(Buffer.from([REG_EVENT]), 1, T0 + 200_000)[0]).toBe(EVENT_EHL)
+    })
+
+    test("armed for the falling edge: closings", () => {
+        const c = lidChip()
+        c.xfer(Buffer.from([REG_EVENT, 0]), 0, T0)
+        c.xfer(Buffer.from([REG_CONTROL2, CONTROL2_TSE]), 0, T0)
+        expect(stamp(c, T0 + 60_000)).toMatchObject({ count: 1, s: 40 })
+    })
+
+    test("INT (EIE) ends a sleep at the next armed edge, or at once with EVF already set; without EIE never", () => {
+        const c = lidChip()
+        c.xfer(Buffer.from([REG_EVENT, EVENT_EHL | EVENT_TSR]), 0, T0)
+        c.xfer(Buffer.from([REG_CONTROL2, CONTROL2_TSE]), 0, T0)
+        expect(c.nextInterrupt(T0, T0 + 300_000)).toBeNull()
+        c.xfer(Buffer.from([REG_CONTROL2, CONTROL2_TSE | CONTROL2_EIE]), 0, T0)
+        expect(c.nextInterrupt(T0, T0 + 300_000)).toBe(T0 + 10_000)
+        expect(c.nextInterrupt(T0, T0 + 5_000)).toBeNull()
+        // the look-ahead changed nothing: the edge is counted when time gets there
+        expect(stamp(c, T0 + 5_000).count).toBe(0)
+        expect(stamp(c, T0 + 20_000).count).toBe(1)
+        expect(c.nextInterrupt(T0 + 20_000, T0 + 300_000)).toBe(T0 + 20_000)
+    })
+
+    test("a power cut unpowers the Hall switch: an open lid falls at the cut and rises at the power-on", () => {
+        const c = lidChip()
+        c.xfer(Buffer.from([REG_EVENT, 0]), 0, T0) // closings
+        c.xfer(Buffer.from([REG_CONTROL2, CONTROL2_TSE]), 0, T0)
+        c.powerOff(T0 + 20_000) // open since +10 s
+        expect(stamp(c, T0 + 20_000)).toMatchObject({ count: 1, s: 20 })
+        c.xfer(Buffer.from([REG_EVENT, EVENT_EHL | EVENT_TSR]), 0, T0 + 20_000) // openings
+        // the lid closes at +40 s and opens at +100 s while the power is off: not seen
+        c.powerOn(T0 + 100_500, false)
+        // open at the power-on: a rising edge then
+        expect(stamp(c, T0 + 100_500)).toMatchObject({ count: 1, s: 40, m: 1 })
+        // the RTC lost its backup too: everything reset, nothing armed
+        const d = lidChip()
+        d.xfer(Buffer.from([REG_CONTROL2, CONTROL2_TSE]), 0, T0)
+        d.powerOff(T0 + 1000)
+        d.powerOn(T0 + 20_000, true)
+        expect(d.xfer(Buffer.from([REG_CONTROL2]), 1, T0 + 20_000)[0]).toBe(0)
+        expect(stamp(d, T0 + 200_000).count).toBe(0)
     })
 })
 

@@ -1,7 +1,18 @@
 import { describe, test, expect } from "@devicescript/test"
 import { Clock } from "../hal/clock"
 import { I2cBus } from "../hal/i2c"
-import { Rv3028, STATUS_PORF, STATUS_BSF, REG_EE_BACKUP, BACKUP_CONFIG, BACKUP_MASK, RV3028_ADDR } from "../sensor/rv3028"
+import {
+    Rv3028,
+    STATUS_PORF,
+    STATUS_BSF,
+    REG_EE_BACKUP,
+    BACKUP_CONFIG,
+    BACKUP_MASK,
+    RV3028_ADDR,
+    EVENT_EHL,
+    EVENT_TSR,
+    calendarSeconds,
+} from "../sensor/rv3028"
 import { WorldLink } from "../sim/world"
 import { HostI2c } from "../sim/host-i2c"
 import { rig } from "./rig"
@@ -141,5 +152,45 @@ describe("RV-3028 driver and model", () => {
         expect((await bus.xfer(RV3028_ADDR, Buffer.from([REG_EE_BACKUP]), 1))[0]).toBe(0x3f)
         // the mirror is RAM: EEPROM keeps its value until the update command
         expect((await chipState()).ee).toBe(0)
+    })
+
+    test("calendar seconds: BCD dates from 2000-01-01, leap years and month lengths", async () => {
+        // second, minute, hour, date, month, year (the time stamp's layout)
+        expect(calendarSeconds(Buffer.from([0, 0, 0, 1, 1, 0]), 0, 3)).toBe(0)
+        expect(calendarSeconds(Buffer.from([0, 0, 0, 1, 3, 0]), 0, 3)).toBe((31 + 29) * 86400)
+        expect(calendarSeconds(Buffer.from([0, 0, 0, 1, 1, 1]), 0, 3)).toBe(366 * 86400)
+        expect(calendarSeconds(Buffer.from([0x59, 0x59, 0x23, 0x31, 0x12, 0x24]), 0, 3)).toBe(789004799)
+        expect(calendarSeconds(Buffer.from([0, 0, 0x12, 0x28, 0x02, 0x26]), 0, 3)).toBe(825595200)
+    })
+
+    test("the lid: unwatched until armed; the armed edge counted and stamped, re-armed for the other; INT only when asked", async () => {
+        const rtc = await chip({})
+        const before = await rtc.lidEvents()
+        expect(before.armed).toBe(false)
+        expect(before.count).toBe(0)
+        // watch for the opening; the lid opens 2 s from now and closes 5 s from now
+        await rtc.lidSet(EVENT_EHL | EVENT_TSR, false)
+        await rig(bus, { rtcLid: [2000, 5000] })
+        await clock.sleep(8000)
+        const e = await rtc.lidEvents()
+        expect(e.armed).toBe(true)
+        expect(e.openEdge).toBe(true)
+        expect(e.count).toBe(1)
+        expect(e.irq).toBe(false)
+        // the opening was 6 s ago (to the second of the clock's tick)
+        expect(e.agoS >= 5 && e.agoS <= 6).toBe(true)
+        // now watch for the closing: count and stamp reset, EVF cleared
+        await rtc.lidSet(EVENT_TSR, false)
+        const c = await rtc.lidEvents()
+        expect(c.openEdge).toBe(false)
+        expect(c.count).toBe(0)
+        expect(((await chipState()).status & 0x02) === 0).toBe(true)
+        // INT for a sleep, off again at the next look
+        await rtc.lidSet(-1, true)
+        expect((await rtc.lidEvents()).irq).toBe(true)
+        await rtc.lidSet(-1, false)
+        const d = await rtc.lidEvents()
+        expect(d.irq).toBe(false)
+        expect(d.armed).toBe(true)
     })
 })

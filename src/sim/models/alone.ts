@@ -15,7 +15,8 @@ import { Max31856Chip, MAX31856_SPI, modelConversionMs } from "./max31856.js"
  * Commands (`at`: the transaction's instant):
  * - `{"rtc": {base?, ppb?, status?, ee?}}` a clock chip in that state, its counter running from
  *   `base` at `at` (fields left out: as on a factory-new chip); `{"rtcPowerOn": lost}` the board
- *   powered again, with or without the clock's backup supply; `{"get": "rtc"}` its state.
+ *   powered again, with or without the clock's backup supply; `{"rtcLid": [ms, ...]}` the lid's
+ *   edges on its event input, ms from now (closed before the first); `{"get": "rtc"}` its state.
  * - `{"nc": {replyDelayMs?, syncMs?, capacityBytes?, cloud?}}` a new Notecard, powered at `at`;
  *   `cloud` (an object, see AckingCloud) makes its syncs go to a stand-in for Notehub and the
  *   ingest server, else synced notes wait for `{"ncOutbound": 1}` and inbound notes are given
@@ -129,6 +130,8 @@ class Rig {
             return this.attachRtc(chip)
         }
         if (c.rtcPowerOn !== undefined) return this.rtc?.powerOn(utc, !!c.rtcPowerOn)
+        // the lid's edges on the clock's event input, ms from now (the lid closed before the first)
+        if (c.rtcLid) return void (this.rtc!.lidEdges = (c.rtcLid as number[]).map(ms => utc + ms))
         if (c.nc) {
             const o = c.nc as NotecardModelOptions & { cloud?: AckingCloudOptions }
             this.nc = new NotecardChip(utc, o)
