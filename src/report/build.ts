@@ -35,8 +35,8 @@ import {
     type VerificationInfo,
 } from "./model.js"
 import type { PresetSource, Shipment } from "./shipment.js"
-import { fmtBand, fmtTime } from "./text.js"
-import { checkDeviceAlarms, checkRuleAlarms, evaluateForReport, type AlarmRule } from "../alarms/index.js"
+import { fmtBand, fmtDuration, fmtTime, plural } from "./text.js"
+import { checkDeviceAlarms, checkRuleAlarms, evaluateForReport, placedOpenings, type AlarmRule } from "../alarms/index.js"
 
 /** Names of the MAX31856 fault status bits (sr b0..b7). */
 export const SR_NAMES = ["OPEN", "OVUV", "TCLOW", "TCHIGH", "CJLOW", "CJHIGH", "TCRANGE", "CJRANGE"] as const
@@ -362,6 +362,26 @@ export function emptySections(): Pick<ReportModel, "battery" | "openings"> {
     }
 }
 
+/**
+ * The shipper openings from the lid records (docs/format.md 2.5), placed in UTC: each opening's start
+ * and end (ms), and a one-line account of them.
+ */
+export function openingsSection(records: LogRecord[], utc: Map<number, number | null>): ReportModel["openings"] {
+    const list = placedOpenings(records, utc)
+    if (!list) return emptySections().openings
+    if (!list.length) return { recorded: true, note: "Shipper openings: none (the lid sensor saw the lid closed throughout).", events: [] }
+    const closed = list.filter(o => o.endMs !== null)
+    const total = closed.reduce((n, o) => n + (o.endMs! - o.startMs), 0)
+    const longest = closed.reduce((m, o) => Math.max(m, o.endMs! - o.startMs), 0)
+    const open = list.length - closed.length
+    const note =
+        `Shipper openings: ${plural(list.length, "opening")} from the lid sensor's records, open ${fmtDuration(total)} in all` +
+        (closed.length ? `, the longest ${fmtDuration(longest)}` : "") +
+        (open ? `; the lid was open at the end of the log (since ${fmtTime(list[list.length - 1].startMs)})` : "") +
+        "."
+    return { recorded: true, note, events: list.map(o => ({ start: o.startMs, end: o.endMs })) }
+}
+
 /** The battery section from the battery records: the voltage series and a one-line account of it. */
 export function batterySection(points: BatteryPoint[]): ReportModel["battery"] {
     if (!points.length) return emptySections().battery
@@ -541,6 +561,7 @@ export function buildReport(inp: BuildInput): BuiltReport {
         }),
         ...emptySections(),
         battery: batterySection(a.battery),
+        openings: openingsSection(records, a.utc),
         route: { shown: !!inp.lockey && a.route.length > 0, note: routeNote, points: inp.lockey ? a.route : [] },
         evictions: a.evictions,
         unplaced: a.unplaced,

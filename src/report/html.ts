@@ -406,6 +406,19 @@ function stopsHtml(s: ReportLike, zone: string): string {
     return parts.join("\n")
 }
 
+/** The lid's openings: the account, then each opening's start, end and duration. */
+function openingsHtml(s: ReportLike, zone: string): string {
+    const events = s.openings?.recorded && Array.isArray(s.openings.events) ? s.openings.events : []
+    if (!events.length) return recordedOrNot(s.openings, "Shipper openings")
+    const rows = events.map((o, i) => [
+        String(i + 1),
+        fmtTime(o.start, zone),
+        o.end === null ? "still open" : fmtTime(o.end, zone),
+        o.end === null ? "—" : fmtDuration(o.end - o.start),
+    ])
+    return muted(s.openings!.note) + table(["#", "Opened", "Closed", "Open for"], rows, [0])
+}
+
 function recordedOrNot(sec: { recorded: boolean; note: string } | undefined, what: string): string {
     return muted(sec ? sec.note : `${what}: not available in this summary.`)
 }
@@ -504,7 +517,7 @@ export function renderReportHtml(summary: ReportLike): string {
     h.push(section("Stops and route", stopsHtml(s, zone)))
     h.push(section("Battery", batteryHtml(s), "battery"))
     if (s.energy) h.push(section("Energy (simulated)", energyHtml(s), "energy"))
-    h.push(section("Shipper openings", recordedOrNot(s.openings, "Shipper openings")))
+    h.push(section("Shipper openings", openingsHtml(s, zone)))
     h.push(evictionsHtml(s, zone))
     h.push(section("Verification", verificationHtml(s)))
     h.push(section("Notes", notes.length ? `<ul class="notes">${notes.map(n => `<li>${esc(n)}</li>`).join("")}</ul>` : muted("None.")))

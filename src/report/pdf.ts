@@ -571,6 +571,17 @@ function closing(w: Writer, m: ReportModel, layout: PdfLayout): void {
     energy(w, m)
     w.heading("Shipper openings")
     w.muted(m.openings.note)
+    if (m.openings.events.length)
+        w.table(
+            ["#", "Opened", "Closed", "Open for"],
+            m.openings.events.map((o, i) => [
+                String(i + 1),
+                fmtTime(o.start, zone),
+                o.end === null ? "still open" : fmtTime(o.end, zone),
+                o.end === null ? "—" : fmtDuration(o.end - o.start),
+            ]),
+            [0.08, 0.38, 0.38, 0.16],
+        )
     if (m.evictions.length) {
         w.heading("Records evicted unsent (summaries)")
         w.table(

@@ -1,7 +1,7 @@
 import { decodeRecord, type LogRecord } from "../format/index.js"
 import type { ShipmentSummary } from "../report/summary.js"
 import { REPORT_FORMAT, type ReportModel } from "../report/model.js"
-import { analyzeLog, batterySection, emptySections, engineAlarms } from "../report/build.js"
+import { analyzeLog, batterySection, openingsSection, emptySections, engineAlarms } from "../report/build.js"
 import type { EnergySummary } from "./energy.js"
 import type { ChainEntry, ChainVerdict } from "../verify/chain.js"
 import type { AlarmRule } from "../alarms/types.js"
@@ -106,6 +106,7 @@ export function summarize(inp: SummaryInput): ReportModel & { records: number; m
         ),
         ...emptySections(),
         battery: batterySection(a.battery),
+        openings: openingsSection(records, a.utc),
         ...(inp.energy ? { energy: inp.energy } : {}),
         route: {
             shown: !!inp.lockey?.length && a.route.length > 0,
