@@ -245,5 +245,76 @@ describe("the shipper's lid on the logger (rules-ultracold scenario)", () => {
         expect(openingsRule.openings).toBe(3)
         expect(openingsRule.inConditionS).toBe(openings.reduce((n, o) => n + o.close - o.open, 0))
         expect(summary.alarms.recommendation.reasons.join("\n")).toContain("openings a day")
+        // the report's openings section: each opening with its start and end, as the scenario had them
+        expect(summary.openings.recorded).toBe(true)
+        expect(summary.openings.events.map((o: { start: number; end: number }) => (o.end - o.start) / 1000)).toEqual(
+            scenario.lid!.map(o => o.openS),
+        )
+        expect(summary.openings.note).toContain("3 openings")
     })
+})
+
+// One scenario per remaining preset, each with its known answer (issue 13 item 4): the logger's rule
+// alarm records, the host's check of them, and the instants the rules' definitions give.
+describe("alarm rules on the logger: the other presets (who-type-2, who-30dtr, frozen), and before the first time fix", () => {
+    const run = async (name: string) => {
+        const scenario = loadScenario(path.join(ROOT, `src/sim/scenarios/${name}.json`))
+        const rules = presetRuleSet(scenario.device.alarms as string, scenario.device.interval)
+        const { r, records } = await runAndRead(scenario, `coldtrace-${name}-`)
+        const events = records.filter((x): x is RuleAlarmRecord => x.kind === KIND.ruleAlarm)
+        const of = (id: string) => events.filter(a => a.rule === rules.rules.findIndex(x => x.id === id))
+        const samples = records.filter((x): x is SampleRecord => x.kind === KIND.sample)
+        const check = checkRuleAlarms(records, rules)
+        expect(check.findings).toEqual([])
+        expect(check.agree).toBe(true)
+        expect(check.recorded).toBe(events.length)
+        expect(r.summary.samples.lost).toBe(0)
+        expect(r.summary.chain.status, r.summary.chain.detail).toBe("ok")
+        return { scenario, of, samples, events }
+    }
+
+    it("who-type-2: 12 °C uses up the 10 °C budget after 20 h, which latches; nothing else", async () => {
+        const { scenario, of, samples, events } = await run("rules-who-type-2")
+        expect(of("heat-10").map(a => a.raise)).toEqual([true])
+        expect(events.length).toBe(1)
+        // each warm reading stands for the time since the one before it
+        const firstWarm = samples.findIndex(x => x.tc >= 10 * 128)
+        const counted = of("heat-10")[0].t - samples[firstWarm - 1].t
+        expect(counted).toBeGreaterThanOrEqual(20 * 3600)
+        expect(counted).toBeLessThan(20 * 3600 + scenario.device.interval)
+    }, 300_000)
+
+    it("who-30dtr at its thresholds: +8.0 °C is not above +8 °C; 1/128 °C above is, for 10 h; exactly -0.5 °C freezes after 60 min", async () => {
+        const { scenario, of, samples } = await run("rules-who-30dtr")
+        expect(samples.some(x => x.tc === 8 * 128)).toBe(true)
+        expect(of("heat").map(a => a.raise)).toEqual([true, false])
+        expect(of("freeze").map(a => a.raise)).toEqual([true, false])
+        expect(of("fault")).toEqual([])
+        const firstAbove = samples.find(x => x.tc > 8 * 128)!
+        const firstFreeze = samples.find(x => x.tc === -64)!
+        // a reading stands for the interval before it: the run reaches 10 h (60 min) one interval after its first reading's start
+        expect(of("heat")[0].t - firstAbove.t).toBe(10 * 3600 - scenario.device.interval)
+        expect(of("freeze")[0].t - firstFreeze.t).toBe(3600 - scenario.device.interval)
+    }, 300_000)
+
+    it("frozen: a warm and a cold excursion raise and clear at once; the trip's MKT stays inside", async () => {
+        const { of, samples } = await run("rules-frozen")
+        expect(of("warm").map(a => a.raise)).toEqual([true, false])
+        expect(of("cold").map(a => a.raise)).toEqual([true, false])
+        expect(of("mkt")).toEqual([])
+        expect(of("fault")).toEqual([])
+        expect(of("warm")[0].t).toBe(samples.find(x => x.tc > -15 * 128)!.t)
+        expect(of("cold")[0].t).toBe(samples.find(x => x.tc < -25 * 128)!.t)
+    }, 300_000)
+
+    it("before the first time fix: the clock unset, the warm spell's rule runs on device time, placed later; the host agrees", async () => {
+        const { of, samples } = await run("rules-before-fix")
+        expect(of("warm").map(a => a.raise)).toEqual([true, false])
+        expect(of("cold").map(a => a.raise)).toEqual([true, false])
+        // the warm spell's records carry the unset clock's time (counted from its power-on), the cold's UTC
+        const warm = of("warm")[0]
+        expect(warm.t).toBeLessThan(86400)
+        expect(of("cold")[0].t).toBeGreaterThan(Date.parse("2026-04-06T00:00:00Z") / 1000)
+        expect(warm.t).toBe(samples.find(x => x.tc > 8 * 128)!.t)
+    }, 300_000)
 })
