@@ -153,6 +153,8 @@ class Profile {
     }
 }
 
+/** the logger's band alarm hysteresis, 0.5 C in counts */
+const HYSTERESIS = 64
 const SEEDS: Record<PackProfile, number> = { stable: 0x1234567, fridge: 0x2345678, excursion: 0x3456789 }
 const BANDS: Record<PackProfile, { low: number; high: number }> = {
     stable: { low: -80 * 128, high: -60 * 128 },
@@ -195,8 +197,12 @@ export function profileLog(
         samples.push({ tc: p.tc, cj: p.cj, faulted })
         if (!faulted) {
             const nowOut = p.tc < band.low || p.tc > band.high
-            if (nowOut !== out) push({ kind: KIND.alarm, t, type: nowOut ? (p.tc > band.high ? 1 : 2) : 3, tc: p.tc })
-            out = nowOut
+            // as the logger (devs/app/logger.ts checkAlarm): back in band only 0.5 C (64 counts) inside it
+            const edge = !nowOut && (p.tc > band.high - HYSTERESIS || p.tc < band.low + HYSTERESIS)
+            if (nowOut !== out && !edge) {
+                push({ kind: KIND.alarm, t, type: nowOut ? (p.tc > band.high ? 1 : 2) : 3, tc: p.tc })
+                out = nowOut
+            }
         }
         if (k % (PER_DAY / 2) === 0) {
             push({ kind: KIND.time, t: t + 1, utc: (t + 1) * 1000 + 40, source: 1, flags: 0 })
@@ -263,6 +269,12 @@ export interface PackFigures {
     boundBytes: number
     /** days of 5-min samples the 16 KB store holds in full detail */
     daysHeld: number
+    /**
+     * the same with a coder that spends exactly the bound on each sample, 10 bits on every other
+     * record but a seal, and a seal's 128-bit MAC (incompressible), in full 224-byte blocks
+     */
+    idealBytesPerSample: number
+    idealDaysHeld: number
 }
 
 /** The figures of one profile over `days` (60 by default: enough blocks for stable averages). */
@@ -297,6 +309,11 @@ export function packFigures(name: PackProfile, days = 60): PackFigures {
     const bytesPerSample = storeBytes / samples.length
     const blockBudget = STORE - FIXED - HEADROOM
     const daysHeld = blockBudget / bytesPerSample / PER_DAY
+    // what no coder can go below with these records: the readings at the bound, the MACs whole
+    const seals = records.filter(r => r[4] === KIND.seal).length
+    const others = records.length - samples.length - seals
+    const idealStream = (boundBytes * 8 * samples.length + 128 * seals + 10 * others) / 8 / samples.length
+    const idealBytesPerSample = (idealStream * cost(BLOCK_MAX_LEN)) / (BLOCK_MAX_LEN - BLOCK_HEADER_LEN)
     return {
         name,
         days,
@@ -311,6 +328,8 @@ export function packFigures(name: PackProfile, days = 60): PackFigures {
         hFault,
         boundBytes,
         daysHeld,
+        idealBytesPerSample,
+        idealDaysHeld: blockBudget / idealBytesPerSample / PER_DAY,
     }
 }
 
@@ -334,6 +353,14 @@ export function packRows(add: Add, days = 60): PackFigures[] {
             `order-0 entropy per sample: tc deltas ${f.hDelta.toFixed(2)} bits, linear-predictor residuals ${f.hLinear.toFixed(2)} bits, ` +
                 `16-sample-mean residuals ${f.hMean.toFixed(2)} bits (the best counts), ` +
                 `cj deltas ${f.hCj.toFixed(2)} bits, fault flag ${f.hFault.toFixed(3)} bits; stored ${f.bytesPerSample.toFixed(3)} B/sample = ${(f.bytesPerSample / f.boundBytes).toFixed(2)}x the bound (goal <= 1.5x)`,
+        )
+        add(
+            `offline days held with a coder at the entropy bound, ${f.name}`,
+            f.idealDaysHeld,
+            "days",
+            `the same records and store with the readings coded at exactly the bound, 10 bits for each time, battery and alarm record, ` +
+                `128 for each seal's MAC, full blocks: ${f.idealBytesPerSample.toFixed(3)} B/sample = ${(f.idealBytesPerSample / f.boundBytes).toFixed(2)}x the bound; ` +
+                `the most any coder could hold under today's record policy (12-h seals, a record per band crossing)`,
         )
     }
     return all

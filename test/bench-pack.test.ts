@@ -29,6 +29,21 @@ describe("bench/pack.ts", () => {
     test("the rows the bench tracks", () => {
         const rows: string[] = []
         packRows(figure => rows.push(figure), 5)
-        expect(rows).toEqual(PACK_PROFILES.flatMap(n => [`offline days held in full detail, ${n}`, `entropy bound, ${n}`]))
+        expect(rows).toEqual(
+            PACK_PROFILES.flatMap(n => [
+                `offline days held in full detail, ${n}`,
+                `entropy bound, ${n}`,
+                `offline days held with a coder at the entropy bound, ${n}`,
+            ]),
+        )
+    })
+
+    test("a coder at the bound holds more than the real one, and never less than the bound's own bytes", () => {
+        for (const name of PACK_PROFILES) {
+            const f = packFigures(name, 10)
+            expect(f.idealBytesPerSample).toBeGreaterThan(f.boundBytes)
+            expect(f.idealBytesPerSample).toBeLessThan(f.bytesPerSample)
+            expect(f.idealDaysHeld).toBeGreaterThan(f.daysHeld)
+        }
     })
 })
