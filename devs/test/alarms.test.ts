@@ -1,7 +1,7 @@
 import { describe, expect, test } from "@devicescript/test"
 import * as ds from "@devicescript/core"
 import { AlarmEngine, decodeRules, rulesInterval, T_MKT } from "../alarm/engine"
-import { ALARM_CASES, NO_VALUE } from "./alarm-vectors.gen"
+import { ALARM_CASES, LID_RECORD_CASES, NO_VALUE } from "./alarm-vectors.gen"
 
 /*
  * The firmware's alarm engine against the shared vectors (docs/alarms.md 9; generated from the
@@ -68,6 +68,28 @@ describe("alarm engine: the shared vectors", () => {
             }
             expect(k).toBe(want.length / 16)
             sameState(eng, eng.save(), Buffer.from(c.state, "hex"), c.name)
+        }
+    })
+
+    test("lid records: the edges each states, fed in order, give the host's events and state", () => {
+        for (const c of LID_RECORD_CASES) {
+            const eng = engineFor(c.rules)
+            const rows = Buffer.from(c.records, "hex")
+            for (let i = 0; i < rows.length / 16; i++) {
+                const o = 16 * i
+                eng.feedLidRecord(rows.getAt(o, "u32"), rows.getAt(o + 4, "u32"), rows[o + 8] === 1, rows[o + 9], rows[o + 10] === 1)
+            }
+            const got = eng.take()
+            const want = Buffer.from(c.events, "hex")
+            expect(got.length).toBe(want.length / 16)
+            for (let k = 0; k < got.length; k++) {
+                const o = 16 * k
+                expect(got[k].rule).toBe(want[o])
+                expect(got[k].raise ? 1 : 0).toBe(want[o + 1])
+                expect(got[k].why).toBe(want[o + 2])
+                expect(got[k].t).toBe(want.getAt(o + 4, "u32"))
+            }
+            expect(eng.save().toString("hex")).toBe(c.state)
         }
     })
 

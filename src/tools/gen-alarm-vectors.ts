@@ -344,6 +344,54 @@ export function finalState(c: AlarmCase): string {
     return fedEngine(c).save().toString("hex")
 }
 
+/** A lid record row (docs/format.md 2.5): [t, first, openEdge 0/1, count, open 0/1] (device s). */
+export type LidRow = [number, number, number, number, number]
+
+export interface LidRecordCase {
+    name: string
+    what: string
+    ruleSet: RuleSet
+    records: LidRow[]
+}
+
+/**
+ * Lid records fed to the engine as the logger feeds them (`feedLidRecord`): the edges each states,
+ * in order (docs/format.md 2.5). The same derivation on both sides is what these pin.
+ */
+export function lidRecordCases(): LidRecordCase[] {
+    const rules: RuleSet = {
+        intervalS: 300,
+        rules: [{ id: "openings", type: "openings", maxPerDay: 2, maxOpenS: 60 }],
+    }
+    return [
+        {
+            name: "lid-records",
+            what:
+                "the first start (nothing counted, closed); an opening and its closing in two records, open 90 s (raised at +60 s); " +
+                "three openings between two looks (the third too many, all closed at the look); the lid open at a power-on (no edge counted); " +
+                "a closing and a reopening between two looks; then closed",
+            ruleSet: rules,
+            records: [
+                [T0, 0, 1, 0, 0],
+                [T0 + 1000, T0 + 1000, 1, 1, 1],
+                [T0 + 1090, T0 + 1090, 0, 1, 0],
+                [T0 + 30 * H, T0 + 30 * H - 200, 1, 3, 0],
+                [T0 + 60 * H, 0, 1, 0, 1],
+                [T0 + 60 * H + 300, T0 + 60 * H + 100, 0, 1, 1],
+                [T0 + 60 * H + 330, T0 + 60 * H + 320, 0, 1, 0],
+            ],
+        },
+    ]
+}
+
+/** The engine fed a lid record case's records in order. */
+export function fedLidEngine(c: LidRecordCase): AlarmEngine {
+    const eng = new AlarmEngine(c.ruleSet)
+    for (const [t, first, openEdge, count, open] of c.records)
+        eng.feedLidRecord({ t, first, openEdge: openEdge === 1, count, open: open === 1 })
+    return eng
+}
+
 const WHY: Record<string, number> = { above: 1, below: 2, count: 3, duration: 4 }
 /** an event value the host does not state (a gap's, an opening's) */
 export const NO_VALUE = 0x7fffffff
@@ -383,16 +431,7 @@ export function buildAlarmVectorsDs(): string {
             }
         })
         const eng = fedEngine(c)
-        const ids = c.ruleSet.rules.map(r => r.id)
-        const events = Buffer.alloc(16 * eng.trace.events.length)
-        eng.trace.events.forEach((e, i) => {
-            const o = 16 * i
-            events.writeUInt8(ids.indexOf(e.rule), o)
-            events.writeUInt8(e.kind === "raise" ? 1 : 0, o + 1)
-            events.writeUInt8(e.why ? WHY[e.why] : 0, o + 2)
-            events.writeUInt32LE(e.t, o + 4)
-            events.writeInt32LE(e.tc ?? NO_VALUE, o + 8)
-        })
+        const events = eventRows(eng, c.ruleSet)
         lines.push(
             `    {`,
             `        name: ${JSON.stringify(c.name)},`,
@@ -403,8 +442,46 @@ export function buildAlarmVectorsDs(): string {
             `    },`,
         )
     }
+    lines.push("]")
+    // lid records: rows of 16 bytes (t u32, first u32, openEdge u8, count u8, open u8, 0 x5), events as above
+    lines.push("export const LID_RECORD_CASES = [")
+    for (const c of lidRecordCases()) {
+        const rows = Buffer.alloc(16 * c.records.length)
+        c.records.forEach(([t, first, openEdge, count, open], i) => {
+            rows.writeUInt32LE(t, 16 * i)
+            rows.writeUInt32LE(first, 16 * i + 4)
+            rows.writeUInt8(openEdge, 16 * i + 8)
+            rows.writeUInt8(count, 16 * i + 9)
+            rows.writeUInt8(open, 16 * i + 10)
+        })
+        const eng = fedLidEngine(c)
+        lines.push(
+            `    {`,
+            `        name: ${JSON.stringify(c.name)},`,
+            `        rules: "${compiledRuleSet(c.ruleSet).toString("hex")}",`,
+            `        records: "${rows.toString("hex")}",`,
+            `        events: "${eventRows(eng, c.ruleSet).toString("hex")}",`,
+            `        state: "${eng.save().toString("hex")}",`,
+            `    },`,
+        )
+    }
     lines.push("]", "")
     return lines.join("\n")
+}
+
+/** an engine's events as 16-byte rows (rule u8, raise u8, why u8, 0; t u32; value i32 or NO_VALUE; 0) */
+function eventRows(eng: AlarmEngine, ruleSet: RuleSet): Buffer {
+    const ids = ruleSet.rules.map(r => r.id)
+    const events = Buffer.alloc(16 * eng.trace.events.length)
+    eng.trace.events.forEach((e, i) => {
+        const o = 16 * i
+        events.writeUInt8(ids.indexOf(e.rule), o)
+        events.writeUInt8(e.kind === "raise" ? 1 : 0, o + 1)
+        events.writeUInt8(e.why ? WHY[e.why] : 0, o + 2)
+        events.writeUInt32LE(e.t, o + 4)
+        events.writeInt32LE(e.tc ?? NO_VALUE, o + 8)
+    })
+    return events
 }
 
 export function buildAlarmVectors(): string {
@@ -428,6 +505,18 @@ export function buildAlarmVectors(): string {
         samples: "[t UTC seconds, tc (1/128 °C), faulted 0/1, boot, uptime seconds]",
         events: "[kind, t UTC seconds, tc?, why?]",
         cases,
+        lidRecords: lidRecordCases().map(c => {
+            const eng = fedLidEngine(c)
+            return {
+                name: c.name,
+                what: c.what,
+                ruleSet: c.ruleSet,
+                records: c.records,
+                events: eng.trace.events.map(e => [e.kind, e.t, ...(e.why ? [e.why] : [])]),
+                state: eng.save().toString("hex"),
+            }
+        }),
+        lidRecordRows: "[t, first, openEdge 0/1, count, open 0/1] (docs/format.md 2.5)",
     }
     // one sample per line keeps the file readable and diffs small
     return (
