@@ -244,6 +244,13 @@ describe("the shipper's lid on the logger (rules-ultracold scenario)", () => {
         expect(openingsRule.outcome).toBe("alarm")
         expect(openingsRule.openings).toBe(3)
         expect(openingsRule.inConditionS).toBe(openings.reduce((n, o) => n + o.close - o.open, 0))
+        // next to the host's judgement, what the logger itself recorded for the rule, placed in UTC
+        const at = (s: number) => new Date(s * 1000).toISOString().slice(11, 19)
+        expect(openingsRule.note).toContain(`the logger recorded raised (open too long) ${scenario.start.slice(0, 10)}`)
+        expect(openingsRule.note).toContain(at(openings[1].open + 60))
+        expect(openingsRule.note).toContain("raised (too many openings)")
+        const warm = summary.alarms.rules.find((x: { id: string }) => x.id === "configured.warm")
+        expect(warm.note).toContain("the logger recorded no event")
         expect(summary.alarms.recommendation.reasons.join("\n")).toContain("openings a day")
         // the report's openings section: each opening with its start and end, as the scenario had them
         expect(summary.openings.recorded).toBe(true)

@@ -18,6 +18,7 @@ import {
     type EvictedRecord,
     type FixRecord,
     type LogRecord,
+    type RuleAlarmRecord,
     type SampleRecord,
     type StopRecord,
 } from "../format/index.js"
@@ -421,6 +422,37 @@ export function verificationInfo(v: Verdict, text: string): VerificationInfo {
     }
 }
 
+const WHY_TEXT: Record<number, string> = { 1: "above", 2: "below", 3: "too many openings", 4: "open too long" }
+
+/**
+ * Each configured rule's note says what the logger itself recorded for it (its rule alarm records,
+ * kind 11: raised or cleared, why, when), next to the host's judgement of the same rule.
+ */
+function withLoggerEvents(
+    outcomes: { id: string; note: string }[],
+    rules: AlarmRule[],
+    records: LogRecord[],
+    utc: Map<number, number | null>,
+) {
+    const byRule = new Map<number, string[]>()
+    for (const r of records) {
+        if (r.kind !== KIND.ruleAlarm || !("rule" in r)) continue
+        const ev = r as RuleAlarmRecord
+        const at = utc.get(ev.seq)
+        const why = WHY_TEXT[ev.why] ? ` (${WHY_TEXT[ev.why]})` : ""
+        const list = byRule.get(ev.rule) ?? []
+        list.push(`${ev.raise ? "raised" : "cleared"}${why} ${at == null ? `at device time ${ev.t}` : fmtTime(at)}`)
+        byRule.set(ev.rule, list)
+    }
+    rules.forEach((rule, i) => {
+        const o = outcomes.find(x => x.id === `configured.${rule.id}`)
+        if (!o) return
+        const list = byRule.get(i) ?? []
+        const shown = list.slice(0, 6).join(", ") + (list.length > 6 ? `, and ${list.length - 6} more` : "")
+        o.note += `; the logger recorded ${list.length ? shown : "no event"}`
+    })
+}
+
 /** The alarms section: the band rules as before, then the rule engine's rules, its recommendation and the device check. */
 export function engineAlarms(
     records: LogRecord[],
@@ -444,6 +476,7 @@ export function engineAlarms(
         ruleCheck,
         rules: deviceRules?.rules,
     })
+    if (deviceRules) withLoggerEvents(e.rules, deviceRules.rules, records, a.utc)
     return {
         note: alarmsNote(!!deviceRules),
         rules: [bandRule(a, band, preset.name), deviceBandRule(a), ...e.rules],
