@@ -48,6 +48,62 @@ const TYPE_TEXT: Record<number, string> = {
 const c2 = (tc: number) => (tc / 128).toFixed(2)
 
 /**
+ * The logger's events against the host's, both in log order (each with the seq it follows): equal
+ * ones pair off; an expected event the logger could not have recorded yet (`late` says why, into
+ * `notes`) is passed over; anything else is a disagreement: a pair recorded `instead` of one another,
+ * an `extra` record, or a `missing` one (at most 20 findings, then a count).
+ */
+function compareEvents<E extends { seq: number }>(
+    recorded: E[],
+    expected: E[],
+    o: {
+        same: (d: E, h: E) => boolean
+        late: (h: E) => string | null
+        instead: (d: E, h: E) => string | null
+        extra: (d: E) => string
+        missing: (h: E) => string
+        notes: string[]
+    },
+): { mismatches: number; findings: string[] } {
+    const findings: string[] = []
+    let i = 0
+    let j = 0
+    let mismatches = 0
+    while (i < recorded.length || j < expected.length) {
+        const d = recorded[i]
+        const h = expected[j]
+        if (d && h && o.same(d, h)) {
+            i++
+            j++
+            continue
+        }
+        const late = h && (!d || h.seq < d.seq) ? o.late(h) : null
+        if (late !== null) {
+            o.notes.push(late)
+            j++
+            continue
+        }
+        mismatches++
+        const instead = d && h ? o.instead(d, h) : null
+        let line: string
+        if (instead !== null) {
+            line = instead
+            i++
+            j++
+        } else if (d && (!h || d.seq < h.seq)) {
+            line = o.extra(d)
+            i++
+        } else {
+            line = o.missing(h)
+            j++
+        }
+        if (findings.length < 20) findings.push(line)
+    }
+    if (mismatches > findings.length) findings.push(`(and ${mismatches - findings.length} more disagreements)`)
+    return { mismatches, findings }
+}
+
+/**
  * Compare. `records` in seq order (distinct). The state is known from seq 0, or from the first
  * boot record held; a hole in the seqs (records freed or evicted) leaves it unknown until the next
  * boot record, and alarm records there are not compared.
@@ -93,47 +149,24 @@ export function checkDeviceAlarms(records: LogRecord[], band: { low: number; hig
         }
     }
     if (skipped) notes.push(`${skipped} samples and alarm records before a known state were not compared`)
-    const findings: string[] = []
     const same = (x: Ev, y: Ev) => x.boot === y.boot && x.uptime === y.uptime && x.type === y.type && x.tc === y.tc
-    let i = 0
-    let j = 0
-    let mismatches = 0
     const last = records.length ? records[records.length - 1].seq : -1
-    while (i < recorded.length || j < expected.length) {
-        const d = recorded[i]
-        const h = expected[j]
-        if (d && h && same(d, h)) {
-            i++
-            j++
-            continue
-        }
+    const recordedText = (d: Ev) => `seq ${d.seq}: the logger recorded "${TYPE_TEXT[d.type] ?? `type ${d.type}`}" at ${c2(d.tc)} °C`
+    const { mismatches, findings } = compareEvents(recorded, expected, {
+        same,
         // an expected event the logger had no time to record: the log ends, or power went, right after its sample
-        if (h && (!d || h.seq < d.seq) && (h.seq === last || lastOfBoot.get(h.boot) === h.seq)) {
-            notes.push(
-                `sample seq ${h.seq} (${c2(h.tc)} °C) should raise "${TYPE_TEXT[h.type]}", but the log or the boot ends right after it`,
-            )
-            j++
-            continue
-        }
-        mismatches++
-        const note = (line: string) => findings.length < 20 && findings.push(line)
-        if (d && h && d.boot === h.boot && d.uptime === h.uptime) {
-            note(
-                `seq ${d.seq}: the logger recorded "${TYPE_TEXT[d.type] ?? `type ${d.type}`}" at ${c2(d.tc)} °C; the band rule expects "${TYPE_TEXT[h.type]}" at ${c2(h.tc)} °C`,
-            )
-            i++
-            j++
-        } else if (d && (!h || d.seq < h.seq)) {
-            note(
-                `seq ${d.seq}: the logger recorded "${TYPE_TEXT[d.type] ?? `type ${d.type}`}" at ${c2(d.tc)} °C; the band rule expects no alarm record there`,
-            )
-            i++
-        } else {
-            note(`sample seq ${h.seq} (${c2(h.tc)} °C): the band rule expects "${TYPE_TEXT[h.type]}"; the logger recorded none`)
-            j++
-        }
-    }
-    if (mismatches > findings.length) findings.push(`(and ${mismatches - findings.length} more disagreements)`)
+        late: h =>
+            h.seq === last || lastOfBoot.get(h.boot) === h.seq
+                ? `sample seq ${h.seq} (${c2(h.tc)} °C) should raise "${TYPE_TEXT[h.type]}", but the log or the boot ends right after it`
+                : null,
+        instead: (d, h) =>
+            d.boot === h.boot && d.uptime === h.uptime
+                ? `${recordedText(d)}; the band rule expects "${TYPE_TEXT[h.type]}" at ${c2(h.tc)} °C`
+                : null,
+        extra: d => `${recordedText(d)}; the band rule expects no alarm record there`,
+        missing: h => `sample seq ${h.seq} (${c2(h.tc)} °C): the band rule expects "${TYPE_TEXT[h.type]}"; the logger recorded none`,
+        notes,
+    })
     return { rule, samples, recorded: recorded.length, expected: expected.length, agree: mismatches === 0, findings, notes }
 }
 
@@ -229,37 +262,17 @@ export function checkRuleAlarms(records: LogRecord[], given: { rules: AlarmRule[
             }
         }
     if (lastInput >= 0) lastOfBoot.add(lastInput)
-    const findings: string[] = []
     const word = (e: RuleEv) => `${ids[e.rule] ?? `rule ${e.rule}`} ${e.raise ? "raised" : "cleared"} at t ${e.t}`
-    const same = (d: RuleEv, h: RuleEv) =>
-        d.rule === h.rule && d.raise === h.raise && d.t === h.t && d.why === h.why && (h.value === undefined || d.value === h.value)
-    let i = 0
-    let j = 0
-    let mismatches = 0
-    while (i < recorded.length || j < expected.length) {
-        const d = recorded[i]
-        const h = expected[j]
-        if (d && h && same(d, h)) {
-            i++
-            j++
-            continue
-        }
-        if (h && (!d || h.seq < d.seq) && lastOfBoot.has(h.seq)) {
-            notes.push(`${word(h)} is expected after seq ${h.seq}, but the log or the boot ends right after it`)
-            j++
-            continue
-        }
-        mismatches++
-        const note = (line: string) => findings.length < 20 && findings.push(line)
-        if (d && (!h || d.seq < h.seq)) {
-            note(`seq ${d.seq}: the logger recorded ${word(d)}; the rules expect no event there`)
-            i++
-        } else {
-            note(`after seq ${h.seq}: the rules expect ${word(h)}; the logger recorded no such event`)
-            j++
-        }
-    }
-    if (mismatches > findings.length) findings.push(`(and ${mismatches - findings.length} more disagreements)`)
+    const { mismatches, findings } = compareEvents(recorded, expected, {
+        same: (d, h) =>
+            d.rule === h.rule && d.raise === h.raise && d.t === h.t && d.why === h.why && (h.value === undefined || d.value === h.value),
+        late: h =>
+            lastOfBoot.has(h.seq) ? `${word(h)} is expected after seq ${h.seq}, but the log or the boot ends right after it` : null,
+        instead: () => null,
+        extra: d => `seq ${d.seq}: the logger recorded ${word(d)}; the rules expect no event there`,
+        missing: h => `after seq ${h.seq}: the rules expect ${word(h)}; the logger recorded no such event`,
+        notes,
+    })
     return { ruleSet, inputs, recorded: recorded.length, expected: expected.length, agree: mismatches === 0, findings, notes }
 }
 
