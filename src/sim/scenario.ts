@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs"
 import path from "node:path"
+import type { DeviceConfig } from "../provision/provision.js"
 
 /**
  * A scenario is the simulated world of one shipment (docs/scenario.md). Times are hours from `start`.
@@ -10,18 +11,8 @@ export interface Scenario {
     start: string
     /** world length, hours */
     hours: number
-    /** device configuration written at provisioning (the firmware's LoggerConfig) */
-    device: {
-        interval: number
-        upload: number
-        low: number
-        high: number
-        tc?: string
-        avg?: number
-        notch?: number
-        /** the alarm rules the logger runs (docs/alarms.md): a preset name or a list of rules, validated at provisioning */
-        alarms?: string | unknown[]
-    }
+    /** device configuration written at provisioning (the firmware's LoggerConfig), validated there */
+    device: DeviceConfig
     /** piecewise-linear temperatures, [hour, degrees C] keyframes */
     probe: [number, number][]
     board: [number, number][]
