@@ -37,7 +37,14 @@ import {
 } from "./model.js"
 import type { PresetSource, Shipment } from "./shipment.js"
 import { fmtBand, fmtDuration, fmtTime, plural } from "./text.js"
-import { checkDeviceAlarms, checkRuleAlarms, evaluateForReport, placedOpenings, type AlarmRule } from "../alarms/index.js"
+import {
+    checkDeviceAlarms,
+    checkRuleAlarms,
+    evaluateForReport,
+    placedOpenings,
+    type AlarmRule,
+    type OpeningInterval,
+} from "../alarms/index.js"
 
 /** Names of the MAX31856 fault status bits (sr b0..b7). */
 export const SR_NAMES = ["OPEN", "OVUV", "TCLOW", "TCHIGH", "CJLOW", "CJHIGH", "TCRANGE", "CJRANGE"] as const
@@ -87,6 +94,8 @@ export interface LogAnalysis {
     sampleSeqs: number[]
     /** the battery records placed in time: the cell voltage the logger measured */
     battery: BatteryPoint[]
+    /** the lid's openings placed in time (its lid records), undefined without lid records */
+    openings: OpeningInterval[] | undefined
 }
 
 /** One battery record in time: the cell voltage (V), its low-battery level, external power. */
@@ -315,6 +324,7 @@ export function analyzeLog(
         unplaced: records.filter(r => utc.get(r.seq) == null).length,
         sampleSeqs: samples.map(x => x.seq),
         battery: batterySeries(records, utc),
+        openings: placedOpenings(records, utc),
     }
 }
 
@@ -364,11 +374,10 @@ export function emptySections(): Pick<ReportModel, "battery" | "openings"> {
 }
 
 /**
- * The shipper openings from the lid records (docs/format.md 2.5), placed in UTC: each opening's start
- * and end (ms), and a one-line account of them.
+ * The shipper openings from the lid records (docs/format.md 2.5, placed in UTC by `analyzeLog`): each
+ * opening's start and end (ms), and a one-line account of them.
  */
-export function openingsSection(records: LogRecord[], utc: Map<number, number | null>): ReportModel["openings"] {
-    const list = placedOpenings(records, utc)
+export function openingsSection(list: OpeningInterval[] | undefined): ReportModel["openings"] {
     if (!list) return emptySections().openings
     if (!list.length) return { recorded: true, note: "Shipper openings: none (the lid sensor saw the lid closed throughout).", events: [] }
     const closed = list.filter(o => o.endMs !== null)
@@ -475,6 +484,7 @@ export function engineAlarms(
         deviceCheck: deviceBand ? deviceCheck : null,
         ruleCheck,
         rules: deviceRules?.rules,
+        openings: a.openings,
     })
     if (deviceRules) withLoggerEvents(e.rules, deviceRules.rules, records, a.utc)
     return {
@@ -594,7 +604,7 @@ export function buildReport(inp: BuildInput): BuiltReport {
         }),
         ...emptySections(),
         battery: batterySection(a.battery),
-        openings: openingsSection(records, a.utc),
+        openings: openingsSection(a.openings),
         route: { shown: !!inp.lockey && a.route.length > 0, note: routeNote, points: inp.lockey ? a.route : [] },
         evictions: a.evictions,
         unplaced: a.unplaced,

@@ -106,7 +106,7 @@ export function summarize(inp: SummaryInput): ReportModel & { records: number; m
         ),
         ...emptySections(),
         battery: batterySection(a.battery),
-        openings: openingsSection(records, a.utc),
+        openings: openingsSection(a.openings),
         ...(inp.energy ? { energy: inp.energy } : {}),
         route: {
             shown: !!inp.lockey?.length && a.route.length > 0,
