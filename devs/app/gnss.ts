@@ -56,6 +56,8 @@ export interface PositionLog {
     readonly scheduler: { waitUntil(fiber: number, at: number): Promise<boolean> }
     /** device time no record may be stamped before (the last boot or clock set) */
     minT: number
+    /** `t` of the last record appended */
+    readonly lastT: number
     add(make: (seq: number) => Buffer): Promise<number>
     /** time records (devs/app/anchors.ts): one at a fix when due */
     readonly anchors: { append(): Promise<void> }
@@ -229,9 +231,15 @@ class GnssRecorder {
         const fix = ev.fix
         if (fix) {
             const at = Math.max(log.time.atCpu(ev.at), log.minT)
-            await log.add(seq => fixRecord(seq, at, encryptLoc(lockey, seq, fix.lat, fix.lon), fix.fixType, fix.numSV))
+            // stamped under the append lock, no earlier than the record before it (a time record the
+            // sampling fiber or this step appended after the solution was requested): `t` never steps back
+            let t = at
+            await log.add(seq => {
+                t = Math.max(at, log.lastT)
+                return fixRecord(seq, t, encryptLoc(lockey, seq, fix.lat, fix.lon), fix.fixType, fix.numSV)
+            })
             // never the position itself: the console is readable over USB (docs/security.md)
-            console.log(`ct:fix t=${at} sv=${fix.numSV}`)
+            console.log(`ct:fix t=${t} sv=${fix.numSV}`)
         }
         if (ev.stopStart !== NO_TIME) {
             const start = Math.max(log.time.atCpu(ev.stopStart), log.minT)

@@ -12,8 +12,10 @@ import {
     batteryRecord,
     recordKind,
     recordSeq,
+    recordTime,
     sealEpoch,
     KIND_SEAL,
+    KIND_RULE_ALARM,
     SFLAG_NO_READING,
     BOOT_POWER_ON,
     BOOT_INTERRUPTED,
@@ -141,6 +143,9 @@ export class Logger {
     /** device time of the last boot or clock set: instants measured before it (a GNSS solution
      * requested just before the clock was set) are stamped no earlier, so `t` never steps back */
     minT = 0
+    /** `t` of the last record appended: a record of an earlier instant (a GNSS solution requested
+     * before the time record its step appended) is stamped no earlier, so `t` never steps back */
+    lastT = 0
     private inBand = true
     /** the last sample had no reading: the next good one says the converter is back (`ct:sensor-ok`) */
     private sensorDown = false
@@ -287,7 +292,7 @@ export class Logger {
 
     /** the clock was set (devs/app/anchors.ts): nothing may be stamped before it; the schedule, in device seconds, steps with it */
     clockSet(was: number, now: number) {
-        this.minT = now
+        this.minT = this.lastT = now
         this.sampleT += now - was
     }
 
@@ -315,10 +320,18 @@ export class Logger {
     async add(make: (seq: number) => Buffer): Promise<number> {
         await this.appending.acquire()
         try {
-            return await this.store.append(make(this.store.nextSeq))
+            return await this.appendLocked(make(this.store.nextSeq))
         } finally {
             this.appending.release()
         }
+    }
+
+    /** append (the appending lock held); nothing later is stamped before it */
+    private async appendLocked(rec: Buffer): Promise<number> {
+        const seq = await this.store.append(rec)
+        // (a rule alarm's `t` is the rule's instant, which may lie before: docs/format.md 2)
+        if (recordKind(rec) !== KIND_RULE_ALARM) this.lastT = recordTime(rec)
+        return seq
     }
 
     /** Seal the current epoch (section 3.2), then evolve the key; the old key is overwritten. */
@@ -330,7 +343,7 @@ export class Logger {
             const count = this.keys.countAt(seq)
             const mac = this.keys.seal(this.prov.devid, seq, store.head, count)
             const t = this.time.now()
-            await store.append(sealRecord(seq, t, this.keys.epoch, count, mac))
+            await this.appendLocked(sealRecord(seq, t, this.keys.epoch, count, mac))
             await this.keys.evolve(seq, t)
             console.log(`ct:seal epoch=${this.keys.epoch - 1} seq=${seq} count=${count}`)
         } finally {
